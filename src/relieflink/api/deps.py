@@ -1,0 +1,72 @@
+"""Request dependencies: the database session, the signed-in user and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from relieflink.db import get_sessionmaker
+from relieflink.errors import Unauthorized
+from relieflink.models import Role, User
+from relieflink.users import access
+from relieflink.users import service as users
+
+SESSION_COOKIE = "relieflink_session"
+_bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/sign-in")
+
+
+def get_session() -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": commit before the response is sent, so a failed commit is never a 2xx.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def request_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        return credentials.credentials
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def get_current_user(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    token = request_token(request, credentials)
+    user = users.resolve_token(session, token) if token else None
+    if user is None:
+        raise Unauthorized("sign in first: the token is missing, expired or revoked")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_role(*roles: Role) -> object:
+    """A dependency admitting only ``roles`` (403 for any other signed-in role)."""
+    allowed = frozenset(roles)
+
+    def check(user: CurrentUser) -> User:
+        access.ensure_role(user, allowed)
+        return user
+
+    return Depends(check)
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None

@@ -1,0 +1,63 @@
+"""File import (CSV/XLSX upload) and export."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, UploadFile
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from relieflink.api.deps import CurrentUser, SessionDep
+from relieflink.bulk import files
+from relieflink.bulk import service as bulk
+from relieflink.bulk.schemas import ImportReport
+from relieflink.errors import Invalid
+from relieflink.users import access
+
+router = APIRouter(tags=["import and export"])
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+@router.post("/imports/{kind}", response_model=ImportReport)
+def import_file(
+    kind: str,
+    file: UploadFile,
+    session: SessionDep,
+    user: CurrentUser,
+    skip_invalid: Annotated[bool, Query()] = False,
+) -> ImportReport:
+    """Import a CSV or XLSX file; with any bad row nothing is written (unless ``skip_invalid``)."""
+    access.ensure_role(user, access.HOUSEHOLD_WRITERS)
+    bulk.require_format(kind)
+    suffix = files.check_suffix(Path(file.filename or "upload.csv"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{Path(file.filename or 'upload').stem}{suffix}"
+        size = 0
+        with path.open("wb") as out:
+            while chunk := file.file.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    raise Invalid(f"the file is larger than {MAX_UPLOAD_BYTES >> 20} MiB")
+                out.write(chunk)
+        report = bulk.import_file(
+            session,
+            kind,
+            path,
+            actor=user,
+            skip_invalid=skip_invalid,
+            reject_path=Path(tmp) / "rejects.csv",
+        )
+        return report.model_copy(update={"reject_file": None})
+
+
+@router.get("/exports/{kind}.{fmt}")
+def export_file(kind: str, fmt: str, session: SessionDep, user: CurrentUser) -> FileResponse:
+    """Download every record of ``kind`` as CSV or XLSX, in the columns the import reads."""
+    access.ensure_role(user, access.STAFF)
+    tmp = tempfile.TemporaryDirectory()
+    path = Path(tmp.name) / f"{kind}.{fmt}"
+    bulk.export_file(session, kind, path, actor=user)
+    return FileResponse(path, filename=path.name, background=BackgroundTask(tmp.cleanup))

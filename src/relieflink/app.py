@@ -1,0 +1,44 @@
+"""The ASGI application: the JSON API (and, later, the web pages) over the domain services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from relieflink import __version__
+from relieflink.api import problems
+from relieflink.api.idempotency import IdempotencyMiddleware
+from relieflink.api.router import api_router
+from relieflink.config import Settings, get_settings
+from relieflink.db import get_engine, require_migrated
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, *, check_schema: bool = True) -> FastAPI:
+    """Build the application. Refuses to start on a database that is not migrated."""
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if check_schema:
+            require_migrated(get_engine())
+        yield
+
+    app = FastAPI(
+        title="RelieFlink",
+        version=__version__,
+        description="Pandemic and disaster relief from donation to doorstep.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.add_middleware(IdempotencyMiddleware)
+    app.include_router(api_router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,47 @@
+"""Recording and reading audit events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from relieflink.models import AuditEvent
+
+if TYPE_CHECKING:
+    from relieflink.models import User
+
+
+def record(
+    session: Session,
+    *,
+    actor: User | None,
+    action: str,
+    entity: str,
+    entity_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one audit event in the caller's transaction (committed or rolled back with it)."""
+    event = AuditEvent(
+        actor_id=actor.id if actor is not None else None,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        detail=detail,
+    )
+    session.add(event)
+    return event
+
+
+def list_events(
+    session: Session, *, entity: str | None = None, entity_id: int | None = None, limit: int = 100
+) -> Sequence[AuditEvent]:
+    """The newest audit events, optionally for one entity (and record)."""
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if entity is not None:
+        stmt = stmt.where(AuditEvent.entity == entity)
+    if entity_id is not None:
+        stmt = stmt.where(AuditEvent.entity_id == entity_id)
+    return session.scalars(stmt).all()

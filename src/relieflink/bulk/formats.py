@@ -1,0 +1,96 @@
+"""The file formats: which columns each kind has, and how codes in files map to row ids.
+
+Columns are the fields of the kind's ``*Create`` schema, with each foreign key id replaced by the
+referenced row's code (``community_id`` → ``community_code``). A column whose field has a default
+may be left out of a file. Validation reuses the ``*Create`` schemas, so a file row is checked by
+exactly the rules the API applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from relieflink.catalog.schemas import ItemCreate
+from relieflink.db import Base
+from relieflink.households.schemas import HouseholdCreate
+from relieflink.models import Community, District, Household, Item, Organization, Warehouse
+from relieflink.organizations.schemas import OrganizationCreate
+from relieflink.places.schemas import CommunityCreate, DistrictCreate, WarehouseCreate
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A foreign key written in files as the referenced row's code."""
+
+    field: str
+    model: type[Base]
+
+    @property
+    def column(self) -> str:
+        return self.field.removesuffix("_id") + "_code"
+
+
+@dataclass(frozen=True)
+class Format:
+    kind: str
+    model: type[Base]
+    schema: type[BaseModel]
+    key: str = "code"
+    refs: tuple[Ref, ...] = ()
+    order: tuple[str, ...] = ()  # the schema's fields in file order, where that differs
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self.order or self.schema.model_fields)
+
+    @property
+    def columns(self) -> list[str]:
+        by_field = {ref.field: ref.column for ref in self.refs}
+        return [by_field.get(name, name) for name in self.fields]
+
+    @property
+    def required_columns(self) -> set[str]:
+        by_field = {ref.field: ref.column for ref in self.refs}
+        return {
+            by_field.get(name, name)
+            for name, info in self.schema.model_fields.items()
+            if info.is_required()
+        }
+
+
+FORMATS: dict[str, Format] = {
+    f.kind: f
+    for f in (
+        Format("organizations", Organization, OrganizationCreate),
+        Format("districts", District, DistrictCreate),
+        Format(
+            "communities",
+            Community,
+            CommunityCreate,
+            refs=(Ref("district_id", District), Ref("committee_id", Organization)),
+        ),
+        Format("warehouses", Warehouse, WarehouseCreate, refs=(Ref("owner_id", Organization),)),
+        Format(
+            "households",
+            Household,
+            HouseholdCreate,
+            refs=(Ref("community_id", Community),),
+            order=(
+                "code",
+                "community_id",
+                "building",
+                "unit",
+                "size",
+                "infants",
+                "pregnant",
+                "chronic",
+                "elderly_80",
+                "disabled",
+                "phone",
+            ),
+        ),
+        Format("items", Item, ItemCreate, key="sku"),
+    )
+}

@@ -1,0 +1,341 @@
+"""Import and export of registry files.
+
+An import validates every row before it writes anything. With any bad row the whole file is
+refused (``Invalid`` carries each row's line, column and reason) unless ``skip_invalid`` is set,
+in which case the good rows are written and the bad ones go to a reject file. Rows whose key
+(code or SKU) exists already update that record, so importing an export, or retrying an import,
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy import Table, insert, inspect, select, update
+from sqlalchemy.orm import Session
+
+from relieflink.audit import service as audit
+from relieflink.bulk import files
+from relieflink.bulk.formats import FORMATS, Format
+from relieflink.bulk.schemas import ImportReport, RowError
+from relieflink.common import repository as common
+from relieflink.db import utcnow
+from relieflink.errors import FieldError, Invalid
+from relieflink.models import Community, Role, User
+from relieflink.users import access
+
+CHUNK = 20_000
+MAX_REPORTED_ERRORS = 1000
+
+
+def require_format(kind: str) -> Format:
+    """The file format for ``kind``; ``Invalid`` naming the known kinds otherwise."""
+    try:
+        return FORMATS[kind]
+    except KeyError:
+        raise Invalid(f"unknown kind {kind!r}; choose one of {', '.join(FORMATS)}") from None
+
+
+@dataclass
+class _Parsed:
+    lines: list[int] = field(default_factory=list)
+    raws: list[list[str]] = field(default_factory=list)
+    values: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    bad_lines: set[int] = field(default_factory=set)
+
+
+def _check_header(fmt: Format, header: list[str], name: str) -> None:
+    problems = []
+    unknown = [h for h in header if h not in fmt.columns]
+    if unknown:
+        problems.append(
+            FieldError(("line", 1), f"unknown columns {unknown}; expected {fmt.columns}")
+        )
+    missing = sorted(fmt.required_columns - set(header))
+    if missing:
+        problems.append(FieldError(("line", 1), f"missing required columns {missing}"))
+    duplicated = sorted({h for h in header if header.count(h) > 1})
+    if duplicated:
+        problems.append(FieldError(("line", 1), f"columns given twice: {duplicated}"))
+    if problems:
+        raise Invalid(f"{name}: the header row does not match the {fmt.kind} format", problems)
+
+
+def _parse(fmt: Format, header: list[str], rows: Iterator[tuple[int, list[str]]]) -> _Parsed:
+    parsed = _Parsed()
+    seen_keys: dict[str, int] = {}
+    width = len(header)
+    for line, cells in rows:
+        if len(cells) > width:
+            parsed.errors.append(
+                RowError(
+                    line=line,
+                    column=None,
+                    column_number=None,
+                    reason=f"{len(cells)} cells but the header has {width} columns",
+                )
+            )
+            parsed.bad_lines.add(line)
+        values = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip() != ""}
+        key = values.get(fmt.key)
+        if key is not None:
+            if key in seen_keys:
+                parsed.errors.append(
+                    RowError(
+                        line=line,
+                        column=fmt.key,
+                        column_number=header.index(fmt.key) + 1,
+                        reason=f"{fmt.key} {key!r} is also on line {seen_keys[key]}",
+                    )
+                )
+                parsed.bad_lines.add(line)
+            else:
+                seen_keys[key] = line
+        parsed.lines.append(line)
+        parsed.raws.append(cells)
+        parsed.values.append(values)
+    return parsed
+
+
+def _resolve_refs(session: Session, fmt: Format, header: list[str], parsed: _Parsed) -> None:
+    """Replace each ``*_code`` cell by the referenced row's id, or record that it is unknown."""
+    for ref in fmt.refs:
+        if ref.column not in header:
+            continue
+        codes = {v[ref.column] for v in parsed.values if ref.column in v}
+        ids = common.ids_by_code(session, ref.model, codes)
+        for line, values in zip(parsed.lines, parsed.values, strict=True):
+            code = values.pop(ref.column, None)
+            if code is None:
+                continue
+            if code in ids:
+                values[ref.field] = ids[code]
+            else:
+                values[ref.field] = -1  # the row is refused already; no second "missing" error
+                parsed.errors.append(
+                    RowError(
+                        line=line,
+                        column=ref.column,
+                        column_number=header.index(ref.column) + 1,
+                        reason=f"no {ref.model.__tablename__} row with code {code!r}",
+                    )
+                )
+                parsed.bad_lines.add(line)
+
+
+def _validate(fmt: Format, header: list[str], parsed: _Parsed) -> list[dict[str, Any]]:
+    """Validate with the kind's ``*Create`` schema, in chunks; per row only where a chunk fails."""
+    adapter = TypeAdapter(list[fmt.schema])  # type: ignore[name-defined]
+    column_of = {ref.field: ref.column for ref in fmt.refs}
+    good: list[dict[str, Any]] = []
+    for start in range(0, len(parsed.values), CHUNK):
+        chunk = parsed.values[start : start + CHUNK]
+        try:
+            models: list[BaseModel] = adapter.validate_python(chunk)
+        except ValidationError as exc:
+            models = []
+            failed: dict[int, list[Any]] = {}
+            for err in exc.errors(include_url=False):
+                failed.setdefault(int(err["loc"][0]), []).append(err)
+            for offset, values in enumerate(chunk):
+                line = parsed.lines[start + offset]
+                for err in failed.get(offset, []):
+                    name = str(err["loc"][1]) if len(err["loc"]) > 1 else None
+                    column = column_of.get(name, name) if name else None
+                    parsed.errors.append(
+                        RowError(
+                            line=line,
+                            column=column,
+                            column_number=header.index(column) + 1 if column in header else None,
+                            reason=_reason(err["msg"], column, header),
+                        )
+                    )
+                if offset in failed:
+                    parsed.bad_lines.add(line)
+                    models.append(None)  # type: ignore[arg-type]
+                else:
+                    models.append(fmt.schema.model_validate(values))
+        for offset, model in enumerate(models):
+            if model is not None and parsed.lines[start + offset] not in parsed.bad_lines:
+                good.append(model.model_dump())
+    return good
+
+
+def _reason(msg: str, column: str | None, header: list[str]) -> str:
+    msg = msg.removeprefix("Value error, ")
+    return msg if column is None or column in header else f"{column}: {msg}"
+
+
+def _check_actor_rows(
+    session: Session, fmt: Format, actor: User | None, header: list[str], parsed: _Parsed
+) -> None:
+    """A committee may only import households into the communities it manages."""
+    if actor is None or actor.role in access.STAFF:
+        return
+    if fmt.kind != "households" or actor.role != Role.committee:
+        access.ensure_role(actor, access.STAFF)
+        return
+    managed = set(
+        session.scalars(select(Community.id).where(Community.committee_id == actor.organization_id))
+    )
+    for line, values in zip(parsed.lines, parsed.values, strict=True):
+        if values.get("community_id") is not None and values["community_id"] not in managed:
+            parsed.errors.append(
+                RowError(
+                    line=line,
+                    column="community_code",
+                    column_number=header.index("community_code") + 1,
+                    reason="this community is not managed by your committee",
+                )
+            )
+            parsed.bad_lines.add(line)
+
+
+def import_file(
+    session: Session,
+    kind: str,
+    path: Path,
+    *,
+    actor: User | None,
+    skip_invalid: bool = False,
+    reject_path: Path | None = None,
+) -> ImportReport:
+    """Validate every row of ``path``, then create or update the records in bulk."""
+    fmt = require_format(kind)
+    header, rows = files.read_rows(path)
+    _check_header(fmt, header, path.name)
+    parsed = _parse(fmt, header, rows)
+    _resolve_refs(session, fmt, header, parsed)
+    _check_actor_rows(session, fmt, actor, header, parsed)
+    good = _validate(fmt, header, parsed)
+    parsed.errors.sort(key=lambda e: (e.line, e.column_number or 0))
+    if parsed.errors and not skip_invalid:
+        raise Invalid(
+            f"{path.name}: {len(parsed.bad_lines)} of {len(parsed.lines)} rows are invalid; "
+            "nothing was imported",
+            [
+                FieldError(("line", e.line, e.column or ""), e.reason)
+                for e in parsed.errors[:MAX_REPORTED_ERRORS]
+            ],
+        )
+    written_rejects = None
+    if parsed.errors:
+        reject_path = reject_path or path.with_name(path.stem + ".rejects.csv")
+        _write_rejects(reject_path, header, parsed)
+        written_rejects = str(reject_path)
+    created, updated = _upsert(session, fmt, good)
+    audit.record(
+        session,
+        actor=actor,
+        action="import",
+        entity=fmt.kind,
+        detail={
+            "file": path.name,
+            "created": created,
+            "updated": updated,
+            "rejected": len(parsed.bad_lines),
+        },
+    )
+    return ImportReport(
+        kind=fmt.kind,
+        rows=len(parsed.lines),
+        created=created,
+        updated=updated,
+        rejected=len(parsed.bad_lines),
+        errors=parsed.errors[:MAX_REPORTED_ERRORS],
+        reject_file=written_rejects,
+    )
+
+
+def _write_rejects(path: Path, header: list[str], parsed: _Parsed) -> None:
+    reasons: dict[int, list[str]] = {}
+    for err in parsed.errors:
+        reasons.setdefault(err.line, []).append(str(err))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow([*header, "error"])
+        for line, raw in zip(parsed.lines, parsed.raws, strict=True):
+            if line in parsed.bad_lines:
+                writer.writerow(
+                    [
+                        *raw[: len(header)],
+                        *[""] * (len(header) - len(raw)),
+                        "; ".join(reasons[line]),
+                    ]
+                )
+
+
+def _upsert(session: Session, fmt: Format, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """Insert new keys and update existing ones, in bulk; returns (created, updated)."""
+    existing = common.ids_by_code(session, fmt.model, (r[fmt.key] for r in rows), column=fmt.key)
+    now = utcnow()
+    new = [r | {"created_at": now, "updated_at": now} for r in rows if r[fmt.key] not in existing]
+    changed = [
+        r | {"id": existing[r[fmt.key]], "updated_at": now} for r in rows if r[fmt.key] in existing
+    ]
+    table = cast(Table, fmt.model.__table__)
+    if new:
+        if session.get_bind().dialect.name == "postgresql":
+            _copy_rows(session, table.name, new)
+        else:
+            for start in range(0, len(new), CHUNK):
+                session.execute(insert(table), new[start : start + CHUNK])
+    for start in range(0, len(changed), CHUNK):
+        session.execute(update(fmt.model), changed[start : start + CHUNK])
+    return len(new), len(changed)
+
+
+def _copy_rows(session: Session, table: str, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL COPY: several times faster than batched INSERTs for large files."""
+    columns = list(rows[0])
+    dbapi = session.connection().connection.driver_connection
+    with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+
+
+def export_file(session: Session, kind: str, path: Path, *, actor: User | None) -> int:
+    """Write every record of ``kind`` to ``path`` in the import columns; returns the row count."""
+    fmt = require_format(kind)
+    files.check_suffix(path)
+    if actor is not None:
+        access.ensure_role(actor, access.STAFF)
+    codes = {ref.field: common.codes_by_id(session, ref.model) for ref in fmt.refs}
+    fields = fmt.fields
+    columns = [getattr(fmt.model, name) for name in fields]
+
+    def rows() -> Iterator[list[Any]]:
+        primary_key = inspect(fmt.model).primary_key[0]
+        stmt = select(*columns).order_by(primary_key).execution_options(yield_per=CHUNK)
+        result = session.execute(stmt)
+        for record in result:
+            yield [
+                _export_value(codes[name].get(value) if name in codes else value)
+                for name, value in zip(fields, record, strict=True)
+            ]
+
+    count = files.write_rows(path, fmt.columns, rows())
+    audit.record(
+        session,
+        actor=actor,
+        action="export",
+        entity=fmt.kind,
+        detail={"file": path.name, "rows": count},
+    )
+    return count
+
+
+def _export_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return value

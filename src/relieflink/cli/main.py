@@ -1,0 +1,142 @@
+"""Commands: db, catalog, users, import, export, serve, demo (and sub-apps of other domains)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from relieflink.bulk import service as bulk
+from relieflink.bulk.formats import FORMATS
+from relieflink.catalog import service as catalog
+from relieflink.cli import scenario
+from relieflink.cli.common import console, fail, transaction
+from relieflink.cli.demo import demo
+from relieflink.config import get_settings
+from relieflink.db import get_engine, migrations, require_migrated
+from relieflink.errors import RelieflinkError
+from relieflink.models import Role
+from relieflink.users import service as users
+from relieflink.users.schemas import UserCreate
+
+app = typer.Typer(
+    help="RelieFlink: pandemic and disaster relief from donation to doorstep.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The item and kit catalog.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(users_app, name="users")
+app.add_typer(scenario.app, name="scenario")
+app.command("demo")(demo)
+
+KINDS = ", ".join(FORMATS)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Create or migrate the database to the newest schema."""
+    url = get_settings().database_url
+    migrations.upgrade(url, revision)
+    where = get_engine().url.render_as_string(hide_password=True)
+    console.print(f"database at [bold]{where}[/] is at {revision}")
+
+
+@catalog_app.command("seed")
+def catalog_seed() -> None:
+    """Load the reference items and kits (existing SKUs are left unchanged)."""
+    with transaction() as session:
+        result = catalog.seed_catalog(session, actor=None)
+    console.print(
+        f"items: {result.items_created} added, {result.items_existing} already there; "
+        f"kits: {result.kits_created} added, {result.kits_existing} already there"
+    )
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[Role, typer.Option(help="admin, coordinator, warehouse, courier, ...")],
+    full_name: Annotated[str, typer.Option()] = "",
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+    organization_id: int | None = None,
+    household_id: int | None = None,
+) -> None:
+    """Create a user (use it to bootstrap the first admin)."""
+    try:
+        data = UserCreate(
+            username=username,
+            full_name=full_name or username,
+            role=role,
+            password=password,
+            organization_id=organization_id,
+            household_id=household_id,
+        )
+    except ValueError as exc:
+        raise fail(RelieflinkError(f"invalid user: {exc}")) from None
+    with transaction() as session:
+        user = users.create_user(session, data, actor=None)
+        console.print(f"created {user.role} [bold]{user.username}[/] (id {user.id})")
+
+
+@app.command("import")
+def import_command(
+    kind: Annotated[str, typer.Argument(help=f"one of: {KINDS}")],
+    file: Annotated[Path, typer.Argument(help="a .csv or .xlsx file")],
+    skip_invalid: Annotated[
+        bool, typer.Option(help="import the good rows; write the bad ones to a reject file")
+    ] = False,
+    rejects: Annotated[Path | None, typer.Option(help="where to write rejected rows")] = None,
+) -> None:
+    """Import a CSV or XLSX file. With any bad row nothing is imported (unless --skip-invalid)."""
+    with transaction() as session:
+        report = bulk.import_file(
+            session, kind, file, actor=None, skip_invalid=skip_invalid, reject_path=rejects
+        )
+    console.print(
+        f"{report.kind}: {report.rows} rows, {report.created} created, {report.updated} updated, "
+        f"{report.rejected} rejected"
+    )
+    if report.reject_file:
+        console.print(f"rejected rows and reasons: {report.reject_file}")
+        for error in report.errors[:20]:
+            console.print(f"  {error}", markup=False)
+
+
+@app.command("export")
+def export_command(
+    kind: Annotated[str, typer.Argument(help=f"one of: {KINDS}")],
+    file: Annotated[Path, typer.Argument(help="a .csv or .xlsx file (format by extension)")],
+) -> None:
+    """Export every record of a kind in the columns the import reads."""
+    with transaction() as session:
+        count = bulk.export_file(session, kind, file, actor=None)
+    console.print(f"wrote {count} {kind} to {file}")
+
+
+@app.command("serve")
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API server (uvicorn)."""
+    import uvicorn
+
+    try:
+        require_migrated(get_engine())
+    except RelieflinkError as exc:
+        raise fail(exc) from None
+    uvicorn.run("relieflink.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def summary_table(title: str, rows: list[tuple[str, object]]) -> Table:
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table

@@ -1,0 +1,1 @@
+"""Helpers every domain shares: pagination and the generic repository functions."""

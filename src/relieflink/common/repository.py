@@ -1,0 +1,61 @@
+"""Generic SQL used by every registry repository: fetch by id or code, pages, bulk code maps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, inspect, select
+from sqlalchemy.orm import Session
+
+from relieflink.db import Base
+
+M = TypeVar("M", bound=Base)
+
+
+def get_by_id(session: Session, model: type[M], id_: int) -> M | None:
+    return session.get(model, id_)
+
+
+def get_by_code(session: Session, model: type[M], code: str, *, column: str = "code") -> M | None:
+    return session.scalars(select(model).where(getattr(model, column) == code)).one_or_none()
+
+
+def page(
+    session: Session, stmt: Select[M], *, offset: int, limit: int, order_by: Any
+) -> tuple[Sequence[M], int]:
+    """One page of ``stmt`` and the total number of rows it matches."""
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = session.scalars(stmt.order_by(order_by).offset(offset).limit(limit)).all()
+    return rows, total
+
+
+def ids_by_code(
+    session: Session, model: type[Base], codes: Iterable[str], *, column: str = "code"
+) -> dict[str, int]:
+    """Map codes to primary keys for the given codes, in chunks (for bulk imports)."""
+    col = getattr(model, column)
+    primary_key = inspect(model).primary_key[0]
+    wanted = list(dict.fromkeys(codes))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start : start + 5000]
+        found.update(session.execute(select(col, primary_key).where(col.in_(chunk))).all())
+    return found
+
+
+def codes_by_id(session: Session, model: type[Base], *, column: str = "code") -> dict[int, str]:
+    """Every row's code by primary key (for exports, which write codes instead of ids)."""
+    primary_key = inspect(model).primary_key[0]
+    return dict(session.execute(select(primary_key, getattr(model, column))).all())
+
+
+def apply_update(obj: Base, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set the changed attributes on ``obj``; return ``{field: [old, new]}`` for the audit log."""
+    diff: dict[str, Any] = {}
+    for key, value in changes.items():
+        old = getattr(obj, key)
+        if old != value:
+            diff[key] = [old, value]
+            setattr(obj, key, value)
+    return diff

@@ -1,0 +1,51 @@
+"""Settings: one object, read from the environment (prefix ``RELIEFLINK_``) and ``.env``.
+
+Never read at import time: call :func:`get_settings`, which caches the object.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me"
+
+
+class Settings(BaseSettings):
+    """Everything RelieFlink can be configured with. `.env.example` documents each key."""
+
+    model_config = SettingsConfigDict(env_prefix="RELIEFLINK_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / 'relieflink.db'}")
+    secret_key: str = PLACEHOLDER_SECRET
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    session_idle_minutes: int = Field(default=60, gt=0)
+    session_absolute_hours: int = Field(default=12, gt=0)
+    login_attempts_per_minute: int = Field(default=5, gt=0)
+    sql_echo: bool = False
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.environment == "production" and (
+            self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "RELIEFLINK_SECRET_KEY is a placeholder or shorter than 32 characters; set a "
+                "random one: python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

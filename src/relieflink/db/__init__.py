@@ -1,0 +1,22 @@
+"""Database plumbing: the engine, sessions, the declarative base and portable column types."""
+
+from relieflink.db.base import Base, TimestampMixin, UTCDateTime, utcnow
+from relieflink.db.engine import (
+    get_engine,
+    get_sessionmaker,
+    require_migrated,
+    reset_engine,
+    session_scope,
+)
+
+__all__ = [
+    "Base",
+    "TimestampMixin",
+    "UTCDateTime",
+    "get_engine",
+    "get_sessionmaker",
+    "require_migrated",
+    "reset_engine",
+    "session_scope",
+    "utcnow",
+]

@@ -1,0 +1,101 @@
+"""The engine and session factory, built lazily from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from relieflink.config import get_settings
+from relieflink.errors import RelieflinkError
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # SQLite serialises writers. A transaction that must read and then write without anyone
+    # writing in between (a stock reservation) asks for the write lock up front with
+    # ``session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})``; plain reads take
+    # no lock, so a long export never blocks the writers.
+    mode = conn.get_execution_options().get("sqlite_begin", "")
+    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def build_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for ``url`` with the per-dialect settings RelieFlink relies on."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit transactions are off).
+        event.listen(
+            engine,
+            "connect",
+            lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None),
+        )
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@lru_cache
+def get_engine() -> Engine:
+    """The process-wide engine for the configured database."""
+    settings = get_settings()
+    return build_engine(settings.database_url, echo=settings.sql_echo)
+
+
+@lru_cache
+def get_sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+def reset_engine() -> None:
+    """Forget the cached engine (after the settings changed, e.g. in tests)."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    get_sessionmaker.cache_clear()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+class NotMigrated(RelieflinkError):
+    status_code = 503
+    title = "Database not migrated"
+
+
+def require_migrated(engine: Engine) -> None:
+    """Refuse to run on a database that is missing or behind the newest migration."""
+    from relieflink.db.migrations import current_revision, head_revision
+
+    if (
+        not inspect(engine).has_table("alembic_version")
+        or current_revision(engine) != head_revision()
+    ):
+        raise NotMigrated(
+            f"the database at {engine.url.render_as_string(hide_password=True)} is not at the "
+            "newest schema; run `relieflink db upgrade` first"
+        )

@@ -1,0 +1,1 @@
+"""Households and their vulnerable members. Personal and health data: scoped, masked, audited."""

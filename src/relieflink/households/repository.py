@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from relieflink.common import repository as common
+from relieflink.households.schemas import HouseholdFilters
+from relieflink.models import Household
+
+
+def filtered(filters: HouseholdFilters) -> Select[Household]:
+    stmt = select(Household)
+    if filters.community_id is not None:
+        stmt = stmt.where(Household.community_id == filters.community_id)
+    if filters.vulnerable is not None:
+        any_vulnerable = or_(
+            Household.infants > 0,
+            Household.pregnant > 0,
+            Household.chronic > 0,
+            Household.elderly_80 > 0,
+            Household.disabled > 0,
+        )
+        stmt = stmt.where(any_vulnerable if filters.vulnerable else ~any_vulnerable)
+    if filters.q:
+        stmt = stmt.where(Household.code.ilike(f"%{filters.q}%"))
+    return stmt
+
+
+def page(
+    session: Session, stmt: Select[Household], *, offset: int, limit: int
+) -> tuple[Sequence[Household], int]:
+    return common.page(session, stmt, offset=offset, limit=limit, order_by=Household.id)

@@ -1,0 +1,1 @@
+"""Safe retries: the first answer to a request with an ``Idempotency-Key`` is kept and replayed."""

@@ -1,0 +1,90 @@
+"""Claiming an idempotency key, replaying its answer, and releasing it when the work failed."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from relieflink.db import utcnow
+from relieflink.errors import Conflict, Invalid
+from relieflink.models import IdempotencyRecord
+
+# A claim whose request never finished (the process died) may be taken over after this long.
+ABANDONED_AFTER = timedelta(minutes=5)
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(b"\n".join([method.encode(), path.encode(), body])).hexdigest()
+
+
+@dataclass(frozen=True)
+class Replay:
+    status: int
+    body: Any
+
+
+def claim(
+    session: Session, *, user_id: int, key: str, method: str, path: str, fingerprint: str
+) -> Replay | None:
+    """Claim ``key`` for this request (None: go ahead), or the stored answer to replay.
+
+    Raises ``Invalid`` when the key was used for another request, and ``Conflict`` while the
+    first request with this key is still running. Commits its own small transaction: the claim
+    must be visible to a concurrent retry before the work starts.
+    """
+    existing = session.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+        )
+    ).one_or_none()
+    if existing is None:
+        session.add(
+            IdempotencyRecord(
+                user_id=user_id, key=key, method=method, path=path, request_hash=fingerprint
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise Conflict("a request with this Idempotency-Key is still being processed") from None
+        return None
+    if existing.request_hash != fingerprint:
+        raise Invalid(
+            "this Idempotency-Key was used for a different request; use a new key for new work"
+        )
+    if existing.response_status is None:
+        if utcnow() - existing.created_at < ABANDONED_AFTER:
+            raise Conflict("a request with this Idempotency-Key is still being processed")
+        existing.created_at = utcnow()
+        session.commit()
+        return None
+    return Replay(existing.response_status, existing.response_body)
+
+
+def complete(session: Session, *, user_id: int, key: str, status: int, body: Any) -> None:
+    """Store the answer to replay for ``key``."""
+    record = session.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+        )
+    ).one()
+    record.response_status = status
+    record.response_body = body
+    session.commit()
+
+
+def release(session: Session, *, user_id: int, key: str) -> None:
+    """Forget the claim on ``key`` (the work failed unexpectedly, so a retry may do it)."""
+    session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+        )
+    )
+    session.commit()

@@ -1,0 +1,1 @@
+"""Organizations: donors, NGOs, carriers, health providers, government bodies, committees."""

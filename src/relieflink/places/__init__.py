@@ -1,0 +1,1 @@
+"""Places: districts, communities (residential compounds) and warehouses."""

@@ -1,0 +1,1 @@
+"""Simulated relief operations over the real services: the demo, what-ifs and outcome metrics."""

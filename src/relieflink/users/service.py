@@ -1,0 +1,175 @@
+"""Users and sign-in. Services never commit: the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from relieflink.audit import service as audit
+from relieflink.common.repository import apply_update
+from relieflink.config import get_settings
+from relieflink.db import utcnow
+from relieflink.errors import Conflict, FieldError, Invalid, NotFound, TooManyRequests
+from relieflink.models import AuthSession, Household, Organization, Role, User
+from relieflink.users import repository, security
+from relieflink.users.schemas import UserCreate, UserFilters, UserUpdate
+
+# A sliding session is touched at most this often, so reads do not turn into writes.
+_TOUCH_EVERY = timedelta(minutes=1)
+ADDRESS_LIMIT_FACTOR = 4  # an address may fail for several accounts (a shared NAT, a building)
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    """The user with this id, or None."""
+    return repository.get_user(session, user_id)
+
+
+def require_user(session: Session, user_id: int) -> User:
+    """The user with this id; ``NotFound`` if there is none."""
+    user = repository.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    return user
+
+
+def list_users(
+    session: Session, filters: UserFilters, *, offset: int = 0, limit: int = 50
+) -> tuple[Sequence[User], int]:
+    """One page of users matching ``filters``."""
+    return repository.list_users(session, filters, offset=offset, limit=limit)
+
+
+def _check_links(session: Session, organization_id: int | None, household_id: int | None) -> None:
+    errors = []
+    if organization_id is not None and session.get(Organization, organization_id) is None:
+        errors.append(
+            FieldError(("organization_id",), f"no organization with id {organization_id}")
+        )
+    if household_id is not None and session.get(Household, household_id) is None:
+        errors.append(FieldError(("household_id",), f"no household with id {household_id}"))
+    if errors:
+        raise Invalid("the user refers to records that do not exist", errors)
+
+
+def create_user(session: Session, data: UserCreate, *, actor: User | None) -> User:
+    """Create a user (``actor`` None only when bootstrapping the first admin from the CLI)."""
+    if repository.get_user_by_username(session, data.username) is not None:
+        raise Conflict(f"the username {data.username!r} is taken")
+    _check_links(session, data.organization_id, data.household_id)
+    user = User(
+        username=data.username,
+        full_name=data.full_name,
+        role=data.role,
+        organization_id=data.organization_id,
+        household_id=data.household_id,
+        password_hash=security.hash_password(data.password),
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="create",
+        entity="user",
+        entity_id=user.id,
+        detail={"username": user.username, "role": user.role},
+    )
+    return user
+
+
+def update_user(session: Session, user_id: int, data: UserUpdate, *, actor: User) -> User:
+    """Change a user's details, role, links, password or active flag."""
+    user = require_user(session, user_id)
+    changes = data.model_dump(exclude_unset=True)
+    _check_links(session, changes.get("organization_id"), changes.get("household_id"))
+    password = changes.pop("password", None)
+    diff = apply_update(user, changes)
+    if password is not None:
+        user.password_hash = security.hash_password(password)
+        diff["password"] = "changed"
+    audit.record(
+        session, actor=actor, action="update", entity="user", entity_id=user.id, detail=diff
+    )
+    return user
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str
+    expires_at: datetime
+    user: User
+
+
+def _attempt_keys(username: str, address: str | None) -> list[tuple[str, int]]:
+    limit = get_settings().login_attempts_per_minute
+    keys = [(f"user:{username.lower()}", limit)]
+    if address:
+        keys.append((f"addr:{address}", limit * ADDRESS_LIMIT_FACTOR))
+    return keys
+
+
+def sign_in(
+    session: Session, username: str, password: str, *, address: str | None
+) -> SignedIn | None:
+    """A new session token, or None for a wrong password or unknown user (the same answer).
+
+    A failed attempt is recorded in the caller's transaction, which must be committed even though
+    the sign-in failed. Too many recent failures for the account or the address raise
+    ``TooManyRequests`` before the password is checked.
+    """
+    now = utcnow()
+    keys = _attempt_keys(username, address)
+    for key, limit in keys:
+        if repository.count_attempts_since(session, key, now - timedelta(minutes=1)) >= limit:
+            raise TooManyRequests("too many failed sign-ins; wait a minute and try again")
+    user = repository.get_user_by_username(session, username)
+    ok = security.verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        for key, _ in keys:
+            repository.add_attempt(session, key)
+        return None
+    repository.forget_attempts(session, keys[0][0])
+    settings = get_settings()
+    token = security.new_token()
+    auth = AuthSession(
+        token_hash=security.token_digest(token),
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=settings.session_absolute_hours),
+        client_address=address,
+    )
+    session.add(auth)
+    audit.record(session, actor=user, action="sign_in", entity="user", entity_id=user.id)
+    return SignedIn(token=token, expires_at=auth.expires_at, user=user)
+
+
+def resolve_token(session: Session, token: str) -> User | None:
+    """The active user behind a token, or None if it is unknown, revoked, idle or expired."""
+    auth = repository.get_session_by_digest(session, security.token_digest(token))
+    if auth is None or auth.revoked_at is not None:
+        return None
+    now = utcnow()
+    idle = timedelta(minutes=get_settings().session_idle_minutes)
+    if now >= auth.expires_at or now - auth.last_seen_at >= idle:
+        return None
+    user = repository.get_user(session, auth.user_id)
+    if user is None or not user.is_active:
+        return None
+    if now - auth.last_seen_at >= _TOUCH_EVERY:
+        auth.last_seen_at = now
+    return user
+
+
+def sign_out(session: Session, token: str) -> None:
+    """Revoke a session token (unknown tokens are ignored: signing out twice is harmless)."""
+    auth = repository.get_session_by_digest(session, security.token_digest(token))
+    if auth is not None and auth.revoked_at is None:
+        auth.revoked_at = utcnow()
+
+
+def is_role(user: User, *roles: Role) -> bool:
+    return user.role in roles

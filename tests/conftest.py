@@ -1,0 +1,84 @@
+"""Test database and helpers.
+
+The suite runs on a fresh SQLite file, or on PostgreSQL when ``RELIEFLINK_TEST_DATABASE_URL`` is
+set. The schema is built by the real migrations (``alembic upgrade head``). Tests commit for real
+(the API and the idempotency middleware open their own transactions, as in production) and every
+table is emptied after each test that used the database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from relieflink.config import get_settings
+from relieflink.db import Base, get_engine, get_sessionmaker, reset_engine
+from relieflink.db.migrations import upgrade
+
+POSTGRES_URL = os.environ.get("RELIEFLINK_TEST_DATABASE_URL")
+
+
+def _fresh_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if POSTGRES_URL:
+        _fresh_postgres(POSTGRES_URL)
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    os.environ["RELIEFLINK_DATABASE_URL"] = url
+    os.environ["RELIEFLINK_ENVIRONMENT"] = "test"
+    get_settings.cache_clear()
+    reset_engine()
+    upgrade(url)
+    yield url
+    reset_engine()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Engine:
+    return get_engine()
+
+
+def _empty_all_tables(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session on the test database; the caller commits like an entry point would."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+        _empty_all_tables(engine)
+
+
+@pytest.fixture
+def client(db: Session) -> Iterator[TestClient]:
+    from relieflink.app import create_app
+
+    with TestClient(create_app()) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def examples_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "examples"

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from relieflink.config import PLACEHOLDER_SECRET, Settings
+
+
+def test_default_database_is_a_sqlite_file_in_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("RELIEFLINK_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url == f"sqlite:///{tmp_path / 'relieflink.db'}"
+    assert settings.is_sqlite
+
+
+@pytest.mark.parametrize("secret", [PLACEHOLDER_SECRET, "short"])
+def test_production_refuses_a_placeholder_or_short_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="RELIEFLINK_SECRET_KEY"):
+        Settings(environment="production", secret_key=secret, _env_file=None)  # type: ignore[call-arg]
+
+
+def test_production_accepts_a_real_secret() -> None:
+    settings = Settings(environment="production", secret_key="x" * 40, _env_file=None)  # type: ignore[call-arg]
+    assert settings.environment == "production"
+
+
+def test_env_example_documents_every_setting() -> None:
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    for name in Settings.model_fields:
+        assert f"RELIEFLINK_{name.upper()}" in example, name

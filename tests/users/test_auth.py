@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from relieflink.db import utcnow
+from relieflink.models import AuthSession, Role
+from tests.factories import PASSWORD, make_user, sign_in
+
+
+def test_passwords_are_stored_as_argon2id(db: Session) -> None:
+    user = make_user(db, Role.coordinator)
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+
+
+def test_sign_in_returns_a_token_that_only_its_hash_is_stored(
+    db: Session, client: TestClient
+) -> None:
+    user = make_user(db, Role.coordinator)
+    db.commit()
+    response = client.post(
+        "/api/v1/auth/sign-in", json={"username": user.username, "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    token = response.json()["access_token"]
+    stored = db.scalars(select(AuthSession.token_hash)).all()
+    assert token not in stored and len(stored) == 1
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["username"] == user.username
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(
+    db: Session, client: TestClient
+) -> None:
+    user = make_user(db, Role.donor)
+    db.commit()
+    wrong = client.post(
+        "/api/v1/auth/sign-in", json={"username": user.username, "password": "nope nope nope"}
+    )
+    unknown = client.post(
+        "/api/v1/auth/sign-in", json={"username": "nobody", "password": "nope nope nope"}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+
+
+def test_sign_in_is_rate_limited_per_account(db: Session, client: TestClient) -> None:
+    user = make_user(db, Role.donor)
+    db.commit()
+    bad = {"username": user.username, "password": "wrong password!"}
+    codes = [client.post("/api/v1/auth/sign-in", json=bad).status_code for _ in range(6)]
+    assert codes == [401] * 5 + [429]
+    # Even the right password is refused while the limit holds.
+    good = client.post(
+        "/api/v1/auth/sign-in", json={"username": user.username, "password": PASSWORD}
+    )
+    assert good.status_code == 429
+    assert good.headers["Retry-After"] == "60"
+
+
+def test_sign_out_revokes_the_token(db: Session, client: TestClient) -> None:
+    user = make_user(db, Role.courier)
+    db.commit()
+    headers = sign_in(client, user)
+    assert client.post("/api/v1/auth/sign-out", headers=headers).status_code == 204
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
+
+
+def test_idle_and_absolute_expiry(db: Session, client: TestClient) -> None:
+    user = make_user(db, Role.courier)
+    db.commit()
+    headers = sign_in(client, user)
+    auth = db.scalars(select(AuthSession)).one()
+    auth.last_seen_at = utcnow() - timedelta(hours=2)
+    db.commit()
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
+
+    headers = sign_in(client, user)
+    newest = db.scalars(select(AuthSession).order_by(AuthSession.id.desc())).first()
+    assert newest is not None
+    newest.expires_at = utcnow() - timedelta(seconds=1)
+    db.commit()
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
+
+
+def test_missing_or_garbage_token_is_401_with_problem_details(client: TestClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        response = client.get("/api/v1/items", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert response.json()["status"] == 401
+
+
+def test_a_deactivated_user_is_signed_out(db: Session, client: TestClient) -> None:
+    user = make_user(db, Role.warehouse)
+    db.commit()
+    headers = sign_in(client, user)
+    user.is_active = False
+    db.commit()
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
