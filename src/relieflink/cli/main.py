@@ -39,7 +39,7 @@ KINDS = ", ".join(FORMATS)
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Create or migrate the database to the newest schema."""
     url = get_settings().database_url
     migrations.upgrade(url, revision)

@@ -89,11 +89,11 @@ class NotMigrated(RelieflinkError):
 
 def require_migrated(engine: Engine) -> None:
     """Refuse to run on a database that is missing or behind the newest migration."""
-    from relieflink.db.migrations import current_revision, head_revision
+    from relieflink.db.migrations import current_revisions, head_revisions
 
     if (
         not inspect(engine).has_table("alembic_version")
-        or current_revision(engine) != head_revision()
+        or current_revisions(engine) != head_revisions()
     ):
         raise NotMigrated(
             f"the database at {engine.url.render_as_string(hide_password=True)} is not at the "
