@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from relieflink import __version__
 from relieflink.api import problems
@@ -14,6 +15,7 @@ from relieflink.api.idempotency import IdempotencyMiddleware
 from relieflink.api.router import api_router
 from relieflink.config import Settings, get_settings
 from relieflink.db import get_engine, require_migrated
+from relieflink.web import STATIC_DIR, web_router
 
 API_PREFIX = "/api/v1"
 
@@ -41,4 +43,6 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     problems.install(app)
     app.add_middleware(IdempotencyMiddleware)
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from relieflink.api.routes import audit, auth, bulk, households, registry, users
+from relieflink.api.routes import audit, auth, bulk, consult, households, needs, registry, users
 
 api_router = APIRouter()
-for module in (auth, users, registry, households, bulk, audit):
+for module in (auth, users, registry, households, bulk, audit, needs, consult):
     api_router.include_router(module.router)
+api_router.include_router(needs.runs_router)
 
 
 @api_router.get("/health", tags=["health"])

@@ -45,6 +45,11 @@ def get_items_by_sku(session: Session, skus: Sequence[str]) -> dict[str, Item]:
     return repository.items_by_sku(session, skus)
 
 
+def get_kits_by_sku(session: Session, skus: Sequence[str]) -> list[Kit]:
+    """The kits with these SKUs (missing ones are simply absent)."""
+    return list(repository.kits_by_sku(session, skus).values())
+
+
 def create_item(session: Session, data: ItemCreate, *, actor: User | None) -> Item:
     """Add an item to the catalog."""
     return crud.create(session, Item, data, actor=actor, entity="item", code_field="sku")

@@ -11,7 +11,7 @@ from rich.table import Table
 from relieflink.bulk import service as bulk
 from relieflink.bulk.formats import FORMATS
 from relieflink.catalog import service as catalog
-from relieflink.cli import scenario
+from relieflink.cli import needs, scenario
 from relieflink.cli.common import console, fail, transaction
 from relieflink.cli.demo import demo
 from relieflink.config import get_settings
@@ -34,6 +34,8 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(users_app, name="users")
 app.add_typer(scenario.app, name="scenario")
 app.command("demo")(demo)
+app.add_typer(needs.requests_app, name="requests")
+app.command("allocate")(needs.allocate)
 
 KINDS = ", ".join(FORMATS)
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from relieflink.db import Base
 
 M = TypeVar("M", bound=Base)
+_SCAN_ABOVE = 20_000
 
 
 def get_by_id(session: Session, model: type[M], id_: int) -> M | None:
@@ -33,10 +34,20 @@ def page(
 def ids_by_code(
     session: Session, model: type[Base], codes: Iterable[str], *, column: str = "code"
 ) -> dict[str, int]:
-    """Map codes to primary keys for the given codes, in chunks (for bulk imports)."""
+    """Map codes to primary keys for the given codes (for bulk imports).
+
+    Small sets are looked up in chunks of ``IN (...)``; for a large set one scan of the code
+    column is much cheaper than hundreds of chunked lookups.
+    """
     col = getattr(model, column)
     primary_key = inspect(model).primary_key[0]
     wanted = list(dict.fromkeys(codes))
+    if len(wanted) > _SCAN_ABOVE:
+        if session.execute(select(primary_key).limit(1)).first() is None:
+            return {}
+        wanted_set = set(wanted)
+        rows = session.execute(select(col, primary_key)).all()
+        return {code: id_ for code, id_ in rows if code in wanted_set}
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 5000):
         chunk = wanted[start : start + 5000]

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
 from relieflink.common import crud
+from relieflink.common import repository as common
 from relieflink.common.schemas import validate_as
 from relieflink.errors import FieldError, Forbidden, Invalid
 from relieflink.households import repository
@@ -26,11 +27,18 @@ from relieflink.users import access
 _REFS = {"community_id": Community}
 
 
-def _require_visible(session: Session, household_id: int, actor: User) -> Household:
+def require_visible(session: Session, household_id: int, *, actor: User) -> Household:
+    """The household if ``actor`` may see it (``NotFound``/``Forbidden`` otherwise); not audited:
+    for checks on behalf of another record, not for showing the household's data."""
     household = crud.require(session, Household, household_id, label="household")
     community = places.require_community(session, household.community_id)
     access.ensure_can_see_household(actor, household, community=community)
     return household
+
+
+def ids_by_code(session: Session, codes: set[str]) -> dict[str, int]:
+    """Household ids by code, for files that name households by code."""
+    return common.ids_by_code(session, Household, codes)
 
 
 def to_read(household: Household) -> HouseholdRead:
@@ -41,7 +49,7 @@ def to_read(household: Household) -> HouseholdRead:
 
 def require_household(session: Session, household_id: int, *, actor: User) -> Household:
     """One household the actor may see; the read is audited."""
-    household = _require_visible(session, household_id, actor)
+    household = require_visible(session, household_id, actor=actor)
     audit.record(session, actor=actor, action="read", entity="household", entity_id=household.id)
     return household
 
@@ -49,7 +57,7 @@ def require_household(session: Session, household_id: int, *, actor: User) -> Ho
 def reveal_phone(session: Session, household_id: int, *, actor: User) -> Household:
     """The household with its full phone, for roles that may call it; audited as such."""
     access.ensure_role(actor, access.PHONE_READERS)
-    household = _require_visible(session, household_id, actor)
+    household = require_visible(session, household_id, actor=actor)
     audit.record(
         session, actor=actor, action="read_phone", entity="household", entity_id=household.id
     )
@@ -94,7 +102,7 @@ def update_household(
     session: Session, household_id: int, data: HouseholdUpdate, *, actor: User
 ) -> Household:
     """Change a household; the size and member counts are checked together."""
-    household = _require_visible(session, household_id, actor)
+    household = require_visible(session, household_id, actor=actor)
     _ensure_may_write_in(session, actor, household.community_id)
     if data.community_id is not None:
         _ensure_may_write_in(session, actor, data.community_id)

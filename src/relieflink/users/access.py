@@ -6,15 +6,19 @@ Endpoints declare their roles with ``require_role`` (api/deps.py), which calls
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, false, select
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+from sqlalchemy.orm import QueryableAttribute
 
 from relieflink.errors import Forbidden
-from relieflink.models import Community, Household, Role
+from relieflink.models import Community, Consultation, Household, Role
 
 if TYPE_CHECKING:
     from relieflink.models import User
+
+S = TypeVar("S", bound=Select[Any])
 
 EVERYONE = frozenset(Role)
 STAFF = frozenset({Role.admin, Role.coordinator})
@@ -24,6 +28,28 @@ HOUSEHOLD_WRITERS = STAFF | {Role.committee}
 # Who may see a household's full phone number (each read is audited).
 PHONE_READERS = STAFF | {Role.committee}
 LOGISTICS = STAFF | {Role.warehouse, Role.courier}
+# Stock and donations: warehouse staff post receipts and movements; donors and recipient NGO
+# members see their own organization's pledges, threads and trace (scoped in the services).
+STOCK_WRITERS = STAFF | {Role.warehouse}
+STOCK_READERS = STAFF | {Role.warehouse}
+PLEDGE_READERS = STAFF | {Role.donor, Role.warehouse}
+PLEDGE_WRITERS = STAFF | {Role.donor}
+DONOR_TRACE_READERS = STAFF | {Role.donor, Role.warehouse}
+
+
+def sees_org(actor: User, *organization_ids: int | None) -> bool:
+    """Staff see every organization's records; anyone else only their own organization's."""
+    if actor.role in STAFF:
+        return True
+    return actor.organization_id is not None and actor.organization_id in organization_ids
+
+
+# Consultations are health data: only doctors (scoped below) and the household's residents read
+# them; coordinators see the queue's counts and the staffing plan, never the content.
+CONSULT_REQUESTERS = frozenset({Role.resident})
+CONSULT_READERS = frozenset({Role.doctor, Role.resident})
+CONSULT_QUEUE_VIEWERS = STAFF | {Role.doctor}
+CHRONIC_MANAGERS = STAFF | {Role.doctor}
 
 
 def ensure_role(actor: User, roles: frozenset[Role] | set[Role]) -> None:
@@ -32,16 +58,28 @@ def ensure_role(actor: User, roles: frozenset[Role] | set[Role]) -> None:
         raise Forbidden(f"the {actor.role} role may not do this")
 
 
-def scope_households(stmt: Select[Household], actor: User) -> Select[Household]:
-    """Restrict a household query to the rows ``actor`` may see."""
+def scope_by_household(
+    stmt: S, household_id: ColumnElement[int] | QueryableAttribute[int], actor: User
+) -> S:
+    """Restrict ``stmt`` to rows whose ``household_id`` column names a household ``actor`` may
+    see: staff all, a committee those in the communities it manages, a resident their own."""
     if actor.role in STAFF:
         return stmt
     if actor.role == Role.committee and actor.organization_id is not None:
-        managed = select(Community.id).where(Community.committee_id == actor.organization_id)
-        return stmt.where(Household.community_id.in_(managed))
+        managed = select(Household.id).where(
+            Household.community_id.in_(
+                select(Community.id).where(Community.committee_id == actor.organization_id)
+            )
+        )
+        return stmt.where(household_id.in_(managed))
     if actor.role == Role.resident and actor.household_id is not None:
-        return stmt.where(Household.id == actor.household_id)
+        return stmt.where(household_id == actor.household_id)
     return stmt.where(false())
+
+
+def scope_households(stmt: Select[Household], actor: User) -> Select[Household]:
+    """Restrict a household query to the rows ``actor`` may see."""
+    return scope_by_household(stmt, Household.id, actor)
 
 
 def ensure_can_see_household(actor: User, household: Household, *, community: Community) -> None:
@@ -53,6 +91,34 @@ def ensure_can_see_household(actor: User, household: Household, *, community: Co
     if actor.role == Role.resident and actor.household_id == household.id:
         return
     raise Forbidden("this household is outside what your role may see")
+
+
+def scope_consultations(
+    stmt: Select[Consultation], actor: User, *, specialties: Collection[str] = ()
+) -> Select[Consultation]:
+    """Restrict a consultation query: a doctor sees those assigned to them and those waiting in
+    their ``specialties``; a resident those of their household; every other role none."""
+    if actor.role == Role.doctor:
+        waiting_mine = and_(
+            Consultation.status == "waiting", Consultation.specialty.in_(list(specialties))
+        )
+        return stmt.where(or_(Consultation.doctor_id == actor.id, waiting_mine))
+    if actor.role == Role.resident and actor.household_id is not None:
+        return stmt.where(Consultation.household_id == actor.household_id)
+    return stmt.where(false())
+
+
+def can_read_consultation(
+    actor: User, consultation: Consultation, *, specialties: Collection[str] = ()
+) -> bool:
+    """The one-row form of :func:`scope_consultations`."""
+    if actor.role == Role.doctor:
+        return consultation.doctor_id == actor.id or (
+            consultation.status == "waiting" and consultation.specialty in specialties
+        )
+    if actor.role == Role.resident:
+        return actor.household_id is not None and consultation.household_id == actor.household_id
+    return False
 
 
 def mask_phone(phone: str | None) -> str | None:

@@ -1,0 +1,504 @@
+"""Online consultations: requests and triage, the doctors' queue, messages (REST and WebSocket),
+prescriptions, chronic refills, and the coordinators' queue and staffing view.
+
+WebSocket authentication: the bearer token travels in the FIRST MESSAGE
+(``{"type": "auth", "token": "..."}``), not in a ``?token=`` query parameter, because URLs end up
+in access logs, proxies and browser history, and a session token there would leak. Browsers
+cannot set an ``Authorization`` header on a WebSocket, so the first message is the portable way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import date
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Query,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+    status,
+)
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+
+from relieflink.api.deps import CurrentUser, SessionDep
+from relieflink.common.schemas import Page
+from relieflink.consult import service as consult
+from relieflink.consult import triage
+from relieflink.consult.realtime import Hub, MessageRefused
+from relieflink.consult.schemas import (
+    ChronicPatientCreate,
+    ChronicPatientRead,
+    ConsultationClose,
+    ConsultationCreate,
+    ConsultationFilters,
+    ConsultationListItem,
+    ConsultationRead,
+    DoctorProfileRead,
+    DoctorShift,
+    MessageCreate,
+    MessageRead,
+    PrescriptionCreate,
+    PrescriptionRead,
+    QueueSummary,
+    RefillDueRead,
+    StaffingQuery,
+)
+from relieflink.db import get_sessionmaker
+from relieflink.errors import RelieflinkError
+from relieflink.models import Role, User
+from relieflink.users import access
+from relieflink.users import service as users
+
+router = APIRouter(prefix="/consultations", tags=["consultations"])
+AUTH_TIMEOUT_S = 10.0
+HISTORY_LIMIT = 500
+
+
+def get_hub(app: Starlette) -> Hub:
+    """The process's message hub (one per application)."""
+    hub: Hub | None = getattr(app.state, "consult_hub", None)
+    if hub is None:
+        hub = Hub(get_sessionmaker())
+        app.state.consult_hub = hub
+    return hub
+
+
+class TriageView(BaseModel):
+    urgency: str
+    outcome: str
+    target_minutes: int
+    specialty: str
+    fired: list[str]
+    red_flags: list[str]
+    rules_version: str
+    emergency_numbers: list[dict[str, str]]
+    message: str
+
+
+class ConsultationCreated(BaseModel):
+    triage: TriageView
+    consultation: ConsultationRead
+
+
+def _triage_view(result: triage.TriageResult) -> TriageView:
+    if result.is_emergency:
+        numbers = ", ".join(f"{n['number']} ({n['label']})" for n in result.emergency_numbers)
+        message = (
+            f"Call emergency services now: {numbers}. A doctor will also contact you as soon as "
+            "possible, but do not wait for the doctor."
+        )
+    else:
+        message = f"A doctor should see you within {result.target_minutes} minutes."
+    return TriageView(
+        urgency=result.urgency,
+        outcome=result.outcome,
+        target_minutes=result.target_minutes,
+        specialty=result.specialty,
+        fired=list(result.fired),
+        red_flags=list(result.red_flags),
+        rules_version=result.rules_version,
+        emergency_numbers=[dict(n) for n in result.emergency_numbers],
+        message=message,
+    )
+
+
+@router.get("/questionnaire")
+def questionnaire(user: CurrentUser) -> dict[str, Any]:
+    """The symptom questionnaire and the rules version (what a request must answer)."""
+    rules = triage.default_rules()
+    return {
+        "rules_version": rules.version,
+        "age_bands": list(rules.age_bands),
+        "questions": [
+            {
+                "id": q.id,
+                "kind": q.kind,
+                "choices": list(q.choices),
+                "required": q.required,
+                "text": q.text,
+                "text_zh": q.text_zh,
+            }
+            for q in rules.questions.values()
+        ],
+        "emergency_numbers": [dict(n) for n in rules.emergency_numbers],
+    }
+
+
+@router.post("", response_model=ConsultationCreated, status_code=status.HTTP_201_CREATED)
+def request_consultation(
+    data: ConsultationCreate, session: SessionDep, user: CurrentUser
+) -> ConsultationCreated:
+    """Ask for a consultation; the answer carries the triage (and emergency numbers if a red
+    flag fired), before any queue."""
+    access.ensure_role(user, access.CONSULT_REQUESTERS)
+    consultation, result = consult.request_consultation(session, data, actor=user)
+    return ConsultationCreated(
+        triage=_triage_view(result), consultation=consult.to_read(session, consultation)
+    )
+
+
+@router.get("", response_model=Page[ConsultationListItem])
+def list_consultations(
+    session: SessionDep, user: CurrentUser, query: Annotated[ConsultationFilters, Query()]
+) -> Page[ConsultationListItem]:
+    """Consultations the caller may see (doctors: theirs and those waiting in their specialty)."""
+    access.ensure_role(user, access.CONSULT_READERS)
+    rows, total = consult.list_consultations(
+        session, query, actor=user, offset=query.offset, limit=query.limit
+    )
+    return Page(
+        items=[ConsultationListItem.model_validate(c) for c in rows],
+        total=total,
+        offset=query.offset,
+        limit=query.limit,
+    )
+
+
+@router.post("/shift", response_model=DoctorProfileRead)
+def start_shift(data: DoctorShift, session: SessionDep, user: CurrentUser) -> DoctorProfileRead:
+    """A doctor joins the queue with their specialties and languages."""
+    return DoctorProfileRead.model_validate(consult.start_shift(session, data, actor=user))
+
+
+@router.delete("/shift", response_model=DoctorProfileRead)
+def end_shift(session: SessionDep, user: CurrentUser) -> DoctorProfileRead:
+    """A doctor leaves the queue."""
+    return DoctorProfileRead.model_validate(consult.end_shift(session, actor=user))
+
+
+@router.get("/queue", response_model=list[ConsultationListItem])
+def waiting_queue(session: SessionDep, user: CurrentUser) -> list[ConsultationListItem]:
+    """The requests this doctor could take, in the order they will be taken."""
+    access.ensure_role(user, {Role.doctor})
+    return [
+        ConsultationListItem.model_validate(c) for c in consult.waiting_queue(session, actor=user)
+    ]
+
+
+@router.get("/queue/summary", response_model=QueueSummary)
+def queue_summary(session: SessionDep, user: CurrentUser) -> QueueSummary:
+    """Counts per urgency and specialty, overdue requests, doctors on duty (no health data)."""
+    access.ensure_role(user, access.CONSULT_QUEUE_VIEWERS)
+    return consult.queue_summary(session, actor=user)
+
+
+@router.get("/staffing")
+def staffing(
+    session: SessionDep, user: CurrentUser, query: Annotated[StaffingQuery, Query()]
+) -> dict[str, Any]:
+    """Doctors needed per hour (Erlang C) to meet every urgency's target, with the queue now."""
+    access.ensure_role(user, access.STAFF)
+    report = consult.staffing_report(
+        session,
+        actor=user,
+        days=query.days,
+        service_minutes=query.service_minutes,
+        service_level=query.service_level,
+    )
+    return {
+        "days": report.days,
+        "service_minutes": report.service_minutes,
+        "service_level": report.service_level,
+        "hours": [
+            {
+                "hour": h.hour,
+                "arrivals_per_hour": h.arrivals_per_hour,
+                "load_erlangs": h.load_erlangs,
+                "needed_by_urgency": dict(h.needed_by_level),
+                "doctors_needed": h.doctors_needed,
+                "mean_wait_minutes": h.mean_wait_minutes if h.doctors_needed else 0.0,
+            }
+            for h in report.plan
+        ],
+        "queue": report.queue.model_dump(mode="json"),
+    }
+
+
+@router.post(
+    "/take",
+    response_model=ConsultationRead,
+    responses={204: {"description": "nothing waiting that matches"}},
+)
+def take_next(session: SessionDep, user: CurrentUser) -> ConsultationRead | Response:
+    """Take the next matching request (most urgent, then most overdue)."""
+    access.ensure_role(user, {Role.doctor})
+    # Start a fresh transaction so that, on SQLite, the queue's write lock is its first statement.
+    session.commit()
+    consultation = consult.take_next(session, actor=user)
+    if consultation is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return consult.to_read(session, consultation)
+
+
+@router.get("/chronic/due", response_model=list[RefillDueRead])
+def due_refills(
+    session: SessionDep,
+    user: CurrentUser,
+    today: date | None = None,
+    lead_days: Annotated[int, Query(ge=0, le=60)] = 5,
+) -> list[RefillDueRead]:
+    """Registered chronic patients whose medicine runs out within ``lead_days``."""
+    access.ensure_role(user, access.CHRONIC_MANAGERS)
+    due = consult.due_refills(session, today=today or date.today(), lead_days=lead_days)
+    return [RefillDueRead.model_validate(d, from_attributes=True) for d in due]
+
+
+@router.post("/chronic", response_model=ChronicPatientRead, status_code=201)
+def register_chronic_patient(
+    data: ChronicPatientCreate, session: SessionDep, user: CurrentUser
+) -> ChronicPatientRead:
+    """Register a household member's long-term medicine for refill tracking."""
+    patient = consult.register_chronic_patient(session, data, actor=user)
+    return ChronicPatientRead.model_validate(patient)
+
+
+@router.get("/{consultation_id}", response_model=ConsultationRead)
+def read_consultation(
+    consultation_id: int, session: SessionDep, user: CurrentUser
+) -> ConsultationRead:
+    """One consultation (audited)."""
+    access.ensure_role(user, access.CONSULT_READERS)
+    return consult.to_read(
+        session, consult.require_consultation(session, consultation_id, actor=user)
+    )
+
+
+@router.post("/{consultation_id}/cancel", response_model=ConsultationRead)
+def cancel_consultation(
+    consultation_id: int, session: SessionDep, user: CurrentUser
+) -> ConsultationRead:
+    """Withdraw a request no doctor has taken yet."""
+    access.ensure_role(user, access.CONSULT_REQUESTERS)
+    consultation = consult.cancel_consultation(session, consultation_id, actor=user)
+    return consult.to_read(session, consultation)
+
+
+@router.post("/{consultation_id}/prescription", response_model=PrescriptionRead, status_code=201)
+def prescribe(
+    consultation_id: int, data: PrescriptionCreate, session: SessionDep, user: CurrentUser
+) -> PrescriptionRead:
+    """The assigned doctor prescribes catalog items."""
+    access.ensure_role(user, {Role.doctor})
+    return PrescriptionRead.model_validate(
+        consult.prescribe(session, consultation_id, data, actor=user)
+    )
+
+
+@router.post("/{consultation_id}/close", response_model=ConsultationRead)
+def close_consultation(
+    consultation_id: int,
+    data: ConsultationClose,
+    session: SessionDep,
+    user: CurrentUser,
+    request: Request,
+    background: BackgroundTasks,
+) -> ConsultationRead:
+    """End the consultation with notes and an outcome (and optionally a prescription)."""
+    access.ensure_role(user, {Role.doctor})
+    consultation = consult.close_consultation(session, consultation_id, data, actor=user)
+    # Runs after the commit: connected participants learn the consultation ended.
+    background.add_task(
+        get_hub(request.app).publish,
+        consultation_id,
+        {"type": "status", "consultation_id": consultation_id, "status": "closed"},
+    )
+    return consult.to_read(session, consultation)
+
+
+@router.get("/{consultation_id}/messages", response_model=list[MessageRead])
+def list_messages(
+    consultation_id: int,
+    session: SessionDep,
+    user: CurrentUser,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+) -> list[MessageRead]:
+    """The stored message history (audited as a read of the consultation)."""
+    access.ensure_role(user, access.CONSULT_READERS)
+    rows = consult.list_messages(session, consultation_id, actor=user, after_id=after_id)
+    return [MessageRead.model_validate(m) for m in rows]
+
+
+@router.post("/{consultation_id}/messages", response_model=MessageRead, status_code=201)
+def post_message(
+    consultation_id: int,
+    data: MessageCreate,
+    session: SessionDep,
+    user: CurrentUser,
+    request: Request,
+    background: BackgroundTasks,
+) -> MessageRead:
+    """Send a message without a WebSocket (it reaches connected participants after commit)."""
+    access.ensure_role(user, access.CONSULT_READERS)
+    message = consult.post_message(
+        session, consultation_id, data.body, actor=user, client_ref=data.client_ref
+    )
+    read = MessageRead.model_validate(message)
+    background.add_task(
+        get_hub(request.app).publish,
+        consultation_id,
+        {"type": "message", **read.model_dump(mode="json")},
+    )
+    return read
+
+
+# --- WebSocket -----------------------------------------------------------------------------
+
+WS_UNAUTHORIZED, WS_FORBIDDEN, WS_NOT_FOUND, WS_BAD_REQUEST = 4401, 4403, 4404, 4400
+
+
+def _open(token: str, consultation_id: int, after_id: int) -> tuple[User, str, list[MessageRead]]:
+    """Authenticate, check the caller takes part, and read the history (one audited read)."""
+    with get_sessionmaker()() as session:
+        user = users.resolve_token(session, token)
+        if user is None:
+            session.commit()
+            raise _WsClose(WS_UNAUTHORIZED, "sign in first: the token is invalid or expired")
+        try:
+            consultation = consult.open_conversation(session, consultation_id, actor=user)
+            history = consult.list_messages(
+                session, consultation_id, actor=user, after_id=after_id
+            )[-HISTORY_LIMIT:]
+        except RelieflinkError as exc:
+            session.commit()  # keep the audit of the refused read
+            raise _WsClose(
+                WS_NOT_FOUND if exc.status_code == 404 else WS_FORBIDDEN, exc.message
+            ) from None
+        session.commit()
+        return user, consultation.status, [MessageRead.model_validate(m) for m in history]
+
+
+class _WsClose(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _AuthMessage(BaseModel):
+    type: str
+    token: str
+    after_id: int = 0
+
+
+@router.websocket("/{consultation_id}/ws")
+async def consultation_socket(websocket: WebSocket, consultation_id: int) -> None:
+    """Real-time messages of one consultation.
+
+    Protocol (JSON text frames): the client first sends ``{"type": "auth", "token": "...",
+    "after_id": 0}`` within 10 s; the server answers ``{"type": "ready", "status": ...,
+    "history": [...]}`` (the stored messages after ``after_id``). Then the client sends
+    ``{"type": "message", "body": "...", "client_ref": "..."}``; every participant, the sender
+    included (its acknowledgement), gets ``{"type": "message", "id": ..., ...}`` once stored.
+    ``{"type": "ping"}`` gets ``{"type": "pong"}``. Errors: ``{"type": "error", "detail": ...}``.
+    Close codes: 4400 bad first message, 4401 not signed in, 4403 not a participant, 4404 none.
+    """
+    await websocket.accept()
+    hub = get_hub(websocket.app)
+    # Subscribe before reading the history so nothing falls between the two; nothing is sent
+    # to this socket before the caller is authorised, and duplicates are skipped by id.
+    queue = hub.subscribe(consultation_id)
+    pump: asyncio.Task[None] | None = None
+    try:
+        try:
+            raw = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S)
+            auth = _AuthMessage.model_validate_json(raw)
+            if auth.type != "auth":
+                raise _WsClose(WS_BAD_REQUEST, 'the first message must be {"type": "auth", ...}')
+            user, state, history = await run_in_threadpool(
+                _open, auth.token, consultation_id, auth.after_id
+            )
+        except (TimeoutError, ValidationError):
+            await websocket.close(WS_BAD_REQUEST, 'send {"type": "auth", "token": ...} first')
+            return
+        except _WsClose as exc:
+            await websocket.close(exc.code, exc.reason[:120])
+            return
+        await websocket.send_text(
+            json.dumps(
+                {
+                    "type": "ready",
+                    "consultation_id": consultation_id,
+                    "status": state,
+                    "history": [m.model_dump(mode="json") for m in history],
+                },
+                ensure_ascii=False,
+            )
+        )
+        seen = max((m.id for m in history), default=auth.after_id)
+        pump = asyncio.create_task(_pump(websocket, queue, seen))
+        while True:
+            try:
+                event = json.loads(await websocket.receive_text())
+            except ValueError:
+                queue.put_nowait({"type": "error", "detail": "not JSON"})
+                continue
+            kind = event.get("type") if isinstance(event, dict) else None
+            if kind == "ping":
+                queue.put_nowait({"type": "pong"})
+                continue
+            if kind != "message":
+                queue.put_nowait({"type": "error", "detail": f"unknown type {kind!r}"})
+                continue
+            try:
+                data = MessageCreate.model_validate(
+                    {"body": event.get("body"), "client_ref": event.get("client_ref")}
+                )
+            except ValidationError as exc:
+                detail = str(exc.errors(include_url=False)[0]["msg"])
+                queue.put_nowait(
+                    {"type": "error", "detail": detail, "client_ref": event.get("client_ref")}
+                )
+                continue
+            # Queue it for the writer without waiting: messages keep their order, the reader
+            # keeps reading, and the stored copy comes back through the hub as the ack.
+            done = hub.submit(
+                consultation_id,
+                sender_id=user.id,
+                sender_role=str(user.role),
+                body=data.body,
+                client_ref=data.client_ref,
+            )
+            done.add_done_callback(partial(_report_failure, queue, data.client_ref))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unsubscribe(consultation_id, queue)
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await pump
+
+
+async def _pump(websocket: WebSocket, queue: asyncio.Queue[dict[str, Any]], seen: int) -> None:
+    """The only sender on the socket after ``ready``: events in order, history not repeated."""
+    while True:
+        event = await queue.get()
+        if event.get("type") == "message" and event["id"] <= seen:
+            continue
+        await websocket.send_text(json.dumps(event, ensure_ascii=False))
+
+
+def _report_failure(
+    queue: asyncio.Queue[dict[str, Any]],
+    client_ref: str | None,
+    done: asyncio.Future[dict[str, Any]],
+) -> None:
+    if done.cancelled():
+        return
+    exc = done.exception()
+    if isinstance(exc, MessageRefused):
+        queue.put_nowait({"type": "error", "detail": str(exc), "client_ref": client_ref})
+    elif exc is not None:  # the store failed: the sender must know the message was not kept
+        queue.put_nowait(
+            {"type": "error", "detail": "the message was not stored", "client_ref": client_ref}
+        )

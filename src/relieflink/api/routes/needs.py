@@ -1,0 +1,149 @@
+"""Requests for help and allocation runs."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, UploadFile, status
+
+from relieflink.api.deps import CurrentUser, SessionDep
+from relieflink.bulk import files
+from relieflink.common.schemas import ListQuery, Page
+from relieflink.config import get_settings
+from relieflink.needs import allocation
+from relieflink.needs import service as needs
+from relieflink.needs.schemas import (
+    AllocationFilters,
+    AllocationRead,
+    AllocationRunCreate,
+    AllocationRunRead,
+    BulkRequestReport,
+    RequestCreate,
+    RequestFilters,
+    RequestOutcome,
+    RequestRead,
+    UrgencyUpdate,
+)
+
+router = APIRouter(prefix="/requests", tags=["needs"])
+
+
+@router.post("", response_model=RequestOutcome, status_code=status.HTTP_201_CREATED)
+def create_request(
+    data: RequestCreate, response: Response, session: SessionDep, user: CurrentUser
+) -> RequestOutcome:
+    """Ask for help for a household. A repeat within the ration period is merged (200, says so)."""
+    outcome = needs.create_request(session, data, actor=user, today=get_settings().today())
+    if outcome.merged:
+        response.status_code = status.HTTP_200_OK
+    return outcome
+
+
+@router.get("", response_model=Page[RequestRead])
+def list_requests(
+    session: SessionDep, user: CurrentUser, query: Annotated[RequestFilters, Query()]
+) -> Page[RequestRead]:
+    """Requests of the households the caller may see."""
+    rows, total = needs.list_requests(
+        session, query, actor=user, offset=query.offset, limit=query.limit
+    )
+    return Page(
+        items=[RequestRead.model_validate(r) for r in rows],
+        total=total,
+        offset=query.offset,
+        limit=query.limit,
+    )
+
+
+@router.get("/{request_id}", response_model=RequestRead)
+def read_request(request_id: int, session: SessionDep, user: CurrentUser) -> RequestRead:
+    """One request."""
+    return RequestRead.model_validate(needs.require_request(session, request_id, actor=user))
+
+
+@router.post("/{request_id}/cancel", response_model=RequestRead)
+def cancel_request(request_id: int, session: SessionDep, user: CurrentUser) -> RequestRead:
+    """Withdraw a request that has no stock reserved yet."""
+    return RequestRead.model_validate(needs.cancel_request(session, request_id, actor=user))
+
+
+@router.put("/{request_id}/urgency", response_model=RequestRead)
+def set_urgency(
+    request_id: int, data: UrgencyUpdate, session: SessionDep, user: CurrentUser
+) -> RequestRead:
+    """A doctor sets how urgent a request is medically (0-3)."""
+    request = needs.set_medical_urgency(session, request_id, data.medical_urgency, actor=user)
+    return RequestRead.model_validate(request)
+
+
+@router.post("/import", response_model=BulkRequestReport)
+def import_requests(file: UploadFile, session: SessionDep, user: CurrentUser) -> BulkRequestReport:
+    """A committee's list of requests for many households (CSV or XLSX): all rows valid, or none."""
+    suffix = files.check_suffix(Path(file.filename or "requests.csv"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{Path(file.filename or 'requests').stem}{suffix}"
+        path.write_bytes(file.file.read())
+        return needs.import_requests(session, path, actor=user, today=get_settings().today())
+
+
+runs_router = APIRouter(prefix="/allocation-runs", tags=["needs"])
+
+
+@runs_router.post("", response_model=AllocationRunRead)
+def run_allocation(
+    data: AllocationRunCreate, session: SessionDep, user: CurrentUser
+) -> AllocationRunRead:
+    """Allocate available stock to open requests and reserve it (``dry_run``: only show)."""
+    report = allocation.run_allocation(
+        session, actor=user, today=get_settings().today(), dry_run=data.dry_run
+    )
+    if data.dry_run:
+        session.rollback()
+    return AllocationRunRead.model_validate({**report.__dict__, "id": report.run_id})
+
+
+@runs_router.get("", response_model=Page[AllocationRunRead])
+def list_runs(
+    session: SessionDep, user: CurrentUser, query: Annotated[ListQuery, Query()]
+) -> Page[AllocationRunRead]:
+    """Allocation runs, newest first."""
+    rows, total = allocation.list_runs(session, actor=user, offset=query.offset, limit=query.limit)
+    items = [
+        AllocationRunRead(
+            id=r.id,
+            policy_version=r.policy_version,
+            lines=r.lines_considered,
+            units_requested=r.units_requested,
+            units_allocated=r.units_allocated,
+            runtime_s=r.runtime_s,
+            summary=r.summary,
+        )
+        for r in rows
+    ]
+    return Page(items=items, total=total, offset=query.offset, limit=query.limit)
+
+
+@runs_router.get("/{run_id}/allocations", response_model=Page[AllocationRead])
+def list_allocations(
+    run_id: int,
+    session: SessionDep,
+    user: CurrentUser,
+    query: Annotated[AllocationFilters, Query()],
+) -> Page[AllocationRead]:
+    """What a run gave to whom, and why (residents and committees see their own households)."""
+    rows, total = allocation.list_allocations(
+        session,
+        run_id,
+        actor=user,
+        household_id=query.household_id,
+        offset=query.offset,
+        limit=query.limit,
+    )
+    return Page(
+        items=[AllocationRead.model_validate(a) for a in rows],
+        total=total,
+        offset=query.offset,
+        limit=query.limit,
+    )

@@ -1,0 +1,81 @@
+"""``relieflink requests`` and ``relieflink allocate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from relieflink.cli.common import console, transaction
+from relieflink.config import get_settings
+from relieflink.needs import allocation
+from relieflink.needs import service as needs
+from relieflink.needs.policy import load_policy
+
+requests_app = typer.Typer(help="Requests for help.", no_args_is_help=True)
+
+
+@requests_app.command("import")
+def import_requests(
+    file: Annotated[
+        Path, typer.Argument(help="CSV or XLSX: household_code,kit_sku,item_sku,quantity,note")
+    ],
+) -> None:
+    """Import many households' requests at once (all rows valid, or nothing is created)."""
+    with transaction() as session:
+        report = needs.import_requests(session, file, actor=None, today=get_settings().today())
+    console.print(f"{report.rows} rows: {report.created} requests created, {report.merged} merged")
+
+
+def allocate(
+    dry_run: Annotated[
+        bool, typer.Option(help="show what would be allocated; reserve nothing")
+    ] = False,
+    policy: Annotated[
+        Path | None, typer.Option(help="a ration policy YAML (default: configured)")
+    ] = None,
+) -> None:
+    """Allocate available stock to open requests: medical first, then infants and mothers,
+    other vulnerable people, everyone; fair shares within each class."""
+    with transaction() as session:
+        chosen = load_policy(policy) if policy else None
+        with console.status("allocating…") as status:
+            report = allocation.run_allocation(
+                session,
+                actor=None,
+                today=get_settings().today(),
+                dry_run=dry_run,
+                policy=chosen,
+                progress=lambda message: status.update(message),
+            )
+        if dry_run:
+            session.rollback()
+    title = "dry run: nothing reserved" if dry_run else f"allocation run {report.run_id}"
+    console.print(
+        f"{title} · policy {report.policy_version} · {report.lines:,} lines · "
+        f"{report.units_allocated:,} of {report.units_requested:,} units · {report.runtime_s} s"
+    )
+    if not report.summary:
+        return
+    priority, fcfs = report.summary["priority"], report.summary["fcfs"]
+    table = Table(title="coverage per class: this policy vs first come, first served")
+    for column in ("class", "coverage", "FCFS coverage", "lines served", "FCFS served", "Gini"):
+        table.add_column(column, justify="right" if column != "class" else "left")
+    for name, value in priority["coverage"].items():
+        gini = priority["gini"][name]
+        table.add_row(
+            name,
+            f"{value:.1%}",
+            f"{fcfs['coverage'][name]:.1%}",
+            f"{priority['lines_served'][name]:.1%}",
+            f"{fcfs['lines_served'][name]:.1%}",
+            "-" if gini is None else f"{gini:.3f}",
+        )
+    console.print(table)
+    if priority["unmet_by_item"]:
+        console.print(
+            "unmet units by item: "
+            + ", ".join(f"{k} {v:,}" for k, v in priority["unmet_by_item"].items())
+        )

@@ -1,0 +1,220 @@
+"""All SQL of the consultation domain."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
+
+from sqlalchemy import Select, case, func, select, update
+from sqlalchemy.orm import Session
+
+from relieflink.common import repository as common
+from relieflink.consult.schemas import ConsultationFilters
+from relieflink.models import (
+    ChronicPatient,
+    Consultation,
+    ConsultMessage,
+    DoctorProfile,
+    Prescription,
+)
+
+
+def dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def lock_queue_for_write(session: Session) -> None:
+    """On SQLite, take the database write lock before reading (``BEGIN IMMEDIATE``), so that the
+    read-then-claim of the queue cannot interleave with another doctor's. Must be the first
+    statement of the transaction. PostgreSQL locks rows instead (``FOR UPDATE SKIP LOCKED``)."""
+    if dialect(session) == "sqlite":
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
+def get_profile(session: Session, user_id: int) -> DoctorProfile | None:
+    return session.scalars(
+        select(DoctorProfile).where(DoctorProfile.user_id == user_id)
+    ).one_or_none()
+
+
+def get_consultation(session: Session, consultation_id: int) -> Consultation | None:
+    return session.get(Consultation, consultation_id)
+
+
+def filtered(filters: ConsultationFilters, *, user_id: int) -> Select[Consultation]:
+    stmt = select(Consultation)
+    if filters.status is not None:
+        stmt = stmt.where(Consultation.status == filters.status)
+    if filters.specialty is not None:
+        stmt = stmt.where(Consultation.specialty == filters.specialty)
+    if filters.mine:
+        stmt = stmt.where(Consultation.doctor_id == user_id)
+    return stmt
+
+
+def page(
+    session: Session, stmt: Select[Consultation], *, offset: int, limit: int
+) -> tuple[Sequence[Consultation], int]:
+    rows, total = common.page(session, stmt, offset=offset, limit=limit, order_by=Consultation.id)
+    return rows, total
+
+
+def queue_order(stmt: Select[Consultation]) -> Select[Consultation]:
+    """Most urgent first; within a level the earliest due (the most overdue) first."""
+    return stmt.order_by(Consultation.urgency_rank, Consultation.due_at, Consultation.id)
+
+
+def waiting_matching(specialties: Collection[str], languages: Collection[str]) -> Select[int]:
+    return (
+        select(Consultation.id)
+        .where(
+            Consultation.status == "waiting",
+            Consultation.specialty.in_(list(specialties)),
+            Consultation.language.in_(list(languages)),
+        )
+        .order_by(Consultation.urgency_rank, Consultation.due_at, Consultation.id)
+    )
+
+
+def claim_next(
+    session: Session,
+    *,
+    doctor_id: int,
+    specialties: Collection[str],
+    languages: Collection[str],
+    now: datetime,
+) -> int | None:
+    """Assign the first matching waiting consultation to ``doctor_id``; its id, or None.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` hands concurrent doctors different rows.
+    SQLite: the caller took the write lock (:func:`lock_queue_for_write`). In both, the UPDATE
+    is conditional on the row still waiting, so a row is never assigned twice.
+    """
+    stmt = waiting_matching(specialties, languages)
+    if dialect(session) == "postgresql":
+        found = session.scalar(stmt.limit(1).with_for_update(skip_locked=True, of=Consultation))
+        candidates: Sequence[int] = [found] if found is not None else []
+    else:
+        candidates = session.scalars(stmt.limit(5)).all()
+    for consultation_id in candidates:
+        result = session.execute(
+            update(Consultation)
+            .where(Consultation.id == consultation_id, Consultation.status == "waiting")
+            .values(status="in_progress", doctor_id=doctor_id, taken_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return consultation_id
+    return None
+
+
+def refresh(session: Session, consultation_id: int) -> Consultation:
+    return session.scalars(
+        select(Consultation)
+        .where(Consultation.id == consultation_id)
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def lock_consultation(session: Session, consultation_id: int) -> Consultation | None:
+    """The row, locked against concurrent changes (PostgreSQL; SQLite serialises writers)."""
+    stmt = select(Consultation).where(Consultation.id == consultation_id)
+    if dialect(session) == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
+
+
+def messages(
+    session: Session, consultation_id: int, *, after_id: int = 0, limit: int = 500
+) -> Sequence[ConsultMessage]:
+    return session.scalars(
+        select(ConsultMessage)
+        .where(ConsultMessage.consultation_id == consultation_id, ConsultMessage.id > after_id)
+        .order_by(ConsultMessage.id)
+        .limit(limit)
+    ).all()
+
+
+def prescription_for(session: Session, consultation_id: int) -> Prescription | None:
+    return session.scalars(
+        select(Prescription).where(Prescription.consultation_id == consultation_id)
+    ).one_or_none()
+
+
+def prescriptions_for(session: Session, ids: Collection[int]) -> dict[int, Prescription]:
+    if not ids:
+        return {}
+    rows = session.scalars(select(Prescription).where(Prescription.consultation_id.in_(ids)))
+    return {p.consultation_id: p for p in rows}
+
+
+def queue_counts(session: Session, now: datetime) -> list[tuple[str, int, int, int, datetime]]:
+    """Per (specialty, urgency rank): waiting count, overdue count, oldest created_at."""
+    overdue = func.sum(case((Consultation.due_at < now, 1), else_=0))
+    rows = session.execute(
+        select(
+            Consultation.specialty,
+            Consultation.urgency_rank,
+            func.count(),
+            overdue,
+            func.min(Consultation.created_at),
+        )
+        .where(Consultation.status == "waiting")
+        .group_by(Consultation.specialty, Consultation.urgency_rank)
+    ).all()
+    return [(s, r, n, int(o or 0), oldest) for s, r, n, o, oldest in rows]
+
+
+def count_status(session: Session, status: str) -> int:
+    return session.scalar(select(func.count()).where(Consultation.status == status)) or 0
+
+
+def doctors_on_duty(session: Session) -> Sequence[DoctorProfile]:
+    return session.scalars(select(DoctorProfile).where(DoctorProfile.on_duty.is_(True))).all()
+
+
+def arrivals_since(session: Session, since: datetime) -> Sequence[datetime]:
+    return session.scalars(
+        select(Consultation.created_at).where(Consultation.created_at >= since)
+    ).all()
+
+
+def service_durations(session: Session, since: datetime) -> Sequence[tuple[datetime, datetime]]:
+    rows = session.execute(
+        select(Consultation.taken_at, Consultation.closed_at).where(
+            Consultation.closed_at >= since,
+            Consultation.taken_at.is_not(None),
+        )
+    ).all()
+    return [(t, c) for t, c in rows if t is not None and c is not None]
+
+
+def get_chronic(session: Session, patient_id: int) -> ChronicPatient | None:
+    return session.get(ChronicPatient, patient_id)
+
+
+def find_chronic(
+    session: Session, household_id: int, member_label: str, item_id: int
+) -> ChronicPatient | None:
+    return session.scalars(
+        select(ChronicPatient).where(
+            ChronicPatient.household_id == household_id,
+            ChronicPatient.member_label == member_label,
+            ChronicPatient.item_id == item_id,
+        )
+    ).one_or_none()
+
+
+def chronic_running_out(session: Session, *, until: date) -> Sequence[ChronicPatient]:
+    """Active patients whose supply ends on or before ``until`` and who have no refill requested
+    for that supply yet."""
+    return session.scalars(
+        select(ChronicPatient)
+        .where(
+            ChronicPatient.active.is_(True),
+            ChronicPatient.supply_until <= until,
+            (ChronicPatient.refill_requested_for.is_(None))
+            | (ChronicPatient.refill_requested_for != ChronicPatient.supply_until),
+        )
+        .order_by(ChronicPatient.supply_until, ChronicPatient.id)
+    ).all()

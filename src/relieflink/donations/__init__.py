@@ -1,0 +1,1 @@
+"""Donations: programs, pledges, status history, discrepancies, partner threads, webhooks."""

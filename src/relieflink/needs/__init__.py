@@ -1,0 +1,1 @@
+"""Needs: requests for help, entitlements, an explained priority, and allocation runs."""

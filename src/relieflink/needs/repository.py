@@ -1,0 +1,54 @@
+"""SQL for requests, their lines and allocation runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from relieflink.common import repository as common
+from relieflink.models import Household, NeedRequest, RequestLine, RequestStatus
+from relieflink.needs.schemas import RequestFilters
+
+OPEN_STATES = (RequestStatus.open, RequestStatus.allocated)
+
+
+def open_requests_in_period(
+    session: Session, household_id: int, period_start: date
+) -> Sequence[NeedRequest]:
+    """Requests of a household in a ration period that may still take a merge."""
+    stmt = select(NeedRequest).where(
+        NeedRequest.household_id == household_id,
+        NeedRequest.period_start == period_start,
+        NeedRequest.status.in_(OPEN_STATES),
+    )
+    return session.scalars(stmt.order_by(NeedRequest.id)).all()
+
+
+def filtered(filters: RequestFilters) -> Select[NeedRequest]:
+    stmt = select(NeedRequest)
+    if filters.status is not None:
+        stmt = stmt.where(NeedRequest.status == filters.status)
+    if filters.household_id is not None:
+        stmt = stmt.where(NeedRequest.household_id == filters.household_id)
+    if filters.community_id is not None:
+        stmt = stmt.join(Household, Household.id == NeedRequest.household_id).where(
+            Household.community_id == filters.community_id
+        )
+    return stmt
+
+
+def page(
+    session: Session, stmt: Select[NeedRequest], *, offset: int, limit: int
+) -> tuple[Sequence[NeedRequest], int]:
+    return common.page(session, stmt, offset=offset, limit=limit, order_by=NeedRequest.id)
+
+
+def line_requests(session: Session, line_ids: Sequence[int]) -> dict[int, int]:
+    """request id of each line id."""
+    rows = session.execute(
+        select(RequestLine.id, RequestLine.request_id).where(RequestLine.id.in_(line_ids))
+    ).all()
+    return dict(rows)

@@ -1,0 +1,749 @@
+"""The routing engine: pre-checks, split delivery, direct or decomposed PyVRP search.
+
+Reproducibility
+---------------
+With ``iterations`` set (and ``time_limit`` left ``None``) every sub-problem stops after a fixed
+number of PyVRP iterations, sub-problems are formed from the seed and the round number only,
+and executors return results in input order. The plan is then a pure function of
+``(problem, provider, params, seed, executor.workers)``: the same seed and the same number of
+workers give the same plan on any executor (serial, process pool or Dask). With a time limit
+the amount of search done depends on machine load, so plans may differ between runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from relieflink.optim.geo import EuclideanProvider, MatrixProvider, travel_seconds
+from relieflink.optim.routing._tasks import SubProfile, SubResult, SubTask, SubVehicleType
+from relieflink.optim.routing.checker import check_solution, default_provider
+from relieflink.optim.routing.executors import Executor, LocalProcessExecutor
+from relieflink.optim.routing.model import RoutingProblem, VehicleType
+from relieflink.optim.routing.result import PlannedRoute, RoutingResult, Unassigned, Visit
+
+__all__ = ["ProgressEvent", "RoutingParams", "solve_routing"]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingParams:
+    """Tuning knobs of the engine.
+
+    Parameters
+    ----------
+    direct_limit
+        Problems with at most this many demand pieces go to PyVRP whole.
+    part_size
+        Target number of pieces per sub-problem when decomposing.
+    rounds
+        Improvement rounds in iteration mode (time mode runs until the limit).
+    init_share
+        Share of the time limit for the first, parallel pass over all parts.
+    sub_time
+        Seconds per sub-problem in improvement rounds (``None``: derived from the time limit).
+    """
+
+    direct_limit: int = 1500
+    part_size: int = 500
+    rounds: int = 6
+    init_share: float = 0.15
+    sub_time: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.direct_limit < 1 or self.part_size < 2:
+            raise ValueError("direct_limit must be >= 1 and part_size >= 2")
+        if not 0 < self.init_share < 1:
+            raise ValueError("init_share must be in (0, 1)")
+        if self.rounds < 0:
+            raise ValueError("rounds must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """Progress report passed to the ``progress`` callback."""
+
+    phase: str
+    elapsed_s: float
+    time_limit_s: float | None
+    cost: float | None
+    done: int
+    total: int
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+@dataclass(slots=True)
+class _Route:
+    vtype: int
+    pieces: list[int]
+    arrivals: list[int]
+    starts: list[int]
+    start: int
+    end: int
+    distance: int
+    duration: int
+    cost: int = 0
+    centroid: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    problem: RoutingProblem
+    provider: MatrixProvider
+    piece_stop: IntArray
+    piece_g: IntArray
+    piece_ml: IntArray
+    compat: npt.NDArray[np.bool_]  # (types, stops)
+    type_profile: list[int]
+    profiles: list[tuple[str, float]]
+    xy: FloatArray  # planar projection of locations (depots then stops)
+    unassigned: list[Unassigned] = field(default_factory=list)
+    home_depot: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def _project(problem: RoutingProblem, provider: MatrixProvider) -> FloatArray:
+    lat = np.array([d.lat for d in problem.depots] + [s.lat for s in problem.stops])
+    lon = np.array([d.lon for d in problem.depots] + [s.lon for s in problem.stops])
+    if isinstance(provider, EuclideanProvider):
+        return np.column_stack([lon, lat]).astype(np.float64)
+    lat0 = float(np.mean(lat)) if len(lat) else 0.0
+    out: FloatArray = np.column_stack([lon * math.cos(math.radians(lat0)), lat]) * 111_195.0
+    return out
+
+
+def _durations(
+    provider: MatrixProvider, o: IntArray, d: IntArray, dist: IntArray, vt: VehicleType
+) -> IntArray:
+    dur = provider.durations(o, d, vt.kind.value)
+    return travel_seconds(dist, vt.speed) if dur is None else dur.astype(np.int64)
+
+
+def _prepare(problem: RoutingProblem, provider: MatrixProvider) -> _Prepared:
+    n_dep = len(problem.depots)
+    n = len(problem.stops)
+    dep_locs = np.arange(n_dep, dtype=np.int64)
+    stop_locs = np.arange(n_dep, n_dep + n, dtype=np.int64)
+    d_out = provider.distances(dep_locs, stop_locs).astype(np.int64)  # (D, N)
+    d_in = provider.distances(stop_locs, dep_locs).astype(np.int64).T  # (D, N)
+    w = np.array([s.weight_g for s in problem.stops], dtype=np.int64)
+    v = np.array([s.volume_ml for s in problem.stops], dtype=np.int64)
+    svc = np.array([s.service_s for s in problem.stops], dtype=np.int64)
+    tw_s = np.array([s.tw_start for s in problem.stops], dtype=np.int64)
+    tw_e = np.array([s.tw_end for s in problem.stops], dtype=np.int64)
+
+    profiles: list[tuple[str, float]] = []
+    type_profile: list[int] = []
+    n_types = len(problem.vehicle_types)
+    kind_ok = np.zeros((n_types, n), dtype=bool)
+    range_ok = np.zeros((n_types, n), dtype=bool)
+    time_ok = np.zeros((n_types, n), dtype=bool)
+    dur_ok = np.zeros((n_types, n), dtype=bool)
+    cap_ok = np.zeros((n_types, n), dtype=bool)
+    dur_cache: dict[tuple[str, float], tuple[IntArray, IntArray]] = {}
+    for t, vt in enumerate(problem.vehicle_types):
+        key = (vt.kind.value, vt.speed)
+        if key not in profiles:
+            profiles.append(key)
+        type_profile.append(profiles.index(key))
+        if key not in dur_cache:
+            dur_cache[key] = (
+                _durations(provider, dep_locs, stop_locs, d_out, vt),
+                _durations(provider, stop_locs, dep_locs, d_in.T, vt).T,
+            )
+        t_out_all, t_in_all = dur_cache[key]
+        sd = problem.depot_index[vt.start_depot]
+        ed = problem.depot_index[vt.end]
+        kind_ok[t] = [s.allows(vt.kind) for s in problem.stops]
+        kind_ok[t] &= vt.count > 0
+        dist_rt = d_out[sd] + d_in[ed]
+        range_ok[t] = True if vt.max_distance_m is None else dist_rt <= vt.max_distance_m
+        t0 = max(vt.shift_start, problem.depots[sd].open_s)
+        begin = np.maximum(t0 + t_out_all[sd], tw_s)
+        back = begin + svc + t_in_all[ed]
+        latest = min(vt.shift_end, problem.depots[ed].close_s)
+        time_ok[t] = (begin <= tw_e) & (back <= latest) & (t0 <= problem.depots[sd].close_s)
+        rt_time = t_out_all[sd] + svc + t_in_all[ed]
+        dur_ok[t] = True if vt.max_duration_s is None else rt_time <= vt.max_duration_s
+        cap_ok[t] = ((w == 0) | (vt.capacity_g > 0)) & ((v == 0) | (vt.capacity_ml > 0))
+    compat = kind_ok & range_ok & time_ok & dur_ok & cap_ok
+
+    unassigned: list[Unassigned] = []
+    p_stop: list[int] = []
+    p_g: list[int] = []
+    p_ml: list[int] = []
+    home: list[int] = []
+    for i, stop in enumerate(problem.stops):
+        ok = np.flatnonzero(compat[:, i])
+        if len(ok) == 0:
+            reason = _reason(problem, i, kind_ok, range_ok, time_ok, dur_ok, cap_ok)
+            unassigned.append(Unassigned(i, stop.id, stop.weight_g, stop.volume_ml, reason))
+            continue
+        # Split delivery: full loads of the type needing the fewest trips, plus a remainder.
+        best_t, best_k = int(ok[0]), math.inf
+        for t in ok:
+            vt = problem.vehicle_types[int(t)]
+            k = max(
+                math.ceil(stop.weight_g / vt.capacity_g) if stop.weight_g else 1,
+                math.ceil(stop.volume_ml / vt.capacity_ml) if stop.volume_ml else 1,
+                1,
+            )
+            if k < best_k:
+                best_t, best_k = int(t), k
+        cap = problem.vehicle_types[best_t]
+        rem_g, rem_ml = stop.weight_g, stop.volume_ml
+        for _ in range(int(best_k)):
+            g = min(rem_g, cap.capacity_g)
+            ml = min(rem_ml, cap.capacity_ml)
+            rem_g -= g
+            rem_ml -= ml
+            p_stop.append(i)
+            p_g.append(g)
+            p_ml.append(ml)
+        deps = {problem.depot_index[problem.vehicle_types[int(t)].start_depot] for t in ok}
+        near = min(deps, key=lambda dd: (int(d_out[dd, i]), dd))
+        home.extend([near] * int(best_k))
+        if best_k > 1:
+            logger.debug("stop %s split into %d deliveries", stop.id, best_k)
+    return _Prepared(
+        problem=problem,
+        provider=provider,
+        piece_stop=np.array(p_stop, dtype=np.int64),
+        piece_g=np.array(p_g, dtype=np.int64),
+        piece_ml=np.array(p_ml, dtype=np.int64),
+        compat=compat,
+        type_profile=type_profile,
+        profiles=profiles,
+        xy=_project(problem, provider),
+        unassigned=unassigned,
+        home_depot=np.array(home, dtype=np.int64),
+    )
+
+
+def _reason(
+    problem: RoutingProblem,
+    i: int,
+    kind_ok: npt.NDArray[np.bool_],
+    range_ok: npt.NDArray[np.bool_],
+    time_ok: npt.NDArray[np.bool_],
+    dur_ok: npt.NDArray[np.bool_],
+    cap_ok: npt.NDArray[np.bool_],
+) -> str:
+    stop = problem.stops[i]
+    if not kind_ok[:, i].any():
+        allowed = sorted(k.value for k in stop.allowed_kinds or ())
+        return f"no available vehicle of an allowed kind ({', '.join(allowed) or 'any'})"
+    acc = kind_ok[:, i]
+    if not (acc & cap_ok[:, i]).any():
+        return "no allowed vehicle can carry this kind of load (zero capacity)"
+    acc = acc & cap_ok[:, i]
+    if not (acc & range_ok[:, i]).any():
+        return "out of range: round trip exceeds max distance of every allowed vehicle"
+    acc = acc & range_ok[:, i]
+    if not (acc & dur_ok[:, i]).any():
+        return "round trip exceeds the max route duration of every allowed vehicle"
+    return "time window unreachable within shifts and depot opening hours of allowed vehicles"
+
+
+def _sub_task(
+    prep: _Prepared,
+    pieces: list[int],
+    budget: dict[int, int],
+    initial: list[tuple[int, list[int]]] | None,
+    iterations: int | None,
+    time_limit: float | None,
+    seed: int,
+) -> tuple[SubTask, list[int]]:
+    """Build a sub-problem over ``pieces`` with ``budget[type] = vehicles``; returns task, types."""
+    problem = prep.problem
+    types = sorted(t for t, k in budget.items() if k > 0)
+    dep_ids = sorted(
+        {problem.depot_index[problem.vehicle_types[t].start_depot] for t in types}
+        | {problem.depot_index[problem.vehicle_types[t].end] for t in types}
+    )
+    dep_local = {d: j for j, d in enumerate(dep_ids)}
+    prof_ids = sorted({prep.type_profile[t] for t in types})
+    prof_local = {p: j for j, p in enumerate(prof_ids)}
+    stops = prep.piece_stop[pieces]
+    sub_profiles = []
+    for p in prof_ids:
+        ts = [t for t in types if prep.type_profile[t] == p]
+        allowed = prep.compat[ts][:, stops].any(axis=0)
+        sub_profiles.append(SubProfile(prep.profiles[p][0], prep.profiles[p][1], allowed))
+    svts = []
+    for t in types:
+        vt = problem.vehicle_types[t]
+        svts.append(
+            SubVehicleType(
+                type_index=t,
+                num=budget[t],
+                start=dep_local[problem.depot_index[vt.start_depot]],
+                end=dep_local[problem.depot_index[vt.end]],
+                capacity=(vt.capacity_g, vt.capacity_ml),
+                tw_early=vt.shift_start,
+                tw_late=vt.shift_end,
+                max_duration=vt.max_duration_s,
+                max_distance=vt.max_distance_m,
+                fixed=vt.fixed_cost * 1000,
+                unit_distance=vt.cost_per_km,
+                unit_duration=vt.unit_duration_cost,
+                profile=prof_local[prep.type_profile[t]],
+            )
+        )
+    local = {p: j for j, p in enumerate(pieces)}
+    type_local = {t: j for j, t in enumerate(types)}
+    init = None
+    if initial:
+        init = tuple(
+            (type_local[t], tuple(local[p] for p in ps)) for t, ps in initial if t in type_local
+        )
+    n_dep = len(problem.depots)
+    task = SubTask(
+        provider=prep.provider,
+        depot_locs=np.array(dep_ids, dtype=np.int64),
+        depot_tw=np.array(
+            [[problem.depots[d].open_s, problem.depots[d].close_s] for d in dep_ids],
+            dtype=np.int64,
+        ).reshape(-1, 2),
+        client_locs=(stops + n_dep).astype(np.int64),
+        delivery=np.column_stack([prep.piece_g[pieces], prep.piece_ml[pieces]]).astype(np.int64),
+        service=np.array([problem.stops[s].service_s for s in stops], dtype=np.int64),
+        tw=np.array(
+            [[problem.stops[s].tw_start, problem.stops[s].tw_end] for s in stops], dtype=np.int64
+        ).reshape(-1, 2),
+        vehicle_types=tuple(svts),
+        profiles=tuple(sub_profiles),
+        initial=init,
+        iterations=iterations,
+        time_limit=time_limit,
+        seed=seed,
+    )
+    return task, types
+
+
+def _run(executor: Executor, tasks: list[SubTask]) -> list[SubResult]:
+    from relieflink.optim.routing._pyvrp import solve_task
+
+    return executor.map(solve_task, tasks)
+
+
+def _collect(
+    prep: _Prepared, task: SubTask, pieces: list[int], res: SubResult
+) -> tuple[list[_Route], list[int]]:
+    routes = []
+    for sr in res.routes:
+        t = task.vehicle_types[sr.vehicle_type].type_index
+        ps = [pieces[c] for c in sr.clients]
+        routes.append(
+            _finish(
+                prep,
+                _Route(
+                    t,
+                    ps,
+                    list(sr.arrivals),
+                    list(sr.service_starts),
+                    sr.start,
+                    sr.end,
+                    sr.distance,
+                    sr.duration,
+                ),
+            )
+        )
+    return routes, [pieces[c] for c in res.dropped]
+
+
+def _finish(prep: _Prepared, r: _Route) -> _Route:
+    vt = prep.problem.vehicle_types[r.vtype]
+    r.cost = vt.fixed_cost * 1000 + vt.cost_per_km * r.distance + vt.unit_duration_cost * r.duration
+    n_dep = len(prep.problem.depots)
+    pts = prep.xy[n_dep + prep.piece_stop[r.pieces]]
+    r.centroid = (float(pts[:, 0].mean()), float(pts[:, 1].mean()))
+    return r
+
+
+def _split_initial(prep: _Prepared, part_size: int) -> list[list[int]]:
+    """Split pieces by home depot, then by polar sweep around the depot into parts."""
+    parts: list[list[int]] = []
+    for d in sorted(set(prep.home_depot.tolist())):
+        idx = np.flatnonzero(prep.home_depot == d)
+        if len(idx) == 0:
+            continue
+        n_dep = len(prep.problem.depots)
+        rel = prep.xy[n_dep + prep.piece_stop[idx]] - prep.xy[d]
+        ang = np.arctan2(rel[:, 1], rel[:, 0])
+        order = idx[np.lexsort((idx, ang))]
+        srt = np.sort(ang)
+        if len(srt) > 1:  # start the sweep at the widest angular gap
+            gaps = np.diff(np.concatenate([srt, [srt[0] + 2 * np.pi]]))
+            cut = int(np.argmax(gaps)) + 1
+            order = np.roll(order, -cut)
+        k = max(1, math.ceil(len(order) / part_size))
+        for chunk in np.array_split(order, k):
+            parts.append([int(x) for x in chunk])
+    return parts
+
+
+def _allocate(counts: dict[int, int], weights: list[float]) -> list[dict[int, int]]:
+    """Split each type's count over parts in proportion to weights (largest remainder)."""
+    out: list[dict[int, int]] = [dict() for _ in weights]
+    total = sum(weights) or 1.0
+    for t, c in counts.items():
+        raw = [c * w / total for w in weights]
+        base = [int(math.floor(x)) for x in raw]
+        left = c - sum(base)
+        order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - base[i]), i))
+        for i in order[:left]:
+            base[i] += 1
+        for i, b in enumerate(base):
+            if b > 0:
+                out[i][t] = b
+    return out
+
+
+def _initial_budgets(prep: _Prepared, parts: list[list[int]]) -> list[dict[int, int]]:
+    problem = prep.problem
+    budgets: list[dict[int, int]] = [dict() for _ in parts]
+    by_depot: dict[int, list[int]] = defaultdict(list)
+    for j, part in enumerate(parts):
+        by_depot[int(prep.home_depot[part[0]])].append(j)
+    for d, js in by_depot.items():
+        counts = {
+            t: vt.count
+            for t, vt in enumerate(problem.vehicle_types)
+            if problem.depot_index[vt.start_depot] == d and vt.count > 0
+        }
+        weights = [float(len(parts[j])) for j in js]
+        for j, b in zip(js, _allocate(counts, weights), strict=True):
+            budgets[j] = b
+    return budgets
+
+
+def solve_routing(
+    problem: RoutingProblem,
+    *,
+    time_limit: float | None = None,
+    iterations: int | None = None,
+    seed: int = 0,
+    executor: Executor | None = None,
+    provider: MatrixProvider | None = None,
+    params: RoutingParams | None = None,
+    progress: ProgressFn | None = None,
+) -> RoutingResult:
+    """Plan routes for ``problem``.
+
+    Parameters
+    ----------
+    problem
+        Depots, stops and fleet.
+    time_limit
+        Wall-clock budget in seconds (time mode; plans are not reproducible).
+    iterations
+        PyVRP iterations per sub-problem solve (iteration mode; reproducible, see module doc).
+        Exactly one of ``time_limit`` and ``iterations`` must be given.
+    seed
+        Random seed.
+    executor
+        Where sub-problems run; default: a local process pool over all cores.
+    provider
+        Distance/duration source; default: haversine × 1.3 with per-kind speeds.
+    params
+        Engine tuning; see :class:`RoutingParams`.
+    progress
+        Optional callback receiving :class:`ProgressEvent` updates.
+
+    Returns
+    -------
+    RoutingResult
+        Routes, unassigned demand with reasons, and the checker's verdict.
+
+    Raises
+    ------
+    ValueError
+        If neither or both of ``time_limit`` and ``iterations`` are given, or they are not
+        positive.
+    """
+    if (time_limit is None) == (iterations is None):
+        raise ValueError("give exactly one of time_limit (seconds) or iterations")
+    if time_limit is not None and time_limit <= 0:
+        raise ValueError(f"time_limit must be > 0, got {time_limit}")
+    if iterations is not None and iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    t_start = time.perf_counter()
+    params = params or RoutingParams()
+    prov = provider if provider is not None else default_provider(problem)
+    own_executor = executor is None
+    exe: Executor = executor if executor is not None else LocalProcessExecutor()
+    stats: dict[str, float | int | str] = {}
+
+    def elapsed() -> float:
+        return time.perf_counter() - t_start
+
+    def report(phase: str, cost: float | None, done: int, total: int) -> None:
+        if progress is not None:
+            progress(ProgressEvent(phase, elapsed(), time_limit, cost, done, total))
+
+    try:
+        prep = _prepare(problem, prov)
+        n_pieces = len(prep.piece_stop)
+        stats["pieces"] = n_pieces
+        stats["workers"] = exe.workers
+        report("prepared", None, 0, 1)
+        if n_pieces == 0:
+            routes: list[_Route] = []
+            dropped: list[int] = []
+        elif n_pieces <= params.direct_limit:
+            routes, dropped = _solve_direct(prep, exe, time_limit, iterations, seed, elapsed)
+            stats["mode"] = "direct"
+        else:
+            routes, dropped = _solve_decomposed(
+                prep, exe, time_limit, iterations, seed, params, elapsed, report, stats
+            )
+            stats["mode"] = "decomposed"
+    finally:
+        if own_executor:
+            exe.close()
+    result = _result(prep, routes, dropped, elapsed(), stats)
+    violations = check_solution(problem, result, prov)
+    if violations:
+        logger.error("checker found %d violations, first: %s", len(violations), violations[0])
+    out = RoutingResult(
+        result.problem_name,
+        result.routes,
+        result.unassigned,
+        elapsed(),
+        tuple(violations),
+        stats,
+    )
+    report("done", out.cost(), 1, 1)
+    logger.info("%s", out.summary())
+    return out
+
+
+def _solve_direct(
+    prep: _Prepared,
+    exe: Executor,
+    time_limit: float | None,
+    iterations: int | None,
+    seed: int,
+    elapsed: Callable[[], float],
+) -> tuple[list[_Route], list[int]]:
+    pieces = list(range(len(prep.piece_stop)))
+    budget = {t: vt.count for t, vt in enumerate(prep.problem.vehicle_types) if vt.count > 0}
+    tl = None if time_limit is None else max(0.5, time_limit - elapsed() - 1.0)
+    tasks = [
+        _sub_task(prep, pieces, budget, None, iterations, tl, seed + k)[0]
+        for k in range(max(1, exe.workers))
+    ]
+    results = _run(exe, tasks)
+    best: tuple[list[_Route], list[int]] | None = None
+    best_key: tuple[int, int] | None = None
+    for task, res in zip(tasks, results, strict=True):
+        routes, dropped = _collect(prep, task, pieces, res)
+        key = (len(dropped), sum(r.cost for r in routes))
+        if best_key is None or key < best_key:
+            best, best_key = (routes, dropped), key
+    assert best is not None
+    return best
+
+
+def _solve_decomposed(
+    prep: _Prepared,
+    exe: Executor,
+    time_limit: float | None,
+    iterations: int | None,
+    seed: int,
+    params: RoutingParams,
+    elapsed: Callable[[], float],
+    report: Callable[[str, float | None, int, int], None],
+    stats: dict[str, float | int | str],
+) -> tuple[list[_Route], list[int]]:
+    problem = prep.problem
+    workers = max(1, exe.workers)
+    parts = _split_initial(prep, params.part_size)
+    budgets = _initial_budgets(prep, parts)
+    stats["parts"] = len(parts)
+    init_time = None
+    if time_limit is not None:
+        waves = math.ceil(len(parts) / workers)
+        init_time = max(0.5, params.init_share * time_limit / waves - 0.3)
+    tasks = [
+        _sub_task(prep, part, b, None, iterations, init_time, seed * 1_000_003 + j)[0]
+        for j, (part, b) in enumerate(zip(parts, budgets, strict=True))
+    ]
+    report("initial", None, 0, len(tasks))
+    routes: list[_Route] = []
+    dropped: list[int] = []
+    for task, part, res in zip(tasks, parts, _run(exe, tasks), strict=True):
+        rs, dr = _collect(prep, task, part, res)
+        routes.extend(rs)
+        dropped.extend(dr)
+    cost = sum(r.cost for r in routes) / 1000
+    stats["first_feasible_s"] = round(elapsed(), 2)
+    stats["initial_cost"] = cost
+    report("improve", cost, 0, params.rounds if iterations is not None else 0)
+
+    if time_limit is not None:
+        sub_time = params.sub_time or min(30.0, max(2.0, time_limit / 12))
+    rnd = 0
+    while True:
+        if iterations is not None and rnd >= params.rounds:
+            break
+        if time_limit is not None:
+            remaining = time_limit - elapsed() - 1.0
+            if remaining < 1.0:
+                break
+            this_time = min(sub_time, remaining - 0.5)
+        else:
+            this_time = None
+        rng = np.random.default_rng([seed, rnd])
+        groups = _pick_groups(routes, workers, params.part_size, rng)
+        if not groups:
+            break
+        counts_used: dict[int, int] = defaultdict(int)
+        for r in routes:
+            counts_used[r.vtype] += 1
+        # Dropped pieces go with the group holding the route nearest to them.
+        drop_group: dict[int, list[int]] = defaultdict(list)
+        if dropped:
+            member = {ri: g for g, grp in enumerate(groups) for ri in grp}
+            cents = np.array([r.centroid for r in routes])
+            n_dep = len(problem.depots)
+            for p in dropped:
+                pt = prep.xy[n_dep + prep.piece_stop[p]]
+                near = int(np.argmin(((cents - pt) ** 2).sum(axis=1)))
+                if near in member:
+                    drop_group[member[near]].append(p)
+        tasks = []
+        meta = []
+        for g, grp in enumerate(groups):
+            budget: dict[int, int] = defaultdict(int)
+            for ri in grp:
+                budget[routes[ri].vtype] += 1
+            depots = {
+                problem.depot_index[problem.vehicle_types[routes[ri].vtype].start_depot]
+                for ri in grp
+            }
+            for t, vt in enumerate(problem.vehicle_types):
+                spare = vt.count - counts_used[t]
+                if spare > 0 and problem.depot_index[vt.start_depot] in depots:
+                    budget[t] += spare // len(groups) + (1 if g < spare % len(groups) else 0)
+            pieces = [p for ri in grp for p in routes[ri].pieces] + drop_group.get(g, [])
+            initial = [(routes[ri].vtype, routes[ri].pieces) for ri in grp]
+            task, _ = _sub_task(
+                prep,
+                pieces,
+                dict(budget),
+                initial,
+                iterations,
+                this_time,
+                seed * 1_000_003 + 7919 * (rnd + 1) + g,
+            )
+            tasks.append(task)
+            meta.append((grp, pieces, len(drop_group.get(g, []))))
+        results = _run(exe, tasks)
+        remove: set[int] = set()
+        new_routes: list[_Route] = []
+        newly_served: set[int] = set()
+        for task, (grp, pieces, n_drop_in), res in zip(tasks, meta, results, strict=True):
+            rs, dr = _collect(prep, task, pieces, res)
+            old_cost = sum(routes[ri].cost for ri in grp)
+            new_cost = sum(r.cost for r in rs)
+            if (len(dr), new_cost) < (n_drop_in, old_cost):
+                remove.update(grp)
+                new_routes.extend(rs)
+                newly_served.update(p for r in rs for p in r.pieces)
+        if remove:
+            routes = [r for i, r in enumerate(routes) if i not in remove] + new_routes
+            dropped = [p for p in dropped if p not in newly_served]
+        rnd += 1
+        cost = sum(r.cost for r in routes) / 1000
+        report("improve", cost, rnd, params.rounds if iterations is not None else 0)
+        logger.debug("round %d: cost %.1f, %d dropped", rnd, cost, len(dropped))
+    stats["rounds"] = rnd
+    return routes, dropped
+
+
+def _pick_groups(
+    routes: list[_Route], width: int, size: int, rng: np.random.Generator
+) -> list[list[int]]:
+    """Pick up to ``width`` disjoint groups of neighbouring routes of about ``size`` pieces."""
+    if not routes:
+        return []
+    cents = np.array([r.centroid for r in routes])
+    free = np.ones(len(routes), dtype=bool)
+    groups = []
+    for _ in range(width):
+        cand = np.flatnonzero(free)
+        if len(cand) == 0:
+            break
+        seed_route = int(rng.choice(cand))
+        d = ((cents[cand] - cents[seed_route]) ** 2).sum(axis=1)
+        order = cand[np.lexsort((cand, d))]
+        grp: list[int] = []
+        n = 0
+        for ri in order:
+            grp.append(int(ri))
+            n += len(routes[int(ri)].pieces)
+            if n >= size:
+                break
+        free[grp] = False
+        groups.append(grp)
+    return groups
+
+
+def _result(
+    prep: _Prepared,
+    routes: list[_Route],
+    dropped: list[int],
+    runtime: float,
+    stats: dict[str, float | int | str],
+) -> RoutingResult:
+    problem = prep.problem
+    order = sorted(routes, key=lambda r: (r.vtype, r.start, r.pieces))
+    seen: dict[int, int] = defaultdict(int)
+    planned = []
+    for r in order:
+        vt = problem.vehicle_types[r.vtype]
+        visits = tuple(
+            Visit(
+                int(prep.piece_stop[p]),
+                problem.stops[int(prep.piece_stop[p])].id,
+                int(prep.piece_g[p]),
+                int(prep.piece_ml[p]),
+                a,
+                s,
+            )
+            for p, a, s in zip(r.pieces, r.arrivals, r.starts, strict=True)
+        )
+        planned.append(
+            PlannedRoute(
+                vt.id, seen[r.vtype], visits, r.start, r.end, r.distance, r.duration, r.cost
+            )
+        )
+        seen[r.vtype] += 1
+    unassigned = list(prep.unassigned)
+    for p in sorted(dropped):
+        s = int(prep.piece_stop[p])
+        unassigned.append(
+            Unassigned(
+                s,
+                problem.stops[s].id,
+                int(prep.piece_g[p]),
+                int(prep.piece_ml[p]),
+                "no feasible route found: fleet size, shifts or the time limit ran out",
+            )
+        )
+    unassigned.sort(key=lambda u: (u.stop, u.weight_g))
+    return RoutingResult(problem.name, tuple(planned), tuple(unassigned), runtime, (), stats)

@@ -1,0 +1,1 @@
+"""The stock ledger: lots, append-only movements, balances, FEFO picking, donor traceability."""

@@ -1,0 +1,368 @@
+"""All SQL of the stock ledger: write locks, balance rows, movements by reference, reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, and_, false, func, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from relieflink.models import (
+    LotSource,
+    MovementKind,
+    Pledge,
+    PledgeLine,
+    PledgeStatus,
+    StockBalance,
+    StockLot,
+    StockMovement,
+    StockTransfer,
+)
+
+
+def begin_write(session: Session) -> None:
+    """Take the database's write lock before the first read of this transaction (SQLite).
+
+    SQLite serialises writers; a read-then-write transaction must start with ``BEGIN IMMEDIATE``
+    or a concurrent writer makes it fail. When the caller's transaction is already open it is
+    the caller's job to have opened it that way (the stock API routes do). PostgreSQL needs
+    nothing here: the balance rows are locked with ``SELECT ... FOR UPDATE``.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    transaction = session.get_transaction()
+    if transaction is None or not transaction._connections:
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
+def _item_or_kit(stmt: Select[Any], model: Any, item_id: int | None, kit_id: int | None) -> Any:
+    if item_id is not None:
+        return stmt.where(model.item_id == item_id)
+    return stmt.where(model.kit_id == kit_id)
+
+
+def fefo_order(model: Any = StockBalance) -> tuple[Any, ...]:
+    """First expiry first out; lots without expiry last; then the oldest lot."""
+    return (model.expiry.is_(None), model.expiry, model.lot_id)
+
+
+def lock_balances_of(
+    session: Session, *, warehouse_id: int, item_id: int | None, kit_id: int | None
+) -> list[StockBalance]:
+    """Every balance row of one item (or kit) in one warehouse, locked, in FEFO order."""
+    stmt = select(StockBalance).where(StockBalance.warehouse_id == warehouse_id)
+    stmt = _item_or_kit(stmt, StockBalance, item_id, kit_id)
+    stmt = stmt.order_by(*fefo_order()).with_for_update()
+    return list(session.scalars(stmt.execution_options(populate_existing=True)))
+
+
+def lock_balance_pairs(session: Session, pairs: Iterable[tuple[int, int]]) -> list[StockBalance]:
+    """The balance rows of these (warehouse, lot) pairs, locked in a fixed order (by id)."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return []
+    stmt = (
+        select(StockBalance)
+        .where(tuple_(StockBalance.warehouse_id, StockBalance.lot_id).in_(wanted))
+        .order_by(StockBalance.id)
+        .with_for_update()
+    )
+    return list(session.scalars(stmt.execution_options(populate_existing=True)))
+
+
+def ensure_balance(session: Session, *, warehouse_id: int, lot: StockLot) -> None:
+    """Create the (warehouse, lot) balance row if it does not exist (safe under concurrency)."""
+    values = {
+        "warehouse_id": warehouse_id,
+        "lot_id": lot.id,
+        "item_id": lot.item_id,
+        "kit_id": lot.kit_id,
+        "expiry": lot.expiry,
+        "on_hand": 0,
+        "reserved": 0,
+        "in_transit": 0,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(StockBalance)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["warehouse_id", "lot_id"])
+    )
+
+
+def movements_by_reference(
+    session: Session, reference: str, kinds: Sequence[MovementKind] | None = None
+) -> list[StockMovement]:
+    stmt = select(StockMovement).where(StockMovement.reference == reference)
+    if kinds:
+        stmt = stmt.where(StockMovement.kind.in_(list(kinds)))
+    return list(session.scalars(stmt.order_by(StockMovement.id)))
+
+
+def outstanding_by_reference(
+    session: Session, reference: str, column: str
+) -> dict[tuple[int, int], int]:
+    """Per (warehouse, lot): the sum of one delta column over the movements of ``reference``."""
+    col = getattr(StockMovement, column)
+    rows = session.execute(
+        select(StockMovement.warehouse_id, StockMovement.lot_id, func.sum(col))
+        .where(StockMovement.reference == reference)
+        .group_by(StockMovement.warehouse_id, StockMovement.lot_id)
+    ).all()
+    return {(w, lot): int(total or 0) for w, lot, total in rows}
+
+
+def issued_by_reference(session: Session, reference: str) -> dict[tuple[int, int], int]:
+    """Per (warehouse, lot): units issued under ``reference`` and not yet returned."""
+    rows = session.execute(
+        select(StockMovement.warehouse_id, StockMovement.lot_id, func.sum(StockMovement.d_on_hand))
+        .where(
+            StockMovement.reference == reference,
+            StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]),
+        )
+        .group_by(StockMovement.warehouse_id, StockMovement.lot_id)
+    ).all()
+    return {(w, lot): -int(total or 0) for w, lot, total in rows}
+
+
+def lots_by_id(session: Session, ids: Iterable[int]) -> dict[int, StockLot]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    return {lot.id: lot for lot in session.scalars(select(StockLot).where(StockLot.id.in_(wanted)))}
+
+
+def sources_of(session: Session, lot_ids: Iterable[int]) -> dict[int, list[LotSource]]:
+    wanted = list(set(lot_ids))
+    out: dict[int, list[LotSource]] = {i: [] for i in wanted}
+    if not wanted:
+        return out
+    stmt = select(LotSource).where(LotSource.lot_id.in_(wanted)).order_by(LotSource.id)
+    for source in session.scalars(stmt):
+        out[source.lot_id].append(source)
+    return out
+
+
+def available_rows(
+    session: Session,
+    *,
+    today: date,
+    warehouse_id: int | None = None,
+    item_id: int | None = None,
+    kit_id: int | None = None,
+    kits: bool | None = None,
+) -> list[tuple[int, int | None, int | None, int]]:
+    """(warehouse, item, kit, on hand − reserved) over non-expired lots, summed."""
+    stmt = select(
+        StockBalance.warehouse_id,
+        StockBalance.item_id,
+        StockBalance.kit_id,
+        func.sum(StockBalance.on_hand - StockBalance.reserved),
+    ).where(or_(StockBalance.expiry.is_(None), StockBalance.expiry >= today))
+    if warehouse_id is not None:
+        stmt = stmt.where(StockBalance.warehouse_id == warehouse_id)
+    if item_id is not None:
+        stmt = stmt.where(StockBalance.item_id == item_id)
+    if kit_id is not None:
+        stmt = stmt.where(StockBalance.kit_id == kit_id)
+    if kits is True:
+        stmt = stmt.where(StockBalance.kit_id.is_not(None))
+    elif kits is False:
+        stmt = stmt.where(StockBalance.item_id.is_not(None))
+    stmt = stmt.group_by(StockBalance.warehouse_id, StockBalance.item_id, StockBalance.kit_id)
+    return [(w, i, k, int(q or 0)) for w, i, k, q in session.execute(stmt).all()]
+
+
+def on_hand_rows(
+    session: Session,
+    *,
+    warehouse_id: int | None,
+    item_id: int | None,
+    kit_id: int | None,
+) -> list[Any]:
+    """Stock on hand by warehouse, item/kit and expiry (from the balance table)."""
+    stmt = select(
+        StockBalance.warehouse_id,
+        StockBalance.item_id,
+        StockBalance.kit_id,
+        StockBalance.expiry,
+        func.sum(StockBalance.on_hand).label("on_hand"),
+        func.sum(StockBalance.reserved).label("reserved"),
+        func.sum(StockBalance.in_transit).label("in_transit"),
+    )
+    if warehouse_id is not None:
+        stmt = stmt.where(StockBalance.warehouse_id == warehouse_id)
+    if item_id is not None:
+        stmt = stmt.where(StockBalance.item_id == item_id)
+    if kit_id is not None:
+        stmt = stmt.where(StockBalance.kit_id == kit_id)
+    stmt = stmt.group_by(
+        StockBalance.warehouse_id, StockBalance.item_id, StockBalance.kit_id, StockBalance.expiry
+    ).having(or_(func.sum(StockBalance.on_hand) != 0, func.sum(StockBalance.in_transit) != 0))
+    stmt = stmt.order_by(
+        StockBalance.warehouse_id, StockBalance.item_id, StockBalance.kit_id, *fefo_order()[:2]
+    )
+    return list(session.execute(stmt).all())
+
+
+def expiring_balances(session: Session, *, until: date) -> list[StockBalance]:
+    stmt = (
+        select(StockBalance)
+        .where(StockBalance.expiry.is_not(None), StockBalance.expiry <= until)
+        .where(StockBalance.on_hand > 0)
+        .order_by(StockBalance.expiry, StockBalance.warehouse_id, StockBalance.lot_id)
+    )
+    return list(session.scalars(stmt))
+
+
+def lot_state_totals(session: Session, lot_ids: Iterable[int] | None) -> dict[int, dict[str, int]]:
+    """Per lot: on hand, in transit (balances) and the net of each movement kind (ledger)."""
+    out: dict[int, dict[str, int]] = {}
+    bal = select(
+        StockBalance.lot_id, func.sum(StockBalance.on_hand), func.sum(StockBalance.in_transit)
+    ).group_by(StockBalance.lot_id)
+    mov = select(
+        StockMovement.lot_id, StockMovement.kind, func.sum(StockMovement.d_on_hand)
+    ).group_by(StockMovement.lot_id, StockMovement.kind)
+    if lot_ids is not None:
+        ids = list(set(lot_ids))
+        bal = bal.where(StockBalance.lot_id.in_(ids)) if ids else bal.where(false())
+        mov = mov.where(StockMovement.lot_id.in_(ids)) if ids else mov.where(false())
+    for lot_id, on_hand, in_transit in session.execute(bal).all():
+        out.setdefault(lot_id, {})
+        out[lot_id]["on_hand"] = int(on_hand or 0)
+        out[lot_id]["in_transit"] = int(in_transit or 0)
+    for lot_id, kind, total in session.execute(mov).all():
+        out.setdefault(lot_id, {})[str(kind)] = int(total or 0)
+    return out
+
+
+def all_sources(session: Session, donor_org_id: int | None) -> list[tuple[LotSource, StockLot]]:
+    stmt = select(LotSource, StockLot).join(StockLot, StockLot.id == LotSource.lot_id)
+    if donor_org_id is not None:
+        stmt = stmt.where(LotSource.donor_org_id == donor_org_id)
+    return [(s, lot) for s, lot in session.execute(stmt.order_by(LotSource.id)).all()]
+
+
+def pledged_lines(
+    session: Session, donor_org_id: int | None
+) -> list[tuple[int, int | None, int | None, int, int]]:
+    """(donor, item, kit, quantity, value) over the lines of pledges not cancelled."""
+    stmt = (
+        select(
+            Pledge.donor_org_id,
+            PledgeLine.item_id,
+            PledgeLine.kit_id,
+            func.sum(PledgeLine.quantity),
+            func.sum(PledgeLine.quantity * PledgeLine.unit_value_fen),
+        )
+        .join(Pledge, Pledge.id == PledgeLine.pledge_id)
+        .where(Pledge.status != PledgeStatus.cancelled)
+        .group_by(Pledge.donor_org_id, PledgeLine.item_id, PledgeLine.kit_id)
+    )
+    if donor_org_id is not None:
+        stmt = stmt.where(Pledge.donor_org_id == donor_org_id)
+    return [(d, i, k, int(q or 0), int(v or 0)) for d, i, k, q, v in session.execute(stmt).all()]
+
+
+def transfer_lines(session: Session, transfer_id: int) -> list[StockMovement]:
+    stmt = (
+        select(StockMovement)
+        .where(
+            StockMovement.transfer_id == transfer_id,
+            StockMovement.kind == MovementKind.transfer_in_transit,
+        )
+        .order_by(StockMovement.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def lock_transfer(session: Session, transfer_id: int) -> StockTransfer | None:
+    stmt = select(StockTransfer).where(StockTransfer.id == transfer_id).with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
+
+
+def list_movements(
+    session: Session,
+    *,
+    warehouse_id: int | None,
+    lot_id: int | None,
+    reference: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[StockMovement], int]:
+    conds = []
+    if warehouse_id is not None:
+        conds.append(StockMovement.warehouse_id == warehouse_id)
+    if lot_id is not None:
+        conds.append(StockMovement.lot_id == lot_id)
+    if reference is not None:
+        conds.append(StockMovement.reference == reference)
+    where = and_(*conds) if conds else None
+    count = select(func.count()).select_from(StockMovement)
+    stmt = select(StockMovement)
+    if where is not None:
+        count = count.where(where)
+        stmt = stmt.where(where)
+    total = session.scalar(count) or 0
+    rows = session.scalars(stmt.order_by(StockMovement.id).offset(offset).limit(limit)).all()
+    return list(rows), total
+
+
+def ledger_mismatches(session: Session) -> list[tuple[int, int, int, int, int, int, int, int]]:
+    """Balance rows that differ from the sum of their movements (should always be empty)."""
+    sums = (
+        select(
+            StockMovement.warehouse_id.label("w"),
+            StockMovement.lot_id.label("lot"),
+            func.sum(StockMovement.d_on_hand).label("oh"),
+            func.sum(StockMovement.d_reserved).label("rs"),
+            func.sum(StockMovement.d_in_transit).label("it"),
+        )
+        .group_by(StockMovement.warehouse_id, StockMovement.lot_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            StockBalance.warehouse_id,
+            StockBalance.lot_id,
+            StockBalance.on_hand,
+            func.coalesce(sums.c.oh, 0),
+            StockBalance.reserved,
+            func.coalesce(sums.c.rs, 0),
+            StockBalance.in_transit,
+            func.coalesce(sums.c.it, 0),
+        )
+        .outerjoin(
+            sums,
+            and_(sums.c.w == StockBalance.warehouse_id, sums.c.lot == StockBalance.lot_id),
+        )
+        .where(
+            or_(
+                StockBalance.on_hand != func.coalesce(sums.c.oh, 0),
+                StockBalance.reserved != func.coalesce(sums.c.rs, 0),
+                StockBalance.in_transit != func.coalesce(sums.c.it, 0),
+            )
+        )
+    )
+    rows = [tuple(int(x) for x in r) for r in session.execute(stmt).all()]
+    # Movements whose (warehouse, lot) has no balance row at all.
+    orphan = (
+        select(sums.c.w, sums.c.lot)
+        .outerjoin(
+            StockBalance,
+            and_(sums.c.w == StockBalance.warehouse_id, sums.c.lot == StockBalance.lot_id),
+        )
+        .where(StockBalance.id.is_(None))
+    )
+    rows += [(int(w), int(lot), -1, -1, -1, -1, -1, -1) for w, lot in session.execute(orphan)]
+    return rows  # type: ignore[return-value]
+
+
+def lots_of_receipt(session: Session, receipt_id: int) -> list[StockLot]:
+    stmt = select(StockLot).where(StockLot.receipt_id == receipt_id).order_by(StockLot.id)
+    return list(session.scalars(stmt))

@@ -1,0 +1,19 @@
+"""The web pages: one module per area. A later domain adds its module to ``MODULES``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from relieflink.web import nav
+from relieflink.web.routes import auth, dashboard, households, imports, registry
+
+MODULES = (auth, dashboard, registry, households, imports)
+
+
+def build_router() -> APIRouter:
+    """Every module's pages in one router, and their navigation entries registered."""
+    router = APIRouter(include_in_schema=False)
+    for module in MODULES:
+        router.include_router(module.router)
+        nav.register(module.router.specs)
+    return router

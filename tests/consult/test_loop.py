@@ -1,0 +1,123 @@
+"""Consultation → prescription → medical request: everything a request needs, linked both ways."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session
+
+from relieflink.catalog import service as catalog
+from relieflink.consult import service as consult
+from relieflink.consult.schemas import ConsultationClose, PrescriptionCreate
+from relieflink.errors import Conflict, Forbidden, Invalid
+from relieflink.models import Item, User
+from tests.consult.factories import make_consultation, make_doctor, make_household_with_resident
+
+
+def seeded_medicines(db: Session) -> list[Item]:
+    catalog.seed_catalog(db, actor=None)
+    items = db.query(Item).filter(Item.category == "medicine").order_by(Item.id).all()
+    assert any(i.prescription_only for i in items)
+    return items
+
+
+def open_consultation(db: Session) -> tuple[int, User, int]:
+    household, resident = make_household_with_resident(db)
+    consultation = make_consultation(
+        db, resident, answers={"medicine_running_out": "within_2_days"}, member_label="father"
+    )
+    doctor = make_doctor(db, ("internal_medicine",))
+    db.commit()
+    taken = consult.take_next(db, actor=doctor)
+    assert taken is not None and taken.id == consultation.id
+    return consultation.id, doctor, household.id
+
+
+def test_closed_consultation_with_prescription_carries_the_medical_request(db: Session) -> None:
+    medicines = seeded_medicines(db)
+    rx_only = next(i for i in medicines if i.prescription_only)
+    other = next(i for i in medicines if i.id != rx_only.id)
+    consultation_id, doctor, household_id = open_consultation(db)
+    closed = consult.close_consultation(
+        db,
+        consultation_id,
+        ConsultationClose.model_validate(
+            {
+                "notes": "stable hypertension; refill for 30 days",
+                "outcome": "prescription",
+                "prescription": {
+                    "lines": [
+                        {"item_id": rx_only.id, "quantity": 2, "instructions": "1 tablet daily"},
+                        {"item_id": other.id, "quantity": 1},
+                    ]
+                },
+            }
+        ),
+        actor=doctor,
+    )
+    db.commit()
+    assert closed.status == "closed" and closed.outcome == "prescription"
+    assert closed.notes and closed.closed_at is not None
+    prescription = consult.get_prescription(db, consultation_id)
+    assert prescription is not None
+    # Everything the needs domain needs to create the request:
+    assert prescription.household_id == household_id
+    assert prescription.consultation_id == consultation_id
+    assert prescription.priority == "medical"
+    assert prescription.member_label == "father"
+    assert prescription.reason
+    assert consult.prescription_request_lines(prescription) == [(rx_only.id, 2), (other.id, 1)]
+    assert prescription.request_id is None  # set when the needs domain creates the request
+    consult.attach_request(db, prescription, request_id=77)
+    db.commit()
+    view = consult.to_read(db, closed)
+    assert view.prescription is not None and view.prescription.request_id == 77
+    with pytest.raises(Conflict):
+        consult.attach_request(db, prescription, request_id=78)
+
+
+@pytest.mark.skip(reason="waits for dispatch (issue 6)")
+def test_after_dispatch_and_delivery_the_consultation_shows_the_delivery() -> None:
+    """Close with a prescription → needs request → allocation → dispatch → delivered; then
+    GET /consultations/{id} shows the delivery (status, time, proof). Needs issues 5 and 6."""
+
+
+def test_prescription_needs_a_real_item_and_the_assigned_doctor(db: Session) -> None:
+    consultation_id, doctor, _ = open_consultation(db)
+    other_doctor = make_doctor(db, ("internal_medicine",))
+    with pytest.raises(Invalid) as info:
+        consult.prescribe(
+            db,
+            consultation_id,
+            PrescriptionCreate.model_validate({"lines": [{"item_id": 999999, "quantity": 1}]}),
+            actor=doctor,
+        )
+    assert info.value.errors[0].loc == ("lines", 0, "item_id")
+    item = seeded_medicines(db)[0]
+    data = PrescriptionCreate.model_validate({"lines": [{"item_id": item.id, "quantity": 1}]})
+    with pytest.raises(Forbidden):
+        consult.prescribe(db, consultation_id, data, actor=other_doctor)
+    consult.prescribe(db, consultation_id, data, actor=doctor)
+    with pytest.raises(Conflict):
+        consult.prescribe(db, consultation_id, data, actor=doctor)
+
+
+def test_outcome_prescription_without_one_is_refused(db: Session) -> None:
+    consultation_id, doctor, _ = open_consultation(db)
+    with pytest.raises(Invalid):
+        consult.close_consultation(
+            db,
+            consultation_id,
+            ConsultationClose(notes="n", outcome="prescription"),
+            actor=doctor,
+        )
+
+
+def test_a_closed_consultation_cannot_be_closed_or_prescribed_again(db: Session) -> None:
+    consultation_id, doctor, _ = open_consultation(db)
+    consult.close_consultation(
+        db, consultation_id, ConsultationClose(notes="advice", outcome="advice_given"), actor=doctor
+    )
+    with pytest.raises(Conflict):
+        consult.close_consultation(
+            db, consultation_id, ConsultationClose(notes="x", outcome="advice_given"), actor=doctor
+        )

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from relieflink.catalog import service as catalog
+from relieflink.models import (
+    Allocation,
+    AllocationRun,
+    Household,
+    Kit,
+    NeedRequest,
+    OrgKind,
+    RequestStatus,
+    Role,
+    Warehouse,
+)
+from relieflink.needs import allocation
+from relieflink.needs import service as needs
+from relieflink.needs.schemas import RequestCreate
+from relieflink.stock import service as stock
+from tests.factories import headers_for, make_community, make_household, make_org, make_user
+
+TODAY = date(2026, 11, 30)
+
+
+def kit(db: Session, sku: str) -> Kit:
+    return db.scalars(select(Kit).where(Kit.sku == sku)).one()
+
+
+@pytest.fixture
+def city(db: Session) -> dict[str, object]:
+    catalog.seed_catalog(db, actor=None)
+    ngo, donor = make_org(db), make_org(db, kind=OrgKind.donor)
+    warehouse = Warehouse(
+        code="W1",
+        name="Hub",
+        name_zh="仓",
+        owner_id=ngo.id,
+        lat=31.2,
+        lon=121.5,
+        daily_outbound_kg=100_000,
+    )
+    db.add(warehouse)
+    community = make_community(db)
+    admin = make_user(db, Role.admin)
+    homes = {
+        "infant": make_household(db, community, actor=admin, size=3, infants=1),
+        "alone80": make_household(db, community, actor=admin, size=1, elderly_80=1),
+        "small": make_household(db, community, actor=admin, size=2),
+        "large": make_household(db, community, actor=admin, size=5),
+    }
+    db.flush()
+    return {"donor": donor, "warehouse": warehouse, "homes": homes, "admin": admin}
+
+
+def receive(db: Session, city: dict, sku: str, quantity: int) -> None:
+    stock.receive_lot(
+        db,
+        warehouse_id=city["warehouse"].id,
+        kit_id=kit(db, sku).id,
+        quantity=quantity,
+        donor_org_id=city["donor"].id,
+        actor=None,
+    )
+
+
+def ask(db: Session, city: dict, home: str, *lines: tuple[str, int]) -> None:
+    data = RequestCreate.model_validate(
+        {
+            "household_id": city["homes"][home].id,
+            "lines": [{"kit_sku": sku, "quantity": q} for sku, q in lines],
+        }
+    )
+    needs.create_request(db, data, actor=city["admin"], today=TODAY)
+
+
+def given(db: Session, home: Household, sku: str) -> int:
+    return (
+        db.scalar(
+            select(func.coalesce(func.sum(Allocation.quantity), 0))
+            .join(Kit, Kit.id == Allocation.kit_id)
+            .where(Allocation.household_id == home.id, Kit.sku == sku)
+        )
+        or 0
+    )
+
+
+def test_scarce_stock_goes_to_the_vulnerable_first_and_fairly(db: Session, city: dict) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 3)
+    receive(db, city, "KIT-INFANT", 1)
+    ask(db, city, "infant", ("KIT-INFANT", 1), ("KIT-FAMILY-FOOD", 1))
+    ask(db, city, "alone80", ("KIT-FAMILY-FOOD", 1))
+    ask(db, city, "small", ("KIT-FAMILY-FOOD", 1))
+    ask(db, city, "large", ("KIT-FAMILY-FOOD", 2))
+    report = allocation.run_allocation(db, actor=None, today=TODAY)
+    homes = city["homes"]
+    assert given(db, homes["infant"], "KIT-INFANT") == 1
+    assert given(db, homes["infant"], "KIT-FAMILY-FOOD") == 1
+    assert given(db, homes["alone80"], "KIT-FAMILY-FOOD") == 1
+    # One pack left for two ordinary households: nobody gets a second before both have one,
+    # so exactly one of them is served.
+    assert (
+        given(db, homes["small"], "KIT-FAMILY-FOOD") + given(db, homes["large"], "KIT-FAMILY-FOOD")
+        == 1
+    )
+    assert report.units_allocated == 4
+    assert (
+        stock.available(db, warehouse_id=city["warehouse"].id, kit_id=kit(db, "KIT-FAMILY-FOOD").id)
+        == 0
+    )
+    reasons = db.scalars(
+        select(Allocation.reasons).where(Allocation.household_id == homes["alone80"].id)
+    ).one()
+    assert "aged 80+ and living alone" in reasons
+    assert "priority class: other vulnerable people" in reasons
+    run = db.scalars(select(AllocationRun)).one()
+    assert run.policy_version == report.policy_version
+    assert run.summary["priority"]["coverage"]["other_vulnerable"] == 1.0
+    assert "fcfs" in run.summary
+
+
+def test_running_twice_does_not_double_reserve(db: Session, city: dict) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 1)
+    ask(db, city, "large", ("KIT-FAMILY-FOOD", 2))
+    first = allocation.run_allocation(db, actor=None, today=TODAY)
+    again = allocation.run_allocation(db, actor=None, today=TODAY)
+    assert (first.units_allocated, again.units_allocated) == (1, 0)
+    receive(db, city, "KIT-FAMILY-FOOD", 5)
+    third = allocation.run_allocation(db, actor=None, today=TODAY)
+    assert third.units_allocated == 1  # the second pack it is entitled to, not more
+    assert given(db, city["homes"]["large"], "KIT-FAMILY-FOOD") == 2
+    request = db.scalars(select(NeedRequest)).one()
+    assert request.status == RequestStatus.allocated
+    assert (
+        stock.available(db, warehouse_id=city["warehouse"].id, kit_id=kit(db, "KIT-FAMILY-FOOD").id)
+        == 4
+    )
+
+
+def test_requests_are_capped_at_the_entitlement(db: Session, city: dict) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 10)
+    ask(db, city, "alone80", ("KIT-FAMILY-FOOD", 5))
+    report = allocation.run_allocation(db, actor=None, today=TODAY)
+    assert report.units_requested == 1  # ceil(1 person × 7 days / (3 persons × 7 days))
+    assert given(db, city["homes"]["alone80"], "KIT-FAMILY-FOOD") == 1
+    assert db.scalars(select(NeedRequest.status)).one() == RequestStatus.allocated
+
+
+def test_a_dry_run_reserves_and_stores_nothing(db: Session, city: dict) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 2)
+    ask(db, city, "small", ("KIT-FAMILY-FOOD", 1))
+    report = allocation.run_allocation(db, actor=None, today=TODAY, dry_run=True)
+    assert report.units_allocated == 1
+    assert report.run_id is None
+    assert db.scalar(select(func.count()).select_from(Allocation)) == 0
+    assert (
+        stock.available(db, warehouse_id=city["warehouse"].id, kit_id=kit(db, "KIT-FAMILY-FOOD").id)
+        == 2
+    )
+
+
+def test_api_runs_for_staff_and_shows_residents_their_reasons(
+    db: Session, client: TestClient, city: dict
+) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 1)
+    ask(db, city, "alone80", ("KIT-FAMILY-FOOD", 1))
+    resident = headers_for(db, client, Role.resident, household_id=city["homes"]["alone80"].id)
+    coordinator = headers_for(db, client, Role.coordinator)
+    assert client.post("/api/v1/allocation-runs", json={}, headers=resident).status_code == 403
+    run = client.post("/api/v1/allocation-runs", json={}, headers=coordinator)
+    assert run.status_code == 200, run.text
+    run_id = run.json()["id"]
+    mine = client.get(f"/api/v1/allocation-runs/{run_id}/allocations", headers=resident).json()
+    assert mine["total"] == 1
+    assert "aged 80+ and living alone" in mine["items"][0]["reasons"]
+    assert client.get("/api/v1/allocation-runs", headers=resident).status_code == 403
