@@ -63,9 +63,7 @@ def test_requested_once_then_again_after_the_supply_is_extended(db: Session) -> 
     assert patient.supply_until == TODAY + timedelta(days=32)
     assert consult.due_refills(db, today=TODAY, lead_days=5) == []
     later = TODAY + timedelta(days=28)
-    assert [d.patient_id for d in consult.due_refills(db, today=later, lead_days=5)] == [
-        patient_id
-    ]
+    assert [d.patient_id for d in consult.due_refills(db, today=later, lead_days=5)] == [patient_id]
 
 
 def test_registration_is_unique_and_for_clinicians(db: Session) -> None:

@@ -50,7 +50,13 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
     ),
     ("RF-pregnancy-waters", PREGNANT, {"pregnancy_waters_broken": True}, "immediate", EMERGENCY),
     ("RF-child-unable-to-feed", INFANT, {"child_unable_to_feed": True}, "immediate", EMERGENCY),
-    ("RF-child-vomits-everything", CHILD, {"child_vomits_everything": True}, "immediate", EMERGENCY),
+    (
+        "RF-child-vomits-everything",
+        CHILD,
+        {"child_vomits_everything": True},
+        "immediate",
+        EMERGENCY,
+    ),
     ("RF-child-convulsions", INFANT, {"child_convulsions": True}, "immediate", EMERGENCY),
     ("RF-child-lethargic", NEWBORN, {"child_lethargic": True}, "immediate", EMERGENCY),
     (
@@ -99,7 +105,13 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
     ("DT-severe-distress", ADULT, {"mental_distress": "severe"}, "urgent", "doctor_today"),
     ("DT-fever-38-5", ADULT, {"fever": "from_38_5"}, "urgent", "doctor_today"),
     ("DT-long-fever", ADULT, {"fever_days": "from_3"}, "urgent", "doctor_today"),
-    ("DT-medicine-run-out", ADULT, {"medicine_running_out": "run_out"}, "urgent", "medicine_refill"),
+    (
+        "DT-medicine-run-out",
+        ADULT,
+        {"medicine_running_out": "run_out"},
+        "urgent",
+        "medicine_refill",
+    ),
     ("DT-pregnancy-any", PREGNANT, {}, "standard", "doctor_today"),
     (
         "ST-medicine-2-days",

@@ -179,3 +179,43 @@ def test_api_runs_for_staff_and_shows_residents_their_reasons(
     assert mine["total"] == 1
     assert "aged 80+ and living alone" in mine["items"][0]["reasons"]
     assert client.get("/api/v1/allocation-runs", headers=resident).status_code == 403
+
+
+def test_the_run_reports_each_vulnerable_group_against_fcfs(db: Session, city: dict) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 1)
+    ask(db, city, "small", ("KIT-FAMILY-FOOD", 1))  # first come, not vulnerable
+    ask(db, city, "alone80", ("KIT-FAMILY-FOOD", 1))
+    report = allocation.run_allocation(db, actor=None, today=TODAY, dry_run=True)
+    priority, fcfs = report.summary["priority"]["groups"], report.summary["fcfs"]["groups"]
+    assert (priority["elderly"], priority["other"]) == (1.0, 0.0)
+    assert (fcfs["elderly"], fcfs["other"]) == (0.0, 1.0)
+    assert priority["infant"] is None  # nobody in that group asked
+
+
+def test_delivery_closes_and_failure_carries_over(db: Session, city: dict) -> None:
+    from relieflink.models import AllocationState
+    from relieflink.stock import service as stock_service
+
+    receive(db, city, "KIT-FAMILY-FOOD", 2)
+    ask(db, city, "small", ("KIT-FAMILY-FOOD", 1))
+    ask(db, city, "alone80", ("KIT-FAMILY-FOOD", 1))
+    allocation.run_allocation(db, actor=None, today=TODAY)
+    by_home = {a.household_id: a for a in db.scalars(select(Allocation))}
+    delivered = by_home[city["homes"]["small"].id]
+    failed = by_home[city["homes"]["alone80"].id]
+
+    request = needs.deliver_allocation(db, delivered.id, delivery_ref="parcel-1", actor=None)
+    assert request.status == RequestStatus.delivered
+    assert needs.deliver_allocation(db, delivered.id, delivery_ref="parcel-1", actor=None) is request
+
+    carried = needs.return_allocation(db, failed.id, reason="not home", actor=None)
+    assert (carried.status, carried.carried_over) == (RequestStatus.open, 1)
+    assert db.get(Allocation, failed.id).state == AllocationState.returned
+    family = kit(db, "KIT-FAMILY-FOOD").id
+    # One pack left the ledger with the delivery; the failed one is free to allocate again.
+    assert stock.available(db, warehouse_id=city["warehouse"].id, kit_id=family) == 1
+    assert stock_service.check_ledger(db) == []
+    again = allocation.run_allocation(db, actor=None, today=TODAY)
+    assert again.units_allocated == 1
+    newest = db.scalars(select(Allocation).order_by(Allocation.id.desc())).first()
+    assert "1 failed delivery carried over" in newest.reasons

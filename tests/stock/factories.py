@@ -44,7 +44,9 @@ def make_kit(db: Session, lines: list[tuple[Item, int]], **overrides: object) ->
     return catalog.create_kit(db, KitCreate.model_validate(data), actor=None)
 
 
-def make_warehouse(db: Session, owner: Organization | None = None, **overrides: object) -> Warehouse:
+def make_warehouse(
+    db: Session, owner: Organization | None = None, **overrides: object
+) -> Warehouse:
     n = next(_seq)
     owner = owner or make_org(db, OrgKind.ngo)
     data = {

@@ -40,7 +40,13 @@ def test_reserve_picks_first_expiry_first_and_never_expired_lots(db: Session) ->
     no_expiry = make_lot(db, wh, item, 10)
     assert stock.available(db, warehouse_id=wh.id, item_id=item.id, as_of=TODAY) == 30
     moves = stock.reserve(
-        db, warehouse_id=wh.id, item_id=item.id, quantity=15, reference="r1", actor=None, as_of=TODAY
+        db,
+        warehouse_id=wh.id,
+        item_id=item.id,
+        quantity=15,
+        reference="r1",
+        actor=None,
+        as_of=TODAY,
     )
     assert [(m.lot_id, m.d_reserved) for m in moves] == [(early.id, 10), (late.id, 5)]
     assert _balance(db, wh.id, expired.id).reserved == 0
@@ -168,3 +174,27 @@ def test_stock_matrix_and_kits_keyed_separately(db: Session) -> None:
                   actor=None)  # fmt: skip
     assert stock.stock_matrix(db) == {(wh.id, item.id): 5}
     assert stock.stock_matrix(db, kind="kit") == {}
+
+
+def test_rebuilding_balances_from_movements_gives_the_same_table(db: Session) -> None:
+    a, b, item = make_warehouse(db), make_warehouse(db), make_item(db)
+    make_lot(db, a, item, 10, expiry=TODAY + timedelta(days=5))
+    make_lot(db, a, item, 7)
+    stock.reserve(db, warehouse_id=a.id, item_id=item.id, quantity=12, reference="q",
+                  actor=None, as_of=TODAY)  # fmt: skip
+    stock.issue(db, reference="q", quantity=5, actor=None, as_of=TODAY)
+    stock.transfer(db, from_warehouse_id=a.id, to_warehouse_id=b.id,
+                   lines=[stock.TransferLine(quantity=3, item_id=item.id)], actor=None,
+                   as_of=TODAY)  # fmt: skip
+    db.flush()
+
+    def table() -> set[tuple[object, ...]]:
+        rows = db.scalars(select(StockBalance)).all()
+        return {(r.warehouse_id, r.lot_id, r.item_id, r.expiry, r.on_hand, r.reserved,
+                 r.in_transit) for r in rows}  # fmt: skip
+
+    before = table()
+    db.expunge_all()
+    assert stock.rebuild_balances(db) == len(before)
+    assert table() == before
+    assert stock.check_ledger(db) == []

@@ -144,8 +144,10 @@ def test_no_page_shows_a_full_phone_number_to_a_role_that_may_not_see_it(
     else:
         assert revealed.status_code == 403
         assert _digits(PHONE) not in _digits(revealed.text)
-    assert ('hx-post="' + reveal_url) in detail.text if role in access.PHONE_READERS else (
-        reveal_url not in detail.text
+    assert (
+        ('hx-post="' + reveal_url) in detail.text
+        if role in access.PHONE_READERS
+        else (reveal_url not in detail.text)
     )
 
 

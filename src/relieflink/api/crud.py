@@ -11,10 +11,9 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
-from relieflink.api.deps import CurrentUser, SessionDep
+from relieflink.api.deps import SessionDep, require_role
 from relieflink.common.schemas import ListQuery, Page
-from relieflink.models import Role
-from relieflink.users import access
+from relieflink.models import Role, User
 
 
 def registry_routes(
@@ -40,10 +39,9 @@ def registry_routes(
     @router.get(path, response_model=Page[read_schema], summary=f"List {label}s")  # type: ignore[valid-type]
     def list_records(
         session: SessionDep,
-        user: CurrentUser,
+        user: Annotated[User, require_role(readers)],
         query: Annotated[filters_schema, Query()],  # type: ignore[valid-type]
     ) -> Page[Any]:
-        access.ensure_role(user, readers)
         page = cast(ListQuery, query)
         rows, total = list_fn(session, page, offset=page.offset, limit=page.limit)
         return Page(
@@ -51,8 +49,9 @@ def registry_routes(
         )
 
     @router.get(f"{path}/{{record_id}}", response_model=read_schema, summary=f"Read one {label}")
-    def read_record(record_id: int, session: SessionDep, user: CurrentUser) -> BaseModel:
-        access.ensure_role(user, readers)
+    def read_record(
+        record_id: int, session: SessionDep, user: Annotated[User, require_role(readers)]
+    ) -> BaseModel:
         return convert(require_fn(session, record_id))
 
     @router.post(
@@ -61,8 +60,11 @@ def registry_routes(
         status_code=status.HTTP_201_CREATED,
         summary=f"Create a {label}",
     )
-    def create_record(data: create_schema, session: SessionDep, user: CurrentUser) -> BaseModel:  # type: ignore[valid-type]
-        access.ensure_role(user, writers)
+    def create_record(
+        data: create_schema,  # type: ignore[valid-type]
+        session: SessionDep,
+        user: Annotated[User, require_role(writers)],
+    ) -> BaseModel:
         return convert(create_fn(session, data, actor=user))
 
     @router.patch(f"{path}/{{record_id}}", response_model=read_schema, summary=f"Change a {label}")
@@ -70,7 +72,6 @@ def registry_routes(
         record_id: int,
         data: update_schema,  # type: ignore[valid-type]
         session: SessionDep,
-        user: CurrentUser,
+        user: Annotated[User, require_role(writers)],
     ) -> BaseModel:
-        access.ensure_role(user, writers)
         return convert(update_fn(session, record_id, data, actor=user))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,7 +15,6 @@ from relieflink.models import Role, User
 from relieflink.users import access
 from relieflink.users import service as users
 
-SESSION_COOKIE = "relieflink_session"
 _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/sign-in")
 
 
@@ -37,9 +36,11 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def request_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """The bearer token. The API never authenticates by cookie: a cookie would be sent by the
+    browser on a cross-site request, so only the web pages (with their CSRF checks) use one."""
     if credentials is not None and credentials.scheme.lower() == "bearer":
         return credentials.credentials
-    return request.cookies.get(SESSION_COOKIE)
+    return None
 
 
 def get_current_user(
@@ -57,9 +58,12 @@ def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require_role(*roles: Role) -> object:
-    """A dependency admitting only ``roles`` (403 for any other signed-in role)."""
-    allowed = frozenset(roles)
+def require_role(*roles: Role | Iterable[Role]) -> Any:
+    """A dependency admitting only ``roles`` (403 for any other signed-in role), for route
+    signatures: ``user: Annotated[User, require_role(access.STAFF)]``."""
+    allowed = frozenset(
+        r for group in roles for r in ([group] if isinstance(group, Role) else group)
+    )
 
     def check(user: CurrentUser) -> User:
         access.ensure_role(user, allowed)

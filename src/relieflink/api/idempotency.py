@@ -12,7 +12,6 @@ import json
 from fastapi import Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from relieflink.api.deps import SESSION_COOKIE
 from relieflink.api.problems import problem
 from relieflink.db import get_sessionmaker
 from relieflink.errors import RelieflinkError
@@ -89,4 +88,4 @@ def _token(request: Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
-    return request.cookies.get(SESSION_COOKIE)
+    return None

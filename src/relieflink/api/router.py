@@ -4,10 +4,34 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from relieflink.api.routes import audit, auth, bulk, consult, households, needs, registry, users
+from relieflink.api.routes import (
+    audit,
+    auth,
+    bulk,
+    consult,
+    dispatch,
+    donations,
+    households,
+    needs,
+    registry,
+    stock,
+    users,
+)
 
 api_router = APIRouter()
-for module in (auth, users, registry, households, bulk, audit, needs, consult):
+for module in (
+    auth,
+    users,
+    registry,
+    households,
+    bulk,
+    audit,
+    needs,
+    consult,
+    donations,
+    stock,
+    dispatch,
+):
     api_router.include_router(module.router)
 api_router.include_router(needs.runs_router)
 

@@ -20,9 +20,9 @@ from sqlalchemy import Table, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
-from relieflink.bulk import files
 from relieflink.bulk.formats import FORMATS, Format
 from relieflink.bulk.schemas import ImportReport, RowError
+from relieflink.common import files
 from relieflink.common import repository as common
 from relieflink.db import utcnow
 from relieflink.errors import FieldError, Invalid

@@ -24,6 +24,15 @@ def kits_by_sku(session: Session, skus: Iterable[str]) -> dict[str, Kit]:
     return {k.sku: k for k in session.scalars(select(Kit).where(Kit.sku.in_(wanted)))}
 
 
+def ids_by_sku(
+    session: Session, model: type[Item] | type[Kit], skus: Iterable[str]
+) -> dict[str, int]:
+    wanted = list(set(skus))
+    if not wanted:
+        return {}
+    return dict(session.execute(select(model.sku, model.id).where(model.sku.in_(wanted))).all())
+
+
 def list_items(
     session: Session, filters: ItemFilters, *, offset: int, limit: int
 ) -> tuple[Sequence[Item], int]:

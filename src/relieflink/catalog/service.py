@@ -45,6 +45,16 @@ def get_items_by_sku(session: Session, skus: Sequence[str]) -> dict[str, Item]:
     return repository.items_by_sku(session, skus)
 
 
+def kit_ids_by_sku(session: Session, skus: Sequence[str]) -> dict[str, int]:
+    """Kit ids by SKU (missing ones are simply absent), without loading the kits."""
+    return repository.ids_by_sku(session, Kit, skus)
+
+
+def item_ids_by_sku(session: Session, skus: Sequence[str]) -> dict[str, int]:
+    """Item ids by SKU (missing ones are simply absent)."""
+    return repository.ids_by_sku(session, Item, skus)
+
+
 def get_kits_by_sku(session: Session, skus: Sequence[str]) -> list[Kit]:
     """The kits with these SKUs (missing ones are simply absent)."""
     return list(repository.kits_by_sku(session, skus).values())

@@ -15,7 +15,8 @@ from relieflink.sim.demo import run_demo
 
 def demo(
     seed: Annotated[int, typer.Option(help="random seed of the synthetic city")] = 7,
-    scale: Annotated[float, typer.Option(help="share of Shanghai's 24.9 M people")] = 0.002,
+    scale: Annotated[float, typer.Option(help="share of Shanghai's 24.9 M people")] = 0.0005,
+    days: Annotated[int, typer.Option(help="simulated days", min=1, max=14)] = 2,
     out: Annotated[
         Path, typer.Option(help="folder for the database, the city and the report")
     ] = Path("relieflink-report"),
@@ -27,19 +28,29 @@ def demo(
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
-        summary = run_demo(
-            out=out, seed=seed, scale=scale, progress=lambda m: bar.update(task, description=m)
+        result = run_demo(
+            out=out, seed=seed, scale=scale, days=days,
+            progress=lambda m: bar.update(task, description=m),
         )
-    table = Table(title=f"RelieFlink demo · seed {seed} · scale {scale} · {summary.seconds} s")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for kind, count in summary.counts.items():
-        table.add_row(kind, f"{count:,}")
-    for group, count in summary.vulnerable_households.items():
-        table.add_row(f"households with {group}", f"{count:,}")
-    for status, count in summary.lockdown.items():
-        table.add_row(f"communities {status}", f"{count:,}")
-    for sku, kcal in summary.kits.items():
-        table.add_row(f"{sku} kcal/person/day", f"{kcal:,.0f}")
+    summary = result.summary
+    table = Table(title=f"RelieFlink demo · seed {seed} · scale {scale} · {result.seconds} s")
+    table.add_column("")
+    table.add_column("priority", justify="right")
+    table.add_column("first come, first served", justify="right")
+    for label, key in (("requests", "requests"), ("packs delivered", "delivered_packs"),
+                       ("packs still needed", "unmet_packs"), ("failed deliveries", "failed_deliveries")):
+        table.add_row(label, f"{summary['priority'][key]:,}", f"{summary['fifo'][key]:,}")
+    for group, p in summary["priority"]["groups"].items():
+        f = summary["fifo"]["groups"][group]
+        table.add_row(
+            f"{group}: median hours / within 24 h",
+            f"{p['median_hours_to_delivery']} / {_pct(p['served_within_24h'])}",
+            f"{f['median_hours_to_delivery']} / {_pct(f['served_within_24h'])}",
+        )
     console.print(table)
-    console.print(f"database: {summary.database}\nsummary: {out / 'summary.json'}")
+    console.print(f"ledger reconciled: {summary['ledger_reconciled']}")
+    console.print(f"report: {result.report}\nsummary: {out / 'summary.json'}")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"

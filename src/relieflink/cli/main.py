@@ -11,7 +11,8 @@ from rich.table import Table
 from relieflink.bulk import service as bulk
 from relieflink.bulk.formats import FORMATS
 from relieflink.catalog import service as catalog
-from relieflink.cli import needs, scenario
+from relieflink.cli import consult, dispatch, needs, pledges, scenario
+from relieflink.cli import stock as stock_cli
 from relieflink.cli.common import console, fail, transaction
 from relieflink.cli.demo import demo
 from relieflink.config import get_settings
@@ -33,6 +34,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(users_app, name="users")
 app.add_typer(scenario.app, name="scenario")
+app.add_typer(stock_cli.app, name="stock")
+app.add_typer(pledges.app, name="pledges")
+app.add_typer(consult.app, name="consult")
+app.add_typer(dispatch.app, name="dispatch")
 app.command("demo")(demo)
 app.add_typer(needs.requests_app, name="requests")
 app.command("allocate")(needs.allocate)

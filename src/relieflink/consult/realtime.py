@@ -15,20 +15,25 @@ workers would need a broker (PostgreSQL LISTEN/NOTIFY or Redis) behind :meth:`Hu
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from relieflink.consult.schemas import MessageRead
-from relieflink.models import Consultation, ConsultMessage
+from relieflink.consult import repository
+from relieflink.db import utcnow
 
 log = logging.getLogger(__name__)
 OPEN = {"waiting", "in_progress"}
+# What a subscriber's queue holds: the stored message id (0 for other events) and the JSON text
+# to send, serialised once for every subscriber.
+Event = tuple[int, str]
 MAX_BATCH = 500
 
 
@@ -39,7 +44,8 @@ class _Pending:
     sender_role: str
     body: str
     client_ref: str | None
-    done: asyncio.Future[dict[str, Any]] = field(repr=False)
+    done: asyncio.Future[int] = field(repr=False)
+    submitted: float = 0.0
 
 
 class MessageRefused(Exception):
@@ -51,20 +57,23 @@ class Hub:
 
     def __init__(self, session_factory: Callable[[], Session]) -> None:
         self._session_factory = session_factory
-        self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._subscribers: dict[int, set[asyncio.Queue[Event]]] = {}
         self._pending: asyncio.Queue[_Pending] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.stored = 0
         self.batches = 0
+        # Recent timings (ms) for the operators: submit → fan-out, and one batch's store.
+        self.fanout_ms: deque[float] = deque(maxlen=20_000)
+        self.store_ms: deque[float] = deque(maxlen=2_000)
 
     # --- subscriptions ---------------------------------------------------------------------
 
-    def subscribe(self, consultation_id: int) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    def subscribe(self, consultation_id: int) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
         self._subscribers.setdefault(consultation_id, set()).add(queue)
         return queue
 
-    def unsubscribe(self, consultation_id: int, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, consultation_id: int, queue: asyncio.Queue[Event]) -> None:
         subs = self._subscribers.get(consultation_id)
         if subs is not None:
             subs.discard(queue)
@@ -72,7 +81,13 @@ class Hub:
                 del self._subscribers[consultation_id]
 
     def publish(self, consultation_id: int, event: dict[str, Any]) -> int:
-        """Put ``event`` on every subscriber's queue; how many got it."""
+        """Send ``event`` (a message carries its stored ``id``) to every subscriber; how many."""
+        message_id = int(event["id"]) if event.get("type") == "message" else 0
+        return self.publish_text(
+            consultation_id, (message_id, json.dumps(event, ensure_ascii=False))
+        )
+
+    def publish_text(self, consultation_id: int, event: Event) -> int:
         subs = self._subscribers.get(consultation_id, ())
         for queue in subs:
             queue.put_nowait(event)
@@ -91,17 +106,20 @@ class Hub:
         sender_role: str,
         body: str,
         client_ref: str | None,
-    ) -> asyncio.Future[dict[str, Any]]:
-        """Queue one message for storing; the future gets the stored message (the event every
-        subscriber receives) or ``MessageRefused``. Messages are stored in submission order."""
+    ) -> asyncio.Future[int]:
+        """Queue one message for storing; the future gets its stored id (the message itself
+        reaches every subscriber, the sender included) or ``MessageRefused``. Messages are
+        stored in submission order."""
         loop = asyncio.get_running_loop()
         if self._writer is None or self._writer.done():
             self._pending = asyncio.Queue()
             self._writer = loop.create_task(self._write_loop())
         assert self._pending is not None
-        done: asyncio.Future[dict[str, Any]] = loop.create_future()
+        done: asyncio.Future[int] = loop.create_future()
         self._pending.put_nowait(
-            _Pending(consultation_id, sender_id, sender_role, body, client_ref, done)
+            _Pending(
+                consultation_id, sender_id, sender_role, body, client_ref, done, time.perf_counter()
+            )
         )
         return done
 
@@ -111,6 +129,7 @@ class Hub:
             batch = [await self._pending.get()]
             while len(batch) < MAX_BATCH and not self._pending.empty():
                 batch.append(self._pending.get_nowait())
+            started = time.perf_counter()
             try:
                 results = await to_thread.run_sync(self._store, batch)
             except Exception as exc:  # the database failed: tell every sender, keep serving
@@ -120,46 +139,88 @@ class Hub:
                         item.done.set_exception(exc)
                 continue
             self.batches += 1
+            now = time.perf_counter()
+            self.store_ms.append((now - started) * 1000)
             for item, event in zip(batch, results, strict=True):
                 if isinstance(event, MessageRefused):
                     if not item.done.done():
                         item.done.set_exception(event)
                     continue
                 self.stored += 1
-                self.publish(item.consultation_id, event)
+                self.fanout_ms.append((now - item.submitted) * 1000)
+                self.publish_text(item.consultation_id, event)
                 if not item.done.done():
-                    item.done.set_result(event)
+                    item.done.set_result(event[0])
 
-    def _store(self, batch: list[_Pending]) -> list[dict[str, Any] | MessageRefused]:
+    def _store(self, batch: list[_Pending]) -> list[Event | MessageRefused]:
+        """Store the batch in one transaction (one multi-row INSERT ... RETURNING); each stored
+        message comes back as the JSON text every subscriber is sent (serialised once)."""
         ids = {item.consultation_id for item in batch}
+        now = utcnow()
         with self._session_factory() as session:
-            status = dict(
-                session.execute(
-                    select(Consultation.id, Consultation.status).where(Consultation.id.in_(ids))
-                ).all()
+            repository.begin_write(session)
+            status = repository.statuses(session, ids)
+            accepted = [item for item in batch if status.get(item.consultation_id) in OPEN]
+            stored = repository.insert_messages(
+                session,
+                [
+                    {
+                        "consultation_id": item.consultation_id,
+                        "sender_id": item.sender_id,
+                        "sender_role": item.sender_role,
+                        "body": item.body,
+                        "client_ref": item.client_ref,
+                        "sent_at": now,
+                    }
+                    for item in accepted
+                ],
             )
-            rows: list[ConsultMessage | MessageRefused] = []
-            for item in batch:
-                state = status.get(item.consultation_id)
-                if state not in OPEN:
-                    rows.append(MessageRefused(f"the consultation is {state or 'gone'}"))
-                    continue
-                message = ConsultMessage(
-                    consultation_id=item.consultation_id,
-                    sender_id=item.sender_id,
-                    sender_role=item.sender_role,
-                    body=item.body,
-                    client_ref=item.client_ref,
-                )
-                session.add(message)
-                rows.append(message)
             session.commit()
-            return [
-                r
-                if isinstance(r, MessageRefused)
-                else {"type": "message", **MessageRead.model_validate(r).model_dump(mode="json")}
-                for r in rows
-            ]
+        ids_of = dict(zip((id(item) for item in accepted), stored, strict=True))
+        sent_at = now.isoformat().replace("+00:00", "Z")
+        out: list[Event | MessageRefused] = []
+        for item in batch:
+            message_id = ids_of.get(id(item))
+            if message_id is None:
+                state = status.get(item.consultation_id)
+                out.append(MessageRefused(f"the consultation is {state or 'gone'}"))
+                continue
+            text = json.dumps(
+                {
+                    "type": "message",
+                    "id": message_id,
+                    "consultation_id": item.consultation_id,
+                    "sender_id": item.sender_id,
+                    "sender_role": item.sender_role,
+                    "body": item.body,
+                    "client_ref": item.client_ref,
+                    "sent_at": sent_at,
+                },
+                ensure_ascii=False,
+            )
+            out.append((message_id, text))
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and recent timing percentiles (milliseconds)."""
+
+        def pct(values: deque[float], q: float) -> float | None:
+            if not values:
+                return None
+            ordered = sorted(values)
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+        return {
+            "connections": self.connections(),
+            "consultations": len(self._subscribers),
+            "stored": self.stored,
+            "batches": self.batches,
+            "pending": self._pending.qsize() if self._pending is not None else 0,
+            "fanout_p50_ms": pct(self.fanout_ms, 0.5),
+            "fanout_p99_ms": pct(self.fanout_ms, 0.99),
+            "store_p50_ms": pct(self.store_ms, 0.5),
+            "store_p99_ms": pct(self.store_ms, 0.99),
+        }
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Select, case, func, select, update
+from sqlalchemy import Select, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from relieflink.common import repository as common
@@ -23,10 +24,12 @@ def dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def lock_queue_for_write(session: Session) -> None:
-    """On SQLite, take the database write lock before reading (``BEGIN IMMEDIATE``), so that the
-    read-then-claim of the queue cannot interleave with another doctor's. Must be the first
-    statement of the transaction. PostgreSQL locks rows instead (``FOR UPDATE SKIP LOCKED``)."""
+def begin_write(session: Session) -> None:
+    """On SQLite, take the database write lock before reading (``BEGIN IMMEDIATE``): a
+    transaction that reads and then writes (claiming from the queue, a read that is audited, a
+    batch of messages checked then stored) cannot then fail with "database is locked" when
+    another writer committed in between. Must be the first statement of the transaction.
+    PostgreSQL needs nothing here (the queue locks rows with ``FOR UPDATE SKIP LOCKED``)."""
     if dialect(session) == "sqlite":
         session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 
@@ -83,37 +86,27 @@ def claim_next(
     specialties: Collection[str],
     languages: Collection[str],
     now: datetime,
-) -> int | None:
-    """Assign the first matching waiting consultation to ``doctor_id``; its id, or None.
+) -> Consultation | None:
+    """Assign the first matching waiting consultation to ``doctor_id`` in ONE statement:
+    ``UPDATE ... WHERE id = (SELECT id ... ORDER BY urgency, due LIMIT 1 [FOR UPDATE SKIP
+    LOCKED]) AND status = 'waiting' RETURNING *``.
 
-    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` hands concurrent doctors different rows.
-    SQLite: the caller took the write lock (:func:`lock_queue_for_write`). In both, the UPDATE
-    is conditional on the row still waiting, so a row is never assigned twice.
+    PostgreSQL: ``SKIP LOCKED`` hands concurrent doctors different rows without waiting.
+    SQLite: the caller took the write lock first (:func:`begin_write`), and SQLite runs one
+    writer at a time. In both, the UPDATE is conditional on the row still waiting, so a row is
+    never assigned twice; None when nothing matches.
     """
-    stmt = waiting_matching(specialties, languages)
+    subquery = waiting_matching(specialties, languages).limit(1)
     if dialect(session) == "postgresql":
-        found = session.scalar(stmt.limit(1).with_for_update(skip_locked=True, of=Consultation))
-        candidates: Sequence[int] = [found] if found is not None else []
-    else:
-        candidates = session.scalars(stmt.limit(5)).all()
-    for consultation_id in candidates:
-        result = session.execute(
-            update(Consultation)
-            .where(Consultation.id == consultation_id, Consultation.status == "waiting")
-            .values(status="in_progress", doctor_id=doctor_id, taken_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            return consultation_id
-    return None
-
-
-def refresh(session: Session, consultation_id: int) -> Consultation:
-    return session.scalars(
-        select(Consultation)
-        .where(Consultation.id == consultation_id)
-        .execution_options(populate_existing=True)
-    ).one()
+        subquery = subquery.with_for_update(skip_locked=True, of=Consultation)
+    stmt = (
+        update(Consultation)
+        .where(Consultation.id == subquery.scalar_subquery(), Consultation.status == "waiting")
+        .values(status="in_progress", doctor_id=doctor_id, taken_at=now, updated_at=now)
+        .returning(Consultation)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return session.scalars(stmt).one_or_none()
 
 
 def lock_consultation(session: Session, consultation_id: int) -> Consultation | None:
@@ -133,6 +126,21 @@ def messages(
         .order_by(ConsultMessage.id)
         .limit(limit)
     ).all()
+
+
+def statuses(session: Session, ids: Collection[int]) -> dict[int, str]:
+    stmt = select(Consultation.id, Consultation.status).where(Consultation.id.in_(list(ids)))
+    return {row.id: row.status for row in session.execute(stmt)}
+
+
+def insert_messages(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert messages in one statement; their ids, in the order given."""
+    if not rows:
+        return []
+    result = session.execute(
+        insert(ConsultMessage).returning(ConsultMessage.id, sort_by_parameter_order=True), rows
+    )
+    return [row[0] for row in result]
 
 
 def prescription_for(session: Session, consultation_id: int) -> Prescription | None:

@@ -53,6 +53,12 @@ OPEN_FOR_MESSAGES = {"waiting", "in_progress"}
 # --- doctors -------------------------------------------------------------------------------
 
 
+def begin_write(session: Session) -> None:
+    """Start the session's transaction as a writer (SQLite: ``BEGIN IMMEDIATE``; no-op on
+    PostgreSQL). Call first, before anything is read, in a transaction that reads then writes."""
+    repository.begin_write(session)
+
+
 def get_profile(session: Session, user_id: int) -> DoctorProfile | None:
     """The doctor's profile, or None."""
     return repository.get_profile(session, user_id)
@@ -188,16 +194,13 @@ def request_consultation(
 
 
 def require_consultation(session: Session, consultation_id: int, *, actor: User) -> Consultation:
-    """One consultation the actor may read; the read is audited (refusals too)."""
+    """One consultation the actor may read; the read is audited."""
     access.ensure_role(actor, access.CONSULT_READERS)
     consultation = repository.get_consultation(session, consultation_id)
     if consultation is None:
         raise NotFound(f"no consultation with id {consultation_id}")
     specialties = _specialties_of(session, actor)
     if not access.can_read_consultation(actor, consultation, specialties=specialties):
-        audit.record(
-            session, actor=actor, action="read_denied", entity=ENTITY, entity_id=consultation_id
-        )
         raise Forbidden("this consultation is not assigned to you or waiting in your specialty")
     audit.record(session, actor=actor, action="read", entity=ENTITY, entity_id=consultation.id)
     return consultation
@@ -268,21 +271,21 @@ def take_next(session: Session, *, actor: User, now: datetime | None = None) -> 
     the write lock first, so on SQLite call this at the start of a transaction (nothing read yet).
     """
     access.ensure_role(actor, {Role.doctor})
-    repository.lock_queue_for_write(session)
+    repository.begin_write(session)
     profile = repository.get_profile(session, actor.id)
     if profile is None or not profile.on_duty:
         raise Conflict("start a shift (specialties and languages) before taking consultations")
-    consultation_id = repository.claim_next(
+    consultation = repository.claim_next(
         session,
         doctor_id=actor.id,
         specialties=profile.specialties,
         languages=profile.languages,
         now=now or utcnow(),
     )
-    if consultation_id is None:
+    if consultation is None:
         return None
-    audit.record(session, actor=actor, action="take", entity=ENTITY, entity_id=consultation_id)
-    return repository.refresh(session, consultation_id)
+    audit.record(session, actor=actor, action="take", entity=ENTITY, entity_id=consultation.id)
+    return consultation
 
 
 def _require_assigned(session: Session, consultation_id: int, actor: User) -> Consultation:
@@ -489,12 +492,14 @@ def list_messages(
 def queue_summary(
     session: Session,
     *,
-    actor: User,
+    actor: User | None,
     now: datetime | None = None,
     rules: triage.TriageRules | None = None,
 ) -> QueueSummary:
-    """Counts only (no health data): waiting per urgency and specialty, overdue, doctors on duty."""
-    access.ensure_role(actor, access.CONSULT_QUEUE_VIEWERS)
+    """Counts only (no health data): waiting per urgency and specialty, overdue, doctors on duty.
+    ``actor`` None: a trusted entry point (the CLI)."""
+    if actor is not None:
+        access.ensure_role(actor, access.CONSULT_QUEUE_VIEWERS)
     rules = rules or triage.default_rules()
     now = now or utcnow()
     rows = repository.queue_counts(session, now)
@@ -548,7 +553,7 @@ class StaffingReport:
 def staffing_report(
     session: Session,
     *,
-    actor: User,
+    actor: User | None,
     days: int = 7,
     service_minutes: float | None = None,
     service_level: float = 0.8,
@@ -556,8 +561,9 @@ def staffing_report(
     default_service_minutes: float = 12.0,
 ) -> StaffingReport:
     """Doctors needed by hour of day (Erlang C) from the observed arrivals of the last ``days``
-    days and the mean service time, next to the current queue."""
-    access.ensure_role(actor, access.STAFF)
+    days and the mean service time, next to the current queue (``actor`` None: the CLI)."""
+    if actor is not None:
+        access.ensure_role(actor, access.STAFF)
     now = now or utcnow()
     since = now - timedelta(days=days)
     per_hour = [0] * 24

@@ -26,9 +26,9 @@ from relieflink.models import (
 from relieflink.users import access
 
 
-def scope_pledges(stmt: Select[Any], actor: User) -> Select[Any]:
+def scope_pledges(stmt: Select[Any], actor: User | None) -> Select[Any]:
     """Staff see every pledge; others the pledges their organization gives or receives."""
-    if actor.role in access.STAFF:
+    if actor is None or actor.role in access.STAFF:
         return stmt
     if actor.organization_id is None:
         return stmt.where(false())
@@ -38,7 +38,7 @@ def scope_pledges(stmt: Select[Any], actor: User) -> Select[Any]:
 
 def list_pledges(
     session: Session,
-    actor: User,
+    actor: User | None,
     *,
     program_id: int | None,
     donor_org_id: int | None,

@@ -110,9 +110,9 @@ def pledge_history(session: Session, pledge_id: int) -> list[PledgeStatusChange]
 
 
 def list_pledges(
-    session: Session, filters: PledgeFilters, *, actor: User
+    session: Session, filters: PledgeFilters, *, actor: User | None
 ) -> tuple[Sequence[Pledge], int]:
-    """The pledges the actor's organization gives or receives (staff: all)."""
+    """The pledges the actor's organization gives or receives (staff and the system: all)."""
     return repository.list_pledges(
         session,
         actor,

@@ -24,6 +24,24 @@ from relieflink.models.consult import (
     Prescription,
     PrescriptionLine,
 )
+from relieflink.models.dispatch import (
+    DispatchPlan,
+    EventKind,
+    FailureReason,
+    FleetKind,
+    HandoffDiscrepancy,
+    InnerMode,
+    Parcel,
+    ParcelLine,
+    ParcelStatus,
+    PlanStatus,
+    Route,
+    RouteStatus,
+    RouteStop,
+    TrackingEvent,
+    Vehicle,
+    VehicleAvailability,
+)
 from relieflink.models.enums import (
     ItemCategory,
     KitPurpose,
@@ -35,6 +53,7 @@ from relieflink.models.household import Household
 from relieflink.models.idempotency import IdempotencyRecord
 from relieflink.models.needs import (
     Allocation,
+    AllocationState,
     AllocationRun,
     NeedRequest,
     PriorityClass,
@@ -57,8 +76,25 @@ from relieflink.models.stock import (
 from relieflink.models.user import AuthSession, LoginAttempt, User
 
 __all__ = [
+    "DispatchPlan",
+    "EventKind",
+    "FailureReason",
+    "FleetKind",
+    "HandoffDiscrepancy",
+    "InnerMode",
+    "Parcel",
+    "ParcelLine",
+    "ParcelStatus",
+    "PlanStatus",
+    "Route",
+    "RouteStatus",
+    "RouteStop",
+    "TrackingEvent",
+    "Vehicle",
+    "VehicleAvailability",
     "Allocation",
     "AllocationRun",
+    "AllocationState",
     "NeedRequest",
     "PriorityClass",
     "RequestLine",

@@ -26,6 +26,14 @@ class RequestStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class AllocationState(StrEnum):
+    """Reserved in the ledger, then delivered (issued) or returned (released after a failure)."""
+
+    reserved = "reserved"
+    delivered = "delivered"
+    returned = "returned"
+
+
 class PriorityClass(IntEnum):
     """Served strictly in this order: all of class 0 before any of class 1, and so on."""
 
@@ -47,7 +55,9 @@ class NeedRequest(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
     source: Mapped[RequestSource] = mapped_column(String(20))
-    status: Mapped[RequestStatus] = mapped_column(String(20), default=RequestStatus.open, index=True)
+    status: Mapped[RequestStatus] = mapped_column(
+        String(20), default=RequestStatus.open, index=True
+    )
     period_start: Mapped[date]
     medical_urgency: Mapped[int] = mapped_column(default=0)
     carried_over: Mapped[int] = mapped_column(default=0)  # failed deliveries carried to a new plan
@@ -55,7 +65,9 @@ class NeedRequest(TimestampMixin, Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # A request is always read with its lines (a handful): load them together.
     lines: Mapped[list[RequestLine]] = relationship(
-        back_populates="request", cascade="all, delete-orphan", lazy="selectin",
+        back_populates="request",
+        cascade="all, delete-orphan",
+        lazy="selectin",
         order_by="RequestLine.id",
     )
 
@@ -67,9 +79,7 @@ class RequestLine(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("allocated >= 0", name="allocated_nonneg"),
-        CheckConstraint(
-            "(kit_id IS NULL) <> (item_id IS NULL)", name="kit_xor_item"
-        ),
+        CheckConstraint("(kit_id IS NULL) <> (item_id IS NULL)", name="kit_xor_item"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -117,3 +127,5 @@ class Allocation(Base):
     score: Mapped[int]
     reasons: Mapped[str] = mapped_column(Text)
     reference: Mapped[str] = mapped_column(String(80), unique=True)
+    state: Mapped[AllocationState] = mapped_column(String(20), default="reserved", index=True)
+    closed_at: Mapped[datetime | None]

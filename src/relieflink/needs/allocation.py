@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from time import perf_counter
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -110,6 +110,7 @@ class _Lines:
     location: list[int] = field(default_factory=list)
     region: list[int] = field(default_factory=list)
     arrival: list[int] = field(default_factory=list)
+    groups: list[tuple[str, ...]] = field(default_factory=list)
     # Every open line of every open request: (line id, units it may get in all, units it has).
     targets: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
 
@@ -224,6 +225,17 @@ def _load_lines(
         if location == len(coords):
             coords.append((lat, lon))
         region = regions.setdefault(district, len(regions))
+        groups = tuple(
+            name
+            for name, count in (
+                ("infant", infants),
+                ("pregnant", pregnant),
+                ("chronic", chronic),
+                ("elderly", elderly),
+                ("disabled", disabled),
+            )
+            if count
+        ) or ("other",)
         rows.append(
             (
                 -score,
@@ -239,6 +251,7 @@ def _load_lines(
                 reasons,
                 location,
                 region,
+                groups,
             )
         )
     rows.sort(key=lambda row: (row[0], row[1]))
@@ -257,6 +270,7 @@ def _load_lines(
         reasons,
         location,
         region,
+        groups,
     ) in rows:
         lines.line_id.append(line_id)
         lines.request_id.append(request_id)
@@ -270,6 +284,7 @@ def _load_lines(
         lines.location.append(location)
         lines.region.append(region)
         lines.arrival.append(arrival)
+        lines.groups.append(groups)
     return lines, coords, list(regions)
 
 
@@ -285,7 +300,7 @@ def _sku_grams(session: Session, skus: list[tuple[int | None, int | None]]) -> l
 
 
 def _problem(
-    session: Session, lines: _Lines, coords: list[tuple[float, float]]
+    session: Session, lines: _Lines, coords: list[tuple[float, float]], today: date
 ) -> tuple[AllocationProblem, list[Warehouse], list[tuple[int | None, int | None]]]:
     skus = sorted(set(lines.sku), key=lambda s: (s[0] or 0, s[1] or 0))
     sku_index = {sku: j for j, sku in enumerate(skus)}
@@ -293,7 +308,9 @@ def _problem(
     w_index = {w.id: i for i, w in enumerate(warehouses)}
     matrix = np.zeros((len(warehouses), len(skus)), dtype=np.int64)
     for kind in ("kit", "item"):
-        for (warehouse_id, sku_id), units in stock.stock_matrix(session, kind=kind).items():
+        for (warehouse_id, sku_id), units in stock.stock_matrix(
+            session, kind=kind, as_of=today
+        ).items():
             key = (sku_id, None) if kind == "kit" else (None, sku_id)
             j = sku_index.get(key)
             if j is not None and warehouse_id in w_index:
@@ -325,6 +342,7 @@ def _problem(
 
 
 def _outcome(
+    lines: _Lines,
     problem: AllocationProblem,
     result: AllocationResult,
     regions: list[str],
@@ -352,9 +370,26 @@ def _outcome(
             if measures.unmet_by_region is not None
             else {}
         ),
+        "groups": _group_coverage(lines, result),
         "units_allocated": int(result.allocated.sum()),
         "runtime_s": round(result.runtime_s, 3),
     }
+
+
+GROUPS = ("infant", "pregnant", "chronic", "elderly", "disabled", "other")
+
+
+def _group_coverage(lines: _Lines, result: AllocationResult) -> dict[str, float | None]:
+    """Allocated / requested units over the lines of households in each vulnerable group."""
+    asked = dict.fromkeys(GROUPS, 0)
+    got = dict.fromkeys(GROUPS, 0)
+    for groups, demand, allocated in zip(
+        lines.groups, lines.demand, result.allocated.tolist(), strict=True
+    ):
+        for group in groups:
+            asked[group] += demand
+            got[group] += allocated
+    return {g: (round(got[g] / asked[g], 4) if asked[g] else None) for g in GROUPS}
 
 
 def _reason_text(
@@ -382,8 +417,13 @@ def run_allocation(
     dry_run: bool = False,
     policy: Policy | None = None,
     progress: Progress | None = None,
+    method: Literal["priority", "fcfs"] = "priority",
 ) -> RunReport:
-    """Allocate available stock to open requests; reserve it unless ``dry_run``."""
+    """Allocate available stock to open requests; reserve it unless ``dry_run``.
+
+    ``method="fcfs"`` applies the first-come-first-served baseline instead of the policy (for
+    side-by-side simulations); both outcomes are always in the run's summary.
+    """
     if actor is not None:
         access.ensure_role(actor, access.STAFF)
     step = progress or (lambda _m: None)
@@ -406,23 +446,25 @@ def run_allocation(
         report.runtime_s = round(perf_counter() - started, 3)
         return report
     step("reading available stock")
-    problem, warehouses, skus = _problem(session, lines, coords)
+    problem, warehouses, skus = _problem(session, lines, coords, today)
     names = _sku_names(session, skus)
     step("allocating")
     result = solve_allocation(problem)
     baseline = solve_fcfs(problem)
-    report.units_allocated = int(result.allocated.sum())
+    applied = result if method == "priority" else baseline
+    report.units_allocated = int(applied.allocated.sum())
     report.summary = {
         "policy_version": policy.version,
-        "priority": _outcome(problem, result, regions, skus, names),
-        "fcfs": _outcome(problem, baseline, regions, skus, names),
+        "applied": method,
+        "priority": _outcome(lines, problem, result, regions, skus, names),
+        "fcfs": _outcome(lines, problem, baseline, regions, skus, names),
     }
     if not dry_run:
         step("reserving stock")
         run = AllocationRun(
             created_by_id=actor.id if actor else None,
             policy_version=policy.version,
-            method=result.method,
+            method=applied.method,
             lines_considered=report.lines,
             units_requested=report.units_requested,
             units_allocated=report.units_allocated,
@@ -431,7 +473,7 @@ def run_allocation(
         )
         session.add(run)
         session.flush()
-        _record(session, run, lines, result, problem, warehouses, skus)
+        _record(session, run, lines, applied, problem, warehouses, skus, today)
         report.run_id = run.id
         audit.record(
             session,
@@ -467,6 +509,7 @@ def _record(
     problem: AllocationProblem,
     warehouses: list[Warehouse],
     skus: list[tuple[int | None, int | None]],
+    today: date,
 ) -> None:
     """Reserve each (line, warehouse) piece and store it with its reasons, in bulk."""
     line_idx, w_idx, units = result.shipments()
@@ -484,6 +527,7 @@ def _record(
             quantity=n,
             reference=reference,
             actor=None,
+            as_of=today,
         )
         klass = lines.klass[i]
         item = int(problem.demands.item[i])

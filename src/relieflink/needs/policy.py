@@ -179,7 +179,10 @@ def priority_score(
         )
     if carried_over:
         terms.append(
-            (w.carried_over * carried_over, f"{carried_over} failed deliveries carried over")
+            (
+                w.carried_over * carried_over,
+                f"{carried_over} failed deliver{'y' if carried_over == 1 else 'ies'} carried over",
+            )
         )
     days = min(days_waiting, MAX_WAITING_DAYS)
     if days:

@@ -9,7 +9,14 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from relieflink.common import repository as common
-from relieflink.models import Household, NeedRequest, RequestLine, RequestStatus
+from relieflink.models import (
+    Allocation,
+    AllocationState,
+    Household,
+    NeedRequest,
+    RequestLine,
+    RequestStatus,
+)
 from relieflink.needs.schemas import RequestFilters
 
 OPEN_STATES = (RequestStatus.open, RequestStatus.allocated)
@@ -52,3 +59,14 @@ def line_requests(session: Session, line_ids: Sequence[int]) -> dict[int, int]:
         select(RequestLine.id, RequestLine.request_id).where(RequestLine.id.in_(line_ids))
     ).all()
     return dict(rows)
+
+
+def has_reserved_allocations(session: Session, request_id: int) -> bool:
+    """Whether any allocation of the request's lines still waits for delivery."""
+    stmt = (
+        select(Allocation.id)
+        .join(RequestLine, RequestLine.id == Allocation.line_id)
+        .where(RequestLine.request_id == request_id, Allocation.state == AllocationState.reserved)
+        .limit(1)
+    )
+    return session.execute(stmt).first() is not None

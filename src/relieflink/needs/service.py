@@ -9,13 +9,15 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
-from relieflink.bulk import files
 from relieflink.catalog import service as catalog
-from relieflink.common import crud
+from relieflink.common import crud, files
 from relieflink.common.schemas import validate_as
+from relieflink.db import utcnow
 from relieflink.errors import Conflict, FieldError, Forbidden, Invalid
 from relieflink.households import service as households
 from relieflink.models import (
+    Allocation,
+    AllocationState,
     NeedRequest,
     RequestLine,
     RequestSource,
@@ -34,6 +36,7 @@ from relieflink.needs.schemas import (
     RequestOutcome,
     RequestRead,
 )
+from relieflink.stock import service as stock
 from relieflink.users import access
 
 # Ration periods are counted from a Monday, so a 7-day period runs Monday to Sunday.
@@ -56,11 +59,8 @@ def _resolve_lines(
     session: Session, lines: Sequence[RequestLineIn], *, loc: tuple[str | int, ...] = ("lines",)
 ) -> list[tuple[int | None, int | None, int]]:
     """``(kit_id, item_id, quantity)`` per line; unknown SKUs are ``Invalid`` at their path."""
-    kits = {
-        k.sku: k.id
-        for k in catalog.get_kits_by_sku(session, [line.kit_sku for line in lines if line.kit_sku])
-    }
-    items = catalog.get_items_by_sku(session, [line.item_sku for line in lines if line.item_sku])
+    kits = catalog.kit_ids_by_sku(session, [line.kit_sku for line in lines if line.kit_sku])
+    items = catalog.item_ids_by_sku(session, [line.item_sku for line in lines if line.item_sku])
     errors: list[FieldError] = []
     resolved: list[tuple[int | None, int | None, int]] = []
     for i, line in enumerate(lines):
@@ -70,13 +70,13 @@ def _resolve_lines(
                 continue
             resolved.append((kits[line.kit_sku], None, line.quantity))
         else:
-            item = items.get(line.item_sku or "")
-            if item is None:
+            item_id = items.get(line.item_sku or "")
+            if item_id is None:
                 errors.append(
                     FieldError((*loc, i, "item_sku"), f"no item with SKU {line.item_sku!r}")
                 )
                 continue
-            resolved.append((None, item.id, line.quantity))
+            resolved.append((None, item_id, line.quantity))
     if errors:
         raise Invalid("the request names kits or items that do not exist", errors)
     return resolved
@@ -295,3 +295,75 @@ def import_requests(
         merged += was_merged
         created += not was_merged
     return BulkRequestReport(rows=len(parsed), created=created, merged=merged)
+
+
+def deliver_allocation(
+    session: Session,
+    allocation_id: int,
+    *,
+    delivery_ref: str,
+    actor: User | None,
+    as_of: date | None = None,
+) -> NeedRequest:
+    """The units of an allocation reached the household: issue them from the ledger and close
+    the request once everything it is entitled to has arrived. Delivering twice is a no-op."""
+    allocation = crud.require(session, Allocation, allocation_id, label="allocation")
+    request = _request_of(session, allocation)
+    if allocation.state == AllocationState.delivered:
+        return request
+    if allocation.state != AllocationState.reserved:
+        raise Conflict(f"allocation {allocation_id} is {allocation.state}; it cannot be delivered")
+    stock.issue(
+        session, reference=allocation.reference, delivery_ref=delivery_ref, actor=actor, as_of=as_of
+    )
+    allocation.state = AllocationState.delivered
+    allocation.closed_at = utcnow()
+    session.flush()
+    if request.status in (
+        RequestStatus.allocated,
+        RequestStatus.dispatched,
+    ) and not repository.has_reserved_allocations(session, request.id):
+        request.status = RequestStatus.delivered
+    audit.record(
+        session,
+        actor=actor,
+        action="deliver",
+        entity="allocation",
+        entity_id=allocation.id,
+        detail={"reference": allocation.reference, "delivery": delivery_ref},
+    )
+    return request
+
+
+def return_allocation(
+    session: Session, allocation_id: int, *, reason: str, actor: User | None
+) -> NeedRequest:
+    """A delivery failed: put the units back in stock and carry the request to the next plan
+    with a raised priority (one more ``carried_over``). Returning twice is a no-op."""
+    allocation = crud.require(session, Allocation, allocation_id, label="allocation")
+    request = _request_of(session, allocation)
+    if allocation.state == AllocationState.returned:
+        return request
+    if allocation.state != AllocationState.reserved:
+        raise Conflict(f"allocation {allocation_id} is {allocation.state}; it cannot be returned")
+    stock.release(session, reference=allocation.reference, actor=actor)
+    allocation.state = AllocationState.returned
+    allocation.closed_at = utcnow()
+    line = crud.require(session, RequestLine, allocation.line_id, label="request line")
+    line.allocated -= allocation.quantity
+    request.status = RequestStatus.open
+    request.carried_over += 1
+    audit.record(
+        session,
+        actor=actor,
+        action="return",
+        entity="allocation",
+        entity_id=allocation.id,
+        detail={"reason": reason},
+    )
+    return request
+
+
+def _request_of(session: Session, allocation: Allocation) -> NeedRequest:
+    line = crud.require(session, RequestLine, allocation.line_id, label="request line")
+    return crud.require(session, NeedRequest, line.request_id, label="request")

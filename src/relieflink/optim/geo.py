@@ -259,8 +259,10 @@ def load_matrix_file(path: str | Path) -> ExplicitMatrixProvider:
         with np.load(p) as z:
             if "distance" not in z:
                 raise ValueError(f"{p}: .npz needs a 'distance' array")
-            durs = {k.removeprefix("duration_"): z[k] for k in z.files if k.startswith("duration_")}
-            return ExplicitMatrixProvider(z["distance"], durs)
+            npz_durs = {
+                k.removeprefix("duration_"): z[k] for k in z.files if k.startswith("duration_")
+            }
+            return ExplicitMatrixProvider(z["distance"], npz_durs)
     if p.suffix == ".json":
         raw = json.loads(p.read_text())
         if "distances" not in raw:

@@ -1,89 +1,108 @@
-"""The demo: a synthetic city loaded into a fresh embedded database through the real services.
-
-Later stages (stock, allocation, dispatch, consultations, the simulated days and the HTML report)
-add their steps here as they land; each step reports progress through one callback.
-"""
+"""The demo: a synthetic city, loaded once, then two simulated relief days under the priority
+policy and under first-come-first-served, on the same city, stock and events; a summary and an
+HTML report that shows the difference."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from time import perf_counter
+from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relieflink.bulk import service as bulk
 from relieflink.catalog import service as catalog
 from relieflink.db.engine import build_engine
 from relieflink.db.migrations import upgrade
-from relieflink.models import Community, Household, Kit, LockdownStatus
 from relieflink.scenario import generate_city
+from relieflink.sim.metrics import donor_trace, outcome, reconcile
+from relieflink.sim.report import write_report
+from relieflink.sim.simulation import Policy, SimLog, Simulation
 
 Progress = Callable[[str], None]
 IMPORT_ORDER = ("organizations", "districts", "communities", "warehouses", "households")
+POLICIES: tuple[Policy, ...] = ("priority", "fifo")
 
 
 @dataclass
-class DemoSummary:
-    seed: int
-    scale: float
-    database: str
-    seconds: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
-    vulnerable_households: dict[str, int] = field(default_factory=dict)
-    lockdown: dict[str, int] = field(default_factory=dict)
-    kits: dict[str, float] = field(default_factory=dict)
+class DemoResult:
+    summary: dict[str, Any]
+    report: Path
+    seconds: float
+    logs: dict[str, SimLog] = field(default_factory=dict)
+
+
+def _fresh(path: Path) -> str:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _simulate(
+    db_path: Path, policy: Policy, days: int, seed: int
+) -> tuple[dict[str, Any], SimLog, bool]:
+    """One policy on its own copy of the loaded city (a separate process)."""
+    engine = build_engine(f"sqlite:///{db_path}")
+    # The simulation holds the city's rows for its whole run: do not expire them per commit.
+    with Session(engine, expire_on_commit=False) as session:
+        log = Simulation(session, policy=policy, days=days, seed=seed).run()
+        check = reconcile(session, log)
+        figures = outcome(log, days=days) | {
+            "reconciliation": asdict(check),
+            "donors": donor_trace(session, log),
+        }
+    engine.dispose()
+    return figures, log, check.ok
 
 
 def run_demo(
-    *, out: Path, seed: int, scale: float, progress: Progress | None = None
-) -> DemoSummary:
-    """Generate a city, load it into ``out/relieflink-demo.db`` and summarise what is there."""
+    *, out: Path, seed: int, scale: float, days: int, progress: Progress | None = None
+) -> DemoResult:
+    """Generate, load, simulate both policies and write ``summary.json`` and ``index.html``."""
     step = progress or (lambda _msg: None)
     started = perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    db_path = out / "relieflink-demo.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{db_path}"
-    summary = DemoSummary(seed=seed, scale=scale, database=str(db_path))
-
-    step("creating the database")
-    upgrade(url)
     step(f"generating a synthetic Shanghai at scale {scale}")
     manifest = generate_city(scale=scale, seed=seed, out=out / "city")
-
+    base = out / "city.db"
+    url = _fresh(base)
+    step("creating the database and loading the city")
+    upgrade(url)
     engine = build_engine(url)
     with Session(engine) as session:
-        step("loading the reference catalog")
         catalog.seed_catalog(session, actor=None)
-        for kind in IMPORT_ORDER:
-            step(f"importing {kind}")
-            report = bulk.import_file(session, kind, manifest.files[kind], actor=None)
-            summary.counts[kind] = report.created
+        counts = {
+            kind: bulk.import_file(session, kind, manifest.files[kind], actor=None).created
+            for kind in IMPORT_ORDER
+        }
         session.commit()
-        _describe(session, summary)
     engine.dispose()
-    summary.seconds = round(perf_counter() - started, 2)
-    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2, ensure_ascii=False))
-    return summary
 
-
-def _describe(session: Session, summary: DemoSummary) -> None:
-    for name in ("infants", "pregnant", "chronic", "elderly_80", "disabled"):
-        column = getattr(Household, name)
-        summary.vulnerable_households[name] = (
-            session.scalar(select(func.count()).where(column > 0)) or 0
-        )
-    for status in LockdownStatus:
-        summary.lockdown[status.value] = (
-            session.scalar(select(func.count()).where(Community.lockdown_status == status)) or 0
-        )
-    for kit in session.scalars(select(Kit).order_by(Kit.id)):
-        summary.kits[kit.sku] = catalog.kit_nutrition(kit).kcal_per_person_day
-
-
-__all__ = ["DemoSummary", "run_demo"]
+    summary: dict[str, Any] = {"seed": seed, "scale": scale, "days": days, "city": counts}
+    step(f"simulating {days} days under each policy (in parallel)")
+    jobs = {}
+    for policy in POLICIES:
+        db_path = out / f"relieflink-{policy}.db"
+        _fresh(db_path)
+        shutil.copyfile(base, db_path)
+        jobs[policy] = (db_path, policy, days, seed)
+    with ProcessPoolExecutor(max_workers=len(POLICIES)) as pool:
+        futures = {policy: pool.submit(_simulate, *job) for policy, job in jobs.items()}
+        results = {policy: future.result() for policy, future in futures.items()}
+    logs: dict[str, SimLog] = {}
+    reconciled = True
+    for policy, (figures, log, ok) in results.items():
+        logs[policy] = log
+        summary[policy] = figures
+        reconciled = reconciled and ok
+    summary["ledger_reconciled"] = reconciled
+    summary["seconds"] = round(perf_counter() - started, 1)
+    step("writing the report")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    report = write_report(out, summary, logs)
+    return DemoResult(summary=summary, report=report, seconds=summary["seconds"], logs=logs)

@@ -85,7 +85,9 @@ def disbursements(session: Session, program_id: int) -> dict[tuple[int, date], F
     """Value in fen of goods issued (net of returns) out of the program's donated goods, per
     (donor, day). Assembled kits count each contributing donor's component value."""
     lot_program = _lot_program(session)
-    sources = session.execute(select(LotSource, StockLot).join(StockLot)).all()
+    sources = session.execute(
+        select(LotSource, StockLot).join(StockLot, StockLot.id == LotSource.lot_id)
+    ).all()
     per_lot: dict[int, list[tuple[int, Fraction]]] = defaultdict(list)
     for source, lot in sources:
         origin = source.source_lot_id if source.source_lot_id is not None else lot.id

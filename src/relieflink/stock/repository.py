@@ -6,13 +6,16 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, select, tuple_
+from sqlalchemy import Select, and_, delete, false, func, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from relieflink.models import (
+    Item,
+    Kit,
     LotSource,
     MovementKind,
+    Organization,
     Pledge,
     PledgeLine,
     PledgeStatus,
@@ -20,6 +23,7 @@ from relieflink.models import (
     StockLot,
     StockMovement,
     StockTransfer,
+    Warehouse,
 )
 
 
@@ -67,6 +71,22 @@ def lock_balance_pairs(session: Session, pairs: Iterable[tuple[int, int]]) -> li
     stmt = (
         select(StockBalance)
         .where(tuple_(StockBalance.warehouse_id, StockBalance.lot_id).in_(wanted))
+        .order_by(StockBalance.id)
+        .with_for_update()
+    )
+    return list(session.scalars(stmt.execution_options(populate_existing=True)))
+
+
+def lock_balances_of_reference(session: Session, reference: str) -> list[StockBalance]:
+    """The balance rows ``reference`` ever moved, locked in a fixed order (one statement)."""
+    touched = (
+        select(StockMovement.warehouse_id, StockMovement.lot_id)
+        .where(StockMovement.reference == reference)
+        .distinct()
+    )
+    stmt = (
+        select(StockBalance)
+        .where(tuple_(StockBalance.warehouse_id, StockBalance.lot_id).in_(touched))
         .order_by(StockBalance.id)
         .with_for_update()
     )
@@ -366,3 +386,64 @@ def ledger_mismatches(session: Session) -> list[tuple[int, int, int, int, int, i
 def lots_of_receipt(session: Session, receipt_id: int) -> list[StockLot]:
     stmt = select(StockLot).where(StockLot.receipt_id == receipt_id).order_by(StockLot.id)
     return list(session.scalars(stmt))
+
+
+def sku_ids(session: Session, sku: str) -> tuple[int | None, int | None] | None:
+    item_id = session.scalar(select(Item.id).where(Item.sku == sku))
+    if item_id is not None:
+        return item_id, None
+    kit_id = session.scalar(select(Kit.id).where(Kit.sku == sku))
+    return (None, kit_id) if kit_id is not None else None
+
+
+def warehouse_id(session: Session, code: str) -> int | None:
+    return session.scalar(select(Warehouse.id).where(Warehouse.code == code))
+
+
+def org_id(session: Session, code: str) -> int | None:
+    return session.scalar(select(Organization.id).where(Organization.code == code))
+
+
+def sku_names(session: Session) -> dict[tuple[str, int | None], str]:
+    out: dict[tuple[str, int | None], str] = {}
+    out.update({("item", i): sku for i, sku in session.execute(select(Item.id, Item.sku))})
+    out.update({("kit", i): sku for i, sku in session.execute(select(Kit.id, Kit.sku))})
+    return out
+
+
+def warehouse_codes(session: Session) -> dict[int, str]:
+    return {int(i): str(c) for i, c in session.execute(select(Warehouse.id, Warehouse.code))}
+
+
+def org_codes(session: Session) -> dict[int, str]:
+    rows = session.execute(select(Organization.id, Organization.code))
+    return {int(i): str(c) for i, c in rows}
+
+
+def rebuild_balances(session: Session) -> int:
+    """Recompute every balance row from the movements (one INSERT ... SELECT ... GROUP BY)."""
+    session.execute(delete(StockBalance))
+    sums = (
+        select(
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            StockLot.item_id,
+            StockLot.kit_id,
+            StockLot.expiry,
+            func.sum(StockMovement.d_on_hand),
+            func.sum(StockMovement.d_reserved),
+            func.sum(StockMovement.d_in_transit),
+        )
+        .join(StockLot, StockLot.id == StockMovement.lot_id)
+        .group_by(
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            StockLot.item_id,
+            StockLot.kit_id,
+            StockLot.expiry,
+        )
+    )
+    columns = ["warehouse_id", "lot_id", "item_id", "kit_id", "expiry", "on_hand", "reserved",
+               "in_transit"]  # fmt: skip
+    result = session.execute(insert(StockBalance).from_select(columns, sums))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
 from relieflink.catalog import service as catalog
+from relieflink.config import get_settings
 from relieflink.db import utcnow
 from relieflink.errors import Conflict, FieldError, Invalid, NotFound
 from relieflink.models import (
@@ -45,23 +46,45 @@ from relieflink.stock import repository
 from relieflink.stock.schemas import ReceiveIn
 
 __all__ = [
+    "DonorFigures",
+    "OnHand",
+    "Trace",
+    "TransferLine",
     "adjust",
     "assemble_kits",
     "available",
     "check_ledger",
+    "days_of_supply",
     "donor_report",
     "donor_shares",
     "exact",
+    "expiring",
+    "gift_declaration",
     "issue",
+    "list_movements",
+    "org_codes",
+    "rebuild_balances",
+    "receipt_lots",
+    "receive",
     "receive_lot",
     "receive_transfer",
     "release",
+    "render_gift_declaration",
+    "require_lot",
+    "require_transfer",
     "reserve",
+    "resolve_org",
+    "resolve_sku",
+    "resolve_warehouse",
     "return_stock",
+    "sku_names",
     "stock_matrix",
+    "stock_on_hand",
+    "today",
     "trace_lot",
     "trace_reference",
     "transfer",
+    "warehouse_codes",
 ]
 
 
@@ -72,7 +95,8 @@ def exact(value: Fraction | int) -> str:
 
 
 def _today(as_of: date | None) -> date:
-    return as_of if as_of is not None else utcnow().date()
+    """``as_of``, or today where the operation runs (the configured time zone)."""
+    return as_of if as_of is not None else get_settings().today()
 
 
 def _expired(expiry: date | None, today: date) -> bool:
@@ -361,10 +385,8 @@ def _outstanding_reserved(session: Session, reference: str) -> dict[tuple[int, i
     return {k: v for k, v in held.items() if v > 0}
 
 
-def _lock_for_reference(
-    session: Session, reference: str, held: Iterable[tuple[int, int]]
-) -> dict[tuple[int, int], StockBalance]:
-    balances = repository.lock_balance_pairs(session, held)
+def _lock_for_reference(session: Session, reference: str) -> dict[tuple[int, int], StockBalance]:
+    balances = repository.lock_balances_of_reference(session, reference)
     return {(b.warehouse_id, b.lot_id): b for b in balances}
 
 
@@ -381,7 +403,7 @@ def release(
     if quantity is not None:
         _positive(quantity)
     repository.begin_write(session)
-    balances = _lock_for_reference(session, reference, _outstanding_reserved(session, reference))
+    balances = _lock_for_reference(session, reference)
     held = _outstanding_reserved(session, reference)  # again, under the lock
     total = sum(held.values())
     wanted = total if quantity is None else quantity
@@ -436,7 +458,7 @@ def issue(
         _positive(quantity)
     today = _today(as_of)
     repository.begin_write(session)
-    balances = _lock_for_reference(session, reference, _outstanding_reserved(session, reference))
+    balances = _lock_for_reference(session, reference)
     if delivery_ref is not None:
         done = [
             m
@@ -496,8 +518,7 @@ def return_stock(
     _reference(reference)
     _positive(quantity)
     repository.begin_write(session)
-    out = {k: v for k, v in repository.issued_by_reference(session, reference).items() if v > 0}
-    balances = _lock_for_reference(session, reference, out)
+    balances = _lock_for_reference(session, reference)
     out = {k: v for k, v in repository.issued_by_reference(session, reference).items() if v > 0}
     total = sum(out.values())
     if quantity > total:
@@ -1164,6 +1185,11 @@ def days_of_supply(
     return Fraction(units, daily_consumption)
 
 
+def today(as_of: date | None = None) -> date:
+    """The date expiry is judged against (``as_of`` or the operation's today)."""
+    return _today(as_of)
+
+
 def expiring(
     session: Session, *, within_days: int, as_of: date | None = None
 ) -> list[StockBalance]:
@@ -1200,9 +1226,55 @@ def require_lot(session: Session, lot_id: int) -> StockLot:
     return lot
 
 
+def rebuild_balances(session: Session) -> int:
+    """Recompute the balance table from the movements (after a bulk load of historical
+    movements, or to repair); the database's checks refuse a history that ever oversold in sum.
+    Returns the number of balance rows."""
+    repository.begin_write(session)
+    return repository.rebuild_balances(session)
+
+
 def check_ledger(session: Session) -> list[str]:
     """Every violated ledger invariant, as text (empty when the ledger is sound)."""
     return [
         f"warehouse {w} lot {lot}: balance ({oh}, {rs}, {it}) != movements ({soh}, {srs}, {sit})"
         for w, lot, oh, soh, rs, srs, it, sit in repository.ledger_mismatches(session)
     ]
+
+
+# --- look-ups by code (for the CLI) ------------------------------------------------------------
+
+
+def resolve_sku(session: Session, sku: str) -> tuple[int | None, int | None]:
+    """(item_id, None) or (None, kit_id) for a SKU; ``Invalid`` if neither exists."""
+    found = repository.sku_ids(session, sku)
+    if found is None:
+        raise Invalid(f"no item or kit with SKU {sku!r}", [FieldError(("sku",), "unknown")])
+    return found
+
+
+def resolve_warehouse(session: Session, code: str) -> int:
+    found = repository.warehouse_id(session, code)
+    if found is None:
+        raise Invalid(f"no warehouse with code {code!r}", [FieldError(("warehouse",), "unknown")])
+    return found
+
+
+def resolve_org(session: Session, code: str) -> int:
+    found = repository.org_id(session, code)
+    if found is None:
+        raise Invalid(f"no organization with code {code!r}", [FieldError(("org",), "unknown")])
+    return found
+
+
+def sku_names(session: Session) -> dict[tuple[str, int | None], str]:
+    """("item"|"kit", id) → SKU, for reports."""
+    return repository.sku_names(session)
+
+
+def warehouse_codes(session: Session) -> dict[int, str]:
+    return repository.warehouse_codes(session)
+
+
+def org_codes(session: Session) -> dict[int, str]:
+    return repository.org_codes(session)

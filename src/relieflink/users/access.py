@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 from sqlalchemy.orm import QueryableAttribute
 
 from relieflink.errors import Forbidden
-from relieflink.models import Community, Consultation, Household, Role
+from relieflink.models import Community, Consultation, Household, Role, Route
 
 if TYPE_CHECKING:
     from relieflink.models import User
@@ -35,6 +35,12 @@ STOCK_READERS = STAFF | {Role.warehouse}
 PLEDGE_READERS = STAFF | {Role.donor, Role.warehouse}
 PLEDGE_WRITERS = STAFF | {Role.donor}
 DONOR_TRACE_READERS = STAFF | {Role.donor, Role.warehouse}
+
+# Dispatch: coordinators plan; couriers (and robot operators) post tracking events on their own
+# routes; committee volunteers post hand-offs and deliveries at their compounds' gates.
+DISPATCH_PLANNERS = STAFF
+DELIVERY_ACTORS = STAFF | {Role.courier, Role.committee}
+ROUTE_READERS = STAFF | {Role.courier}
 
 
 def sees_org(actor: User, *organization_ids: int | None) -> bool:
@@ -127,3 +133,26 @@ def mask_phone(phone: str | None) -> str | None:
         return phone
     digits = "".join(c for c in phone if c.isdigit())
     return "*******" + digits[-4:]
+
+
+def can_drive(actor: User, route: Route) -> bool:
+    """A courier (or robot operator) drives its own routes: those assigned to it, or, when none
+    is assigned, those of its carrier. Staff may act on any route."""
+    if actor.role in STAFF:
+        return True
+    if actor.role != Role.courier:
+        return False
+    if route.courier_id is not None:
+        return route.courier_id == actor.id
+    return actor.organization_id is not None and actor.organization_id == route.carrier_id
+
+
+def scope_routes(stmt: S, actor: User) -> S:
+    """Restrict a route query to what ``actor`` may see: staff all, a courier its own."""
+    if actor.role in STAFF:
+        return stmt
+    if actor.role == Role.courier:
+        mine = Route.courier_id == actor.id
+        carrier = Route.courier_id.is_(None) & (Route.carrier_id == (actor.organization_id or -1))
+        return stmt.where(or_(mine, carrier))
+    return stmt.where(false())

@@ -40,7 +40,7 @@ from relieflink.models import Role, User
 from relieflink.users import access
 from relieflink.users import service as users
 
-# The same cookie as the API's (relieflink.api.deps.SESSION_COOKIE; a test keeps them equal).
+# The web pages sign in with this cookie; the JSON API takes only bearer tokens (no CSRF risk).
 SESSION_COOKIE = "relieflink_session"
 CSRF_COOKIE = "relieflink_csrf"
 CSRF_FIELD = "csrf_token"

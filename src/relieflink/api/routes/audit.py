@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 
-from relieflink.api.deps import CurrentUser, SessionDep
+from relieflink.api.deps import SessionDep, require_role
 from relieflink.audit import service as audit
 from relieflink.common.schemas import ReadModel
-from relieflink.models import Role
-from relieflink.users import access
+from relieflink.models import Role, User
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -27,12 +26,11 @@ class AuditEventRead(ReadModel):
 @router.get("", response_model=list[AuditEventRead])
 def list_audit_events(
     session: SessionDep,
-    user: CurrentUser,
+    user: Annotated[User, require_role(Role.admin)],
     entity: str | None = None,
     entity_id: int | None = None,
     limit: int = 100,
 ) -> list[AuditEventRead]:
     """The newest audit events (administrators only)."""
-    access.ensure_role(user, {Role.admin})
     events = audit.list_events(session, entity=entity, entity_id=entity_id, limit=min(limit, 1000))
     return [AuditEventRead.model_validate(e) for e in events]

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Query, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from relieflink.api.deps import CurrentUser, SessionDep
-from relieflink.bulk import files
+from relieflink.api.deps import SessionDep, require_role
 from relieflink.bulk import service as bulk
 from relieflink.bulk.schemas import ImportReport
+from relieflink.common import files
 from relieflink.errors import Invalid
+from relieflink.models import User
 from relieflink.users import access
 
 router = APIRouter(tags=["import and export"])
@@ -26,11 +27,10 @@ def import_file(
     kind: str,
     file: UploadFile,
     session: SessionDep,
-    user: CurrentUser,
+    user: Annotated[User, require_role(access.HOUSEHOLD_WRITERS)],
     skip_invalid: Annotated[bool, Query()] = False,
 ) -> ImportReport:
     """Import a CSV or XLSX file; with any bad row nothing is written (unless ``skip_invalid``)."""
-    access.ensure_role(user, access.HOUSEHOLD_WRITERS)
     bulk.require_format(kind)
     suffix = files.check_suffix(Path(file.filename or "upload.csv"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,9 +54,10 @@ def import_file(
 
 
 @router.get("/exports/{kind}.{fmt}")
-def export_file(kind: str, fmt: str, session: SessionDep, user: CurrentUser) -> FileResponse:
+def export_file(
+    kind: str, fmt: str, session: SessionDep, user: Annotated[User, require_role(access.STAFF)]
+) -> FileResponse:
     """Download every record of ``kind`` as CSV or XLSX, in the columns the import reads."""
-    access.ensure_role(user, access.STAFF)
     tmp = tempfile.TemporaryDirectory()
     path = Path(tmp.name) / f"{kind}.{fmt}"
     bulk.export_file(session, kind, path, actor=user)

@@ -34,7 +34,7 @@ from relieflink.api.deps import CurrentUser, SessionDep
 from relieflink.common.schemas import Page
 from relieflink.consult import service as consult
 from relieflink.consult import triage
-from relieflink.consult.realtime import Hub, MessageRefused
+from relieflink.consult.realtime import Event, Hub, MessageRefused
 from relieflink.consult.schemas import (
     ChronicPatientCreate,
     ChronicPatientRead,
@@ -224,6 +224,13 @@ def staffing(
     }
 
 
+@router.get("/realtime/stats")
+def realtime_stats(request: Request, user: CurrentUser) -> dict[str, Any]:
+    """The message hub of this process: connections, messages stored, batch and fan-out timings."""
+    access.ensure_role(user, access.STAFF)
+    return get_hub(request.app).stats()
+
+
 @router.post(
     "/take",
     response_model=ConsultationRead,
@@ -359,6 +366,7 @@ WS_UNAUTHORIZED, WS_FORBIDDEN, WS_NOT_FOUND, WS_BAD_REQUEST = 4401, 4403, 4404, 
 def _open(token: str, consultation_id: int, after_id: int) -> tuple[User, str, list[MessageRead]]:
     """Authenticate, check the caller takes part, and read the history (one audited read)."""
     with get_sessionmaker()() as session:
+        consult.begin_write(session)  # it writes the audit after reading (SQLite: lock first)
         user = users.resolve_token(session, token)
         if user is None:
             session.commit()
@@ -369,7 +377,6 @@ def _open(token: str, consultation_id: int, after_id: int) -> tuple[User, str, l
                 session, consultation_id, actor=user, after_id=after_id
             )[-HISTORY_LIMIT:]
         except RelieflinkError as exc:
-            session.commit()  # keep the audit of the refused read
             raise _WsClose(
                 WS_NOT_FOUND if exc.status_code == 404 else WS_FORBIDDEN, exc.message
             ) from None
@@ -440,14 +447,14 @@ async def consultation_socket(websocket: WebSocket, consultation_id: int) -> Non
             try:
                 event = json.loads(await websocket.receive_text())
             except ValueError:
-                queue.put_nowait({"type": "error", "detail": "not JSON"})
+                _local(queue, {"type": "error", "detail": "not JSON"})
                 continue
             kind = event.get("type") if isinstance(event, dict) else None
             if kind == "ping":
-                queue.put_nowait({"type": "pong"})
+                _local(queue, {"type": "pong"})
                 continue
             if kind != "message":
-                queue.put_nowait({"type": "error", "detail": f"unknown type {kind!r}"})
+                _local(queue, {"type": "error", "detail": f"unknown type {kind!r}"})
                 continue
             try:
                 data = MessageCreate.model_validate(
@@ -455,8 +462,9 @@ async def consultation_socket(websocket: WebSocket, consultation_id: int) -> Non
                 )
             except ValidationError as exc:
                 detail = str(exc.errors(include_url=False)[0]["msg"])
-                queue.put_nowait(
-                    {"type": "error", "detail": detail, "client_ref": event.get("client_ref")}
+                _local(
+                    queue,
+                    {"type": "error", "detail": detail, "client_ref": event.get("client_ref")},
                 )
                 continue
             # Queue it for the writer without waiting: messages keep their order, the reader
@@ -479,26 +487,32 @@ async def consultation_socket(websocket: WebSocket, consultation_id: int) -> Non
                 await pump
 
 
-async def _pump(websocket: WebSocket, queue: asyncio.Queue[dict[str, Any]], seen: int) -> None:
+async def _pump(websocket: WebSocket, queue: asyncio.Queue[Event], seen: int) -> None:
     """The only sender on the socket after ``ready``: events in order, history not repeated."""
     while True:
-        event = await queue.get()
-        if event.get("type") == "message" and event["id"] <= seen:
+        message_id, text = await queue.get()
+        if message_id and message_id <= seen:
             continue
-        await websocket.send_text(json.dumps(event, ensure_ascii=False))
+        await websocket.send_text(text)
+
+
+def _local(queue: asyncio.Queue[Event], event: dict[str, Any]) -> None:
+    """An event for this socket only (errors, pong)."""
+    queue.put_nowait((0, json.dumps(event, ensure_ascii=False)))
 
 
 def _report_failure(
-    queue: asyncio.Queue[dict[str, Any]],
+    queue: asyncio.Queue[Event],
     client_ref: str | None,
-    done: asyncio.Future[dict[str, Any]],
+    done: asyncio.Future[int],
 ) -> None:
     if done.cancelled():
         return
     exc = done.exception()
     if isinstance(exc, MessageRefused):
-        queue.put_nowait({"type": "error", "detail": str(exc), "client_ref": client_ref})
+        _local(queue, {"type": "error", "detail": str(exc), "client_ref": client_ref})
     elif exc is not None:  # the store failed: the sender must know the message was not kept
-        queue.put_nowait(
-            {"type": "error", "detail": "the message was not stored", "client_ref": client_ref}
+        _local(
+            queue,
+            {"type": "error", "detail": "the message was not stored", "client_ref": client_ref},
         )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from relieflink.api.deps import CurrentUser, SessionDep
+from relieflink.api.deps import SessionDep, require_role
 from relieflink.common.schemas import Page
 from relieflink.households import service as households
 from relieflink.households.schemas import (
@@ -17,6 +17,7 @@ from relieflink.households.schemas import (
     HouseholdRead,
     HouseholdUpdate,
 )
+from relieflink.models import User
 from relieflink.users import access
 
 router = APIRouter(prefix="/households", tags=["households"])
@@ -25,11 +26,10 @@ router = APIRouter(prefix="/households", tags=["households"])
 @router.get("", response_model=Page[HouseholdListItem])
 def list_households(
     session: SessionDep,
-    user: CurrentUser,
+    user: Annotated[User, require_role(access.HOUSEHOLD_READERS)],
     query: Annotated[HouseholdFilters, Query()],
 ) -> Page[HouseholdListItem]:
     """Households the caller may see (no phone numbers in lists)."""
-    access.ensure_role(user, access.HOUSEHOLD_READERS)
     rows, total = households.list_households(
         session, query, actor=user, offset=query.offset, limit=query.limit
     )
@@ -42,15 +42,20 @@ def list_households(
 
 
 @router.get("/{household_id}", response_model=HouseholdRead)
-def read_household(household_id: int, session: SessionDep, user: CurrentUser) -> HouseholdRead:
+def read_household(
+    household_id: int,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.HOUSEHOLD_READERS)],
+) -> HouseholdRead:
     """One household, its phone masked to the last four digits."""
-    access.ensure_role(user, access.HOUSEHOLD_READERS)
     return households.to_read(households.require_household(session, household_id, actor=user))
 
 
 @router.get("/{household_id}/contact", response_model=HouseholdContact)
 def read_household_contact(
-    household_id: int, session: SessionDep, user: CurrentUser
+    household_id: int,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.PHONE_READERS)],
 ) -> HouseholdContact:
     """The full phone number, for staff and the household's committee; every read is audited."""
     household = households.reveal_phone(session, household_id, actor=user)
@@ -59,7 +64,9 @@ def read_household_contact(
 
 @router.post("", response_model=HouseholdRead, status_code=status.HTTP_201_CREATED)
 def create_household(
-    data: HouseholdCreate, session: SessionDep, user: CurrentUser
+    data: HouseholdCreate,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.HOUSEHOLD_WRITERS)],
 ) -> HouseholdRead:
     """Register a household."""
     return households.to_read(households.create_household(session, data, actor=user))
@@ -67,7 +74,10 @@ def create_household(
 
 @router.patch("/{household_id}", response_model=HouseholdRead)
 def update_household(
-    household_id: int, data: HouseholdUpdate, session: SessionDep, user: CurrentUser
+    household_id: int,
+    data: HouseholdUpdate,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.HOUSEHOLD_WRITERS)],
 ) -> HouseholdRead:
     """Change a household."""
     return households.to_read(households.update_household(session, household_id, data, actor=user))

@@ -8,10 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, UploadFile, status
 
-from relieflink.api.deps import CurrentUser, SessionDep
-from relieflink.bulk import files
+from relieflink.api.deps import CurrentUser, SessionDep, require_role
+from relieflink.common import files
 from relieflink.common.schemas import ListQuery, Page
 from relieflink.config import get_settings
+from relieflink.models import Role, User
 from relieflink.needs import allocation
 from relieflink.needs import service as needs
 from relieflink.needs.schemas import (
@@ -26,13 +27,16 @@ from relieflink.needs.schemas import (
     RequestRead,
     UrgencyUpdate,
 )
+from relieflink.users import access
 
 router = APIRouter(prefix="/requests", tags=["needs"])
+Requester = Annotated[User, require_role(Role.resident, Role.committee, access.STAFF)]
+Staff = Annotated[User, require_role(access.STAFF)]
 
 
 @router.post("", response_model=RequestOutcome, status_code=status.HTTP_201_CREATED)
 def create_request(
-    data: RequestCreate, response: Response, session: SessionDep, user: CurrentUser
+    data: RequestCreate, response: Response, session: SessionDep, user: Requester
 ) -> RequestOutcome:
     """Ask for help for a household. A repeat within the ration period is merged (200, says so)."""
     outcome = needs.create_request(session, data, actor=user, today=get_settings().today())
@@ -71,7 +75,10 @@ def cancel_request(request_id: int, session: SessionDep, user: CurrentUser) -> R
 
 @router.put("/{request_id}/urgency", response_model=RequestRead)
 def set_urgency(
-    request_id: int, data: UrgencyUpdate, session: SessionDep, user: CurrentUser
+    request_id: int,
+    data: UrgencyUpdate,
+    session: SessionDep,
+    user: Annotated[User, require_role(Role.doctor, access.STAFF)],
 ) -> RequestRead:
     """A doctor sets how urgent a request is medically (0-3)."""
     request = needs.set_medical_urgency(session, request_id, data.medical_urgency, actor=user)
@@ -79,7 +86,11 @@ def set_urgency(
 
 
 @router.post("/import", response_model=BulkRequestReport)
-def import_requests(file: UploadFile, session: SessionDep, user: CurrentUser) -> BulkRequestReport:
+def import_requests(
+    file: UploadFile,
+    session: SessionDep,
+    user: Annotated[User, require_role(Role.committee, access.STAFF)],
+) -> BulkRequestReport:
     """A committee's list of requests for many households (CSV or XLSX): all rows valid, or none."""
     suffix = files.check_suffix(Path(file.filename or "requests.csv"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +104,7 @@ runs_router = APIRouter(prefix="/allocation-runs", tags=["needs"])
 
 @runs_router.post("", response_model=AllocationRunRead)
 def run_allocation(
-    data: AllocationRunCreate, session: SessionDep, user: CurrentUser
+    data: AllocationRunCreate, session: SessionDep, user: Staff
 ) -> AllocationRunRead:
     """Allocate available stock to open requests and reserve it (``dry_run``: only show)."""
     report = allocation.run_allocation(
@@ -106,7 +117,7 @@ def run_allocation(
 
 @runs_router.get("", response_model=Page[AllocationRunRead])
 def list_runs(
-    session: SessionDep, user: CurrentUser, query: Annotated[ListQuery, Query()]
+    session: SessionDep, user: Staff, query: Annotated[ListQuery, Query()]
 ) -> Page[AllocationRunRead]:
     """Allocation runs, newest first."""
     rows, total = allocation.list_runs(session, actor=user, offset=query.offset, limit=query.limit)

@@ -147,23 +147,29 @@ def _solve(
     # (group, location); when the input is already ordered by location (as a database query
     # ordered by compound gives) one 16-bit radix pass over the group suffices.
     location = np.asarray(d.location)
+    n_groups = n_cls * n_items if method == "waterfill" else n_items
+    gdt: type[np.int16] | type[np.int64] = np.int16 if n_groups < (1 << 15) else np.int64
+    item_rank_g: NDArray[np.signedinteger] = item_rank.astype(gdt)
+    g_of_line: NDArray[np.signedinteger]
     if method == "waterfill":
-        n_groups = n_cls * n_items
-        g_of_line = priority.astype(np.int64) * n_items + item_rank[item]
+        g_of_line = priority.astype(gdt)
+        g_of_line *= n_items
+        g_of_line += item_rank_g[item]
     else:
-        n_groups = n_items
-        g_of_line = item_rank[item]
+        g_of_line = item_rank_g[item]
     sizes_g = np.bincount(g_of_line, minlength=n_groups)
     gstart = np.concatenate(([0], np.cumsum(sizes_g)))
     loc_ordered = n < 2 or bool(np.all(location[1:] >= location[:-1]))
-    if loc_ordered and n_groups < (1 << 16):
-        perm = np.argsort(g_of_line.astype(np.uint16), kind="stable").astype(np.int64)
+    if loc_ordered and n_groups < (1 << 15):
+        perm = np.argsort(g_of_line.view(np.uint16), kind="stable").astype(np.int64, copy=False)
     else:
-        g_of_line *= n_loc
-        g_of_line += location
-        perm = _argsort_key(g_of_line, n_groups * n_loc)
+        key = g_of_line.astype(np.int64)
+        key *= n_loc
+        key += location
+        perm = _argsort_key(key, n_groups * n_loc)
+        del key
     del g_of_line
-    loc_s = location[perm].astype(np.int32)
+    loc_s = location[perm].astype(np.int32, copy=False)
     q_s = quantity[perm].astype(np.int64)
     use_min = method == "waterfill" and params.use_min_ration and d.min_ration is not None
     weight = np.asarray(d.weight)
@@ -322,7 +328,7 @@ def _solve(
     source = np.empty(n, dtype=np.int32)
     source[perm] = src_s
     del alloc_s, src_s, perm, loc_s, q_s
-    unmet = (quantity - allocated).astype(np.int32)
+    unmet = np.subtract(quantity, allocated, dtype=np.int32)
     limit = np.zeros(n, dtype=np.int8)
     short = np.flatnonzero(unmet > 0)
     limit[short] = g_limit[priority[short], item[short]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,16 @@ def _matrices(task: SubTask) -> tuple[list[Any], list[Any]]:
     dist = task.provider.distances(locs, locs).astype(np.int64)
     np.fill_diagonal(dist, 0)
     n_dep = len(task.depot_locs)
+    # Forbidden client/profile pairs get edges long enough to be unattractive and slow enough
+    # to break every time window (so PyVRP sees them as infeasible). MAX_VALUE is not used:
+    # multiplied by non-unit costs and penalties it overflows PyVRP's 64-bit cost arithmetic.
+    horizon = max(
+        int(task.depot_tw.max(initial=0)),
+        int(task.tw.max(initial=0)),
+        max((v.tw_late for v in task.vehicle_types), default=0),
+    )
+    big_dur = min(MAX_VALUE, horizon + 1)
+    big_dist = min(MAX_VALUE, 2 * int(dist.max(initial=0)) + 1)
     dists: list[Any] = []
     durs: list[Any] = []
     for prof in task.profiles:
@@ -34,11 +45,11 @@ def _matrices(task: SubTask) -> tuple[list[Any], list[Any]]:
         if not prof.allowed.all():
             blocked = np.concatenate([np.zeros(n_dep, dtype=bool), ~prof.allowed])
             d = dist.copy()
-            d[blocked, :] = MAX_VALUE
-            d[:, blocked] = MAX_VALUE
+            d[blocked, :] = big_dist
+            d[:, blocked] = big_dist
             dur = dur.copy()
-            dur[blocked, :] = MAX_VALUE
-            dur[:, blocked] = MAX_VALUE
+            dur[blocked, :] = big_dur
+            dur[:, blocked] = big_dur
             np.fill_diagonal(d, 0)
             np.fill_diagonal(dur, 0)
             dists.append(d)
@@ -51,6 +62,8 @@ def _matrices(task: SubTask) -> tuple[list[Any], list[Any]]:
 def build_data(task: SubTask) -> Any:
     """Build a :class:`pyvrp.ProblemData` for ``task``."""
     n_dep = len(task.depot_locs)
+    # Load dimensions that no client uses are left out (less work in every move evaluation).
+    dims = [k for k in range(2) if task.delivery[:, k].any()] or [0]
     locations = [pyvrp.Location(0.0, 0.0) for _ in range(n_dep + len(task.client_locs))]
     depots = [
         pyvrp.Depot(location=i, tw_early=int(task.depot_tw[i, 0]), tw_late=int(task.depot_tw[i, 1]))
@@ -59,7 +72,7 @@ def build_data(task: SubTask) -> Any:
     clients = [
         pyvrp.Client(
             location=n_dep + j,
-            delivery=[int(task.delivery[j, 0]), int(task.delivery[j, 1])],
+            delivery=[int(task.delivery[j, k]) for k in dims],
             service_duration=int(task.service[j]),
             tw_early=int(task.tw[j, 0]),
             tw_late=int(task.tw[j, 1]),
@@ -80,7 +93,7 @@ def build_data(task: SubTask) -> Any:
         vtypes.append(
             pyvrp.VehicleType(
                 num_available=v.num,
-                capacity=[v.capacity[0], v.capacity[1]],
+                capacity=[v.capacity[k] for k in dims],
                 start_depot=v.start,
                 end_depot=v.end,
                 fixed_cost=v.fixed // g,
@@ -94,6 +107,10 @@ def build_data(task: SubTask) -> Any:
         )
     dists, durs = _matrices(task)
     return pyvrp.ProblemData(locations, clients, depots, vtypes, dists, durs)
+
+
+def _allowed(task: SubTask, vt: int, client: int) -> bool:
+    return bool(task.profiles[task.vehicle_types[vt].profile].allowed[client])
 
 
 def _route_feasible(data: Any, visits: list[int], vt: int) -> bool:
@@ -124,6 +141,8 @@ def solve_task(task: SubTask) -> SubResult:
     t0 = time.perf_counter()
     if len(task.client_locs) == 0:
         return SubResult((), (), 0, 0.0)
+    if not task.vehicle_types:
+        return SubResult((), tuple(range(len(task.client_locs))), 0, 0.0)
     data = build_data(task)
     crit: list[Any] = []
     if task.iterations is not None:
@@ -138,7 +157,9 @@ def solve_task(task: SubTask) -> SubResult:
         init = pyvrp.Solution(
             data, [pyvrp.Route(data, list(cl), vt) for vt, cl in task.initial if cl]
         )
-    res = pyvrp.solve(data, stop, seed=task.seed, collect_stats=False, initial_solution=init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyVRP's penalty-bound warnings are expected here
+        res = pyvrp.solve(data, stop, seed=task.seed, collect_stats=False, initial_solution=init)
     best = res.best
     if init is not None and not best.is_feasible() and init.is_feasible():
         best = init
@@ -148,7 +169,11 @@ def solve_task(task: SubTask) -> SubResult:
     for route in best.routes():
         vt = route.vehicle_type()
         visits = [a.idx for a in route if a.is_client()]
-        if not route.is_feasible():
+        forbidden = [c for c in visits if not _allowed(task, vt, c)]
+        if forbidden:
+            dropped.extend(forbidden)
+            visits = [c for c in visits if _allowed(task, vt, c)]
+        if forbidden or not route.is_feasible():
             visits, gone = _repair(data, visits, vt)
             dropped.extend(gone)
             if not visits:

@@ -121,7 +121,7 @@ class DaskExecutor:
                 raise ValueError("DaskExecutor needs a scheduler address or a client")
             from distributed import Client
 
-            client = Client(address)
+            client = Client(address)  # type: ignore[no-untyped-call]
             self._owned = True
         else:
             self._owned = False

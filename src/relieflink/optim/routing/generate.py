@@ -21,7 +21,7 @@ def generate_city_problem(
     seed: int = 0,
     center: tuple[float, float] = (31.23, 121.47),
     radius_km: float = 15.0,
-    sealed_share: float = 0.1,
+    sealed_share: float = 0.05,
     households_per_compound: int = 20,
     fleet_scale: float = 1.0,
 ) -> RoutingProblem:
@@ -95,7 +95,8 @@ def generate_city_problem(
                     f"C{c:05d}-gate",
                     float(clat[c]),
                     float(clon[c]),
-                    weight_g=int(rng.integers(40, 400)) * 1000,
+                    weight_g=int(rng.integers(20, 120) if sealed[c] else rng.integers(40, 400))
+                    * 1000,
                     volume_ml=int(rng.integers(100, 1500)) * 1000,
                     service_s=600,
                     tw_start=8 * 3600,
@@ -130,8 +131,8 @@ def generate_city_problem(
             (VehicleKind.TRUCK, 6, 3_000_000, 15_000_000, None, 10 * 3600, 20000, 3000, 6000, "Sf"),
             (VehicleKind.VAN, 10, 800_000, 4_000_000, None, 10 * 3600, 8000, 1500, 4000, "JD"),
             (VehicleKind.EBIKE, 10, 120_000, 500_000, 40_000, 8 * 3600, 1000, 300, 3000, "Meituan"),
-            (VehicleKind.ROBOT, 8, 60_000, 200_000, 10_000, 8 * 3600, 500, 100, 500, "Neolix"),
-            (VehicleKind.FOOT, 10, 25_000, 80_000, 8_000, 5 * 3600, 0, 0, 0, "volunteers"),
+            (VehicleKind.ROBOT, 12, 100_000, 300_000, 12_000, 8 * 3600, 500, 100, 500, "Neolix"),
+            (VehicleKind.FOOT, 15, 25_000, 80_000, 8_000, 5 * 3600, 0, 0, 0, "volunteers"),
         ]
         for kind, base, cap_g, cap_ml, rng_m, dur, fixed, per_km, per_h, carrier in spec:
             vts.append(

@@ -137,7 +137,7 @@ def _load_vrplib(path: Path, solomon: bool) -> LoadedInstance:
     )
     groups: dict[tuple[float, ...], int] = {}
     for k in range(per_vehicle):
-        key = (caps[k], fixed[k], unit[k], vdep[k], mdur[k], mdist[k])
+        key = tuple(float(a[k]) for a in (caps, fixed, unit, vdep, mdur, mdist))
         groups[key] = groups.get(key, 0) + 1
     vtypes = []
     for t, (key, count) in enumerate(groups.items()):
@@ -154,7 +154,7 @@ def _load_vrplib(path: Path, solomon: bool) -> LoadedInstance:
                 max_duration_s=None if md < 0 else sc(md),
                 max_distance_m=None if mx < 0 else sc(mx),
                 fixed_cost=int(f),
-                cost_per_km=int(round(u * 1000)),
+                cost_per_km=round(u * 1000),
                 shift_end=depots[dep_no].close_s,
             )
         )

@@ -193,15 +193,15 @@ def _prepare(problem: RoutingProblem, provider: MatrixProvider) -> _Prepared:
             continue
         # Split delivery: full loads of the type needing the fewest trips, plus a remainder.
         best_t, best_k = int(ok[0]), math.inf
-        for t in ok:
-            vt = problem.vehicle_types[int(t)]
+        for t in ok.tolist():
+            vt = problem.vehicle_types[t]
             k = max(
                 math.ceil(stop.weight_g / vt.capacity_g) if stop.weight_g else 1,
                 math.ceil(stop.volume_ml / vt.capacity_ml) if stop.volume_ml else 1,
                 1,
             )
             if k < best_k:
-                best_t, best_k = int(t), k
+                best_t, best_k = t, k
         cap = problem.vehicle_types[best_t]
         rem_g, rem_ml = stop.weight_g, stop.volume_ml
         for _ in range(int(best_k)):
@@ -280,7 +280,7 @@ def _sub_task(
     sub_profiles = []
     for p in prof_ids:
         ts = [t for t in types if prep.type_profile[t] == p]
-        allowed = prep.compat[ts][:, stops].any(axis=0)
+        allowed = np.asarray(prep.compat[ts][:, stops].any(axis=0), dtype=np.bool_)
         sub_profiles.append(SubProfile(prep.profiles[p][0], prep.profiles[p][1], allowed))
     svts = []
     for t in types:
@@ -397,11 +397,11 @@ def _split_initial(prep: _Prepared, part_size: int) -> list[list[int]]:
 
 def _allocate(counts: dict[int, int], weights: list[float]) -> list[dict[int, int]]:
     """Split each type's count over parts in proportion to weights (largest remainder)."""
-    out: list[dict[int, int]] = [dict() for _ in weights]
+    out: list[dict[int, int]] = [{} for _ in weights]
     total = sum(weights) or 1.0
     for t, c in counts.items():
         raw = [c * w / total for w in weights]
-        base = [int(math.floor(x)) for x in raw]
+        base = [math.floor(x) for x in raw]
         left = c - sum(base)
         order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - base[i]), i))
         for i in order[:left]:
@@ -414,7 +414,7 @@ def _allocate(counts: dict[int, int], weights: list[float]) -> list[dict[int, in
 
 def _initial_budgets(prep: _Prepared, parts: list[list[int]]) -> list[dict[int, int]]:
     problem = prep.problem
-    budgets: list[dict[int, int]] = [dict() for _ in parts]
+    budgets: list[dict[int, int]] = [{} for _ in parts]
     by_depot: dict[int, list[int]] = defaultdict(list)
     for j, part in enumerate(parts):
         by_depot[int(prep.home_depot[part[0]])].append(j)

@@ -10,9 +10,9 @@ from fastapi import Form, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.background import BackgroundTask
 
-from relieflink.bulk import files
 from relieflink.bulk import service as bulk
 from relieflink.bulk.formats import FORMATS
+from relieflink.common import files
 from relieflink.errors import FieldError, Invalid
 from relieflink.models import Role
 from relieflink.users import access

@@ -66,7 +66,7 @@
           bounds.push([w.lat, w.lon]);
         });
         if (bounds.length) {
-          map.fitBounds(bounds, { padding: [24, 24], maxZoom: 15 });
+          map.fitBounds(bounds, { padding: [24, 24], maxZoom: 15, animate: false });
         } else {
           var note = L.control({ position: "topright" });
           note.onAdd = function () {
@@ -85,7 +85,17 @@
       });
   }
 
+  // On a narrow screen the header links scroll sideways: bring the current page's into view.
+  function showCurrentNav() {
+    var nav = document.querySelector(".main-nav");
+    var current = nav && nav.querySelector("[aria-current=page]");
+    if (current && nav.scrollWidth > nav.clientWidth) {
+      nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    showCurrentNav();
     var el = document.getElementById("map");
     if (el) { initMap(el); }
   });

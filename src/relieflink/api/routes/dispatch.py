@@ -1,0 +1,207 @@
+"""Dispatch planning (a background job with progress), routes, manifests, tracking events,
+pickup codes for residents, hand-off discrepancies and the trace of a delivered pack."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from sqlalchemy import select
+
+from relieflink.api.deps import CurrentUser, SessionDep, require_role
+from relieflink.common import repository as common
+from relieflink.common.schemas import ListQuery, Page
+from relieflink.dispatch import fleet, jobs, manifests, planning, tracking
+from relieflink.dispatch import repository as repo
+from relieflink.dispatch.schemas import (
+    AvailabilityUpdate,
+    CourierAssign,
+    DiscrepancyRead,
+    EventIn,
+    EventRead,
+    MyDelivery,
+    PlanCreate,
+    PlanRead,
+    ReplanCreate,
+    RouteRead,
+    StopRead,
+    TraceRead,
+    TrackingEventRead,
+    VehicleRead,
+)
+from relieflink.errors import NotFound
+from relieflink.models import DispatchPlan, Route, User
+from relieflink.users import access
+
+router = APIRouter(prefix="/dispatch", tags=["dispatch"])
+Planner = Annotated[User, require_role(access.DISPATCH_PLANNERS)]
+RouteReader = Annotated[User, require_role(access.ROUTE_READERS)]
+DeliveryActor = Annotated[User, require_role(access.DELIVERY_ACTORS)]
+
+
+@router.get("/vehicles", response_model=list[VehicleRead])
+def list_vehicles(session: SessionDep, user: RouteReader) -> list[VehicleRead]:
+    """The partner carriers' vehicle groups and robots (a courier sees its carrier's)."""
+    carrier = None if user.role in access.STAFF else (user.organization_id or -1)
+    return [VehicleRead.model_validate(v) for v in fleet.list_vehicles(session, carrier_id=carrier)]
+
+
+@router.put("/vehicles/{vehicle_id}/availability", response_model=VehicleRead)
+def set_availability(
+    vehicle_id: int, data: AvailabilityUpdate, session: SessionDep, user: Planner
+) -> VehicleRead:
+    """How many of a group work on a day (a courier ill or locked in: fewer)."""
+    fleet.set_availability(
+        session,
+        vehicle_id=vehicle_id,
+        day=data.day,
+        available=data.available,
+        note=data.note,
+        actor=user,
+    )
+    return VehicleRead.model_validate(fleet.require_vehicle(session, vehicle_id))
+
+
+@router.post("/plans", response_model=PlanRead, status_code=status.HTTP_202_ACCEPTED)
+def create_plan(
+    data: PlanCreate, background: BackgroundTasks, session: SessionDep, user: Planner
+) -> PlanRead:
+    """Start planning the day's dispatch; poll ``GET /dispatch/plans/{id}`` for progress."""
+    plan = planning.start_plan(session, day=data.day, actor=user)
+    background.add_task(
+        jobs.run_plan_job, plan.id, actor_id=user.id, time_limit=data.time_limit, seed=data.seed
+    )
+    return PlanRead.model_validate(plan)
+
+
+@router.post("/plans/{plan_id}/replan", response_model=PlanRead, status_code=202)
+def replan(
+    plan_id: int,
+    data: ReplanCreate,
+    background: BackgroundTasks,
+    session: SessionDep,
+    user: Planner,
+) -> PlanRead:
+    """Mid-day re-plan of the undelivered remainder (parcels on board are left alone)."""
+    plan = planning.start_plan(session, day=None, actor=user, replan_of_id=plan_id)
+    background.add_task(
+        jobs.run_plan_job,
+        plan.id,
+        actor_id=user.id,
+        time_limit=data.time_limit,
+        seed=data.seed,
+        failed_route_ids=list(data.failed_route_ids),
+    )
+    return PlanRead.model_validate(plan)
+
+
+@router.get("/plans/{plan_id}", response_model=PlanRead)
+def read_plan(plan_id: int, session: SessionDep, user: Planner) -> PlanRead:
+    """A plan and its job state (queued, running with progress, done or failed)."""
+    plan = session.get(DispatchPlan, plan_id)
+    if plan is None:
+        raise NotFound(f"no dispatch plan {plan_id}")
+    return PlanRead.model_validate(plan)
+
+
+@router.get("/routes", response_model=Page[RouteRead])
+def list_routes(
+    session: SessionDep,
+    user: RouteReader,
+    query: Annotated[ListQuery, Query()],
+    plan_id: int | None = None,
+) -> Page[RouteRead]:
+    """Routes the caller may see (a courier only its own)."""
+    stmt = access.scope_routes(select(Route), user)
+    if plan_id is not None:
+        stmt = stmt.where(Route.plan_id == plan_id)
+    rows, total = common.page(
+        session, stmt, offset=query.offset, limit=query.limit, order_by=Route.id
+    )
+    return Page(
+        items=[RouteRead.model_validate(r) for r in rows],
+        total=total,
+        offset=query.offset,
+        limit=query.limit,
+    )
+
+
+@router.get("/routes/{route_id}", response_model=RouteRead)
+def read_route(route_id: int, session: SessionDep, user: RouteReader) -> RouteRead:
+    return RouteRead.model_validate(tracking.require_route(session, route_id, actor=user))
+
+
+@router.get("/routes/{route_id}/stops", response_model=list[StopRead])
+def route_stops(route_id: int, session: SessionDep, user: RouteReader) -> list[StopRead]:
+    """The stops in order, with ETAs (seconds after midnight of the plan's day)."""
+    tracking.require_route(session, route_id, actor=user)
+    return [StopRead.model_validate(s) for s in repo.stops_of_route(session, route_id)]
+
+
+@router.put("/routes/{route_id}/courier", response_model=RouteRead)
+def assign_courier(
+    route_id: int, data: CourierAssign, session: SessionDep, user: Planner
+) -> RouteRead:
+    return RouteRead.model_validate(
+        tracking.assign_courier(session, route_id, data.courier_id, actor=user)
+    )
+
+
+@router.get("/routes/{route_id}/manifest.csv", response_class=PlainTextResponse)
+def manifest_csv(route_id: int, session: SessionDep, user: RouteReader) -> Response:
+    text = manifests.manifest_csv(session, route_id, actor=user)
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="route-{route_id}.csv"'},
+    )
+
+
+@router.get("/routes/{route_id}/manifest.html", response_class=HTMLResponse)
+def manifest_html(route_id: int, session: SessionDep, user: RouteReader) -> HTMLResponse:
+    return HTMLResponse(manifests.manifest_html(session, route_id, actor=user))
+
+
+@router.post("/events", response_model=EventRead)
+def post_event(data: EventIn, session: SessionDep, user: DeliveryActor) -> EventRead:
+    """A tracking event from a driver's or robot's app; safe to retry with the same
+    ``client_event_id``."""
+    try:
+        outcome = tracking.record_event(session, data, actor=user)
+    except tracking.CodeRefused:
+        session.commit()  # keep the failed attempt (rate limit), then refuse
+        raise
+    return EventRead.model_validate(outcome.__dict__ | {"id": outcome.event_id})
+
+
+@router.get("/parcels/{parcel_id}/events", response_model=list[TrackingEventRead])
+def parcel_events(
+    parcel_id: int, session: SessionDep, user: CurrentUser
+) -> list[TrackingEventRead]:
+    return [
+        TrackingEventRead.model_validate(e)
+        for e in tracking.parcel_events(session, parcel_id, actor=user)
+    ]
+
+
+@router.get("/parcels/{parcel_id}/trace", response_model=TraceRead)
+def trace(parcel_id: int, session: SessionDep, user: CurrentUser) -> TraceRead:
+    """The donors behind a household's pack, and the route and courier that brought it."""
+    return TraceRead.model_validate(tracking.trace_parcel(session, parcel_id, actor=user).__dict__)
+
+
+@router.get("/my-deliveries", response_model=list[MyDelivery])
+def my_deliveries(session: SessionDep, user: CurrentUser) -> list[MyDelivery]:
+    """A resident's own deliveries, with the pickup code to give the courier."""
+    return [
+        MyDelivery(parcel_id=p.id, status=str(p.status), packs=p.packs, eta_s=eta, pickup_code=code)
+        for p, code, eta in tracking.my_deliveries(session, actor=user)
+    ]
+
+
+@router.get("/discrepancies", response_model=list[DiscrepancyRead])
+def discrepancies(session: SessionDep, user: Planner) -> list[DiscrepancyRead]:
+    return [
+        DiscrepancyRead.model_validate(d) for d in tracking.list_discrepancies(session, actor=user)
+    ]

@@ -1,0 +1,214 @@
+"""Partner carriers' fleets: vehicle groups, robots, and who can work on a given day."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from relieflink.audit import service as audit
+from relieflink.errors import FieldError, Invalid, NotFound
+from relieflink.models import (
+    FleetKind,
+    Organization,
+    OrgKind,
+    User,
+    Vehicle,
+    VehicleAvailability,
+    Warehouse,
+)
+
+FLEET_COLUMNS = (
+    "code",
+    "carrier_code",
+    "kind",
+    "depot_code",
+    "count",
+    "capacity_kg",
+    "capacity_m3",
+    "speed_kmh",
+    "range_km",
+    "shift_start",
+    "shift_end",
+)
+
+
+def _clock(text: str) -> int:
+    hours, minutes = text.strip().split(":")
+    h, m = int(hours), int(minutes)
+    if not (0 <= h <= 24 and 0 <= m < 60):
+        raise ValueError(text)
+    return h * 3600 + m * 60
+
+
+def import_fleet(session: Session, path: Path, *, actor: User | None) -> tuple[int, int]:
+    """Load ``vehicles.csv`` (the scenario generator's format): all rows valid, or nothing.
+    Rows are matched by ``code``: new codes are created, known ones updated.
+    Returns (created, updated)."""
+    carriers = {
+        o.code: o
+        for o in session.scalars(select(Organization).where(Organization.kind == OrgKind.carrier))
+    }
+    depots = {w.code: w.id for w in session.scalars(select(Warehouse))}
+    errors: list[FieldError] = []
+    rows: list[dict[str, object]] = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in FLEET_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise Invalid(
+                f"{path.name}: missing columns {', '.join(missing)}",
+                [FieldError(("line", 1, c), "missing column") for c in missing],
+            )
+        seen: set[str] = set()
+        for number, raw in enumerate(reader, start=2):
+            row_errors: list[FieldError] = []
+
+            def bad(
+                column: str, msg: str, n: int = number, errs: list[FieldError] = row_errors
+            ) -> None:
+                errs.append(FieldError(("line", n, column), msg))
+
+            code = (raw.get("code") or "").strip()
+            if not code:
+                bad("code", "required")
+            elif code in seen:
+                bad("code", f"duplicate code {code!r}")
+            seen.add(code)
+            carrier = carriers.get((raw.get("carrier_code") or "").strip())
+            if carrier is None:
+                bad("carrier_code", f"no carrier organization {raw.get('carrier_code')!r}")
+            depot = depots.get((raw.get("depot_code") or "").strip())
+            if depot is None:
+                bad("depot_code", f"no warehouse {raw.get('depot_code')!r}")
+            try:
+                kind = FleetKind((raw.get("kind") or "").strip())
+            except ValueError:
+                bad("kind", "one of " + ", ".join(k.value for k in FleetKind))
+                kind = FleetKind.van
+            numbers: dict[str, int] = {}
+            for column in ("count", "capacity_kg", "capacity_m3", "speed_kmh", "range_km"):
+                try:
+                    numbers[column] = int((raw.get(column) or "").strip())
+                    if numbers[column] < 0 or (column == "speed_kmh" and numbers[column] == 0):
+                        raise ValueError
+                except ValueError:
+                    bad(column, "a whole number >= 0 (speed > 0)")
+            try:
+                start = _clock(raw.get("shift_start") or "")
+                end = _clock(raw.get("shift_end") or "")
+                if end <= start:
+                    bad("shift_end", "must be after shift_start")
+            except ValueError:
+                bad("shift_start", "HH:MM")
+                start, end = 0, 1
+            if row_errors:
+                errors.extend(row_errors)
+                continue
+            assert carrier is not None and depot is not None
+            rows.append(
+                {
+                    "code": code,
+                    "carrier_id": carrier.id,
+                    "kind": kind,
+                    "depot_id": depot,
+                    "count": numbers["count"],
+                    "capacity_g": numbers["capacity_kg"] * 1000,
+                    "capacity_ml": numbers["capacity_m3"] * 1_000_000,
+                    "speed_kmh": numbers["speed_kmh"],
+                    "range_m": numbers["range_km"] * 1000 or None,
+                    "shift_start_s": start,
+                    "shift_end_s": end,
+                    "fixed_cost_fen": {"truck": 30000, "van": 15000, "ebike": 3000}.get(kind, 1000),
+                    "cost_per_km_fen": {"truck": 400, "van": 200, "ebike": 30}.get(kind, 20),
+                }
+            )
+    if errors:
+        raise Invalid(f"{path.name}: {len(errors)} errors; nothing was imported", errors)
+    known = {v.code: v for v in session.scalars(select(Vehicle))}
+    created = updated = 0
+    for row in rows:
+        vehicle = known.get(str(row["code"]))
+        if vehicle is None:
+            session.add(Vehicle(**row))
+            created += 1
+        else:
+            for key, value in row.items():
+                setattr(vehicle, key, value)
+            updated += 1
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="import",
+        entity="fleet",
+        detail={"file": path.name, "created": created, "updated": updated},
+    )
+    return created, updated
+
+
+def list_vehicles(session: Session, *, carrier_id: int | None = None) -> Sequence[Vehicle]:
+    stmt = select(Vehicle).order_by(Vehicle.code)
+    if carrier_id is not None:
+        stmt = stmt.where(Vehicle.carrier_id == carrier_id)
+    return session.scalars(stmt).all()
+
+
+def require_vehicle(session: Session, vehicle_id: int) -> Vehicle:
+    vehicle = session.get(Vehicle, vehicle_id)
+    if vehicle is None:
+        raise NotFound(f"no vehicle group with id {vehicle_id}")
+    return vehicle
+
+
+def set_availability(
+    session: Session,
+    *,
+    vehicle_id: int,
+    day: date,
+    available: int,
+    note: str | None,
+    actor: User | None,
+) -> VehicleAvailability:
+    """How many of a vehicle group work on ``day`` (0 = the courier is ill or locked in)."""
+    vehicle = require_vehicle(session, vehicle_id)
+    if not 0 <= available <= vehicle.count:
+        raise Invalid(
+            f"available must be between 0 and the group's {vehicle.count} vehicles",
+            [FieldError(("available",), f"0..{vehicle.count}")],
+        )
+    row = session.scalars(
+        select(VehicleAvailability).where(
+            VehicleAvailability.vehicle_id == vehicle_id, VehicleAvailability.day == day
+        )
+    ).one_or_none()
+    if row is None:
+        row = VehicleAvailability(vehicle_id=vehicle_id, day=day, available=available, note=note)
+        session.add(row)
+    else:
+        row.available, row.note = available, note
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="availability",
+        entity="fleet_vehicle",
+        entity_id=vehicle_id,
+        detail={"day": day.isoformat(), "available": available, "note": note},
+    )
+    return row
+
+
+def available_counts(session: Session, day: date) -> dict[int, int]:
+    """Vehicles of each active group that can work on ``day``."""
+    counts = {
+        v.id: v.count for v in session.scalars(select(Vehicle).where(Vehicle.active.is_(True)))
+    }
+    for row in session.scalars(select(VehicleAvailability).where(VehicleAvailability.day == day)):
+        if row.vehicle_id in counts:
+            counts[row.vehicle_id] = min(counts[row.vehicle_id], row.available)
+    return counts

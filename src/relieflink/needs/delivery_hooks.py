@@ -1,0 +1,48 @@
+"""What dispatch tells the needs domain: the requests whose stock went onto routes.
+
+Delivery and failure use ``needs.service.deliver_allocation`` / ``return_allocation``. Kept
+apart from ``needs/service.py`` (the lead's file). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from relieflink.models import NeedRequest, RequestLine, RequestStatus
+
+__all__ = ["mark_dispatched"]
+
+
+def _requests_of_lines(session: Session, line_ids: Iterable[int]) -> dict[int, int]:
+    ids = list(set(line_ids))
+    out: dict[int, int] = {}
+    for start in range(0, len(ids), 5000):
+        rows = session.execute(
+            select(RequestLine.id, RequestLine.request_id).where(
+                RequestLine.id.in_(ids[start : start + 5000])
+            )
+        )
+        out.update((line, request) for line, request in rows)
+    return out
+
+
+def mark_dispatched(session: Session, *, line_ids: Iterable[int]) -> int:
+    """Requests whose allocated lines went onto routes: ``allocated`` → ``dispatched``
+    (a request still partly open stays open and may get more stock). Returns how many moved."""
+    request_ids = sorted(set(_requests_of_lines(session, line_ids).values()))
+    moved = 0
+    for start in range(0, len(request_ids), 5000):
+        result = session.execute(
+            update(NeedRequest)
+            .where(
+                NeedRequest.id.in_(request_ids[start : start + 5000]),
+                NeedRequest.status == RequestStatus.allocated,
+            )
+            .values(status=RequestStatus.dispatched)
+            .execution_options(synchronize_session=False)
+        )
+        moved += result.rowcount or 0  # type: ignore[attr-defined]
+    return moved

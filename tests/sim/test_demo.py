@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from relieflink.sim.demo import run_demo
+
+GROUP_KEYS = {"median_hours_to_delivery", "p95_hours_to_delivery", "served_within_24h"}
+
+
+def test_the_demo_writes_the_summary_and_an_offline_report(tmp_path: Path) -> None:
+    result = run_demo(out=tmp_path, seed=5, scale=0.0001, days=1)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.summary))
+    for policy in ("priority", "fifo"):
+        figures = summary[policy]
+        assert {"requests", "delivered_packs", "unmet_packs"} <= figures.keys()
+        assert set(figures["groups"]) == {"infant", "pregnant", "chronic", "elderly", "other"}
+        for group in figures["groups"].values():
+            assert group.keys() >= GROUP_KEYS
+        assert figures["reconciliation"]["ok"] is True
+    assert summary["ledger_reconciled"] is True
+    page = (tmp_path / "index.html").read_text()
+    assert "<svg" in page
+    assert re.search(r'(src|href)="https?://', page) is None  # nothing fetched from a network
