@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from relieflink.cli import app
-from relieflink.models import Household, Item, User
+from relieflink.models import Household, Item, Organization, User
 
 runner = CliRunner()
 
@@ -46,3 +47,45 @@ def test_users_create_bootstraps_an_admin(db: Session) -> None:
 def test_unknown_kind_is_a_clear_error(db: Session, kind: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", kind, str(tmp_path / "x.csv")])
     assert result.exit_code == 1 and "unknown kind" in result.output
+
+
+def test_registry_create_show_update_list_and_bad_input(db: Session) -> None:
+    created = runner.invoke(
+        app,
+        [
+            "registry",
+            "create",
+            "organizations",
+            "--set",
+            "code=NGO-1",
+            "--set",
+            "kind=ngo",
+            "--set",
+            "name=Relief NGO",
+            "--set",
+            "country=CN",
+        ],
+    )
+    assert created.exit_code == 0, created.output
+    org_id = json.loads(created.output)["id"]
+    changed = runner.invoke(
+        app, ["registry", "update", "organizations", str(org_id), "--set", "name=Renamed"]
+    )
+    assert json.loads(changed.output)["name"] == "Renamed"
+    assert (
+        "Renamed"
+        in runner.invoke(app, ["registry", "list", "organizations", "--where", "kind=ngo"]).output
+    )
+    assert (
+        json.loads(runner.invoke(app, ["registry", "show", "organizations", str(org_id)]).output)[
+            "code"
+        ]
+        == "NGO-1"
+    )
+    bad = runner.invoke(
+        app, ["registry", "create", "organizations", "--set", "code=X", "--set", "kind=alien"]
+    )
+    assert bad.exit_code == 1
+    assert "kind" in bad.output and "country" in bad.output
+    assert runner.invoke(app, ["registry", "show", "organizations", "9999"]).exit_code == 1
+    assert db.scalar(select(func.count()).select_from(Organization)) == 1

@@ -417,7 +417,9 @@ def main() -> None:
     if rows[0]["errors"]:
         print("server log tail:\n" + log)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"consult_ws_{args.database}.json"
+    tag = f"{args.database}_{args.sessions}s_every{args.interval:g}s"
+    tag += "_nodeflate" if args.no_compression else "_deflate"
+    out = RESULTS / f"consult_ws_{tag}.json"
     out.write_text(
         json.dumps(
             {

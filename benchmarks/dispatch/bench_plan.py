@@ -160,9 +160,7 @@ def main() -> None:
         ("greedy nearest neighbour", greedy_s, base_routes, base_parcels, base_km),
     ]
     print()
-    print(
-        f"{'method':<28}{'time s':>9}{'routes':>8}{'parcels':>10}{'km':>11}{'km/parcel':>11}"
-    )
+    print(f"{'method':<28}{'time s':>9}{'routes':>8}{'parcels':>10}{'km':>11}{'km/parcel':>11}")
     for name, secs, routes, parcels, dist in rows:
         per = dist / parcels if parcels else float("nan")
         print(f"{name:<28}{secs:>9.1f}{routes:>8}{parcels:>10}{dist:>11.1f}{per:>11.3f}")
@@ -174,7 +172,9 @@ def main() -> None:
     )
     print(f"end to end {wall:.1f} s (target ≤ 60 s): {'PASS' if wall <= 60 else 'FAIL'}")
     print(f"unplanned by reason: {summary['unassigned']}")
-    print(f"checker violations: {len(summary['violations'])}; vans/trucks at sealed gates: {sealed_trucks}")
+    print(
+        f"checker violations: {len(summary['violations'])}; vans/trucks at sealed gates: {sealed_trucks}"
+    )
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -28,6 +28,7 @@ import os
 import platform
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,6 +60,7 @@ from relieflink.models import (  # noqa: E402
 from relieflink.stock import service as stock  # noqa: E402
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/"
+LOG = Path("/tmp/relieflink-bench-tracking-server.log")
 
 
 def fresh_pg(name: str) -> str:
@@ -121,14 +123,22 @@ def prepare(url: str, households: int, communities: int) -> list[dict[str, Any]]
 def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = os.environ.copy() | {"RELIEFLINK_DATABASE_URL": url, "RELIEFLINK_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/relieflink"), "serve", "--port", str(port),
-         "--workers", str(workers)],  # fmt: skip
+        [
+            str(ROOT / ".venv/bin/relieflink"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],  # fmt: skip
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=LOG.open("w"),
         start_new_session=True,
     )
     for _ in range(120):
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
                 return server
@@ -167,7 +177,10 @@ def plan_events(parcels: list[dict[str, Any]], n: int, seed: int) -> list[dict[s
             p = next(it)
         except StopIteration:
             break
-        body: dict[str, Any] = {"client_event_id": f"bench-{uuid.uuid4()}", "parcel_id": p["parcel"]}
+        body: dict[str, Any] = {
+            "client_event_id": f"bench-{uuid.uuid4()}",
+            "parcel_id": p["parcel"],
+        }
         if rng.random() < 0.03:
             body |= {"kind": "failed", "reason": "not_home"}
         else:
@@ -197,7 +210,11 @@ async def fire(
                         json=send["body"],
                         headers={"Authorization": f"Bearer {toks[send['carrier']]}"},
                     )
-                    status, body = r.status_code, r.json()
+                    status = r.status_code
+                    try:
+                        body = r.json()
+                    except ValueError:
+                        body = {"detail": r.text[:200]}
                 except httpx.HTTPError as exc:
                     status, body = 0, {"error": str(exc)}
                 end = time.perf_counter()
@@ -279,7 +296,7 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=40_000)
     parser.add_argument("--communities", type=int, default=800)
     parser.add_argument("--sequential", type=int, default=1000, help="events in the baseline")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--database", default="rl_dispatch_bench")
     args = parser.parse_args()
     os.environ.setdefault("RELIEFLINK_SECRET_KEY", "bench-secret-" + "x" * 32)
@@ -289,6 +306,10 @@ def main() -> None:
     sends = plan_events(parcels, total + args.sequential, seed=1)
     if len(sends) < total + args.sequential:
         raise SystemExit(f"only {len(sends)} events available; seed more households")
+    if args.port == 0:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            args.port = probe.getsockname()[1]
     server = start_server(url, args.port, args.workers)
     base = f"http://127.0.0.1:{args.port}/api/v1"
     try:
@@ -301,7 +322,11 @@ def main() -> None:
         wall = time.perf_counter() - t0
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=15)
     verdict = check(results + baseline)
     lat = [r["latency"] * 1000 for r in results]
     svc = [r["service"] * 1000 for r in results]
@@ -309,7 +334,9 @@ def main() -> None:
     achieved = len(results) / wall
     seq_rate = len(baseline) / seq_s
     print()
-    print(f"{'run':<34}{'events':>8}{'ev/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}")
+    print(
+        f"{'run':<34}{'events':>8}{'ev/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
+    )
     print(
         f"{'paced, ' + str(args.workers) + ' workers':<34}{len(results):>8}{achieved:>9.0f}"
         f"{pct(lat, 50):>9.1f}{pct(lat, 99):>9.1f}{max(lat):>9.1f}{len(errors):>8}"

@@ -196,10 +196,7 @@ def seed(
     _bulk(
         session,
         RequestLine,
-        [
-            {"request_id": r, "item_id": item.id, "quantity": 1, "allocated": 1}
-            for r in req_ids
-        ],
+        [{"request_id": r, "item_id": item.id, "quantity": 1, "allocated": 1} for r in req_ids],
     )
     line_ids = list(session.scalars(select(RequestLine.id).order_by(RequestLine.id)))
     run = AllocationRun(

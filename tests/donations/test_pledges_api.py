@@ -274,3 +274,21 @@ def test_iati_and_hxl_exports(db: Session, client: TestClient) -> None:
     donor_user = headers_for(db, client, Role.donor, organization_id=s["donor"].id)
     assert client.get("/api/v1/stock/exports/hxl.csv", headers=donor_user).status_code == 403
     assert db.get(Organization, s["donor"].id) is not None
+
+
+def test_bad_references_are_422_with_field_paths(db: Session, client: TestClient) -> None:
+    s = _setup(db)
+    coordinator = headers_for(db, client, Role.coordinator)
+    pledge_id = client.post("/api/v1/pledges", json=_pledge_body(s), headers=coordinator).json()[
+        "id"
+    ]
+    message = {"body": "see shipment", "transfer_id": 999999}
+    r = client.post(f"/api/v1/pledges/{pledge_id}/messages", json=message, headers=coordinator)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["transfer_id"]
+    receipt = {"warehouse_id": s["wh"].id, "pledge_id": pledge_id,
+               "lots": [{"item_id": 999999, "quantity": 1}]}  # fmt: skip
+    r = client.post("/api/v1/stock/receipts", json=receipt, headers=coordinator)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["lots", 0, "item_id"]
+    bad_pledge = _pledge_body(s) | {"program_id": 999999}
+    r = client.post("/api/v1/pledges", json=bad_pledge, headers=coordinator)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["program_id"]

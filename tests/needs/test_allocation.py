@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -206,7 +206,9 @@ def test_delivery_closes_and_failure_carries_over(db: Session, city: dict) -> No
 
     request = needs.deliver_allocation(db, delivered.id, delivery_ref="parcel-1", actor=None)
     assert request.status == RequestStatus.delivered
-    assert needs.deliver_allocation(db, delivered.id, delivery_ref="parcel-1", actor=None) is request
+    assert (
+        needs.deliver_allocation(db, delivered.id, delivery_ref="parcel-1", actor=None) is request
+    )
 
     carried = needs.return_allocation(db, failed.id, reason="not home", actor=None)
     assert (carried.status, carried.carried_over) == (RequestStatus.open, 1)
@@ -219,3 +221,26 @@ def test_delivery_closes_and_failure_carries_over(db: Session, city: dict) -> No
     assert again.units_allocated == 1
     newest = db.scalars(select(Allocation).order_by(Allocation.id.desc())).first()
     assert "1 failed delivery carried over" in newest.reasons
+
+
+def test_a_recent_delivery_and_food_left_lower_the_priority(db: Session, city: dict) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 1)
+    ask(db, city, "alone80", ("KIT-FAMILY-FOOD", 1))
+    allocation.run_allocation(db, actor=None, today=TODAY)
+    first = db.scalars(select(Allocation)).one()
+    needs.deliver_allocation(db, first.id, delivery_ref="p1", actor=None, as_of=TODAY)
+    # A week later, the household asks again: its reasons now speak of that delivery.
+    later = TODAY + timedelta(days=7)
+    receive(db, city, "KIT-FAMILY-FOOD", 1)
+    data = RequestCreate.model_validate(
+        {
+            "household_id": city["homes"]["alone80"].id,
+            "lines": [{"kit_sku": "KIT-FAMILY-FOOD", "quantity": 1}],
+        }
+    )
+    needs.create_request(db, data, actor=city["admin"], today=later)
+    allocation.run_allocation(db, actor=None, today=later)
+    newest = db.scalars(select(Allocation).order_by(Allocation.id.desc())).first()
+    assert newest is not None and newest.id != first.id
+    since = (later - first.closed_at.date()).days
+    assert f"{since} days since the last delivery" in newest.reasons

@@ -149,3 +149,52 @@ def test_committee_file_all_or_nothing(db: Session, setup: dict, tmp_path: Path)
     )
     report = needs.import_requests(db, good, actor=committee_user, today=MONDAY)
     assert (report.rows, report.created, report.merged) == (2, 1, 0)
+
+
+def test_the_vectorised_score_equals_the_explained_one() -> None:
+    import numpy as np
+
+    from relieflink.models import LockdownStatus
+    from relieflink.needs.policy import HouseholdFacts, priority_score, priority_scores
+
+    rng = np.random.default_rng(1)
+    n = 500
+    cols = {
+        k: rng.integers(0, 3, n)
+        for k in ("infants", "pregnant", "chronic", "elderly_80", "disabled")
+    }
+    size = rng.integers(1, 5, n)
+    lockdown = rng.choice([s.value for s in LockdownStatus], n)
+    urgency, carried, waiting = (
+        rng.integers(0, 4, n),
+        rng.integers(0, 3, n),
+        rng.integers(-2, 30, n),
+    )
+    since, left = rng.integers(-1, 20, n), rng.integers(0, 9, n)
+    policy = default_policy()
+    vector = priority_scores(
+        policy,
+        size=size,
+        **cols,
+        sealed=lockdown == "sealed",
+        controlled=lockdown == "controlled",
+        medical_urgency=urgency,
+        carried_over=carried,
+        days_waiting=waiting,
+        days_since_delivery=since,
+        supply_days_left=left,
+    )
+    for i in range(n):
+        facts = HouseholdFacts(
+            int(size[i]), *(int(cols[k][i]) for k in cols), LockdownStatus(lockdown[i])
+        )
+        score, _ = priority_score(
+            policy,
+            facts,
+            medical_urgency=int(urgency[i]),
+            carried_over=int(carried[i]),
+            days_waiting=int(waiting[i]),
+            days_since_delivery=None if since[i] < 0 else int(since[i]),
+            supply_days_left=int(left[i]),
+        )
+        assert score == vector[i]

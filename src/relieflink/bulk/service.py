@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import Table, insert, inspect, select, update
+from sqlalchemy import Table, inspect, select, update
 from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
@@ -25,6 +25,7 @@ from relieflink.bulk.schemas import ImportReport, RowError
 from relieflink.common import files
 from relieflink.common import repository as common
 from relieflink.db import utcnow
+from relieflink.db.bulk import insert_rows
 from relieflink.errors import FieldError, Invalid
 from relieflink.models import Community, Role, User
 from relieflink.users import access
@@ -279,27 +280,10 @@ def _upsert(session: Session, fmt: Format, rows: list[dict[str, Any]]) -> tuple[
     changed = [
         r | {"id": existing[r[fmt.key]], "updated_at": now} for r in rows if r[fmt.key] in existing
     ]
-    table = cast(Table, fmt.model.__table__)
-    if new:
-        if session.get_bind().dialect.name == "postgresql":
-            _copy_rows(session, table.name, new)
-        else:
-            for start in range(0, len(new), CHUNK):
-                session.execute(insert(table), new[start : start + CHUNK])
+    insert_rows(session, cast(Table, fmt.model.__table__), new)
     for start in range(0, len(changed), CHUNK):
         session.execute(update(fmt.model), changed[start : start + CHUNK])
     return len(new), len(changed)
-
-
-def _copy_rows(session: Session, table: str, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL COPY: several times faster than batched INSERTs for large files."""
-    columns = list(rows[0])
-    dbapi = session.connection().connection.driver_connection
-    with dbapi.cursor() as cursor:  # type: ignore[union-attr]
-        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        with cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
 
 
 def export_file(session: Session, kind: str, path: Path, *, actor: User | None) -> int:

@@ -65,7 +65,7 @@ def create_item(session: Session, data: ItemCreate, *, actor: User | None) -> It
     return crud.create(session, Item, data, actor=actor, entity="item", code_field="sku")
 
 
-def update_item(session: Session, item_id: int, data: ItemUpdate, *, actor: User) -> Item:
+def update_item(session: Session, item_id: int, data: ItemUpdate, *, actor: User | None) -> Item:
     """Change an item."""
     return crud.update(session, require_item(session, item_id), data, actor=actor, entity="item")
 
@@ -110,7 +110,7 @@ def create_kit(session: Session, data: KitCreate, *, actor: User | None) -> Kit:
     return kit
 
 
-def update_kit(session: Session, kit_id: int, data: KitUpdate, *, actor: User) -> Kit:
+def update_kit(session: Session, kit_id: int, data: KitUpdate, *, actor: User | None) -> Kit:
     """Change a kit; new ``lines`` replace the old bill."""
     kit = require_kit(session, kit_id)
     if data.lines is not None:

@@ -29,7 +29,10 @@ def demo(
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
         result = run_demo(
-            out=out, seed=seed, scale=scale, days=days,
+            out=out,
+            seed=seed,
+            scale=scale,
+            days=days,
             progress=lambda m: bar.update(task, description=m),
         )
     summary = result.summary
@@ -37,8 +40,12 @@ def demo(
     table.add_column("")
     table.add_column("priority", justify="right")
     table.add_column("first come, first served", justify="right")
-    for label, key in (("requests", "requests"), ("packs delivered", "delivered_packs"),
-                       ("packs still needed", "unmet_packs"), ("failed deliveries", "failed_deliveries")):
+    for label, key in (
+        ("requests", "requests"),
+        ("packs delivered", "delivered_packs"),
+        ("packs still needed", "unmet_packs"),
+        ("failed deliveries", "failed_deliveries"),
+    ):
         table.add_row(label, f"{summary['priority'][key]:,}", f"{summary['fifo'][key]:,}")
     for group, p in summary["priority"]["groups"].items():
         f = summary["fifo"]["groups"][group]

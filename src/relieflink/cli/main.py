@@ -11,7 +11,7 @@ from rich.table import Table
 from relieflink.bulk import service as bulk
 from relieflink.bulk.formats import FORMATS
 from relieflink.catalog import service as catalog
-from relieflink.cli import consult, dispatch, needs, pledges, scenario
+from relieflink.cli import consult, dispatch, needs, pledges, registry, route, scenario
 from relieflink.cli import stock as stock_cli
 from relieflink.cli.common import console, fail, transaction
 from relieflink.cli.demo import demo
@@ -34,10 +34,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(users_app, name="users")
 app.add_typer(scenario.app, name="scenario")
+app.add_typer(registry.app, name="registry")
 app.add_typer(stock_cli.app, name="stock")
 app.add_typer(pledges.app, name="pledges")
 app.add_typer(consult.app, name="consult")
 app.add_typer(dispatch.app, name="dispatch")
+app.add_typer(route.app, name="route")
 app.command("demo")(demo)
 app.add_typer(needs.requests_app, name="requests")
 app.command("allocate")(needs.allocate)
@@ -137,7 +139,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         require_migrated(get_engine())
     except RelieflinkError as exc:
         raise fail(exc) from None
-    uvicorn.run("relieflink.app:create_app", factory=True, host=host, port=port, workers=workers)
+    # Consultation chat messages are small: per-message deflate would cost more CPU than it saves
+    # (measured in benchmarks/consult/bench_ws.py), so WebSockets are not compressed.
+    uvicorn.run(
+        "relieflink.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ws_per_message_deflate=False,
+    )
 
 
 def summary_table(title: str, rows: list[tuple[str, object]]) -> Table:

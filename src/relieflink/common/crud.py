@@ -83,7 +83,7 @@ def update(
     obj: M,
     data: BaseModel,
     *,
-    actor: User,
+    actor: User | None,
     entity: str,
     refs: Mapping[str, type[Base]] | None = None,
     exclude: set[str] | None = None,

@@ -444,11 +444,16 @@ def ensure_participant(session: Session, consultation: Consultation, actor: User
     raise Forbidden("only the assigned doctor and the household take part in this consultation")
 
 
-def open_conversation(session: Session, consultation_id: int, *, actor: User) -> Consultation:
-    """Check ``actor`` takes part in the consultation (audited as a read of it)."""
+def open_conversation(
+    session: Session, consultation_id: int, *, actor: User, after_id: int = 0, limit: int = 500
+) -> tuple[Consultation, Sequence[ConsultMessage]]:
+    """A participant joins the conversation: the consultation and the stored messages after
+    ``after_id`` (one audited read)."""
     consultation = require_consultation(session, consultation_id, actor=actor)
     ensure_participant(session, consultation, actor)
-    return consultation
+    return consultation, repository.messages(
+        session, consultation.id, after_id=after_id, limit=limit
+    )
 
 
 def post_message(

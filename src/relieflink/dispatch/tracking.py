@@ -42,7 +42,6 @@ from relieflink.models import (
     MovementKind,
     Parcel,
     ParcelStatus,
-    RequestStatus,
     Role,
     Route,
     RouteStatus,
@@ -50,6 +49,7 @@ from relieflink.models import (
     TrackingEvent,
     User,
 )
+from relieflink.needs import delivery_hooks
 from relieflink.needs import service as needs
 from relieflink.stock import service as stock
 from relieflink.users import access
@@ -114,16 +114,25 @@ def _volunteer_of(session: Session, actor: User, stop: RouteStop) -> bool:
 
 
 def _ensure_may(
-    session: Session, actor: User, route: Route, stop: RouteStop | None, kind: EventKind
-) -> None:
+    session: Session,
+    actor: User,
+    route: Route,
+    stop: RouteStop | None,
+    parcels: list[Parcel],
+    kind: EventKind,
+) -> RouteStop | None:
+    """Raise ``Forbidden`` unless ``actor`` may post ``kind`` here; returns the stop (read only
+    when a volunteer's right depends on it)."""
     if access.can_drive(actor, route):
-        return
+        return stop
+    if stop is None and parcels and parcels[0].stop_id is not None:
+        stop = session.get(RouteStop, parcels[0].stop_id)
     if (
         stop is not None
         and kind in (EventKind.handed_off, EventKind.delivered, EventKind.failed)
         and _volunteer_of(session, actor, stop)
     ):
-        return
+        return stop
     raise Forbidden(f"route {route.id} is not yours: only its courier or carrier may post events")
 
 
@@ -135,16 +144,15 @@ def record_event(session: Session, data: EventIn, *, actor: User) -> EventOutcom
     access.ensure_role(actor, access.DELIVERY_ACTORS)
     repo.begin_write(session)
     fingerprint = _fingerprint(data, actor)
+    # Lock first, then look for the client event id: a concurrent twin of this request (a
+    # retry racing the original) has committed by the time we hold the lock, so it is seen.
+    route, stop, parcels = _target(session, data)
     known = session.scalars(
         select(TrackingEvent).where(TrackingEvent.client_event_id == data.client_event_id)
     ).one_or_none()
     if known is not None:
         return _replay(known, fingerprint)
-    route, stop, parcel_ids = _target(session, data)
-    _ensure_may(session, actor, route, stop, data.kind)
-    parcels = repo.lock_parcels(session, parcel_ids)
-    if data.parcel_id is not None and not parcels:
-        raise NotFound(f"no parcel {data.parcel_id}")
+    stop = _ensure_may(session, actor, route, stop, parcels, data.kind)
     allowed = _FROM[data.kind]
     moving = [p for p in parcels if p.status in allowed]
     if not moving:
@@ -185,7 +193,7 @@ def record_event(session: Session, data: EventIn, *, actor: User) -> EventOutcom
         kind=data.kind,
         parcel_id=data.parcel_id,
         route_id=route.id,
-        stop_id=stop.id if stop is not None else None,
+        stop_id=stop.id if stop is not None else parcels[0].stop_id if data.parcel_id else None,
         seq=moving[0].last_seq if data.parcel_id is not None else 0,
         reason=data.reason,
         fingerprint=fingerprint,
@@ -196,10 +204,10 @@ def record_event(session: Session, data: EventIn, *, actor: User) -> EventOutcom
     )
     session.add(event)
     try:
-        with session.begin_nested():
-            session.flush()
+        session.flush()
     except IntegrityError:
-        # The same client event was applied concurrently (PostgreSQL): nothing of ours stays.
+        # The same client event id applied concurrently to another target: the entry point
+        # rolls this transaction back, nothing of ours stays.
         raise Conflict(
             f"event {data.client_event_id!r} is being applied by another request; retry"
         ) from None
@@ -224,40 +232,38 @@ def _replay(known: TrackingEvent, fingerprint: str) -> EventOutcome:
     )
 
 
-def _target(session: Session, data: EventIn) -> tuple[Route, RouteStop | None, list[int]]:
-    """The route, stop and parcels an event is about."""
+def _target(session: Session, data: EventIn) -> tuple[Route, RouteStop | None, list[Parcel]]:
+    """The route, stop (for stop events) and locked parcels an event is about. Route and stop
+    events lock the route; a parcel event locks only its parcel (many couriers' phones deliver
+    on one route at once)."""
     stop: RouteStop | None = None
     if data.parcel_id is not None:
-        parcel = session.get(Parcel, data.parcel_id)
-        if parcel is None:
+        parcels = repo.lock_parcels(session, [data.parcel_id])
+        if not parcels:
             raise NotFound(f"no parcel {data.parcel_id}")
-        if parcel.route_id is None or parcel.stop_id is None:
-            raise Conflict(f"parcel {parcel.id} is not on any route")
-        route_id = parcel.route_id
-        stop = session.get(RouteStop, parcel.stop_id)
-        ids = [parcel.id]
-    elif data.stop_id is not None:
-        stop = session.get(RouteStop, data.stop_id)
-        if stop is None:
-            raise NotFound(f"no stop {data.stop_id}")
-        route_id = stop.route_id
-        ids = repo.parcel_ids_of(session, stop_id=stop.id)
+        if parcels[0].route_id is None:
+            raise Conflict(f"parcel {data.parcel_id} is not on any route")
+        route = session.get(Route, parcels[0].route_id)
     else:
-        assert data.route_id is not None
-        route_id = data.route_id
-        ids = repo.parcel_ids_of(session, route_id=route_id)
-    # Route and stop events lock the route; a parcel event locks only its parcel (many
-    # couriers' phones deliver on one route at once).
-    route = (
-        session.get(Route, route_id)
-        if data.parcel_id is not None
-        else repo.lock_route(session, route_id)
-    )
-    if route is None:
-        raise NotFound(f"no route {route_id}")
+        if data.stop_id is not None:
+            stop = session.get(RouteStop, data.stop_id)
+            if stop is None:
+                raise NotFound(f"no stop {data.stop_id}")
+            route_id = stop.route_id
+        else:
+            assert data.route_id is not None
+            route_id = data.route_id
+        route = repo.lock_route(session, route_id)
+        if route is None:
+            raise NotFound(f"no route {route_id}")
+        ids = repo.parcel_ids_of(
+            session, route_id=route.id if stop is None else None, stop_id=stop.id if stop else None
+        )
+        parcels = repo.lock_parcels(session, ids)
+    assert route is not None
     if route.status == RouteStatus.cancelled:
         raise Conflict(f"route {route.id} was replaced by a re-plan; use the new route")
-    return route, stop, ids
+    return route, stop, parcels
 
 
 def _load(session: Session, parcels: list[Parcel], actor: User) -> None:
@@ -346,15 +352,9 @@ def _deliver(session: Session, parcel: Parcel, data: EventIn, actor: User) -> di
             )
     parcel.delivered_at = data.occurred_at or utcnow()
     parcel.delivered_by_id = actor.id
-    closed = []
-    for line in repo.lines_of(session, [parcel.id])[parcel.id]:
-        # The stock was issued at loading under this delivery ref: issuing again is a no-op,
-        # so this only closes the allocation (and the request once nothing is left reserved).
-        request = needs.deliver_allocation(
-            session, line.allocation_id, delivery_ref=f"parcel:{parcel.id}", actor=actor
-        )
-        if request.status == RequestStatus.delivered and request.id not in closed:
-            closed.append(request.id)
+    # The stock was issued at loading: close the parcel's allocations and the requests with
+    # nothing left reserved (needs.service.deliver_allocation's rules, set-based).
+    closed = delivery_hooks.close_delivered(session, parcel_id=parcel.id)
     return {"closed_requests": closed}
 
 

@@ -43,6 +43,7 @@ from relieflink.models import (
     PledgeStatusChange,
     Program,
     Receipt,
+    StockTransfer,
     User,
     WebhookDelivery,
 )
@@ -326,6 +327,7 @@ def post_message(session: Session, thread: str, data: MessageIn, *, actor: User)
     """Post to a pledge or program thread; it may refer to a shipment or a discrepancy."""
     ensure_can_see_thread(session, thread, actor)
     kind, _, raw = thread.partition(":")
+    _check_message_refs(session, data, pledge_id=int(raw) if kind == "pledge" else None)
     message = Message(
         thread=thread,
         pledge_id=int(raw) if kind == "pledge" else None,
@@ -343,6 +345,22 @@ def post_message(session: Session, thread: str, data: MessageIn, *, actor: User)
     for webhook in repository.active_webhooks(session, _thread_orgs(session, thread)):
         _enqueue(session, webhook, "message.posted", {"thread": thread, "message_id": message.id})
     return message
+
+
+def _check_message_refs(session: Session, data: MessageIn, *, pledge_id: int | None) -> None:
+    errors = []
+    if data.transfer_id is not None and session.get(StockTransfer, data.transfer_id) is None:
+        errors.append(FieldError(("transfer_id",), f"no shipment {data.transfer_id}"))
+    if data.receipt_id is not None and session.get(Receipt, data.receipt_id) is None:
+        errors.append(FieldError(("receipt_id",), f"no receipt {data.receipt_id}"))
+    if data.discrepancy_id is not None:
+        found = session.get(Discrepancy, data.discrepancy_id)
+        if found is None or (pledge_id is not None and found.pledge_id != pledge_id):
+            errors.append(
+                FieldError(("discrepancy_id",), f"no discrepancy {data.discrepancy_id} here")
+            )
+    if errors:
+        raise Invalid("the message refers to records that do not exist", errors)
 
 
 def read_thread(

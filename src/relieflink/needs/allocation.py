@@ -14,20 +14,23 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from time import perf_counter
 from typing import Any, Literal, cast
 
 import numpy as np
-from sqlalchemy import Table, bindparam, insert, select, update
+from numpy.typing import NDArray
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
 from relieflink.common import crud
 from relieflink.common import repository as common
+from relieflink.db.bulk import add_to_column, insert_rows
 from relieflink.models import (
     Allocation,
     AllocationRun,
+    AllocationState,
     Community,
     District,
     Household,
@@ -35,7 +38,9 @@ from relieflink.models import (
     ItemCategory,
     Kit,
     KitPurpose,
+    LockdownStatus,
     NeedRequest,
+    PriorityClass,
     RequestLine,
     RequestSource,
     RequestStatus,
@@ -46,9 +51,8 @@ from relieflink.needs.policy import (
     HouseholdFacts,
     Policy,
     default_policy,
-    entitled_packs,
-    priority_class,
     priority_score,
+    priority_scores,
 )
 from relieflink.optim.allocation import (
     CLASS_NAMES,
@@ -64,6 +68,7 @@ from relieflink.optim.allocation import (
     solve_fcfs,
 )
 from relieflink.stock import service as stock
+from relieflink.stock.bulk import Reservation, reserve_many
 from relieflink.users import access
 
 Progress = Callable[[str], None]
@@ -96,62 +101,139 @@ class RunReport:
 
 @dataclass
 class _Lines:
-    """Open request lines as parallel lists, in priority order (highest score first)."""
+    """Open request lines as arrays, in priority order (highest score, then earliest, first).
 
-    line_id: list[int] = field(default_factory=list)
-    request_id: list[int] = field(default_factory=list)
-    household_id: list[int] = field(default_factory=list)
-    sku: list[tuple[int | None, int | None]] = field(default_factory=list)
-    demand: list[int] = field(default_factory=list)
-    weight: list[int] = field(default_factory=list)
-    klass: list[int] = field(default_factory=list)
-    score: list[int] = field(default_factory=list)
-    reasons: list[list[str]] = field(default_factory=list)
-    location: list[int] = field(default_factory=list)
-    region: list[int] = field(default_factory=list)
-    arrival: list[int] = field(default_factory=list)
-    groups: list[tuple[str, ...]] = field(default_factory=list)
-    # Every open line of every open request: (line id, units it may get in all, units it has).
-    targets: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+    A line's SKU is one integer: ``kit_id`` for a kit, ``-item_id`` for an item.
+    """
+
+    line_id: NDArray[np.int64]
+    request_id: NDArray[np.int64]
+    household_id: NDArray[np.int64]
+    sku: NDArray[np.int64]
+    demand: NDArray[np.int64]
+    weight: NDArray[np.int64]
+    klass: NDArray[np.int8]
+    score: NDArray[np.int64]
+    location: NDArray[np.int64]
+    region: NDArray[np.int64]
+    arrival: NDArray[np.int64]
+    facts: dict[str, NDArray[Any]]  # household, compound and request facts, for the reasons
+    coords: NDArray[np.float64]  # (locations, 2): each community's gate
+    regions: list[str]
+    # Every open line (served or not): its request, the units it may get in all, and has.
+    all_request: NDArray[np.int64]
+    all_line: NDArray[np.int64]
+    all_target: NDArray[np.int64]
+    all_allocated: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.line_id.shape[0])
+
+
+_COLUMNS = (
+    RequestLine.id,
+    RequestLine.kit_id,
+    RequestLine.item_id,
+    RequestLine.quantity,
+    RequestLine.allocated,
+    NeedRequest.id,
+    NeedRequest.household_id,
+    NeedRequest.source,
+    NeedRequest.medical_urgency,
+    NeedRequest.carried_over,
+    NeedRequest.created_at,
+    Household.size,
+    Household.infants,
+    Household.pregnant,
+    Household.chronic,
+    Household.elderly_80,
+    Household.disabled,
+    Community.id,
+    Community.lat,
+    Community.lon,
+    Community.lockdown_status,
+    District.code,
+)
+
+
+def _sku_table(session: Session, policy: Policy) -> dict[int, dict[str, Any]]:
+    """Per SKU key: class flags, the entitlement rule and the kit size, and weight in grams."""
+    table: dict[int, dict[str, Any]] = {}
+    rules = {rule.kit: rule.per for rule in policy.entitlements}
+    for kit in session.scalars(select(Kit)):
+        table[kit.id] = {
+            "medical": kit.purpose in _MEDICAL_PURPOSES,
+            "infant": kit.purpose in _INFANT_PURPOSES,
+            "per": rules.get(kit.sku),
+            "person_days": kit.persons * kit.days,
+            "grams": sum(line.item.grams_per_unit * line.quantity for line in kit.lines),
+            "sku": kit.sku,
+            "food_person_days": kit.persons * kit.days
+            if kit.purpose == KitPurpose.family_food
+            else 0,
+        }
+    for item in session.scalars(select(Item)):
+        table[-item.id] = {
+            "medical": item.category in _MEDICAL_CATEGORIES,
+            "infant": item.category in _INFANT_CATEGORIES,
+            "per": None,
+            "person_days": 1,
+            "grams": item.grams_per_unit,
+            "sku": item.sku,
+            "food_person_days": 0,
+        }
+    return table
+
+
+HISTORY_DAYS = 30
+
+
+def _delivery_history(
+    session: Session,
+    skus: dict[int, dict[str, Any]],
+    today: date,
+    household_id: NDArray[np.int64],
+    size: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Per line: days since its household's last delivery (-1: none in the last month) and the
+    days of food that delivery still covers (family packs' person-days over household size)."""
+    since = np.full(household_id.shape[0], -1, dtype=np.int64)
+    left = np.zeros(household_id.shape[0], dtype=np.int64)
+    rows = session.execute(
+        select(
+            Allocation.household_id, Allocation.closed_at, Allocation.kit_id, Allocation.quantity
+        ).where(
+            Allocation.state == AllocationState.delivered,
+            Allocation.closed_at
+            >= datetime.combine(today - timedelta(days=HISTORY_DAYS), time(), UTC),
+        )
+    ).all()
+    if not rows:
+        return since, left
+    last: dict[int, date] = {}
+    for hh, closed, _, _ in rows:
+        assert closed is not None  # delivered allocations are closed
+        day = closed.date()
+        if day > last.get(hh, date.min):
+            last[hh] = day
+    food: dict[int, int] = defaultdict(int)
+    for hh, closed, kit_id, quantity in rows:
+        if closed is not None and closed.date() == last[hh] and kit_id is not None:
+            food[hh] += quantity * skus[kit_id]["food_person_days"]
+    for i, hh in enumerate(household_id.tolist()):
+        if hh in last:
+            days = (today - last[hh]).days
+            since[i] = days
+            left[i] = max(0, food[hh] // max(int(size[i]), 1) - days)
+    return since, left
 
 
 def _load_lines(
-    session: Session, policy: Policy, today: date
-) -> tuple[_Lines, list[tuple[float, float]], list[str]]:
+    session: Session, policy: Policy, skus: dict[int, dict[str, Any]], today: date
+) -> _Lines:
     """Open lines with their household, compound and district, capped at the entitlement."""
-    kits = {k.id: k for k in session.scalars(select(Kit))}
-    items = {i.id: i for i in session.scalars(select(Item))}
-    per_kit = {
-        kit.id: rule.per
-        for rule in policy.entitlements
-        for kit in kits.values()
-        if kit.sku == rule.kit
-    }
     stmt = (
-        select(
-            RequestLine.id,
-            RequestLine.kit_id,
-            RequestLine.item_id,
-            RequestLine.quantity,
-            RequestLine.allocated,
-            NeedRequest.id,
-            NeedRequest.household_id,
-            NeedRequest.source,
-            NeedRequest.medical_urgency,
-            NeedRequest.carried_over,
-            NeedRequest.created_at,
-            Household.size,
-            Household.infants,
-            Household.pregnant,
-            Household.chronic,
-            Household.elderly_80,
-            Household.disabled,
-            Community.id,
-            Community.lat,
-            Community.lon,
-            Community.lockdown_status,
-            District.code,
-        )
+        select(*_COLUMNS)
         .join(NeedRequest, NeedRequest.id == RequestLine.request_id)
         .join(Household, Household.id == NeedRequest.household_id)
         .join(Community, Community.id == Household.community_id)
@@ -159,197 +241,160 @@ def _load_lines(
         .where(NeedRequest.status == RequestStatus.open)
         .order_by(NeedRequest.created_at, RequestLine.id)
     )
-    rows: list[tuple[Any, ...]] = []
-    locations: dict[int, int] = {}
-    coords: list[tuple[float, float]] = []
-    regions: dict[str, int] = {}
-    facts_cache: dict[int, tuple[HouseholdFacts, int, list[str]]] = {}
-    targets: dict[int, list[tuple[int, int, int]]] = {}
-    for arrival, r in enumerate(session.execute(stmt)):
-        (
-            line_id,
-            kit_id,
-            item_id,
-            quantity,
-            allocated,
-            request_id,
-            household_id,
-            source,
-            urgency,
-            carried,
-            created_at,
-            size,
-            infants,
-            pregnant,
-            chronic,
-            elderly,
-            disabled,
-            community_id,
-            lat,
-            lon,
-            lockdown,
-            district,
-        ) = r
-        facts = HouseholdFacts(size, infants, pregnant, chronic, elderly, disabled, lockdown)
-        kit = kits[kit_id] if kit_id is not None else None
-        item = items[item_id] if item_id is not None else None
-        per = per_kit.get(kit.id) if kit is not None else None
-        if kit is not None and per is not None:
-            cap = entitled_packs(policy, facts, per=per, persons=kit.persons, days=kit.days)
-            weight = getattr(facts, _PER_COUNT[per])
-        else:
-            cap, weight = quantity, size
-        target = min(quantity, cap)
-        targets.setdefault(request_id, []).append((line_id, target, allocated))
-        demand = target - allocated
-        if demand <= 0:
-            continue
-        if kit is not None:
-            medical = kit.purpose in _MEDICAL_PURPOSES
-            infant = kit.purpose in _INFANT_PURPOSES
-        else:
-            assert item is not None  # a line names a kit or an item (database constraint)
-            medical = item.category in _MEDICAL_CATEGORIES
-            infant = item.category in _INFANT_CATEGORIES
-        medical = medical or source == RequestSource.prescription
-        klass = priority_class(medical=medical, infant_or_maternity=infant, facts=facts)
-        key = request_id
-        if key not in facts_cache:
-            waiting = (today - created_at.date()).days
-            score, reasons = priority_score(
-                policy, facts, medical_urgency=urgency, carried_over=carried, days_waiting=waiting
-            )
-            facts_cache[key] = (facts, score, reasons)
-        _, score, reasons = facts_cache[key]
-        location = locations.setdefault(community_id, len(locations))
-        if location == len(coords):
-            coords.append((lat, lon))
-        region = regions.setdefault(district, len(regions))
-        groups = tuple(
-            name
-            for name, count in (
-                ("infant", infants),
-                ("pregnant", pregnant),
-                ("chronic", chronic),
-                ("elderly", elderly),
-                ("disabled", disabled),
-            )
-            if count
-        ) or ("other",)
-        rows.append(
-            (
-                -score,
-                arrival,
-                line_id,
-                request_id,
-                household_id,
-                (kit_id, item_id),
-                demand,
-                max(weight, 1),
-                int(klass),
-                score,
-                reasons,
-                location,
-                region,
-                groups,
-            )
+    rows = session.execute(stmt).all()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(_COLUMNS)
+
+    def ints(i: int) -> NDArray[np.int64]:
+        return np.fromiter(
+            (0 if v is None else v for v in cols[i]), dtype=np.int64, count=len(rows)
         )
-    rows.sort(key=lambda row: (row[0], row[1]))
-    lines = _Lines(targets=targets)
-    for (
-        _,
-        arrival,
-        line_id,
-        request_id,
-        household_id,
-        sku,
-        demand,
-        weight,
-        klass,
-        score,
-        reasons,
-        location,
-        region,
-        groups,
-    ) in rows:
-        lines.line_id.append(line_id)
-        lines.request_id.append(request_id)
-        lines.household_id.append(household_id)
-        lines.sku.append(sku)
-        lines.demand.append(demand)
-        lines.weight.append(weight)
-        lines.klass.append(klass)
-        lines.score.append(score)
-        lines.reasons.append(reasons)
-        lines.location.append(location)
-        lines.region.append(region)
-        lines.arrival.append(arrival)
-        lines.groups.append(groups)
-    return lines, coords, list(regions)
 
+    (line_id, kit_id, item_id, quantity, allocated, request_id, household_id) = (
+        ints(i) for i in range(7)
+    )
+    urgency, carried = ints(8), ints(9)
+    size, infants, pregnant, chronic, elderly, disabled, community = (
+        ints(i) for i in range(11, 18)
+    )
+    prescription = np.array([s == RequestSource.prescription for s in cols[7]], dtype=bool)
+    lockdown = np.array([str(s) for s in cols[20]], dtype=object)
+    created = np.array([c.date() for c in cols[10]], dtype="datetime64[D]")
+    waiting = (np.datetime64(today, "D") - created).astype(np.int64) if rows else ints(0)
+    sku = np.where(kit_id != 0, kit_id, -item_id)
 
-def _sku_grams(session: Session, skus: list[tuple[int | None, int | None]]) -> list[int]:
-    kits = {k.id: k for k in session.scalars(select(Kit))}
-    items = {i.id: i.grams_per_unit for i in session.scalars(select(Item))}
-    return [
-        sum(line.item.grams_per_unit * line.quantity for line in kits[kit_id].lines)
-        if kit_id is not None
-        else items[item_id or 0]
-        for kit_id, item_id in skus
-    ]
+    keys = np.unique(sku)
+    medical = np.isin(sku, [k for k in keys if skus[int(k)]["medical"]]) | prescription
+    infant = np.isin(sku, [k for k in keys if skus[int(k)]["infant"]])
+    counts = {"person": size, "infant": infants, "pregnant": pregnant, "chronic": chronic}
+    count = size.copy()  # the weight of lines no entitlement rule covers: the household's size
+    cap = quantity.copy()
+    for key in keys:
+        rule = skus[int(key)]["per"]
+        if rule is None:
+            continue
+        mask = sku == key
+        count[mask] = counts[rule][mask]
+        days = policy.period_days
+        cap[mask] = -(-count[mask] * days // skus[int(key)]["person_days"])  # ceiling division
+    target = np.minimum(quantity, cap)
+    vulnerable = (infants > 0) | (pregnant > 0) | (chronic > 0) | (elderly > 0) | (disabled > 0)
+    klass = np.where(
+        medical,
+        PriorityClass.medical,
+        np.where(
+            infant,
+            PriorityClass.infant_maternity,
+            np.where(vulnerable, PriorityClass.vulnerable, PriorityClass.everyone),
+        ),
+    ).astype(np.int8)
+    since, left = _delivery_history(session, skus, today, household_id, size)
+    score = priority_scores(
+        policy,
+        size=size,
+        infants=infants,
+        pregnant=pregnant,
+        chronic=chronic,
+        elderly_80=elderly,
+        disabled=disabled,
+        sealed=lockdown == LockdownStatus.sealed,
+        controlled=lockdown == LockdownStatus.controlled,
+        medical_urgency=urgency,
+        carried_over=carried,
+        days_waiting=waiting,
+        days_since_delivery=since,
+        supply_days_left=left,
+    )
+    _, location = np.unique(community, return_inverse=True)
+    first = np.unique(location, return_index=True)[1]
+    lat = np.array(cols[18], dtype=np.float64)
+    lon = np.array(cols[19], dtype=np.float64)
+    regions, region = np.unique(np.array(cols[21], dtype=object), return_inverse=True)
+    demand = target - allocated
+    arrival = np.arange(len(rows), dtype=np.int64)
+    keep = np.flatnonzero(demand > 0)
+    order = keep[np.lexsort((arrival[keep], -score[keep]))]
+    facts = {
+        "size": size,
+        "infants": infants,
+        "pregnant": pregnant,
+        "chronic": chronic,
+        "elderly_80": elderly,
+        "disabled": disabled,
+        "lockdown": lockdown,
+        "urgency": urgency,
+        "carried": carried,
+        "waiting": waiting,
+        "since": since,
+        "left": left,
+    }
+    return _Lines(
+        line_id=line_id[order],
+        request_id=request_id[order],
+        household_id=household_id[order],
+        sku=sku[order],
+        demand=demand[order],
+        weight=np.maximum(count[order], 1),
+        klass=klass[order],
+        score=score[order],
+        location=location[order].astype(np.int64),
+        region=region[order].astype(np.int64),
+        arrival=arrival[order],
+        facts={k: v[order] for k, v in facts.items()},
+        coords=np.column_stack([lat[first], lon[first]]) if rows else np.zeros((0, 2)),
+        regions=[str(r) for r in regions],
+        all_request=request_id,
+        all_line=line_id,
+        all_target=target,
+        all_allocated=allocated,
+    )
 
 
 def _problem(
-    session: Session, lines: _Lines, coords: list[tuple[float, float]], today: date
-) -> tuple[AllocationProblem, list[Warehouse], list[tuple[int | None, int | None]]]:
-    skus = sorted(set(lines.sku), key=lambda s: (s[0] or 0, s[1] or 0))
-    sku_index = {sku: j for j, sku in enumerate(skus)}
+    session: Session, lines: _Lines, skus: dict[int, dict[str, Any]], policy: Policy, today: date
+) -> tuple[AllocationProblem, list[Warehouse], NDArray[np.int64]]:
+    keys, item_index = np.unique(lines.sku, return_inverse=True)
+    column = {int(k): j for j, k in enumerate(keys)}
     warehouses = list(session.scalars(select(Warehouse).order_by(Warehouse.id)))
     w_index = {w.id: i for i, w in enumerate(warehouses)}
-    matrix = np.zeros((len(warehouses), len(skus)), dtype=np.int64)
-    for kind in ("kit", "item"):
-        for (warehouse_id, sku_id), units in stock.stock_matrix(
-            session, kind=kind, as_of=today
-        ).items():
-            key = (sku_id, None) if kind == "kit" else (None, sku_id)
-            j = sku_index.get(key)
+    matrix = np.zeros((len(warehouses), len(keys)), dtype=np.int64)
+    for kind, sign in (("kit", 1), ("item", -1)):
+        available = stock.stock_matrix(session, kind=kind, as_of=today)  # type: ignore[arg-type]
+        for (warehouse_id, sku_id), units in available.items():
+            j = column.get(sign * sku_id)
             if j is not None and warehouse_id in w_index:
                 matrix[w_index[warehouse_id], j] = units
-    capacity = np.array([w.daily_outbound_kg * 1000 for w in warehouses], dtype=np.int64)
     problem = AllocationProblem(
         demands=Demands(
-            item=np.array([sku_index[s] for s in lines.sku], dtype=np.int32),
-            quantity=np.array(lines.demand, dtype=np.int32),
-            priority=np.array(lines.klass, dtype=np.int8),
-            weight=np.array(lines.weight, dtype=np.float64),
-            location=np.array(lines.location, dtype=np.int32),
-            min_ration=np.ones(len(lines.demand), dtype=np.int32),
-            region=np.array(lines.region, dtype=np.int32),
-            arrival=np.array(lines.arrival, dtype=np.int64),
+            item=item_index.astype(np.int32),
+            quantity=lines.demand.astype(np.int32),
+            priority=lines.klass,
+            weight=lines.weight.astype(np.float64),
+            location=lines.location.astype(np.int32),
+            min_ration=np.full(len(lines), policy.min_ration, dtype=np.int32),
+            region=lines.region.astype(np.int32),
+            arrival=lines.arrival,
         ),
         warehouses=Warehouses(
             lat=np.array([w.lat for w in warehouses]),
             lon=np.array([w.lon for w in warehouses]),
-            capacity=capacity,
+            capacity=np.array([w.daily_outbound_kg * 1000 for w in warehouses], dtype=np.int64),
         ),
-        locations=Locations(
-            lat=np.array([c[0] for c in coords]), lon=np.array([c[1] for c in coords])
-        ),
+        locations=Locations(lat=lines.coords[:, 0], lon=lines.coords[:, 1]),
         stock=matrix,
-        unit_weight=np.array(_sku_grams(session, skus), dtype=np.int64),
+        unit_weight=np.array([skus[int(k)]["grams"] for k in keys], dtype=np.int64),
     )
-    return problem, warehouses, skus
+    return problem, warehouses, keys
 
 
 def _outcome(
     lines: _Lines,
     problem: AllocationProblem,
     result: AllocationResult,
-    regions: list[str],
-    skus: list[tuple[int | None, int | None]],
-    names: dict[tuple[int | None, int | None], str],
+    keys: NDArray[np.int64],
+    skus: dict[int, dict[str, Any]],
 ) -> dict[str, Any]:
     measures = evaluate(problem, result)
+    names = [skus[int(k)]["sku"] for k in keys]
     return {
         "method": result.method,
         "coverage": {
@@ -362,11 +407,9 @@ def _outcome(
             CLASS_NAMES[c]: (None if np.isnan(v) else round(float(v), 4))
             for c, v in enumerate(measures.gini)
         },
-        "unmet_by_item": {
-            names[s]: int(v) for s, v in zip(skus, measures.unmet_by_item, strict=True) if v
-        },
+        "unmet_by_item": {names[j]: int(v) for j, v in enumerate(measures.unmet_by_item) if v},
         "unmet_by_district": (
-            {regions[r]: int(v) for r, v in enumerate(measures.unmet_by_region) if v}
+            {lines.regions[r]: int(v) for r, v in enumerate(measures.unmet_by_region) if v}
             if measures.unmet_by_region is not None
             else {}
         ),
@@ -377,19 +420,27 @@ def _outcome(
 
 
 GROUPS = ("infant", "pregnant", "chronic", "elderly", "disabled", "other")
+_GROUP_FACT = {
+    "infant": "infants",
+    "pregnant": "pregnant",
+    "chronic": "chronic",
+    "elderly": "elderly_80",
+    "disabled": "disabled",
+}
 
 
 def _group_coverage(lines: _Lines, result: AllocationResult) -> dict[str, float | None]:
     """Allocated / requested units over the lines of households in each vulnerable group."""
-    asked = dict.fromkeys(GROUPS, 0)
-    got = dict.fromkeys(GROUPS, 0)
-    for groups, demand, allocated in zip(
-        lines.groups, lines.demand, result.allocated.tolist(), strict=True
-    ):
-        for group in groups:
-            asked[group] += demand
-            got[group] += allocated
-    return {g: (round(got[g] / asked[g], 4) if asked[g] else None) for g in GROUPS}
+    masks = {g: lines.facts[f] > 0 for g, f in _GROUP_FACT.items()}
+    masks["other"] = (
+        ~np.logical_or.reduce(list(masks.values())) if len(lines) else np.zeros(0, bool)
+    )
+    out: dict[str, float | None] = {}
+    for group in GROUPS:
+        asked = int(lines.demand[masks[group]].sum())
+        got = int(result.allocated[masks[group]].sum())
+        out[group] = round(got / asked, 4) if asked else None
+    return out
 
 
 def _reason_text(
@@ -430,24 +481,24 @@ def run_allocation(
     policy = policy or default_policy()
     started = perf_counter()
     step("reading open requests")
-    lines, coords, regions = _load_lines(session, policy, today)
+    skus = _sku_table(session, policy)
+    lines = _load_lines(session, policy, skus, today)
     report = RunReport(
         run_id=None,
         dry_run=dry_run,
         policy_version=policy.version,
-        lines=len(lines.line_id),
-        units_requested=sum(lines.demand),
+        lines=len(lines),
+        units_requested=int(lines.demand.sum()),
         units_allocated=0,
         runtime_s=0.0,
     )
-    if not lines.line_id:
+    if not len(lines):
         if not dry_run:
             _apply_to_lines(session, lines, {})  # lines already at their entitlement
         report.runtime_s = round(perf_counter() - started, 3)
         return report
     step("reading available stock")
-    problem, warehouses, skus = _problem(session, lines, coords, today)
-    names = _sku_names(session, skus)
+    problem, warehouses, keys = _problem(session, lines, skus, policy, today)
     step("allocating")
     result = solve_allocation(problem)
     baseline = solve_fcfs(problem)
@@ -456,8 +507,8 @@ def run_allocation(
     report.summary = {
         "policy_version": policy.version,
         "applied": method,
-        "priority": _outcome(lines, problem, result, regions, skus, names),
-        "fcfs": _outcome(lines, problem, baseline, regions, skus, names),
+        "priority": _outcome(lines, problem, result, keys, skus),
+        "fcfs": _outcome(lines, problem, baseline, keys, skus),
     }
     if not dry_run:
         step("reserving stock")
@@ -473,7 +524,7 @@ def run_allocation(
         )
         session.add(run)
         session.flush()
-        _record(session, run, lines, applied, problem, warehouses, skus, today)
+        _record(session, run, lines, applied, problem, policy, warehouses, today)
         report.run_id = run.id
         audit.record(
             session,
@@ -493,12 +544,44 @@ def run_allocation(
     return report
 
 
-def _sku_names(
-    session: Session, skus: list[tuple[int | None, int | None]]
-) -> dict[tuple[int | None, int | None], str]:
-    kits = dict(session.execute(select(Kit.id, Kit.sku)).all())
-    items = dict(session.execute(select(Item.id, Item.sku)).all())
-    return {(k, i): kits[k] if k is not None else items[i or 0] for k, i in skus}
+def _reasons(
+    policy: Policy, lines: _Lines, i: int, cache: dict[tuple[Any, ...], list[str]]
+) -> list[str]:
+    """The words behind line ``i``'s score; households share a few hundred combinations of
+    facts, so each combination is put into words once per run."""
+    f = lines.facts
+    key = tuple(f[name][i] for name in _FACT_NAMES)
+    if key not in cache:
+        size, infants, pregnant, chronic, elderly, disabled = (int(v) for v in key[:6])
+        facts = HouseholdFacts(
+            size, infants, pregnant, chronic, elderly, disabled, LockdownStatus(key[6])
+        )
+        cache[key] = priority_score(
+            policy,
+            facts,
+            medical_urgency=int(key[7]),
+            carried_over=int(key[8]),
+            days_waiting=int(key[9]),
+            days_since_delivery=None if key[10] < 0 else int(key[10]),
+            supply_days_left=int(key[11]),
+        )[1]
+    return cache[key]
+
+
+_FACT_NAMES = (
+    "size",
+    "infants",
+    "pregnant",
+    "chronic",
+    "elderly_80",
+    "disabled",
+    "lockdown",
+    "urgency",
+    "carried",
+    "waiting",
+    "since",
+    "left",
+)
 
 
 def _record(
@@ -507,78 +590,78 @@ def _record(
     lines: _Lines,
     result: AllocationResult,
     problem: AllocationProblem,
+    policy: Policy,
     warehouses: list[Warehouse],
-    skus: list[tuple[int | None, int | None]],
     today: date,
 ) -> None:
     """Reserve each (line, warehouse) piece and store it with its reasons, in bulk."""
+    columns = np.asarray(problem.demands.item)
     line_idx, w_idx, units = result.shipments()
     level = result.group_level
+    item = result.allocated  # for the "got" of each line
     rows: list[dict[str, Any]] = []
+    reservations: list[Reservation] = []
     added: dict[int, int] = defaultdict(int)
+    words: dict[tuple[Any, ...], list[str]] = {}
     for i, w, n in zip(line_idx.tolist(), w_idx.tolist(), units.tolist(), strict=True):
-        kit_id, item_id = lines.sku[i]
-        reference = f"alloc:{run.id}:{lines.line_id[i]}:{warehouses[w].id}"
-        stock.reserve(
-            session,
-            warehouse_id=warehouses[w].id,
-            kit_id=kit_id,
-            item_id=item_id,
-            quantity=n,
-            reference=reference,
-            actor=None,
-            as_of=today,
+        key = int(lines.sku[i])
+        kit_id, item_id = (key, None) if key > 0 else (None, -key)
+        line_id = int(lines.line_id[i])
+        reference = f"alloc:{run.id}:{line_id}:{warehouses[w].id}"
+        reservations.append(
+            Reservation(
+                warehouse_id=warehouses[w].id,
+                item_id=item_id,
+                kit_id=kit_id,
+                quantity=n,
+                reference=reference,
+            )
         )
-        klass = lines.klass[i]
-        item = int(problem.demands.item[i])
+        klass = int(lines.klass[i])
+        group_level = float(level[klass, int(columns[i])])
         rows.append(
             {
                 "run_id": run.id,
-                "line_id": lines.line_id[i],
-                "household_id": lines.household_id[i],
+                "line_id": line_id,
+                "household_id": int(lines.household_id[i]),
                 "warehouse_id": warehouses[w].id,
                 "kit_id": kit_id,
                 "item_id": item_id,
                 "quantity": n,
                 "priority_class": klass,
-                "score": lines.score[i],
+                "score": int(lines.score[i]),
                 "reference": reference,
+                "state": AllocationState.reserved,
+                "closed_at": None,
                 "reasons": _reason_text(
                     klass,
-                    lines.reasons[i],
-                    int(result.allocated[i]),
-                    lines.demand[i],
-                    float(level[klass, item]),
+                    _reasons(policy, lines, i, words),
+                    int(item[i]),
+                    int(lines.demand[i]),
+                    group_level,
                     int(result.limit[i]),
                 ),
             }
         )
-        added[lines.line_id[i]] += n
-    for start in range(0, len(rows), 10_000):
-        session.execute(insert(Allocation), rows[start : start + 10_000])
+        added[line_id] += n
+    # References name this run's new id, so none can have been reserved before.
+    reserve_many(session, reservations, actor=None, as_of=today, new_references=True)
+    insert_rows(session, cast(Table, Allocation.__table__), rows)
     _apply_to_lines(session, lines, added)
 
 
 def _apply_to_lines(session: Session, lines: _Lines, added: dict[int, int]) -> None:
     """Add to each line's ``allocated``; a request whose lines all reached their entitlement (or
     what was asked, if less) becomes ``allocated``."""
-    if added:
-        table = cast(Table, RequestLine.__table__)  # Core: one executemany, no ORM bookkeeping
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("line"))
-            .values(allocated=table.c.allocated + bindparam("units")),
-            [{"line": line, "units": units} for line, units in added.items()],
-        )
-    served = [
-        request_id
-        for request_id, entries in lines.targets.items()
-        if all(allocated + added.get(line, 0) >= target for line, target, allocated in entries)
-    ]
-    for start in range(0, len(served), 5000):
+    add_to_column(session, cast(Table, RequestLine.__table__), "allocated", added)
+    extra = np.array([added.get(int(line), 0) for line in lines.all_line], dtype=np.int64)
+    short = lines.all_allocated + extra < lines.all_target
+    served = np.setdiff1d(np.unique(lines.all_request), np.unique(lines.all_request[short]))
+    served_ids = served.tolist()
+    for start in range(0, len(served_ids), 5000):
         session.execute(
             update(NeedRequest)
-            .where(NeedRequest.id.in_(served[start : start + 5000]))
+            .where(NeedRequest.id.in_(served_ids[start : start + 5000]))
             .values(status=RequestStatus.allocated)
         )
     session.expire_all()  # bulk updates bypass the identity map: reload what callers hold

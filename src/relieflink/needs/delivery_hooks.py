@@ -1,6 +1,6 @@
-"""What dispatch tells the needs domain: the requests whose stock went onto routes.
+"""What dispatch tells the needs domain: requests dispatched, parcels delivered.
 
-Delivery and failure use ``needs.service.deliver_allocation`` / ``return_allocation``. Kept
+A failed delivery uses ``needs.service.return_allocation``. Kept
 apart from ``needs/service.py`` (the lead's file). Nothing here commits.
 """
 
@@ -11,9 +11,17 @@ from collections.abc import Iterable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from relieflink.models import NeedRequest, RequestLine, RequestStatus
+from relieflink.db import utcnow
+from relieflink.models import (
+    Allocation,
+    AllocationState,
+    NeedRequest,
+    ParcelLine,
+    RequestLine,
+    RequestStatus,
+)
 
-__all__ = ["mark_dispatched"]
+__all__ = ["close_delivered", "mark_dispatched"]
 
 
 def _requests_of_lines(session: Session, line_ids: Iterable[int]) -> dict[int, int]:
@@ -46,3 +54,43 @@ def mark_dispatched(session: Session, *, line_ids: Iterable[int]) -> int:
         )
         moved += result.rowcount or 0  # type: ignore[attr-defined]
     return moved
+
+
+def close_delivered(session: Session, *, parcel_id: int) -> list[int]:
+    """A parcel reached its household (its stock was issued when it was loaded): its
+    allocations become ``delivered``, and each of its requests with nothing left reserved
+    becomes ``delivered`` — the rules of ``needs.service.deliver_allocation``, in two set-based
+    statements for the tracking hot path. Returns the requests closed."""
+    allocation_ids = select(ParcelLine.allocation_id).where(ParcelLine.parcel_id == parcel_id)
+    session.execute(
+        update(Allocation)
+        .where(Allocation.id.in_(allocation_ids), Allocation.state == AllocationState.reserved)
+        .values(state=AllocationState.delivered, closed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    request_ids = (
+        select(RequestLine.request_id)
+        .join(ParcelLine, ParcelLine.request_line_id == RequestLine.id)
+        .where(ParcelLine.parcel_id == parcel_id)
+    )
+    reserved_left = (
+        select(Allocation.id)
+        .join(RequestLine, RequestLine.id == Allocation.line_id)
+        .where(
+            RequestLine.request_id == NeedRequest.id,
+            Allocation.state == AllocationState.reserved,
+        )
+        .exists()
+    )
+    closed = session.scalars(
+        update(NeedRequest)
+        .where(
+            NeedRequest.id.in_(request_ids),
+            NeedRequest.status.in_([RequestStatus.allocated, RequestStatus.dispatched]),
+            ~reserved_left,
+        )
+        .values(status=RequestStatus.delivered)
+        .returning(NeedRequest.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(closed)

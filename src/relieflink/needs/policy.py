@@ -12,7 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from relieflink.config import get_settings
@@ -43,6 +45,7 @@ class Weights(BaseModel):
     medical_urgency: int = 0
     carried_over: int = 0
     day_waiting: int = 0
+    supply_day_left: int = 0
 
 
 class Policy(BaseModel):
@@ -145,6 +148,8 @@ def priority_score(
     medical_urgency: int = 0,
     carried_over: int = 0,
     days_waiting: int = 0,
+    days_since_delivery: int | None = None,
+    supply_days_left: int = 0,
 ) -> tuple[int, list[str]]:
     """The score and its reasons, in words a coordinator reads (``"pregnant member"``)."""
     w = policy.weights
@@ -184,7 +189,63 @@ def priority_score(
                 f"{carried_over} failed deliver{'y' if carried_over == 1 else 'ies'} carried over",
             )
         )
-    days = min(days_waiting, MAX_WAITING_DAYS)
-    if days:
-        terms.append((w.day_waiting * days, f"{days} day{'s' if days != 1 else ''} waiting"))
+    if days_since_delivery is None:
+        days = max(0, min(days_waiting, MAX_WAITING_DAYS))
+        if days:
+            terms.append((w.day_waiting * days, f"{_days(days)} waiting, no delivery yet"))
+    else:
+        days = max(0, min(days_since_delivery, MAX_WAITING_DAYS))
+        if days:
+            terms.append((w.day_waiting * days, f"{_days(days)} since the last delivery"))
+    if supply_days_left > 0:
+        terms.append(
+            (w.supply_day_left * supply_days_left, f"food for {_days(supply_days_left)} left")
+        )
     return sum(points for points, _ in terms), [reason for points, reason in terms if points]
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'s' if n != 1 else ''}"
+
+
+def priority_scores(
+    policy: Policy,
+    *,
+    size: NDArray[np.int64],
+    infants: NDArray[np.int64],
+    pregnant: NDArray[np.int64],
+    chronic: NDArray[np.int64],
+    elderly_80: NDArray[np.int64],
+    disabled: NDArray[np.int64],
+    sealed: NDArray[np.bool_],
+    controlled: NDArray[np.bool_],
+    medical_urgency: NDArray[np.int64],
+    carried_over: NDArray[np.int64],
+    days_waiting: NDArray[np.int64],
+    days_since_delivery: NDArray[np.int64],
+    supply_days_left: NDArray[np.int64],
+) -> NDArray[np.int64]:
+    """:func:`priority_score` for many lines at once (the same terms; a test keeps them equal).
+    ``days_since_delivery`` is -1 where the household has had no delivery."""
+    w = policy.weights
+    alone = (elderly_80 > 0) & (size == 1)
+    total: NDArray[np.int64] = (
+        w.infant * (infants > 0)
+        + w.pregnant * (pregnant > 0)
+        + w.chronic * (chronic > 0)
+        + w.elderly_80_alone * alone
+        + w.elderly_80 * ((elderly_80 > 0) & ~alone)
+        + w.disabled * (disabled > 0)
+        + w.sealed * sealed
+        + w.controlled * controlled
+        + w.medical_urgency * medical_urgency
+        + w.carried_over * carried_over
+        + w.day_waiting
+        * np.clip(
+            np.where(days_since_delivery < 0, days_waiting, days_since_delivery),
+            0,
+            MAX_WAITING_DAYS,
+        )
+        + w.supply_day_left * np.maximum(supply_days_left, 0)
+    ).astype(np.int64)
+    return total

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from relieflink.common.fields import Code, Name, Search
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
 from relieflink.models import OrgKind
 
-Country = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2")
+Country = Annotated[
+    str, Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2")
+]
 
 
 class OrganizationCreate(StrictModel):
@@ -14,7 +18,7 @@ class OrganizationCreate(StrictModel):
     kind: OrgKind
     name: Name
     name_zh: str | None = Field(default=None, max_length=200)
-    country: str = Country
+    country: Country
     contact: str | None = Field(default=None, max_length=200)
 
 
@@ -22,7 +26,7 @@ class OrganizationUpdate(StrictModel):
     kind: OrgKind | None = None
     name: Name | None = None
     name_zh: str | None = Field(default=None, max_length=200)
-    country: str | None = Country
+    country: Country | None = None
     contact: str | None = Field(default=None, max_length=200)
 
 

@@ -33,7 +33,7 @@ def create_organization(
 
 
 def update_organization(
-    session: Session, org_id: int, data: OrganizationUpdate, *, actor: User
+    session: Session, org_id: int, data: OrganizationUpdate, *, actor: User | None
 ) -> Organization:
     """Change an organization's details."""
     org = require_organization(session, org_id)

@@ -33,7 +33,7 @@ def create_district(session: Session, data: DistrictCreate, *, actor: User | Non
 
 
 def update_district(
-    session: Session, district_id: int, data: DistrictUpdate, *, actor: User
+    session: Session, district_id: int, data: DistrictUpdate, *, actor: User | None
 ) -> District:
     """Change a district."""
     return crud.update(
@@ -66,7 +66,7 @@ def create_community(session: Session, data: CommunityCreate, *, actor: User | N
 
 
 def update_community(
-    session: Session, community_id: int, data: CommunityUpdate, *, actor: User
+    session: Session, community_id: int, data: CommunityUpdate, *, actor: User | None
 ) -> Community:
     """Change a community, e.g. its lockdown status."""
     community = require_community(session, community_id)
@@ -95,7 +95,7 @@ def create_warehouse(session: Session, data: WarehouseCreate, *, actor: User | N
 
 
 def update_warehouse(
-    session: Session, warehouse_id: int, data: WarehouseUpdate, *, actor: User
+    session: Session, warehouse_id: int, data: WarehouseUpdate, *, actor: User | None
 ) -> Warehouse:
     """Change a warehouse."""
     warehouse = require_warehouse(session, warehouse_id)

@@ -28,6 +28,8 @@ from relieflink.db import utcnow
 from relieflink.errors import Conflict, FieldError, Invalid, NotFound
 from relieflink.models import (
     AdjustmentReason,
+    Item,
+    Kit,
     LotSource,
     MovementKind,
     Organization,
@@ -289,6 +291,14 @@ def receive(session: Session, data: ReceiveIn, *, actor: User | None) -> Receipt
     )
     session.add(receipt)
     session.flush()
+    missing = [
+        FieldError(("lots", i, "item_id" if line.item_id else "kit_id"), "does not exist")
+        for i, line in enumerate(data.lots)
+        if (line.item_id is not None and session.get(Item, line.item_id) is None)
+        or (line.kit_id is not None and session.get(Kit, line.kit_id) is None)
+    ]
+    if missing:
+        raise Invalid("the receipt names items or kits that do not exist", missing)
     for line in data.lots:
         receive_lot(
             session,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-
 from functools import lru_cache
 
 from argon2 import PasswordHasher

@@ -372,10 +372,9 @@ def _open(token: str, consultation_id: int, after_id: int) -> tuple[User, str, l
             session.commit()
             raise _WsClose(WS_UNAUTHORIZED, "sign in first: the token is invalid or expired")
         try:
-            consultation = consult.open_conversation(session, consultation_id, actor=user)
-            history = consult.list_messages(
-                session, consultation_id, actor=user, after_id=after_id
-            )[-HISTORY_LIMIT:]
+            consultation, history = consult.open_conversation(
+                session, consultation_id, actor=user, after_id=after_id, limit=HISTORY_LIMIT
+            )
         except RelieflinkError as exc:
             raise _WsClose(
                 WS_NOT_FOUND if exc.status_code == 404 else WS_FORBIDDEN, exc.message
@@ -403,7 +402,8 @@ async def consultation_socket(websocket: WebSocket, consultation_id: int) -> Non
 
     Protocol (JSON text frames): the client first sends ``{"type": "auth", "token": "...",
     "after_id": 0}`` within 10 s; the server answers ``{"type": "ready", "status": ...,
-    "history": [...]}`` (the stored messages after ``after_id``). Then the client sends
+    "history": [...], "more": false}`` (the stored messages after ``after_id``, at most 500;
+    ``more`` says to page the rest with ``GET .../messages?after_id=``). Then the client sends
     ``{"type": "message", "body": "...", "client_ref": "..."}``; every participant, the sender
     included (its acknowledgement), gets ``{"type": "message", "id": ..., ...}`` once stored.
     ``{"type": "ping"}`` gets ``{"type": "pong"}``. Errors: ``{"type": "error", "detail": ...}``.
@@ -437,6 +437,8 @@ async def consultation_socket(websocket: WebSocket, consultation_id: int) -> Non
                     "consultation_id": consultation_id,
                     "status": state,
                     "history": [m.model_dump(mode="json") for m in history],
+                    # At most HISTORY_LIMIT (oldest first): if more, page with GET .../messages.
+                    "more": len(history) == HISTORY_LIMIT,
                 },
                 ensure_ascii=False,
             )

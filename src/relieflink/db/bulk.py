@@ -1,0 +1,64 @@
+"""Bulk writes for the paths that move a city's worth of rows: COPY on PostgreSQL, one
+``executemany`` on SQLite. Both run in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.orm import Session
+
+CHUNK = 20_000
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table``, as fast as the database can."""
+    if not rows:
+        return
+    if _is_postgres(session):
+        columns = list(rows[0])
+        dbapi = session.connection().connection.driver_connection
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        with dbapi.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        return
+    for start in range(0, len(rows), CHUNK):
+        session.execute(insert(table), list(rows[start : start + CHUNK]))
+
+
+def add_to_column(session: Session, table: Table, column: str, deltas: Mapping[int, int]) -> None:
+    """``column += delta`` for each primary key in ``deltas``, in one statement per chunk."""
+    if not deltas:
+        return
+    target = table.c[column]
+    if _is_postgres(session):
+        temp = f"tmp_delta_{uuid.uuid4().hex[:12]}"
+        conn = session.connection()
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {temp} (id bigint PRIMARY KEY, delta bigint) ON COMMIT DROP"
+        )
+        dbapi = conn.connection.driver_connection
+        sql = f"COPY {temp} (id, delta) FROM STDIN"
+        with dbapi.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+            for key, delta in deltas.items():
+                copy.write_row([key, delta])
+        conn.exec_driver_sql(
+            f"UPDATE {table.name} AS t SET {column} = t.{column} + d.delta "
+            f"FROM {temp} AS d WHERE t.id = d.id"
+        )
+        return
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values({column: target + bindparam("delta")})
+    )
+    items = [{"row_id": key, "delta": delta} for key, delta in deltas.items()]
+    for start in range(0, len(items), CHUNK):
+        session.execute(stmt, items[start : start + CHUNK])
