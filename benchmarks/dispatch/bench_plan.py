@@ -22,7 +22,6 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.dispatch.seed import DAY, seed  # noqa: E402
+
 from relieflink.config import get_settings  # noqa: E402
 from relieflink.db import reset_engine, session_scope  # noqa: E402
 from relieflink.db.migrations import upgrade  # noqa: E402
@@ -167,13 +167,15 @@ def main() -> None:
     eng_per = km / max(summary["planned_parcels"], 1)
     base_per = base_km / max(base_parcels, 1)
     print(
-        f"\nengine vs greedy: parcels planned ×{summary['planned_parcels'] / max(base_parcels, 1):.2f}"
-        f", km per parcel ×{eng_per / base_per:.2f}"
+        f"\nengine vs greedy: parcels planned "
+        f"×{summary['planned_parcels'] / max(base_parcels, 1):.2f}, "
+        f"km per parcel ×{eng_per / base_per:.2f}"
     )
     print(f"end to end {wall:.1f} s (target ≤ 60 s): {'PASS' if wall <= 60 else 'FAIL'}")
     print(f"unplanned by reason: {summary['unassigned']}")
     print(
-        f"checker violations: {len(summary['violations'])}; vans/trucks at sealed gates: {sealed_trucks}"
+        f"checker violations: {len(summary['violations'])}; "
+        f"vans/trucks at sealed gates: {sealed_trucks}"
     )
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.dispatch.seed import DAY, PASSWORD, seed  # noqa: E402
+
 from relieflink.config import get_settings  # noqa: E402
 from relieflink.db import reset_engine, session_scope  # noqa: E402
 from relieflink.db.migrations import upgrade  # noqa: E402
@@ -96,8 +97,11 @@ def prepare(url: str, households: int, communities: int) -> list[dict[str, Any]]
         routes = session.scalars(select(Route.id).order_by(Route.id)).all()
         stops = session.scalars(select(RouteStop.id).order_by(RouteStop.id)).all()
     t0 = time.perf_counter()
-    for kind, ids, field in (("loaded", routes, "route_id"), ("departed", routes, "route_id"),
-                             ("arrived", stops, "stop_id")):  # fmt: skip
+    for kind, ids, field in (
+        ("loaded", routes, "route_id"),
+        ("departed", routes, "route_id"),
+        ("arrived", stops, "stop_id"),
+    ):
         for target in ids:
             with session_scope() as session:
                 actor = session.get(User, admin.id)
@@ -130,7 +134,7 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
             str(port),
             "--workers",
             str(workers),
-        ],  # fmt: skip
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=LOG.open("w"),
@@ -357,8 +361,10 @@ def main() -> None:
         and verdict["duplicated"] == 0
         and not errors
     )
-    print(f"target (≥ {args.rate:.0f}/s for {args.seconds:.0f} s, p99 ≤ 100 ms, none lost or "
-          f"duplicated): {'PASS' if target else 'FAIL'}")  # fmt: skip
+    print(
+        f"target (≥ {args.rate:.0f}/s for {args.seconds:.0f} s, p99 ≤ 100 ms, none lost or "
+        f"duplicated): {'PASS' if target else 'FAIL'}"
+    )
     if errors:
         print("first errors:", [(e["status"], e["detail"]) for e in errors[:5]])
     out = ROOT / "benchmarks" / "results"

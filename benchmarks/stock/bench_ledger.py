@@ -141,6 +141,99 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def query_section(
+    engine: Any, wh_ids: list[int], item_ids: list[int], queries: int, total: int
+) -> dict[str, Any]:
+    """Stock on hand through the balance table vs the naive SUM over movements."""
+    from relieflink.stock import service as stock
+
+    result: dict[str, Any] = {}
+    naive_pair = text(
+        "SELECT l.expiry, sum(m.d_on_hand), sum(m.d_reserved), sum(m.d_in_transit) "
+        "FROM stock_movements m JOIN stock_lots l ON l.id = m.lot_id "
+        "WHERE m.warehouse_id = :w AND m.item_id = :i GROUP BY l.expiry ORDER BY l.expiry"
+    )
+    naive_wh = text(
+        "SELECT m.item_id, l.expiry, sum(m.d_on_hand), sum(m.d_reserved) "
+        "FROM stock_movements m JOIN stock_lots l ON l.id = m.lot_id "
+        "WHERE m.warehouse_id = :w GROUP BY m.item_id, l.expiry ORDER BY m.item_id, l.expiry"
+    )
+    pairs = [(random.choice(wh_ids), random.choice(item_ids)) for _ in range(queries)]
+    timings: dict[str, list[float]] = {k: [] for k in ("balance_pair", "naive_pair",
+                                                       "naive_pair_no_index", "balance_wh",
+                                                       "naive_wh")}  # fmt: skip
+    with Session(engine) as session:
+        for w, i in pairs:
+            a = stock.stock_on_hand(session, warehouse_id=w, item_id=i)
+            t = timed(lambda w=w, i=i: stock.stock_on_hand(session, warehouse_id=w, item_id=i))
+            timings["balance_pair"].append(t)
+            b = session.execute(naive_pair, {"w": w, "i": i}).all()
+            t = timed(lambda w=w, i=i: session.execute(naive_pair, {"w": w, "i": i}).all())
+            timings["naive_pair"].append(t)
+            assert [(r.expiry, r.on_hand, r.reserved) for r in a] == [
+                (e, int(x), int(y)) for e, x, y, _ in b if x or _
+            ]
+        for w in wh_ids[: max(3, queries // 40)]:
+            timings["balance_wh"].append(
+                timed(lambda w=w: stock.stock_on_hand(session, warehouse_id=w))
+            )
+            timings["naive_wh"].append(timed(lambda w=w: session.execute(naive_wh, {"w": w}).all()))
+        session.rollback()
+        # The naive query once more without the (warehouse, item) index on the movements, as a
+        # table without that index would answer it (DDL is transactional: rolled back after).
+        session.execute(text("DROP INDEX ix_stock_movements_warehouse_id_item_id"))
+        for w, i in pairs[: min(20, queries)]:
+            session.execute(naive_pair, {"w": w, "i": i}).all()
+            t = timed(lambda w=w, i=i: session.execute(naive_pair, {"w": w, "i": i}).all())
+            timings["naive_pair_no_index"].append(t)
+        session.rollback()
+    table = []
+    for key, values in timings.items():
+        ms = [v * 1000 for v in values]
+        table.append((key, len(ms), statistics.median(ms), pct(ms, 0.95), max(ms)))
+    result["query_ms"] = {k: {"n": n, "p50": round(p50, 3), "p95": round(p95, 3),
+                              "max": round(mx, 3)} for k, n, p50, p95, mx in table}  # fmt: skip
+    print()
+    print(f"stock on hand over {total:,} movements (PostgreSQL, warm cache)")
+    print(f"{'query':<34} {'n':>5} {'p50 ms':>10} {'p95 ms':>10} {'max ms':>10}")
+    labels = {
+        "balance_pair": "balance table, warehouse × item",
+        "naive_pair": "naive SUM(movements), wh × item",
+        "naive_pair_no_index": "  same, no (wh, item) movement index",
+        "balance_wh": "balance table, whole warehouse",
+        "naive_wh": "naive SUM(movements), warehouse",
+    }
+    for key, n, p50, p95, mx in table:
+        print(f"{labels[key]:<34} {n:>5} {p50:>10.2f} {p95:>10.2f} {mx:>10.2f}")
+    q = result["query_ms"]
+    print(f"ratio naive/balance (p50): wh × item {q['naive_pair']['p50'] / q['balance_pair']['p50']:.0f}×, "  # noqa: E501
+          f"whole warehouse {q['naive_wh']['p50'] / q['balance_wh']['p50']:.0f}×")  # fmt: skip
+    return result
+
+
+def query_only(args: argparse.Namespace) -> int:
+    from relieflink.db.engine import build_engine
+
+    admin = os.environ.get(
+        "BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    engine = build_engine(admin.rsplit("/", 1)[0] + f"/{args.database}")
+    random.seed(7)
+    with engine.connect() as conn:
+        wh_ids = [r[0] for r in conn.execute(text("SELECT id FROM warehouses ORDER BY id"))]
+        item_ids = [r[0] for r in conn.execute(text("SELECT id FROM items ORDER BY id"))]
+        total = conn.scalar(text("SELECT count(*) FROM stock_movements"))
+    result = {"params": vars(args)} | query_section(
+        engine, wh_ids, item_ids, args.queries, int(total or 0)
+    )
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"stock_ledger_queries_{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"wrote {out}")
+    engine.dispose()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--movements", type=int, default=10_000_000)
@@ -151,7 +244,12 @@ def main() -> int:
     parser.add_argument("--lots-per-pair", type=int, default=10)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--database", default="rl_bench_stock")
+    parser.add_argument(
+        "--query-only", action="store_true", help="only the queries, on an existing database"
+    )
     args = parser.parse_args()
+    if args.query_only:
+        return query_only(args)
 
     from relieflink.db.engine import build_engine
     from relieflink.db.migrations import upgrade
@@ -256,56 +354,7 @@ def main() -> int:
     result["ledger"] = {"movements": total, "size": size, "grow_seconds": round(grow_s, 1),
                         "ledger_problems": len(problems)}  # fmt: skip
 
-    naive_pair = text(
-        "SELECT l.expiry, sum(m.d_on_hand), sum(m.d_reserved), sum(m.d_in_transit) "
-        "FROM stock_movements m JOIN stock_lots l ON l.id = m.lot_id "
-        "WHERE m.warehouse_id = :w AND m.item_id = :i GROUP BY l.expiry ORDER BY l.expiry"
-    )
-    naive_wh = text(
-        "SELECT m.item_id, l.expiry, sum(m.d_on_hand), sum(m.d_reserved) "
-        "FROM stock_movements m JOIN stock_lots l ON l.id = m.lot_id "
-        "WHERE m.warehouse_id = :w GROUP BY m.item_id, l.expiry ORDER BY m.item_id, l.expiry"
-    )
-    pairs = [(random.choice(wh_ids), random.choice(item_ids)) for _ in range(args.queries)]
-    timings: dict[str, list[float]] = {k: [] for k in ("balance_pair", "naive_pair",
-                                                       "balance_wh", "naive_wh")}  # fmt: skip
-    with Session(engine) as session:
-        for w, i in pairs:
-            a = stock.stock_on_hand(session, warehouse_id=w, item_id=i)
-            t = timed(lambda w=w, i=i: stock.stock_on_hand(session, warehouse_id=w, item_id=i))
-            timings["balance_pair"].append(t)
-            b = session.execute(naive_pair, {"w": w, "i": i}).all()
-            t = timed(lambda w=w, i=i: session.execute(naive_pair, {"w": w, "i": i}).all())
-            timings["naive_pair"].append(t)
-            assert [(r.expiry, r.on_hand, r.reserved) for r in a] == [
-                (e, int(x), int(y)) for e, x, y, _ in b if x or _
-            ]
-        for w in wh_ids[: max(3, args.queries // 40)]:
-            timings["balance_wh"].append(
-                timed(lambda w=w: stock.stock_on_hand(session, warehouse_id=w))
-            )
-            timings["naive_wh"].append(timed(lambda w=w: session.execute(naive_wh, {"w": w}).all()))
-        session.rollback()
-    table = []
-    for key, values in timings.items():
-        ms = [v * 1000 for v in values]
-        table.append((key, len(ms), statistics.median(ms), pct(ms, 0.95), max(ms)))
-    result["query_ms"] = {k: {"n": n, "p50": round(p50, 3), "p95": round(p95, 3),
-                              "max": round(mx, 3)} for k, n, p50, p95, mx in table}  # fmt: skip
-    print()
-    print(f"stock on hand over {total:,} movements (PostgreSQL, warm cache)")
-    print(f"{'query':<34} {'n':>5} {'p50 ms':>10} {'p95 ms':>10} {'max ms':>10}")
-    labels = {
-        "balance_pair": "balance table, warehouse × item",
-        "naive_pair": "naive SUM(movements), wh × item",
-        "balance_wh": "balance table, whole warehouse",
-        "naive_wh": "naive SUM(movements), warehouse",
-    }
-    for key, n, p50, p95, mx in table:
-        print(f"{labels[key]:<34} {n:>5} {p50:>10.2f} {p95:>10.2f} {mx:>10.2f}")
-    q = result["query_ms"]
-    print(f"ratio naive/balance (p50): wh × item {q['naive_pair']['p50'] / q['balance_pair']['p50']:.0f}×, "  # noqa: E501
-          f"whole warehouse {q['naive_wh']['p50'] / q['balance_wh']['p50']:.0f}×")  # fmt: skip
+    result |= query_section(engine, wh_ids, item_ids, args.queries, int(total or 0))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"stock_ledger_{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(result, indent=2, default=str))

@@ -9,7 +9,7 @@ from relieflink.catalog import service as catalog
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import ConsultationClose, PrescriptionCreate
 from relieflink.errors import Conflict, Forbidden, Invalid
-from relieflink.models import Item, User
+from relieflink.models import Item, NeedRequest, RequestSource, User
 from tests.consult.factories import make_consultation, make_doctor, make_household_with_resident
 
 
@@ -66,13 +66,19 @@ def test_closed_consultation_with_prescription_carries_the_medical_request(db: S
     assert prescription.member_label == "father"
     assert prescription.reason
     assert consult.prescription_request_lines(prescription) == [(rx_only.id, 2), (other.id, 1)]
-    assert prescription.request_id is None  # set when the needs domain creates the request
-    consult.attach_request(db, prescription, request_id=77)
-    db.commit()
+    # The prescription became a medical request of its own, linked both ways.
+    request = db.get(NeedRequest, prescription.request_id)
+    assert request is not None
+    assert request.source == RequestSource.prescription
+    assert request.consultation_id == consultation_id
+    assert request.household_id == household_id
+    assert sorted((line.item_id, line.quantity) for line in request.lines) == sorted(
+        [(rx_only.id, 2), (other.id, 1)]
+    )
     view = consult.to_read(db, closed)
-    assert view.prescription is not None and view.prescription.request_id == 77
+    assert view.prescription is not None and view.prescription.request_id == request.id
     with pytest.raises(Conflict):
-        consult.attach_request(db, prescription, request_id=78)
+        consult.attach_request(db, prescription, request_id=request.id + 1)
 
 
 @pytest.mark.skip(reason="waits for dispatch (issue 6)")

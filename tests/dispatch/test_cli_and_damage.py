@@ -33,8 +33,7 @@ def test_cli_imports_a_fleet_plans_and_prints_a_manifest(db: Session, tmp_path: 
     fleet_csv.write_text(
         ",".join(fleet.FLEET_COLUMNS)
         + "\n"
-        + f"V1,{db.get(type(city.carrier), city.carrier.id).code},van,{city.warehouse.code},"
-        "2,800,5,30,250,07:00,19:00\n"
+        + f"V1,{city.carrier.code},van,{city.warehouse.code},2,800,5,30,250,07:00,19:00\n"
         + f"V2,{city.carrier.code},robot,{city.warehouse.code},1,200,2,15,100,06:00,22:00\n"
     )
     runner = CliRunner()
@@ -45,6 +44,7 @@ def test_cli_imports_a_fleet_plans_and_prints_a_manifest(db: Session, tmp_path: 
     )
     assert result.exit_code == 0, result.output
     assert "6 of 6 parcels planned" in result.output
+    db.rollback()  # see what the CLI committed
     route = db.scalars(select(Route)).first()
     assert route is not None
     out = tmp_path / "route.html"

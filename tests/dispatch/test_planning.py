@@ -260,3 +260,26 @@ def test_plan_job_through_the_api_reports_progress(db: Session, client: TestClie
     stops = client.get(f"/api/v1/dispatch/routes/{route_id}/stops", headers=courier).json()
     assert [s["seq"] for s in stops] == list(range(1, len(stops) + 1))
     assert all(s["eta_s"] >= 7 * 3600 for s in stops)
+    # A mid-day re-plan through the API: the broken route is cancelled, nothing is lost.
+    again = client.post(
+        f"/api/v1/dispatch/plans/{plan_id}/replan",
+        json={"failed_route_ids": [route_id], "time_limit": 0.3},
+        headers=coordinator,
+    )
+    assert again.status_code == 202, again.text
+    replanned = client.get(f"/api/v1/dispatch/plans/{again.json()['id']}", headers=coordinator)
+    assert replanned.json()["status"] == "done", replanned.json()
+    assert (
+        client.get(f"/api/v1/dispatch/routes/{route_id}", headers=courier).json()["status"]
+        == "cancelled"
+    )
+    db.rollback()
+    assert (
+        db.scalar(
+            select(func.count()).select_from(Parcel).where(Parcel.status == ParcelStatus.planned)
+        )
+        + db.scalar(
+            select(func.count()).select_from(Parcel).where(Parcel.status == ParcelStatus.pending)
+        )
+        == 6
+    )

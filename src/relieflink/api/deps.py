@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from relieflink.db import get_sessionmaker
+from relieflink.db import request_session
 from relieflink.errors import Unauthorized
 from relieflink.models import Role, User
 from relieflink.users import access
@@ -18,21 +18,8 @@ from relieflink.users import service as users
 _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/sign-in")
 
 
-def get_session() -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    session = get_sessionmaker()()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
 # scope="function": commit before the response is sent, so a failed commit is never a 2xx.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SessionDep = Annotated[Session, Depends(request_session, scope="function")]
 
 
 def request_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:

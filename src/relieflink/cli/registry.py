@@ -1,143 +1,33 @@
 """``relieflink registry``: list, show, create and update any registry record from the shell.
 
-The same services and schemas as the JSON API, so the same validation, the same audit log and
-the same errors (each field's path and reason). Households are left to the API and the web pages,
-where the caller's role scopes what is seen; the command line acts as the operator.
+The same services and schemas as the JSON API (:data:`relieflink.registry.REGISTRY`), so the same
+validation, the same audit log and the same errors (each field's path and reason). Households are
+left to the API and the web pages, where the caller's role scopes what is seen; the command line
+acts as the operator.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.table import Table
 
-from relieflink.catalog import service as catalog
-from relieflink.catalog.schemas import (
-    ItemCreate,
-    ItemFilters,
-    ItemRead,
-    ItemUpdate,
-    KitCreate,
-    KitFilters,
-    KitRead,
-    KitUpdate,
-)
 from relieflink.cli.common import console, fail, transaction
 from relieflink.errors import FieldError, Invalid
-from relieflink.organizations import service as organizations
-from relieflink.organizations.schemas import (
-    OrganizationCreate,
-    OrganizationFilters,
-    OrganizationRead,
-    OrganizationUpdate,
-)
-from relieflink.places import service as places
-from relieflink.places.schemas import (
-    CommunityCreate,
-    CommunityFilters,
-    CommunityRead,
-    CommunityUpdate,
-    DistrictCreate,
-    DistrictRead,
-    DistrictUpdate,
-    NameFilters,
-    WarehouseCreate,
-    WarehouseRead,
-    WarehouseUpdate,
-)
+from relieflink.registry import REGISTRY, RegistryKind
 
 app = typer.Typer(help="List, show, create and update registry records.", no_args_is_help=True)
 
 
-@dataclass(frozen=True)
-class Kind:
-    read: type[BaseModel]
-    create: type[BaseModel]
-    update: type[BaseModel]
-    filters: type[BaseModel]
-    list_fn: Callable[..., tuple[Sequence[Any], int]]
-    require_fn: Callable[..., Any]
-    create_fn: Callable[..., Any]
-    update_fn: Callable[..., Any]
-    to_read: Callable[[Any], BaseModel] | None = None
-
-    def show(self, record: Any) -> BaseModel:
-        return self.to_read(record) if self.to_read else self.read.model_validate(record)
-
-
-KINDS: dict[str, Kind] = {
-    "organizations": Kind(
-        OrganizationRead,
-        OrganizationCreate,
-        OrganizationUpdate,
-        OrganizationFilters,
-        organizations.list_organizations,
-        organizations.require_organization,
-        organizations.create_organization,
-        organizations.update_organization,
-    ),
-    "districts": Kind(
-        DistrictRead,
-        DistrictCreate,
-        DistrictUpdate,
-        NameFilters,
-        places.list_districts,
-        places.require_district,
-        places.create_district,
-        places.update_district,
-    ),
-    "communities": Kind(
-        CommunityRead,
-        CommunityCreate,
-        CommunityUpdate,
-        CommunityFilters,
-        places.list_communities,
-        places.require_community,
-        places.create_community,
-        places.update_community,
-    ),
-    "warehouses": Kind(
-        WarehouseRead,
-        WarehouseCreate,
-        WarehouseUpdate,
-        NameFilters,
-        places.list_warehouses,
-        places.require_warehouse,
-        places.create_warehouse,
-        places.update_warehouse,
-    ),
-    "items": Kind(
-        ItemRead,
-        ItemCreate,
-        ItemUpdate,
-        ItemFilters,
-        catalog.list_items,
-        catalog.require_item,
-        catalog.create_item,
-        catalog.update_item,
-    ),
-    "kits": Kind(
-        KitRead,
-        KitCreate,
-        KitUpdate,
-        KitFilters,
-        catalog.list_kits,
-        catalog.require_kit,
-        catalog.create_kit,
-        catalog.update_kit,
-        to_read=catalog.kit_to_read,
-    ),
-}
+KINDS = REGISTRY
 KIND_HELP = f"one of: {', '.join(KINDS)}"
 SET_HELP = "field=value (repeatable); a value that parses as JSON is taken as JSON"
 
 
-def _kind(name: str) -> Kind:
+def _kind(name: str) -> RegistryKind:
     if name not in KINDS:
         raise fail(Invalid(f"unknown kind {name!r}; {KIND_HELP}"))
     return KINDS[name]

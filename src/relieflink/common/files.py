@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from openpyxl import Workbook, load_workbook
 
 from relieflink.errors import FieldError, Invalid
 
 SUFFIXES = (".csv", ".xlsx")
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
 def check_suffix(path: Path) -> str:
@@ -95,6 +96,24 @@ def _cell(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def save_upload(
+    stream: BinaryIO, filename: str | None, directory: Path, *, max_bytes: int = MAX_UPLOAD_BYTES
+) -> Path:
+    """Copy an uploaded file into ``directory`` under its own name (CSV or XLSX only), refusing
+    one larger than ``max_bytes``; returns the saved path."""
+    name = Path(filename or "upload.csv")
+    suffix = check_suffix(name)
+    path = directory / f"{name.stem or 'upload'}{suffix}"
+    size = 0
+    with path.open("wb") as out:
+        while chunk := stream.read(1 << 20):
+            size += len(chunk)
+            if size > max_bytes:
+                raise Invalid(f"the file is larger than {max_bytes >> 20} MiB")
+            out.write(chunk)
+    return path
 
 
 def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

@@ -15,6 +15,7 @@ workers would need a broker (PostgreSQL LISTEN/NOTIFY or Redis) behind :meth:`Hu
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -65,6 +66,10 @@ class Hub:
         # Recent timings (ms) for the operators: submit → fan-out, and one batch's store.
         self.fanout_ms: deque[float] = deque(maxlen=20_000)
         self.store_ms: deque[float] = deque(maxlen=2_000)
+        # How late the event loop wakes a 50 ms timer: the delay every socket shares.
+        self.loop_lag_ms: deque[float] = deque(maxlen=20_000)
+        self._lag_probe: asyncio.Task[None] | None = None
+        self.gc_ms: deque[float] = deque(maxlen=2_000)
 
     # --- subscriptions ---------------------------------------------------------------------
 
@@ -114,6 +119,7 @@ class Hub:
         if self._writer is None or self._writer.done():
             self._pending = asyncio.Queue()
             self._writer = loop.create_task(self._write_loop())
+            self._lag_probe = loop.create_task(self._probe_lag())
         assert self._pending is not None
         done: asyncio.Future[int] = loop.create_future()
         self._pending.put_nowait(
@@ -122,6 +128,21 @@ class Hub:
             )
         )
         return done
+
+    async def _probe_lag(self) -> None:
+        started: list[float] = []
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[:] = [time.perf_counter()]
+            elif started:
+                self.gc_ms.append((time.perf_counter() - started[0]) * 1000)
+
+        gc.callbacks.append(on_gc)
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.05)
+            self.loop_lag_ms.append((time.perf_counter() - before - 0.05) * 1000)
 
     async def _write_loop(self) -> None:
         assert self._pending is not None
@@ -220,9 +241,14 @@ class Hub:
             "fanout_p99_ms": pct(self.fanout_ms, 0.99),
             "store_p50_ms": pct(self.store_ms, 0.5),
             "store_p99_ms": pct(self.store_ms, 0.99),
+            "loop_lag_p50_ms": pct(self.loop_lag_ms, 0.5),
+            "loop_lag_p99_ms": pct(self.loop_lag_ms, 0.99),
+            "loop_lag_max_ms": pct(self.loop_lag_ms, 1.0),
+            "gc_max_ms": pct(self.gc_ms, 1.0),
         }
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            self._writer = None
+        for task in (self._writer, self._lag_probe):
+            if task is not None:
+                task.cancel()
+        self._writer = self._lag_probe = None

@@ -44,6 +44,7 @@ from relieflink.models import (
     Role,
     User,
 )
+from relieflink.needs import service as needs
 from relieflink.users import access
 
 ENTITY = "consultation"
@@ -378,12 +379,17 @@ def close_consultation(
         entity_id=consultation.id,
         detail={"outcome": data.outcome},
     )
-    # LEAD: wire the needs domain here, e.g.
-    #   prescription = repository.prescription_for(session, consultation.id)
-    #   if prescription is not None and prescription.request_id is None:
-    #       request = needs.create_request(..., lines=prescription_request_lines(prescription),
-    #                                      priority="medical", household_id=..., reason=...)
-    #       attach_request(session, prescription, request_id=request.id)
+    if written is not None and written.request_id is None:
+        request = needs.create_medical_request(
+            session,
+            household_id=consultation.household_id,
+            items=prescription_request_lines(written),
+            actor=actor,
+            today=(now or utcnow()).date(),
+            note=f"prescription {written.id} from consultation {consultation.id}",
+            consultation_id=consultation.id,
+        )
+        attach_request(session, written, request_id=request.id)
     return consultation
 
 

@@ -4,6 +4,7 @@ from relieflink.db.base import Base, TimestampMixin, UTCDateTime, utcnow
 from relieflink.db.engine import (
     get_engine,
     get_sessionmaker,
+    request_session,
     require_migrated,
     reset_engine,
     session_scope,
@@ -15,6 +16,7 @@ __all__ = [
     "UTCDateTime",
     "get_engine",
     "get_sessionmaker",
+    "request_session",
     "require_migrated",
     "reset_engine",
     "session_scope",

@@ -82,6 +82,13 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
+def request_session() -> Iterator[Session]:
+    """The per-request session of the API and the web pages (a FastAPI dependency): committed
+    when the route returns, rolled back on any error."""
+    with session_scope() as session:
+        yield session
+
+
 class NotMigrated(RelieflinkError):
     status_code = 503
     title = "Database not migrated"

@@ -63,6 +63,8 @@ class NeedRequest(TimestampMixin, Base):
     carried_over: Mapped[int] = mapped_column(default=0)  # failed deliveries carried to a new plan
     note: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # A prescription's request points back at its consultation (and the prescription at it).
+    consultation_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id"), index=True)
     # A request is always read with its lines (a handful): load them together.
     lines: Mapped[list[RequestLine]] = relationship(
         back_populates="request",

@@ -47,6 +47,7 @@ class RequestRead(ReadModel):
     medical_urgency: int
     carried_over: int
     note: str | None
+    consultation_id: int | None
     created_at: datetime
     lines: list[RequestLineRead]
 

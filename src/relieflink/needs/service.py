@@ -100,6 +100,8 @@ def add_request(
     note: str | None = None,
     medical_urgency: int = 0,
     policy: Policy | None = None,
+    merge: bool = True,
+    consultation_id: int | None = None,
 ) -> tuple[NeedRequest, bool]:
     """Store a request, merging it into the household's open request of the same ration period.
 
@@ -109,7 +111,7 @@ def add_request(
     """
     policy = policy or default_policy()
     start = period_start(today, policy)
-    existing = repository.open_requests_in_period(session, household_id, start)
+    existing = repository.open_requests_in_period(session, household_id, start) if merge else []
     if existing:
         request = existing[0]
         by_key = {(line.kit_id, line.item_id): line for line in request.lines}
@@ -130,6 +132,7 @@ def add_request(
             period_start=start,
             note=note,
             medical_urgency=medical_urgency,
+            consultation_id=consultation_id,
             created_by_id=actor.id if actor else None,
             lines=[RequestLine(kit_id=k, item_id=i, quantity=q) for k, i, q in lines],
         )
@@ -175,6 +178,34 @@ def create_request(
     return RequestOutcome(
         request=RequestRead.model_validate(request), merged=merged, message=message
     )
+
+
+def create_medical_request(
+    session: Session,
+    *,
+    household_id: int,
+    items: Sequence[tuple[int, int]],
+    actor: User | None,
+    today: date,
+    note: str,
+    consultation_id: int | None = None,
+    medical_urgency: int = 2,
+) -> NeedRequest:
+    """A prescription or a chronic refill becomes a request of its own (never merged into the
+    household's food request), in the medical class, linked to its consultation."""
+    request, _ = add_request(
+        session,
+        household_id=household_id,
+        lines=[(None, item_id, quantity) for item_id, quantity in items],
+        source=RequestSource.prescription,
+        actor=actor,
+        today=today,
+        note=note,
+        medical_urgency=medical_urgency,
+        merge=False,
+        consultation_id=consultation_id,
+    )
+    return request
 
 
 def require_request(session: Session, request_id: int, *, actor: User) -> NeedRequest:

@@ -13,7 +13,7 @@ from relieflink.common.repository import apply_update
 from relieflink.config import get_settings
 from relieflink.db import utcnow
 from relieflink.errors import Conflict, FieldError, Invalid, NotFound, TooManyRequests
-from relieflink.models import AuthSession, Household, Organization, Role, User
+from relieflink.models import AuthSession, Household, Organization, User
 from relieflink.users import repository, security
 from relieflink.users.schemas import UserCreate, UserFilters, UserUpdate
 
@@ -169,7 +169,3 @@ def sign_out(session: Session, token: str) -> None:
     auth = repository.get_session_by_digest(session, security.token_digest(token))
     if auth is not None and auth.revoked_at is None:
         auth.revoked_at = utcnow()
-
-
-def is_role(user: User, *roles: Role) -> bool:
-    return user.role in roles

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -34,7 +33,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from relieflink.config import get_settings
-from relieflink.db import get_sessionmaker
+from relieflink.db import request_session
 from relieflink.errors import Forbidden, Unauthorized
 from relieflink.models import Role, User
 from relieflink.users import access
@@ -61,20 +60,7 @@ class CsrfError(Forbidden):
     """A form without a valid CSRF token (shown as a 403 page asking to reload the form)."""
 
 
-def get_session() -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    session = get_sessionmaker()()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SessionDep = Annotated[Session, Depends(request_session, scope="function")]
 
 
 def session_token(request: Request) -> str | None:

@@ -14,12 +14,10 @@ from relieflink.api.deps import SessionDep, require_role
 from relieflink.bulk import service as bulk
 from relieflink.bulk.schemas import ImportReport
 from relieflink.common import files
-from relieflink.errors import Invalid
 from relieflink.models import User
 from relieflink.users import access
 
 router = APIRouter(tags=["import and export"])
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
 @router.post("/imports/{kind}", response_model=ImportReport)
@@ -32,16 +30,8 @@ def import_file(
 ) -> ImportReport:
     """Import a CSV or XLSX file; with any bad row nothing is written (unless ``skip_invalid``)."""
     bulk.require_format(kind)
-    suffix = files.check_suffix(Path(file.filename or "upload.csv"))
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{Path(file.filename or 'upload').stem}{suffix}"
-        size = 0
-        with path.open("wb") as out:
-            while chunk := file.file.read(1 << 20):
-                size += len(chunk)
-                if size > MAX_UPLOAD_BYTES:
-                    raise Invalid(f"the file is larger than {MAX_UPLOAD_BYTES >> 20} MiB")
-                out.write(chunk)
+        path = files.save_upload(file.file, file.filename, Path(tmp))
         report = bulk.import_file(
             session,
             kind,

@@ -92,10 +92,8 @@ def import_requests(
     user: Annotated[User, require_role(Role.committee, access.STAFF)],
 ) -> BulkRequestReport:
     """A committee's list of requests for many households (CSV or XLSX): all rows valid, or none."""
-    suffix = files.check_suffix(Path(file.filename or "requests.csv"))
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{Path(file.filename or 'requests').stem}{suffix}"
-        path.write_bytes(file.file.read())
+        path = files.save_upload(file.file, file.filename, Path(tmp))
         return needs.import_requests(session, path, actor=user, today=get_settings().today())
 
 

@@ -19,7 +19,6 @@ from relieflink.users import access
 from relieflink.web.pages import N_, PageRouter, Web, WebDep
 
 router = PageRouter()
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 EXPORT_FORMATS = ("csv", "xlsx")
 KIND_LABELS = {
     "organizations": N_("Organizations"),
@@ -75,16 +74,8 @@ def import_upload(
 ) -> HTMLResponse:
     """Validate every row; with a bad row nothing is written and each bad cell is listed."""
     bulk.require_format(kind)
-    suffix = files.check_suffix(Path(file.filename or "upload.csv"))
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{Path(file.filename or 'upload').stem}{suffix}"
-        size = 0
-        with path.open("wb") as out:
-            while chunk := file.file.read(1 << 20):
-                size += len(chunk)
-                if size > MAX_UPLOAD_BYTES:
-                    raise Invalid(f"the file is larger than {MAX_UPLOAD_BYTES >> 20} MiB")
-                out.write(chunk)
+        path = files.save_upload(file.file, file.filename, Path(tmp))
         try:
             report = bulk.import_file(
                 web.session,
