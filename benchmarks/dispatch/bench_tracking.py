@@ -114,6 +114,11 @@ def prepare(url: str, households: int, communities: int) -> list[dict[str, Any]]
                     actor=actor,
                 )
     print(f"loaded, departed, arrived: {time.perf_counter() - t0:.0f} s")
+    return at_gate()
+
+
+def at_gate() -> list[dict[str, Any]]:
+    """Parcels on their way, at their gate, with the codes their residents would give."""
     with session_scope() as session:
         rows = session.execute(
             select(Parcel.id, Parcel.code_nonce, Route.carrier_id)
@@ -126,21 +131,28 @@ def prepare(url: str, households: int, communities: int) -> list[dict[str, Any]]
 
 def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = os.environ.copy() | {"RELIEFLINK_DATABASE_URL": url, "RELIEFLINK_LOG_LEVEL": "WARNING"}
+    # ``relieflink serve`` runs ``uvicorn.run("relieflink.app:create_app", factory=True, ...)``;
+    # this is the same server through uvicorn's CLI, only with a longer worker health check:
+    # uvicorn kills a worker that does not answer within 5 s, and on a loaded 2-core machine a
+    # worker's start-up (importing numpy, scipy, PyVRP) takes longer, so ``relieflink serve
+    # --workers N`` restarts its workers forever there (reported to the lead).
+    command = [str(ROOT / ".venv/bin/relieflink"), "serve", "--port", str(port)]
+    command += ["--workers", str(workers)]
+    if os.environ.get("BENCH_UVICORN_CLI", "1") == "1":
+        command = [
+            str(ROOT / ".venv/bin/python"), "-m", "uvicorn", "--factory",
+            "relieflink.app:create_app", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--timeout-worker-healthcheck", "120",
+            "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
     server = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/relieflink"),
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
+        command,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=LOG.open("w"),
         start_new_session=True,
     )
-    for _ in range(120):
+    for _ in range(240):
         if server.poll() is not None:
             raise SystemExit(f"the server exited with {server.returncode}")
         try:
@@ -167,6 +179,9 @@ def tokens(base: str) -> dict[int, str]:
     return out
 
 
+RUN = uuid.uuid4().hex[:8]
+
+
 def plan_events(parcels: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` sends: first sends of events on distinct parcels, and 5 % retries of earlier ones."""
     rng = random.Random(seed)
@@ -182,7 +197,7 @@ def plan_events(parcels: list[dict[str, Any]], n: int, seed: int) -> list[dict[s
         except StopIteration:
             break
         body: dict[str, Any] = {
-            "client_event_id": f"bench-{uuid.uuid4()}",
+            "client_event_id": f"bench-{RUN}-{uuid.uuid4()}",
             "parcel_id": p["parcel"],
         }
         if rng.random() < 0.03:
@@ -205,9 +220,10 @@ async def fire(
         start = time.perf_counter()
 
         async def one(i: int, send: dict[str, Any]) -> None:
-            due = start + i / rate if rate > 0 else time.perf_counter()
+            due = start + i / rate if rate > 0 else None
             async with sem:
                 sent = time.perf_counter()
+                due = due if due is not None else sent
                 try:
                     r = await client.post(
                         "/dispatch/events",
@@ -244,6 +260,8 @@ async def fire(
                 if delay > 0:
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(one(i, send)))
+            elif limit > 1:  # as fast as the server answers, ``limit`` at a time
+                tasks.append(asyncio.create_task(one(i, send)))
             else:
                 await one(i, send)
         await asyncio.gather(*tasks)
@@ -262,7 +280,7 @@ def check(results: list[dict[str, Any]]) -> dict[str, Any]:
         stored = dict(
             session.execute(
                 select(TrackingEvent.client_event_id, func.count())
-                .where(TrackingEvent.client_event_id.like("bench-%"))
+                .where(TrackingEvent.client_event_id.like(f"bench-{RUN}-%"))
                 .group_by(TrackingEvent.client_event_id)
             ).all()
         )
@@ -277,6 +295,13 @@ def check(results: list[dict[str, Any]]) -> dict[str, Any]:
         if parcels[r["parcel"]] != ("delivered" if r["kind"] == "delivered" else "failed")
     ]
     retries = [r for r in results if r["retry"]]
+    # Each client event applied exactly once: of all its 200 answers, one is not a replay.
+    applied: dict[str, int] = {}
+    for r in results:
+        if r["status"] == 200:
+            applied[r["client_event_id"]] = applied.get(r["client_event_id"], 0) + (
+                0 if r["replayed"] else 1
+            )
     return {
         "accepted_first_sends": len(ok_first),
         "stored_events": len(stored),
@@ -287,6 +312,7 @@ def check(results: list[dict[str, Any]]) -> dict[str, Any]:
         "retries": len(retries),
         "retries_replayed": sum(1 for r in retries if r["replayed"]),
         "retries_refused_or_failed": sum(1 for r in retries if r["status"] != 200),
+        "applied_not_exactly_once": sum(1 for n in applied.values() if n != 1),
         "ledger_problems": len(ledger),
     }
 
@@ -300,15 +326,29 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=40_000)
     parser.add_argument("--communities", type=int, default=800)
     parser.add_argument("--sequential", type=int, default=1000, help="events in the baseline")
+    parser.add_argument(
+        "--ceiling", type=int, default=0, help="events sent unpaced (at --concurrency) first"
+    )
     parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--database", default="rl_dispatch_bench")
+    parser.add_argument(
+        "--reuse", action="store_true", help="use the database a previous run prepared"
+    )
     args = parser.parse_args()
     os.environ.setdefault("RELIEFLINK_SECRET_KEY", "bench-secret-" + "x" * 32)
-    url = fresh_pg(args.database)
-    parcels = prepare(url, args.households, args.communities)
+    if args.reuse:
+        url = PG + args.database
+        os.environ["RELIEFLINK_DATABASE_URL"] = url
+        get_settings.cache_clear()
+        reset_engine()
+        parcels = at_gate()
+    else:
+        url = fresh_pg(args.database)
+        parcels = prepare(url, args.households, args.communities)
+    upgrade(url)  # other domains' migrations may have landed meanwhile
     total = int(args.rate * args.seconds)
-    sends = plan_events(parcels, total + args.sequential, seed=1)
-    if len(sends) < total + args.sequential:
+    sends = plan_events(parcels, total + args.sequential + args.ceiling, seed=1)
+    if len(sends) < total + args.sequential + args.ceiling:
         raise SystemExit(f"only {len(sends)} events available; seed more households")
     if args.port == 0:
         with socket.socket() as probe:
@@ -319,8 +359,15 @@ def main() -> None:
     try:
         toks = tokens(base)
         t0 = time.perf_counter()
-        baseline = asyncio.run(fire(base, toks, sends[total:], 0, 1))
+        baseline = asyncio.run(fire(base, toks, sends[total : total + args.sequential], 0, 1))
         seq_s = time.perf_counter() - t0
+        ceiling: list[dict[str, Any]] = []
+        ceiling_s = 0.0
+        if args.ceiling:
+            extra = sends[total + args.sequential :]
+            t0 = time.perf_counter()
+            ceiling = asyncio.run(fire(base, toks, extra, 0, args.concurrency))
+            ceiling_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         results = asyncio.run(fire(base, toks, sends[:total], args.rate, args.concurrency))
         wall = time.perf_counter() - t0
@@ -331,7 +378,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=15)
-    verdict = check(results + baseline)
+    verdict = check(results + baseline + ceiling)
     lat = [r["latency"] * 1000 for r in results]
     svc = [r["service"] * 1000 for r in results]
     errors = [r for r in results if r["status"] != 200]
@@ -351,6 +398,13 @@ def main() -> None:
         f"{pct(blat, 50):>9.1f}{pct(blat, 99):>9.1f}{max(blat):>9.1f}"
         f"{sum(1 for r in baseline if r['status'] != 200):>8}"
     )
+    if ceiling:
+        clat = [r["service"] * 1000 for r in ceiling]
+        print(
+            f"{'unpaced, ' + str(args.concurrency) + ' at a time':<34}{len(ceiling):>8}"
+            f"{len(ceiling) / ceiling_s:>9.0f}{pct(clat, 50):>9.1f}{pct(clat, 99):>9.1f}"
+            f"{max(clat):>9.1f}{sum(1 for r in ceiling if r['status'] != 200):>8}"
+        )
     print(f"\nthroughput ratio paced / sequential: ×{achieved / seq_rate:.1f}")
     print(f"service time (from send) p99: {pct(svc, 99):.1f} ms")
     print(f"checks: {verdict}")
@@ -386,6 +440,10 @@ def main() -> None:
                     "errors": len(errors),
                 },
                 "sequential": {"events": len(baseline), "rate": seq_rate},
+                "ceiling": {
+                    "events": len(ceiling),
+                    "rate": len(ceiling) / ceiling_s if ceiling_s else None,
+                },
                 "checks": verdict,
                 "pass": target,
                 "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},

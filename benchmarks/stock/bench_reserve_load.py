@@ -10,6 +10,11 @@ bounded (``--max-in-flight``); a request that cannot be sent on time counts as l
 
     .venv/bin/python benchmarks/stock/bench_reserve_load.py --rate 200 --duration 60 --workers 3
     .venv/bin/python benchmarks/stock/bench_reserve_load.py --backend sqlite --workers 1 ...
+
+``--no-idempotency-key`` sends the same requests without the header, which bypasses the
+Idempotency-Key middleware: side by side, this shows the middleware's share of the cost (it
+does its database work synchronously on the event loop, so under load a worker's loop waits
+for the database while requests queue behind it).
 """
 
 from __future__ import annotations
@@ -103,7 +108,7 @@ async def wait_ready(base: str, timeout: float = 60.0) -> None:
 
 async def run_load(
     base: str, token: str, wh: list[int], items: list[int], rate: float, duration: float,
-    max_in_flight: int,
+    max_in_flight: int, use_keys: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
     headers = {"Authorization": f"Bearer {token}"}
@@ -124,7 +129,7 @@ async def run_load(
                     "quantity": quantity, "reference": f"load:{n}"}  # fmt: skip
             start = time.perf_counter()
             try:
-                key = {"Idempotency-Key": f"load-{n}"}
+                key = {"Idempotency-Key": f"load-{n}"} if use_keys else {}
                 r = await client.post(
                     "/api/v1/stock/reservations", json=body, headers=headers | key
                 )
@@ -189,6 +194,11 @@ def main() -> int:
     # the idempotency middleware uses the pool from the event loop, so an exhausted pool stalls
     # a worker until the pool timeout.
     parser.add_argument("--max-in-flight", type=int, default=60)
+    parser.add_argument(
+        "--no-idempotency-key",
+        action="store_true",
+        help="send no Idempotency-Key (isolates the middleware's share of the cost)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="rl-load-"))
@@ -214,7 +224,7 @@ def main() -> int:
             "access_token"
         ]  # fmt: skip
         load = asyncio.run(run_load(base, token, wh, items, args.rate, args.duration,
-                                    args.max_in_flight))  # fmt: skip
+                                    args.max_in_flight, not args.no_idempotency_key))  # fmt: skip
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

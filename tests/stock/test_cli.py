@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from relieflink.cli import app
-from relieflink.models import OrgKind
+from relieflink.models import OrgKind, StockLot, StockTransfer
 from tests.factories import make_org
 from tests.stock.factories import make_item, make_kit, make_pledge, make_program, make_warehouse
 
@@ -48,14 +49,16 @@ def test_stock_commands_receive_transfer_adjust_assemble_and_report(
     out = _run("stock", "transfer", "--from", "WH-SH", "--to", "WH-HK", "--sku",
                "KIT-FAMILY-FOOD", "--quantity", "2")  # fmt: skip
     assert "cross-border" in out
+    transfer_id = str(db.scalars(select(StockTransfer.id)).one())
+    rice_lot = str(db.scalars(select(StockLot.id).where(StockLot.item_id == rice.id)).one())
     declaration = tmp_path / "declaration.txt"
-    _run("stock", "declaration", "1", "--out", str(declaration))
+    _run("stock", "declaration", transfer_id, "--out", str(declaration))
     assert "GIFT DECLARATION" in declaration.read_text() and donor.name in declaration.read_text()
-    _run("stock", "receive-transfer", "1")
-    _run("stock", "adjust", "--warehouse", "WH-SH", "--lot", "2", "--delta", "-1", "--reason",
-         "damage")  # fmt: skip
-    bad = runner.invoke(app, ["stock", "adjust", "--warehouse", "WH-SH", "--lot", "2", "--delta",
-                              "-100", "--reason", "damage"])  # fmt: skip
+    _run("stock", "receive-transfer", transfer_id)
+    _run("stock", "adjust", "--warehouse", "WH-SH", "--lot", rice_lot, "--delta", "-1",
+         "--reason", "damage")  # fmt: skip
+    bad = runner.invoke(app, ["stock", "adjust", "--warehouse", "WH-SH", "--lot", rice_lot,
+                              "--delta", "-100", "--reason", "damage"])  # fmt: skip
     assert bad.exit_code == 1 and "would leave" in bad.output
     report = _run("stock", "report")
     assert "WH-HK" in report and "2099-01-01" in report

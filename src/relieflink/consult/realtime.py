@@ -9,7 +9,7 @@ the history, and a client that reconnects asks for the messages after the last i
 
 Scope: one process. The hub lives in the process that holds the connections, so run the server
 with one uvicorn worker (``relieflink serve --workers 1``, the default); fanning out across
-workers would need a broker (PostgreSQL LISTEN/NOTIFY or Redis) behind :meth:`Hub.publish`.
+workers would need a broker (PostgreSQL LISTEN/NOTIFY or Redis) behind :meth:`Hub.publish_text`.
 """
 
 from __future__ import annotations
@@ -139,10 +139,13 @@ class Hub:
                 self.gc_ms.append((time.perf_counter() - started[0]) * 1000)
 
         gc.callbacks.append(on_gc)
-        while True:
-            before = time.perf_counter()
-            await asyncio.sleep(0.05)
-            self.loop_lag_ms.append((time.perf_counter() - before - 0.05) * 1000)
+        try:
+            while True:
+                before = time.perf_counter()
+                await asyncio.sleep(0.05)
+                self.loop_lag_ms.append((time.perf_counter() - before - 0.05) * 1000)
+        finally:
+            gc.callbacks.remove(on_gc)
 
     async def _write_loop(self) -> None:
         assert self._pending is not None

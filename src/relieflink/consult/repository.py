@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from relieflink import db
 from relieflink.common import repository as common
 from relieflink.consult.schemas import ConsultationFilters
 from relieflink.models import (
@@ -30,8 +31,7 @@ def begin_write(session: Session) -> None:
     batch of messages checked then stored) cannot then fail with "database is locked" when
     another writer committed in between. Must be the first statement of the transaction.
     PostgreSQL needs nothing here (the queue locks rows with ``FOR UPDATE SKIP LOCKED``)."""
-    if dialect(session) == "sqlite":
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    db.begin_write(session)
 
 
 def get_profile(session: Session, user_id: int) -> DoctorProfile | None:

@@ -2,6 +2,7 @@
 
 from relieflink.db.base import Base, TimestampMixin, UTCDateTime, utcnow
 from relieflink.db.engine import (
+    begin_write,
     get_engine,
     get_sessionmaker,
     request_session,
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "TimestampMixin",
     "UTCDateTime",
+    "begin_write",
     "get_engine",
     "get_sessionmaker",
     "request_session",

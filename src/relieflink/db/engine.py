@@ -82,6 +82,18 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
+def begin_write(session: Session) -> None:
+    """Take SQLite's write lock before the first read of this transaction (``BEGIN IMMEDIATE``),
+    so a read-then-write transaction cannot fail with "database is locked" when another writer
+    committed in between. A no-op on PostgreSQL (rows are locked with ``FOR UPDATE``) and when
+    the caller's transaction is already open (the caller opened it as it needed)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    transaction = session.get_transaction()
+    if transaction is None or not transaction._connections:
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
 def request_session() -> Iterator[Session]:
     """The per-request session of the API and the web pages (a FastAPI dependency): committed
     when the route returns, rolled back on any error."""

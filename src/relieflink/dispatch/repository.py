@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from relieflink import db
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -35,12 +36,8 @@ ACTIVE_ROUTE = (RouteStatus.loaded, RouteStatus.departed)
 
 
 def begin_write(session: Session) -> None:
-    """Take SQLite's write lock before the first read (see ``stock.repository.begin_write``)."""
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    transaction = session.get_transaction()
-    if transaction is None or not transaction._connections:
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    """Take SQLite's write lock before the first read (see ``relieflink.db.begin_write``)."""
+    db.begin_write(session)
 
 
 def routes_not_loaded(

@@ -16,7 +16,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 import simpy
@@ -24,6 +24,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
+from relieflink.consult import service as consult
+from relieflink.consult.schemas import (
+    ConsultationClose,
+    ConsultationCreate,
+    DoctorShift,
+    PrescriptionCreate,
+    PrescriptionLineCreate,
+)
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeCreate, PledgeLineIn, ProgramCreate
 from relieflink.errors import RelieflinkError
@@ -36,6 +44,7 @@ from relieflink.models import (
     OrgKind,
     RequestLine,
     Role,
+    User,
     Warehouse,
 )
 from relieflink.needs import allocation
@@ -67,6 +76,19 @@ KITS = {  # household member count → kit it is entitled to
     "infants": "KIT-INFANT",
     "pregnant": "KIT-MATERNITY",
     "chronic": "KIT-CHRONIC-MED",
+}
+REFILL_SKU = "MED-AMLODIPINE-30"
+# The questionnaire of a stable patient whose blood-pressure medicine runs out in two days.
+REFILL_ANSWERS: dict[str, bool | str] = {
+    "unresponsive_or_seizure": False,
+    "breathing_difficulty": "none",
+    "chest_pain": "none",
+    "bleeding": "none",
+    "stroke_signs": False,
+    "severe_allergic_reaction": False,
+    "self_harm_risk": "none",
+    "medicine_running_out": "within_2_days",
+    "insulin_or_anticoagulant": False,
 }
 _PER = {"size": "person", "infants": "infant", "pregnant": "pregnant", "chronic": "chronic"}
 
@@ -138,6 +160,7 @@ class Simulation:
             c.id: (c.name, c.lat, c.lon, c.lockdown_status) for c in self.communities.values()
         }
         self.log.warehouses = {w.code: (w.lat, w.lon) for w in self.warehouses}
+        self.communities_of = {h.id: h.community_id for h in self.households}
         self.coordinator = users.create_user(
             session,
             UserCreate(
@@ -161,6 +184,27 @@ class Simulation:
             actor=None,
         )
         self.daily_packs = self._entitled_packs_per_day()
+        self.medicine = catalog.get_items_by_sku(session, [REFILL_SKU])[REFILL_SKU]
+        chronic = sum(1 for h in self.households if h.chronic)
+        self.daily_refills = math.ceil(chronic * self.a.consult_share)
+        self.doctor = users.create_user(
+            session,
+            UserCreate(
+                username="sim-doctor",
+                full_name="Simulated doctor",
+                role=Role.doctor,
+                password="simulation-only-" + str(seed),
+            ),
+            actor=None,
+        )
+        consult.start_shift(
+            session,
+            DoctorShift(specialties=["general", "internal_medicine"], languages=["zh", "en"]),
+            actor=self.doctor,
+        )
+        self.doctors = simpy.Resource(self.env, capacity=self.a.doctors_on_duty)
+        self.residents: dict[int, User] = {}
+        self.consult_asked: dict[int, float] = {}
         for w in self.warehouses:  # see SimAssumptions.outbound_capacity_factor
             capacity = int(w.daily_outbound_kg * self.a.outbound_capacity_factor)
             places.update_warehouse(
@@ -207,6 +251,14 @@ class Simulation:
             yield self.env.timeout(day * MINUTES_PER_DAY + 6 * 60 - self.env.now)
             for d_index, donor in enumerate(self.donors):
                 lines = []
+                medicine = math.ceil(self.daily_refills / len(self.donors))
+                lots = [
+                    LotIn(
+                        item_id=self.medicine.id,
+                        quantity=medicine,
+                        expiry=self.today() + timedelta(days=365),
+                    )
+                ]
                 for sku, expected in sorted(self.daily_packs.items()):
                     share = math.floor(expected * self.a.supply_ratio / len(self.donors))
                     share += d_index < round(expected * self.a.supply_ratio) % len(self.donors)
@@ -214,6 +266,8 @@ class Simulation:
                         lines.append((self.kits[sku].id, share))
                 if not lines:
                     continue
+                pledge_lines = [PledgeLineIn(kit_id=k, quantity=q) for k, q in lines]
+                pledge_lines.append(PledgeLineIn(item_id=self.medicine.id, quantity=medicine))
                 pledge = donations.create_pledge(
                     self.session,
                     PledgeCreate(
@@ -222,7 +276,7 @@ class Simulation:
                         program_id=self.program.id,
                         declared_value_fen=0,
                         expected_arrival=self.today(),
-                        lines=[PledgeLineIn(kit_id=k, quantity=q) for k, q in lines],
+                        lines=pledge_lines,
                     ),
                     actor=None,
                 )
@@ -232,7 +286,8 @@ class Simulation:
                     ReceiveIn(
                         warehouse_id=warehouse.id,
                         pledge_id=pledge.id,
-                        lots=[
+                        lots=lots
+                        + [
                             LotIn(kit_id=k, quantity=q, expiry=self.today() + timedelta(days=180))
                             for k, q in lines
                         ],
@@ -312,6 +367,85 @@ class Simulation:
             groups=groups,
             packs=sum(entitled.values()),
         )
+
+    def consultations(self) -> Generator[simpy.Event, Any, None]:
+        """Residents with chronic illness ask a doctor online for a refill; the prescription
+        becomes a medical request that allocation serves first."""
+        chronic = [h for h in self.households if h.chronic]
+        plan: list[tuple[float, Household]] = []
+        for day in range(self.days):
+            for h in chronic:
+                if self.rng_requests.random() < self.a.consult_share:
+                    hour = self.rng_requests.uniform(8, 18)
+                    plan.append((day * MINUTES_PER_DAY + hour * 60, h))
+        plan.sort(key=lambda e: (e[0], e[1].id))
+        for t, h in plan:
+            yield self.env.timeout(t - self.env.now)
+            self.env.process(self._consult(h))
+
+    def _consult(self, h: Household) -> Generator[simpy.Event, Any, None]:
+        resident = self.residents.get(h.id)
+        if resident is None:
+            resident = users.create_user(
+                self.session,
+                UserCreate(
+                    username=f"sim-resident-{h.id}",
+                    full_name="Simulated resident",
+                    role=Role.resident,
+                    household_id=h.id,
+                    password="simulation-only-pw",
+                ),
+                actor=None,
+            )
+            self.residents[h.id] = resident
+        consultation, _ = consult.request_consultation(
+            self.session,
+            ConsultationCreate(
+                member_label="self",
+                age_band="older_adult",
+                sex="unknown",
+                reason="my blood pressure medicine is running out",
+                symptoms=REFILL_ANSWERS,
+            ),
+            actor=resident,
+            now=self._clock(),
+        )
+        self.consult_asked[consultation.id] = self.env.now
+        self._commit()
+        with self.doctors.request() as turn:
+            yield turn
+            yield self.env.timeout(self.a.consult_minutes)
+            # The doctor takes the most urgent waiting request, not necessarily this one.
+            taken = consult.take_next(self.session, actor=self.doctor, now=self._clock())
+            if taken is None:
+                return
+            prescription = PrescriptionCreate(
+                lines=[PrescriptionLineCreate(item_id=self.medicine.id, quantity=1)]
+            )
+            consult.close_consultation(
+                self.session,
+                taken.id,
+                ConsultationClose(
+                    notes="stable; 30-day refill", outcome="prescription", prescription=prescription
+                ),
+                actor=self.doctor,
+                now=self._clock(),
+            )
+            written = consult.get_prescription(self.session, taken.id)
+            self._commit()
+        self.log.answers["consultations closed with a prescription"] += 1
+        if written is not None and written.request_id is not None:
+            self.log.requests[written.request_id] = RequestRecord(
+                request_id=written.request_id,
+                household_id=taken.household_id,
+                community_id=self.communities_of[taken.household_id],
+                t_request=self.consult_asked[taken.id],
+                groups=("chronic",),
+                packs=1,
+            )
+
+    def _clock(self) -> datetime:
+        return datetime.combine(START, time(), UTC) + timedelta(minutes=self.env.now)
 
     def waves(self) -> Generator[simpy.Event, Any, None]:
         """Allocation and dispatch at the wave hours of every day."""
@@ -450,6 +584,7 @@ class Simulation:
         self.env.process(self.supply())
         self.env.process(self.requests())
         self.env.process(self.waves())
+        self.env.process(self.consultations())
         self.env.run(until=self.days * MINUTES_PER_DAY)
         self._record_stock()
         self._commit()

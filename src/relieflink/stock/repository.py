@@ -10,6 +10,7 @@ from sqlalchemy import Select, and_, delete, false, func, insert, or_, select, t
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from relieflink import db
 from relieflink.models import (
     Item,
     Kit,
@@ -35,11 +36,7 @@ def begin_write(session: Session) -> None:
     the caller's job to have opened it that way (the stock API routes do). PostgreSQL needs
     nothing here: the balance rows are locked with ``SELECT ... FOR UPDATE``.
     """
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    transaction = session.get_transaction()
-    if transaction is None or not transaction._connections:
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    db.begin_write(session)
 
 
 def _item_or_kit(stmt: Select[Any], model: Any, item_id: int | None, kit_id: int | None) -> Any:
@@ -445,5 +442,5 @@ def rebuild_balances(session: Session) -> int:
     )
     columns = ["warehouse_id", "lot_id", "item_id", "kit_id", "expiry", "on_hand", "reserved",
                "in_transit"]  # fmt: skip
-    result = session.execute(insert(StockBalance).from_select(columns, sums))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    session.execute(insert(StockBalance).from_select(columns, sums))
+    return int(session.scalar(select(func.count()).select_from(StockBalance)) or 0)

@@ -74,9 +74,10 @@ def get_hub(app: Starlette) -> Hub:
         # The application's own objects (modules, routes, models: millions) live for ever; left
         # in the collector's oldest generation, every full collection walks them all, and with
         # a thousand sockets open that stalled every chat for up to ~0.9 s (measured with the
-        # hub's gc and loop-lag probes). Move them out of the collector once.
-        gc.collect()
-        gc.freeze()
+        # hub's gc and loop-lag probes). Move them out of the collector, once per process.
+        if gc.get_freeze_count() == 0:
+            gc.collect()
+            gc.freeze()
     return hub
 
 

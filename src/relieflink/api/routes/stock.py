@@ -9,6 +9,7 @@ PostgreSQL the services lock the balance rows they change.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -52,12 +53,30 @@ router = APIRouter(prefix="/stock", tags=["stock"])
 _bearer = HTTPBearer(auto_error=False)
 
 
-def write_session() -> Iterator[Session]:
-    """A request transaction that holds the write lock from its first statement (SQLite)."""
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+@contextmanager
+def write_transaction(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, roles: frozenset[Role]
+) -> Iterator[tuple[Session, User]]:
+    """The transaction of a write request, run entirely in the route's worker thread.
+
+    It takes SQLite's write lock first (``BEGIN IMMEDIATE``, before the token is resolved), and
+    commits before the route returns. Nothing here waits for the event loop while holding a lock
+    or a pooled connection: the idempotency middleware does database work on the event loop, so
+    a commit left to a dependency teardown (which the loop schedules) could wait for a loop that
+    is itself waiting for this lock (SQLite) or for a pool connection (PostgreSQL).
+    """
     session = get_sessionmaker()()
     try:
         session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-        yield session
+        token = request_token(request, credentials)
+        user = users.resolve_token(session, token) if token else None
+        if user is None:
+            raise Unauthorized("sign in first: the token is missing, expired or revoked")
+        access.ensure_role(user, roles)
+        yield session, user
         session.commit()
     except BaseException:
         session.rollback()
@@ -66,135 +85,122 @@ def write_session() -> Iterator[Session]:
         session.close()
 
 
-WriteSession = Annotated[Session, Depends(write_session, scope="function")]
-
-
-def write_user(
-    request: Request,
-    session: WriteSession,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    """The signed-in user, resolved inside the write transaction (no role check)."""
-    token = request_token(request, credentials)
-    user = users.resolve_token(session, token) if token else None
-    if user is None:
-        raise Unauthorized("sign in first: the token is missing, expired or revoked")
-    return user
-
-
-WriteUser = Annotated[User, Depends(write_user)]
-
-
-def stock_writer(user: WriteUser) -> User:
-    access.ensure_role(user, access.STOCK_WRITERS)
-    return user
-
-
-Writer = Annotated[User, Depends(stock_writer)]
-
-
 class ReceiptPost(ReceiveIn):
     final: bool = False
 
 
 @router.post("/receipts", response_model=ReceiptRead, status_code=status.HTTP_201_CREATED)
-def post_receipt(data: ReceiptPost, session: WriteSession, user: Writer) -> ReceiptRead:
+def post_receipt(data: ReceiptPost, request: Request, credentials: Credentials) -> ReceiptRead:
     """Receive goods: a lot per line; against a pledge, discrepancies go to its thread."""
-    receipt = stock.receive(session, ReceiveIn(**data.model_dump(exclude={"final"})), actor=user)
-    donations.settle_receipt(session, receipt_id=receipt.id, final=data.final, actor=user)
-    lots = stock.receipt_lots(session, receipt.id)
-    return ReceiptRead(
-        id=receipt.id,
-        warehouse_id=receipt.warehouse_id,
-        pledge_id=receipt.pledge_id,
-        donor_org_id=receipt.donor_org_id,
-        received_at=receipt.received_at,
-        lots=[LotRead.model_validate(lot) for lot in lots],
-    )
+    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
+        receipt = stock.receive(
+            session, ReceiveIn(**data.model_dump(exclude={"final"})), actor=user
+        )
+        donations.settle_receipt(session, receipt_id=receipt.id, final=data.final, actor=user)
+        lots = stock.receipt_lots(session, receipt.id)
+        return ReceiptRead(
+            id=receipt.id,
+            warehouse_id=receipt.warehouse_id,
+            pledge_id=receipt.pledge_id,
+            donor_org_id=receipt.donor_org_id,
+            received_at=receipt.received_at,
+            lots=[LotRead.model_validate(lot) for lot in lots],
+        )
 
 
 @router.post(
     "/reservations", response_model=list[MovementRead], status_code=status.HTTP_201_CREATED
 )
-def post_reservation(data: ReserveIn, session: WriteSession, user: Writer) -> list[MovementRead]:
+def post_reservation(
+    data: ReserveIn, request: Request, credentials: Credentials
+) -> list[MovementRead]:
     """Reserve FEFO for a reference (409 when not enough is available)."""
-    moves = stock.reserve(
-        session,
-        warehouse_id=data.warehouse_id,
-        item_id=data.item_id,
-        kit_id=data.kit_id,
-        quantity=data.quantity,
-        reference=data.reference,
-        actor=user,
-    )
-    return [MovementRead.model_validate(m) for m in moves]
+    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
+        moves = stock.reserve(
+            session,
+            warehouse_id=data.warehouse_id,
+            item_id=data.item_id,
+            kit_id=data.kit_id,
+            quantity=data.quantity,
+            reference=data.reference,
+            actor=user,
+        )
+        return [MovementRead.model_validate(m) for m in moves]
 
 
 @router.post("/releases", response_model=list[MovementRead])
-def post_release(data: ReleaseIn, session: WriteSession, user: Writer) -> list[MovementRead]:
+def post_release(data: ReleaseIn, request: Request, credentials: Credentials) -> list[MovementRead]:
     """Release what a reference holds (all of it, or a quantity)."""
-    moves = stock.release(session, reference=data.reference, quantity=data.quantity, actor=user)
-    return [MovementRead.model_validate(m) for m in moves]
+    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
+        moves = stock.release(session, reference=data.reference, quantity=data.quantity, actor=user)
+        return [MovementRead.model_validate(m) for m in moves]
 
 
 @router.post("/issues", response_model=list[MovementRead], status_code=status.HTTP_201_CREATED)
-def post_issue(data: IssueIn, session: WriteSession, user: Writer) -> list[MovementRead]:
+def post_issue(data: IssueIn, request: Request, credentials: Credentials) -> list[MovementRead]:
     """Issue reserved stock of a reference to a delivery (never from expired lots)."""
-    moves = stock.issue(
-        session,
-        reference=data.reference,
-        quantity=data.quantity,
-        delivery_ref=data.delivery_ref,
-        actor=user,
-    )
-    return [MovementRead.model_validate(m) for m in moves]
+    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
+        moves = stock.issue(
+            session,
+            reference=data.reference,
+            quantity=data.quantity,
+            delivery_ref=data.delivery_ref,
+            actor=user,
+        )
+        return [MovementRead.model_validate(m) for m in moves]
 
 
 @router.post("/returns", response_model=list[MovementRead], status_code=status.HTTP_201_CREATED)
-def post_return(data: ReturnIn, session: WriteSession, user: Writer) -> list[MovementRead]:
+def post_return(data: ReturnIn, request: Request, credentials: Credentials) -> list[MovementRead]:
     """Put back issued units of a reference into their lots."""
-    moves = stock.return_stock(
-        session, reference=data.reference, quantity=data.quantity, actor=user, note=data.note
-    )
-    return [MovementRead.model_validate(m) for m in moves]
+    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
+        moves = stock.return_stock(
+            session, reference=data.reference, quantity=data.quantity, actor=user, note=data.note
+        )
+        return [MovementRead.model_validate(m) for m in moves]
 
 
 @router.post("/adjustments", response_model=MovementRead, status_code=status.HTTP_201_CREATED)
-def post_adjustment(data: AdjustIn, session: WriteSession, user: Writer) -> MovementRead:
+def post_adjustment(data: AdjustIn, request: Request, credentials: Credentials) -> MovementRead:
     """Damage, expiry write-off or count correction of one lot (a reason is required)."""
-    move = stock.adjust(
-        session,
-        warehouse_id=data.warehouse_id,
-        lot_id=data.lot_id,
-        delta=data.delta,
-        reason=data.reason,
-        note=data.note,
-        actor=user,
-    )
-    return MovementRead.model_validate(move)
+    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
+        move = stock.adjust(
+            session,
+            warehouse_id=data.warehouse_id,
+            lot_id=data.lot_id,
+            delta=data.delta,
+            reason=data.reason,
+            note=data.note,
+            actor=user,
+        )
+        return MovementRead.model_validate(move)
 
 
 @router.post("/transfers", response_model=TransferRead, status_code=status.HTTP_201_CREATED)
-def post_transfer(data: TransferIn, session: WriteSession, user: Writer) -> TransferRead:
+def post_transfer(data: TransferIn, request: Request, credentials: Credentials) -> TransferRead:
     """Ship stock to another warehouse; it is in transit until received."""
-    shipment = stock.transfer(
-        session,
-        from_warehouse_id=data.from_warehouse_id,
-        to_warehouse_id=data.to_warehouse_id,
-        lines=[stock.TransferLine(**line.model_dump()) for line in data.lines],
-        pledge_id=data.pledge_id,
-        note=data.note,
-        actor=user,
-    )
-    return TransferRead.model_validate(shipment)
+    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
+        shipment = stock.transfer(
+            session,
+            from_warehouse_id=data.from_warehouse_id,
+            to_warehouse_id=data.to_warehouse_id,
+            lines=[stock.TransferLine(**line.model_dump()) for line in data.lines],
+            pledge_id=data.pledge_id,
+            note=data.note,
+            actor=user,
+        )
+        return TransferRead.model_validate(shipment)
 
 
 @router.post("/transfers/{transfer_id}/receive", response_model=TransferRead)
-def post_transfer_receipt(transfer_id: int, session: WriteSession, user: Writer) -> TransferRead:
+def post_transfer_receipt(
+    transfer_id: int, request: Request, credentials: Credentials
+) -> TransferRead:
     """Receive a shipment in full at its destination."""
-    return TransferRead.model_validate(
-        stock.receive_transfer(session, transfer_id=transfer_id, actor=user)
-    )
+    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
+        return TransferRead.model_validate(
+            stock.receive_transfer(session, transfer_id=transfer_id, actor=user)
+        )
 
 
 @router.get("/transfers/{transfer_id}/declaration", response_model=None)
@@ -213,13 +219,14 @@ def get_gift_declaration(
 
 
 @router.post("/assemblies", response_model=LotRead, status_code=status.HTTP_201_CREATED)
-def post_assembly(data: AssembleIn, session: WriteSession, user: Writer) -> LotRead:
+def post_assembly(data: AssembleIn, request: Request, credentials: Credentials) -> LotRead:
     """Build kits from component lots (FEFO); the kit lot keeps every donor's share."""
-    lot = stock.assemble_kits(
-        session, warehouse_id=data.warehouse_id, kit_id=data.kit_id, quantity=data.quantity,
-        actor=user,
-    )  # fmt: skip
-    return LotRead.model_validate(lot)
+    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
+        lot = stock.assemble_kits(
+            session, warehouse_id=data.warehouse_id, kit_id=data.kit_id, quantity=data.quantity,
+            actor=user,
+        )  # fmt: skip
+        return LotRead.model_validate(lot)
 
 
 @router.get("/movements", response_model=Page[MovementRead])
