@@ -168,6 +168,9 @@ def populate(
             if cid in doctor_of
         ]
         session.commit()
+        if engine.dialect.name == "postgresql":  # what autovacuum would do after a bulk load
+            session.execute(text("ANALYZE"))
+            session.commit()
     engine.dispose()
     return pairs
 

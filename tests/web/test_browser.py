@@ -115,6 +115,9 @@ def _shot(page: object, name: str) -> Path:
 
 def _fits(page: object, width: int) -> None:
     """Nothing makes the page wider than the screen (tables scroll inside their own box)."""
+    # Measure the laid-out page: styles, fonts and the map's tiles loaded (a busy machine is slow).
+    page.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
+    page.evaluate("document.fonts.ready.then(() => true)")  # type: ignore[attr-defined]
     scroll_width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     assert scroll_width <= width, f"the page is {scroll_width} px wide on a {width} px screen"
 

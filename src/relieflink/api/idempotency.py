@@ -8,12 +8,14 @@ a retry after a server failure does the work again.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from relieflink.api.problems import problem
-from relieflink.db import get_sessionmaker
+from relieflink.db import begin_write, get_sessionmaker
 from relieflink.errors import RelieflinkError
 from relieflink.idempotency import service as idempotency
 from relieflink.users import service as users
@@ -30,25 +32,19 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
         if len(key) > 200:
             return problem(422, "Invalid input", f"{HEADER} is longer than 200 characters")
         token = _token(request)
+        if token is None:  # the route itself answers 401
+            return await call_next(request)
         body = await request.body()
-        with get_sessionmaker()() as session:
-            user = users.resolve_token(session, token) if token else None
-            session.commit()
-            if user is None:  # the route itself answers 401
-                return await call_next(request)
-            user_id = user.id
-            fingerprint = idempotency.request_fingerprint(request.method, request.url.path, body)
-            try:
-                replay = idempotency.claim(
-                    session,
-                    user_id=user_id,
-                    key=key,
-                    method=request.method,
-                    path=request.url.path,
-                    fingerprint=fingerprint,
-                )
-            except RelieflinkError as exc:
-                return problem(exc.status_code, exc.title, exc.message)
+        fingerprint = idempotency.request_fingerprint(request.method, request.url.path, body)
+        # Database work runs in the thread pool, never on the event loop.
+        claimed = await run_in_threadpool(
+            _claim, token, key, request.method, request.url.path, fingerprint
+        )
+        if isinstance(claimed, Response):
+            return claimed
+        if claimed is None:
+            return await call_next(request)
+        user_id, replay = claimed
         if replay is not None:
             return Response(
                 json.dumps(replay.body).encode(),
@@ -60,24 +56,54 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
             response = await call_next(request)
             chunks = [chunk async for chunk in response.body_iterator]  # type: ignore[attr-defined]
         except BaseException:
-            with get_sessionmaker()() as session:
-                idempotency.release(session, user_id=user_id, key=key)
+            await run_in_threadpool(_finish, user_id, key, None, None)
             raise
         raw = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
-        with get_sessionmaker()() as session:
-            if response.status_code >= 500 or not _is_json(response):
-                idempotency.release(session, user_id=user_id, key=key)
-            else:
-                stored = json.loads(raw) if raw else None
-                idempotency.complete(
-                    session, user_id=user_id, key=key, status=response.status_code, body=stored
-                )
+        keep = response.status_code < 500 and _is_json(response)
+        stored = (response.status_code, json.loads(raw) if raw else None) if keep else None
+        await run_in_threadpool(_finish, user_id, key, *(stored or (None, None)))
         return Response(
             raw,
             status_code=response.status_code,
             headers=dict(response.headers),
             media_type=response.media_type,
         )
+
+
+def _claim(
+    token: str, key: str, method: str, path: str, fingerprint: str
+) -> tuple[int, idempotency.Replay | None] | Response | None:
+    """The user and the replay (if any) for this key; None if the token is not valid (the
+    route answers 401); a problem response if the key cannot be used."""
+    with get_sessionmaker()() as session:
+        begin_write(session)
+        user = users.resolve_token(session, token)
+        if user is None:
+            return None
+        user_id = user.id
+        try:
+            replay = idempotency.claim(
+                session,
+                user_id=user_id,
+                key=key,
+                method=method,
+                path=path,
+                fingerprint=fingerprint,
+            )
+        except RelieflinkError as exc:
+            return problem(exc.status_code, exc.title, exc.message)
+        session.commit()
+        return user_id, replay
+
+
+def _finish(user_id: int, key: str, status: int | None, body: Any) -> None:
+    """Store the answer to replay, or forget the claim when there is none worth keeping."""
+    with get_sessionmaker()() as session:
+        begin_write(session)
+        if status is None:
+            idempotency.release(session, user_id=user_id, key=key)
+        else:
+            idempotency.complete(session, user_id=user_id, key=key, status=status, body=body)
 
 
 def _is_json(response: Response) -> bool:

@@ -148,6 +148,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         port=port,
         workers=workers,
         ws_per_message_deflate=False,
+        # Workers import numpy, SciPy and PyVRP at start; on a busy machine that outlasts
+        # uvicorn's 5 s health check, which would kill and restart them for ever.
+        timeout_worker_healthcheck=60,
     )
 
 

@@ -96,8 +96,14 @@ def begin_write(session: Session) -> None:
 
 def request_session() -> Iterator[Session]:
     """The per-request session of the API and the web pages (a FastAPI dependency): committed
-    when the route returns, rolled back on any error."""
+    when the route returns, rolled back on any error.
+
+    On SQLite it holds the write lock from the start: even a read writes (the audit log records
+    reads of personal data), and a deferred transaction that read first could not then write
+    after another request committed. Requests are thus serialised on the embedded database;
+    PostgreSQL runs them concurrently with row locks."""
     with session_scope() as session:
+        begin_write(session)
         yield session
 
 

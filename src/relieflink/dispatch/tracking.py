@@ -391,15 +391,12 @@ def _fail(session: Session, parcel: Parcel, data: EventIn, actor: User) -> dict[
                         note=f"parcel {parcel.id} damaged in delivery",
                     )
                     written_off += m.d_on_hand
-    reopened: list[int] = []
-    for line in lines:
-        # Stock is back (above); this closes the allocation as returned, takes its units off
-        # the line and carries the request to the next allocation with a raised priority.
-        request = needs.return_allocation(
-            session, line.allocation_id, reason=str(reason), actor=actor
-        )
-        if request.id not in reopened:
-            reopened.append(request.id)
+    # Stock is back (above); this closes the allocations as returned, takes their units off
+    # the lines and carries each request (once) to the next allocation with a raised priority.
+    requests = needs.return_allocations(
+        session, [line.allocation_id for line in lines], reason=str(reason), actor=actor
+    )
+    reopened = [request.id for request in requests]
     return {"reason": str(reason), "carried_over": reopened, "written_off": written_off}
 
 

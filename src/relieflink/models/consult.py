@@ -37,7 +37,7 @@ class Consultation(TimestampMixin, Base):
         CheckConstraint("urgency_rank BETWEEN 1 AND 5", name="urgency_rank_range"),
         CheckConstraint("target_minutes >= 0", name="target_nonneg"),
         # The doctors' queue: waiting rows in a specialty, most urgent then most overdue first.
-        Index("ix_consultations_queue", "status", "specialty", "urgency_rank", "due_at"),
+        Index("ix_consultations_queue", "status", "specialty", "urgency_rank", "due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -371,28 +371,44 @@ def return_allocation(
 ) -> NeedRequest:
     """A delivery failed: put the units back in stock and carry the request to the next plan
     with a raised priority (one more ``carried_over``). Returning twice is a no-op."""
-    allocation = crud.require(session, Allocation, allocation_id, label="allocation")
-    request = _request_of(session, allocation)
-    if allocation.state == AllocationState.returned:
-        return request
-    if allocation.state != AllocationState.reserved:
-        raise Conflict(f"allocation {allocation_id} is {allocation.state}; it cannot be returned")
-    stock.release(session, reference=allocation.reference, actor=actor)
-    allocation.state = AllocationState.returned
-    allocation.closed_at = utcnow()
-    line = crud.require(session, RequestLine, allocation.line_id, label="request line")
-    line.allocated -= allocation.quantity
-    request.status = RequestStatus.open
-    request.carried_over += 1
-    audit.record(
-        session,
-        actor=actor,
-        action="return",
-        entity="allocation",
-        entity_id=allocation.id,
-        detail={"reason": reason},
-    )
-    return request
+    return return_allocations(session, [allocation_id], reason=reason, actor=actor)[0]
+
+
+def return_allocations(
+    session: Session, allocation_ids: Sequence[int], *, reason: str, actor: User | None
+) -> list[NeedRequest]:
+    """Several allocations of one failed delivery (a parcel with several lines): each request
+    is carried over once, however many of its lines came back. Returns the requests."""
+    requests: dict[int, NeedRequest] = {}
+    carried: set[int] = set()
+    for allocation_id in allocation_ids:
+        allocation = crud.require(session, Allocation, allocation_id, label="allocation")
+        request = _request_of(session, allocation)
+        requests[request.id] = request
+        if allocation.state == AllocationState.returned:
+            continue
+        if allocation.state != AllocationState.reserved:
+            raise Conflict(
+                f"allocation {allocation_id} is {allocation.state}; it cannot be returned"
+            )
+        stock.release(session, reference=allocation.reference, actor=actor)
+        allocation.state = AllocationState.returned
+        allocation.closed_at = utcnow()
+        line = crud.require(session, RequestLine, allocation.line_id, label="request line")
+        line.allocated -= allocation.quantity
+        request.status = RequestStatus.open
+        if request.id not in carried:
+            request.carried_over += 1
+            carried.add(request.id)
+        audit.record(
+            session,
+            actor=actor,
+            action="return",
+            entity="allocation",
+            entity_id=allocation.id,
+            detail={"reason": reason},
+        )
+    return list(requests.values())
 
 
 def _request_of(session: Session, allocation: Allocation) -> NeedRequest:

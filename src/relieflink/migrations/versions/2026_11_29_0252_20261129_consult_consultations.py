@@ -84,7 +84,7 @@ def upgrade() -> None:
     with op.batch_alter_table('consultations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consultations_doctor_id'), ['doctor_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_consultations_household_id'), ['household_id'], unique=False)
-        batch_op.create_index('ix_consultations_queue', ['status', 'specialty', 'urgency_rank', 'due_at'], unique=False)
+        batch_op.create_index('ix_consultations_queue', ['status', 'specialty', 'urgency_rank', 'due_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_consultations_requested_by_id'), ['requested_by_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_consultations_status'), ['status'], unique=False)
 
