@@ -81,3 +81,21 @@ def test_registration_is_unique_and_for_clinicians(db: Session) -> None:
         consult.register_chronic_patient(db, data, actor=make_user(db, Role.doctor))
     with pytest.raises(Forbidden):
         consult.register_chronic_patient(db, data, actor=make_user(db, Role.courier))
+
+
+def test_a_due_refill_becomes_one_medical_request_before_the_medicine_runs_out(
+    db: Session,
+) -> None:
+    from relieflink.models import NeedRequest, RequestSource
+
+    patient_id = register(db, TODAY + timedelta(days=3))
+    requested = consult.request_due_refills(db, today=TODAY, lead_days=5, actor=None)
+    assert [r.patient_id for r in requested] == [patient_id]
+    request = db.query(NeedRequest).one()
+    assert request.source == RequestSource.prescription
+    assert [(line.item_id, line.quantity) for line in request.lines] == [
+        (requested[0].item_id, requested[0].quantity)
+    ]
+    # Asked once per supply: a second pass finds nothing new.
+    assert consult.request_due_refills(db, today=TODAY, lead_days=5, actor=None) == []
+    assert db.query(NeedRequest).count() == 1

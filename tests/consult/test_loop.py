@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
+from relieflink.config import get_settings
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import ConsultationClose, PrescriptionCreate
 from relieflink.errors import Conflict, Forbidden, Invalid
-from relieflink.models import Item, NeedRequest, RequestSource, User
+from relieflink.models import Allocation, Item, NeedRequest, OrgKind, RequestSource, User, Warehouse
+from relieflink.needs import allocation
+from relieflink.needs import service as needs
+from relieflink.stock import service as stock
 from tests.consult.factories import make_consultation, make_doctor, make_household_with_resident
+from tests.factories import make_org
 
 
 def seeded_medicines(db: Session) -> list[Item]:
@@ -81,10 +87,59 @@ def test_closed_consultation_with_prescription_carries_the_medical_request(db: S
         consult.attach_request(db, prescription, request_id=request.id + 1)
 
 
-@pytest.mark.skip(reason="waits for dispatch (issue 6)")
-def test_after_dispatch_and_delivery_the_consultation_shows_the_delivery() -> None:
-    """Close with a prescription → needs request → allocation → dispatch → delivered; then
-    GET /consultations/{id} shows the delivery (status, time, proof). Needs issues 5 and 6."""
+def test_after_allocation_and_delivery_the_consultation_shows_the_delivery(db: Session) -> None:
+    """Close with a prescription → medical request → allocation reserves the medicine →
+    delivered (the rule a courier's ``delivered`` event applies) → the consultation shows it."""
+    medicines = seeded_medicines(db)
+    rx_only = next(i for i in medicines if i.prescription_only)
+    consultation_id, doctor, _ = open_consultation(db)
+    closed = consult.close_consultation(
+        db,
+        consultation_id,
+        ConsultationClose.model_validate(
+            {
+                "notes": "refill",
+                "outcome": "prescription",
+                "prescription": {"lines": [{"item_id": rx_only.id, "quantity": 2}]},
+            }
+        ),
+        actor=doctor,
+    )
+    donor, ngo = make_org(db, kind=OrgKind.donor), make_org(db)
+    warehouse = Warehouse(
+        code="W-RX",
+        name="Pharmacy",
+        name_zh="药房",
+        owner_id=ngo.id,
+        lat=31.2,
+        lon=121.4,
+        daily_outbound_kg=1000,
+    )
+    db.add(warehouse)
+    db.flush()
+    stock.receive_lot(
+        db,
+        warehouse_id=warehouse.id,
+        item_id=rx_only.id,
+        quantity=5,
+        donor_org_id=donor.id,
+        actor=None,
+    )
+    pending = consult.to_read(db, closed).prescription
+    assert pending is not None and pending.delivery is not None
+    assert (pending.delivery.request_status, pending.delivery.units_delivered) == ("open", 0)
+
+    today = get_settings().today()
+    run = allocation.run_allocation(db, actor=None, today=today)
+    assert run.units_allocated == 2  # the medical class is served first
+    for allocated in db.scalars(select(Allocation)):
+        needs.deliver_allocation(db, allocated.id, delivery_ref="parcel-rx", actor=None)
+    db.commit()
+    view = consult.to_read(db, closed).prescription
+    assert view is not None and view.delivery is not None
+    assert view.delivery.request_status == "delivered"
+    assert view.delivery.units_delivered == 2
+    assert view.delivery.delivered_at is not None
 
 
 def test_prescription_needs_a_real_item_and_the_assigned_doctor(db: Session) -> None:

@@ -156,11 +156,16 @@ def staffing(
 def due_refills(
     lead_days: Annotated[int, typer.Option(min=0, max=60)] = 5,
     today: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today)")] = None,
+    create: Annotated[bool, typer.Option(help="turn each into a medical request")] = False,
 ) -> None:
-    """Registered chronic patients whose medicine runs out within --lead-days."""
+    """Registered chronic patients whose medicine runs out within --lead-days (and, with
+    --create, a medical request for each, so the refill arrives before it runs out)."""
     day = date.fromisoformat(today) if today else date.today()
     with transaction() as session:
-        due = consult.due_refills(session, today=day, lead_days=lead_days)
+        if create:
+            due = consult.request_due_refills(session, today=day, lead_days=lead_days, actor=None)
+        else:
+            due = consult.due_refills(session, today=day, lead_days=lead_days)
     table = Table(title=f"refills due by {day.isoformat()} + {lead_days} days")
     for column in ("patient", "household", "member", "item", "packs", "supply until", "days left"):
         table.add_column(column)

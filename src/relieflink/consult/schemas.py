@@ -86,6 +86,14 @@ class PrescriptionLineRead(ReadModel):
     instructions: str | None
 
 
+class PrescriptionDelivery(ReadModel):
+    """The medicine's journey: the medical request's status, units delivered, when."""
+
+    request_status: str
+    units_delivered: int
+    delivered_at: datetime | None
+
+
 class PrescriptionRead(ReadModel):
     id: int
     consultation_id: int
@@ -96,6 +104,7 @@ class PrescriptionRead(ReadModel):
     reason: str
     request_id: int | None
     lines: list[PrescriptionLineRead]
+    delivery: PrescriptionDelivery | None = None
 
 
 class ConsultationClose(StrictModel):

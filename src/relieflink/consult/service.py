@@ -26,6 +26,7 @@ from relieflink.consult.schemas import (
     ConsultationRead,
     DoctorShift,
     PrescriptionCreate,
+    PrescriptionDelivery,
     PrescriptionRead,
     QueueLevel,
     QueueSummary,
@@ -213,6 +214,13 @@ def to_read(session: Session, consultation: Consultation) -> ConsultationRead:
     prescription = repository.prescription_for(session, consultation.id)
     if prescription is not None:
         read.prescription = PrescriptionRead.model_validate(prescription)
+        if prescription.request_id is not None:
+            state = needs.delivery_state(session, prescription.request_id)
+            read.prescription.delivery = PrescriptionDelivery(
+                request_status=state.status,
+                units_delivered=state.units_delivered,
+                delivered_at=state.delivered_at,
+            )
     return read
 
 
@@ -678,6 +686,27 @@ def due_refills(
                 days_left=(p.supply_until - today).days,
             )
         )
+    return due
+
+
+def request_due_refills(
+    session: Session, *, today: date, lead_days: int, actor: User | None
+) -> list[RefillDue]:
+    """Turn every refill falling due into a medical request before the medicine runs out (one
+    per patient and supply: a second call finds nothing new). Returns what was requested."""
+    due = due_refills(session, today=today, lead_days=lead_days)
+    for refill in due:
+        request = needs.create_medical_request(
+            session,
+            household_id=refill.household_id,
+            items=[(refill.item_id, refill.quantity)],
+            actor=actor,
+            today=today,
+            note=f"chronic refill for {refill.member_label}: supply ends "
+            f"{refill.supply_until.isoformat()}",
+            medical_urgency=2 if refill.days_left <= 2 else 1,
+        )
+        mark_refill_requested(session, refill.patient_id, request_id=request.id)
     return due
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from relieflink.common import repository as common
@@ -59,6 +59,16 @@ def line_requests(session: Session, line_ids: Sequence[int]) -> dict[int, int]:
         select(RequestLine.id, RequestLine.request_id).where(RequestLine.id.in_(line_ids))
     ).all()
     return dict(rows)
+
+
+def delivered_totals(session: Session, request_id: int) -> tuple[int, datetime | None]:
+    """Units delivered to a request and when the last of them arrived."""
+    units, last = session.execute(
+        select(func.coalesce(func.sum(Allocation.quantity), 0), func.max(Allocation.closed_at))
+        .join(RequestLine, RequestLine.id == Allocation.line_id)
+        .where(RequestLine.request_id == request_id, Allocation.state == AllocationState.delivered)
+    ).one()
+    return int(units), last
 
 
 def has_reserved_allocations(session: Session, request_id: int) -> bool:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -409,6 +410,22 @@ def return_allocations(
             detail={"reason": reason},
         )
     return list(requests.values())
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """Where a request stands: its status, the units delivered so far and when the last came."""
+
+    status: RequestStatus
+    units_delivered: int
+    delivered_at: datetime | None
+
+
+def delivery_state(session: Session, request_id: int) -> DeliveryState:
+    """The delivery of one request, for the records that point at it (a prescription)."""
+    request = crud.require(session, NeedRequest, request_id, label="request")
+    units, last = repository.delivered_totals(session, request_id)
+    return DeliveryState(status=request.status, units_delivered=units, delivered_at=last)
 
 
 def _request_of(session: Session, allocation: Allocation) -> NeedRequest:
