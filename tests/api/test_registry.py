@@ -46,7 +46,9 @@ def test_community_create_read_update_list_and_audit(db: Session, client: TestCl
         == 0
     )
 
-    events = db.scalars(select(AuditEvent).where(AuditEvent.entity == "community")).all()
+    events = db.scalars(
+        select(AuditEvent).where(AuditEvent.entity == "community").order_by(AuditEvent.id)
+    ).all()
     assert [(e.action, e.entity_id) for e in events] == [("create", cid), ("update", cid)]
     assert events[1].detail == {"lockdown_status": ["sealed", "open"]}
 

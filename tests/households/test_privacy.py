@@ -40,9 +40,9 @@ def test_lists_never_carry_phones_and_reads_are_masked_and_audited(
     assert contact["phone"] == PHONE
 
     actions = db.scalars(
-        select(AuditEvent.action).where(
-            AuditEvent.entity == "household", AuditEvent.actor_id == coordinator.id
-        )
+        select(AuditEvent.action)
+        .where(AuditEvent.entity == "household", AuditEvent.actor_id == coordinator.id)
+        .order_by(AuditEvent.id)
     ).all()
     assert actions == ["create", "list", "read", "read_phone"]
 
