@@ -244,3 +244,18 @@ def test_a_recent_delivery_and_food_left_lower_the_priority(db: Session, city: d
     assert newest is not None and newest.id != first.id
     since = (later - first.closed_at.date()).days
     assert f"{since} days since the last delivery" in newest.reasons
+
+
+def test_asking_for_more_after_an_allocation_reopens_the_same_request(
+    db: Session, city: dict
+) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 1)
+    ask(db, city, "infant", ("KIT-FAMILY-FOOD", 1))
+    allocation.run_allocation(db, actor=None, today=TODAY)
+    request = db.scalars(select(NeedRequest)).one()
+    assert request.status == RequestStatus.allocated
+    ask(db, city, "infant", ("KIT-INFANT", 1))  # same period: merged, the request reopens
+    db.refresh(request)
+    assert db.scalar(select(func.count()).select_from(NeedRequest)) == 1
+    assert request.status == RequestStatus.open
+    assert sorted(line.allocated for line in request.lines) == [0, 1]

@@ -15,6 +15,7 @@ from relieflink.models import (
     Household,
     NeedRequest,
     RequestLine,
+    RequestSource,
     RequestStatus,
 )
 from relieflink.needs.schemas import RequestFilters
@@ -25,11 +26,13 @@ OPEN_STATES = (RequestStatus.open, RequestStatus.allocated)
 def open_requests_in_period(
     session: Session, household_id: int, period_start: date
 ) -> Sequence[NeedRequest]:
-    """Requests of a household in a ration period that may still take a merge."""
+    """Requests of a household in a ration period that may still take a merge (a doctor's
+    prescription is a request of its own and takes none)."""
     stmt = select(NeedRequest).where(
         NeedRequest.household_id == household_id,
         NeedRequest.period_start == period_start,
         NeedRequest.status.in_(OPEN_STATES),
+        NeedRequest.source != RequestSource.prescription,
     )
     return session.scalars(stmt.order_by(NeedRequest.id)).all()
 

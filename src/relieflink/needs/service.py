@@ -119,7 +119,9 @@ def add_request(
         for kit_id, item_id, quantity in lines:
             line = by_key.get((kit_id, item_id))
             if line is None:
-                request.lines.append(RequestLine(kit_id=kit_id, item_id=item_id, quantity=quantity))
+                request.lines.append(
+                    RequestLine(kit_id=kit_id, item_id=item_id, quantity=quantity, allocated=0)
+                )
             elif quantity > line.quantity:
                 line.quantity = quantity
         if any(line.allocated < line.quantity for line in request.lines):
@@ -135,7 +137,7 @@ def add_request(
             medical_urgency=medical_urgency,
             consultation_id=consultation_id,
             created_by_id=actor.id if actor else None,
-            lines=[RequestLine(kit_id=k, item_id=i, quantity=q) for k, i, q in lines],
+            lines=[RequestLine(kit_id=k, item_id=i, quantity=q, allocated=0) for k, i, q in lines],
         )
         session.add(request)
         merged = False
