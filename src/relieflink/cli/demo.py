@@ -51,12 +51,16 @@ def demo(
         f = summary["fifo"]["groups"][group]
         table.add_row(
             f"{group}: median hours / within 24 h",
-            f"{p['median_hours_to_delivery']} / {_pct(p['served_within_24h'])}",
-            f"{f['median_hours_to_delivery']} / {_pct(f['served_within_24h'])}",
+            f"{_hours(p['median_hours_to_delivery'])} / {_pct(p['served_within_24h'])}",
+            f"{_hours(f['median_hours_to_delivery'])} / {_pct(f['served_within_24h'])}",
         )
     console.print(table)
     console.print(f"ledger reconciled: {summary['ledger_reconciled']}")
     console.print(f"report: {result.report}\nsummary: {out / 'summary.json'}")
+
+
+def _hours(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.1f}"
 
 
 def _pct(value: float | None) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class SimAssumptions:
     # Donated kits arriving each morning, as a share of the packs households are entitled to
     # per day. Below 1 on purpose: stock is scarce, so the allocation policy matters.
-    supply_ratio: float = 0.45
+    supply_ratio: float = 0.7
     # Warehouses' daily outbound capacity, as a multiple of the city generator's figure, so that
     # stock (who gets the scarce packs) rather than loading docks is what the demo is about.
     outbound_capacity_factor: float = 6.0
