@@ -24,8 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy.orm import Session
+
+from _db import fresh_database as shared_fresh_database
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "bulk_import.json"
 HOUSEHOLDS_AT_FULL_SCALE = 10_726_539
@@ -33,17 +35,7 @@ PREREQUISITES = ("organizations", "districts", "communities")
 
 
 def fresh_database(kind: str, workdir: Path, name: str) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{workdir / (name + '.db')}"
-    admin = os.environ.get(
-        "BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return admin.rsplit("/", 1)[0] + f"/{name}"
+    return shared_fresh_database(kind, name, workdir)
 
 
 def prepare(url: str, city: Path) -> None:

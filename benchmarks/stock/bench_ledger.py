@@ -31,22 +31,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from _db import fresh_database as shared_fresh_database
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def fresh_database(name: str) -> str:
-    admin = os.environ.get(
-        "BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return admin.rsplit("/", 1)[0] + f"/{name}"
+    return shared_fresh_database("postgresql", name)
 
 
 def seed(session: Session, warehouses: int, items: int) -> tuple[list[int], list[int], list[int]]:

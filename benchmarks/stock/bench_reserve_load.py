@@ -37,25 +37,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from _db import fresh_database as shared_fresh_database
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 PASSWORD = "load test password 1"
 
 
 def fresh_url(backend: str, name: str, workdir: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{workdir / (name + '.db')}"
-    admin = os.environ.get(
-        "BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return admin.rsplit("/", 1)[0] + f"/{name}"
+    return shared_fresh_database(backend, name, workdir)
 
 
 def seed(url: str, warehouses: int, items: int, units: int) -> tuple[list[int], list[int], int]:
