@@ -598,7 +598,6 @@ def _record(
     columns = np.asarray(problem.demands.item)
     line_idx, w_idx, units = result.shipments()
     level = result.group_level
-    item = result.allocated  # for the "got" of each line
     rows: list[dict[str, Any]] = []
     reservations: list[Reservation] = []
     added: dict[int, int] = defaultdict(int)
@@ -636,7 +635,7 @@ def _record(
                 "reasons": _reason_text(
                     klass,
                     _reasons(policy, lines, i, words),
-                    int(item[i]),
+                    int(result.allocated[i]),
                     int(lines.demand[i]),
                     group_level,
                     int(result.limit[i]),
