@@ -128,7 +128,7 @@ def test_pledge_to_doorstep_and_the_ledger_reconciles(db: Session, client: TestC
 
     # The failed pack went back on the shelf and its request is open again, carried over.
     failed = db.scalars(select(NeedRequest).where(NeedRequest.household_id == unlucky)).one()
-    # (needs.return_allocation counts one carry-over per allocation: two lines, two.)
+    # One carry-over for the failed parcel, however many lines it had.
     assert failed.status == RequestStatus.open and failed.carried_over == 1
     assert all(line.allocated == 0 for line in failed.lines)
     returned = db.scalars(
