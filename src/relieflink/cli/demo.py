@@ -21,7 +21,8 @@ def demo(
         Path, typer.Option(help="folder for the database, the city and the report")
     ] = Path("relieflink-report"),
 ) -> None:
-    """Generate a synthetic city, load it into a fresh SQLite database and summarise it."""
+    """Simulate relief days on a synthetic city: the priority policy against first come, first
+    served, with a report."""
     if not 0 < scale <= 1:
         console.print("[bold red]error:[/] --scale must be in (0, 1]")
         raise typer.Exit(code=2)

@@ -37,8 +37,11 @@ def allocate(
         Path | None, typer.Option(help="a ration policy YAML (default: configured)")
     ] = None,
 ) -> None:
-    """Allocate available stock to open requests: medical first, then infants and mothers,
-    other vulnerable people, everyone; fair shares within each class."""
+    """Allocate available stock to open requests, the most vulnerable first, fairly.
+
+    Classes are served strictly (medical, infants and mothers, other vulnerable people,
+    everyone); within a class nobody gets a second pack while someone eligible has none.
+    """
     with transaction() as session:
         chosen = load_policy(policy) if policy else None
         with console.status("allocating…") as status:
