@@ -21,8 +21,10 @@ def demo(
         Path, typer.Option(help="folder for the database, the city and the report")
     ] = Path("relieflink-report"),
 ) -> None:
-    """Simulate relief days on a synthetic city: the priority policy against first come, first
-    served, with a report."""
+    """Simulate relief days on a synthetic city: priority policy against first come, first served.
+
+    Writes an offline HTML report and summary.json.
+    """
     if not 0 < scale <= 1:
         console.print("[bold red]error:[/] --scale must be in (0, 1]")
         raise typer.Exit(code=2)
