@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from relieflink.api.deps import CurrentUser, SessionDep
-from relieflink.api.routes.stock import Credentials, write_transaction
+from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common.schemas import Page
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import (
@@ -28,7 +27,7 @@ from relieflink.donations.schemas import (
     WebhookIn,
     WebhookRead,
 )
-from relieflink.models import Pledge
+from relieflink.models import Pledge, User
 from relieflink.stock import exports
 from relieflink.users import access
 
@@ -47,11 +46,11 @@ def _pledge_read(session: Session, pledge: Pledge) -> PledgeRead:
 
 
 @router.post("/programs", response_model=ProgramRead, status_code=status.HTTP_201_CREATED)
-def create_program(data: ProgramCreate, request: Request, credentials: Credentials) -> ProgramRead:
+def create_program(
+    data: ProgramCreate, session: SessionDep, user: Annotated[User, require_role(access.STAFF)]
+) -> ProgramRead:
     """Create a relief program (coordinators and admins)."""
-    with write_transaction(request, credentials, access.EVERYONE) as (session, user):
-        access.ensure_role(user, access.STAFF)
-        return ProgramRead.model_validate(donations.create_program(session, data, actor=user))
+    return ProgramRead.model_validate(donations.create_program(session, data, actor=user))
 
 
 @router.get("/programs", response_model=list[ProgramRead])
@@ -68,11 +67,13 @@ def program_iati(program_id: int, session: SessionDep, user: CurrentUser) -> Res
 
 
 @router.post("/pledges", response_model=PledgeRead, status_code=status.HTTP_201_CREATED)
-def create_pledge(data: PledgeCreate, request: Request, credentials: Credentials) -> PledgeRead:
+def create_pledge(
+    data: PledgeCreate,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.PLEDGE_WRITERS)],
+) -> PledgeRead:
     """Record a pledge (a donor for its own organization; staff for any)."""
-    with write_transaction(request, credentials, access.EVERYONE) as (session, user):
-        access.ensure_role(user, access.PLEDGE_WRITERS)
-        return _pledge_read(session, donations.create_pledge(session, data, actor=user))
+    return _pledge_read(session, donations.create_pledge(session, data, actor=user))
 
 
 @router.get("/pledges", response_model=Page[PledgeRead])
@@ -98,15 +99,14 @@ def read_pledge(pledge_id: int, session: SessionDep, user: CurrentUser) -> Pledg
 
 @router.post("/pledges/{pledge_id}/status", response_model=PledgeRead)
 def change_pledge_status(
-    pledge_id: int, data: StatusChangeIn, request: Request, credentials: Credentials
+    pledge_id: int,
+    data: StatusChangeIn,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.PLEDGE_READERS)],
 ) -> PledgeRead:
     """Confirm, cancel or close a pledge (recorded, posted to its thread, sent to webhooks)."""
-    with write_transaction(request, credentials, access.EVERYONE) as (session, user):
-        access.ensure_role(user, access.PLEDGE_READERS)
-        pledge = donations.change_status(
-            session, pledge_id, data.status, actor=user, note=data.note
-        )
-        return _pledge_read(session, pledge)
+    pledge = donations.change_status(session, pledge_id, data.status, actor=user, note=data.note)
+    return _pledge_read(session, pledge)
 
 
 @router.get("/pledges/{pledge_id}/discrepancies", response_model=list[DiscrepancyRead])
@@ -126,37 +126,40 @@ def _thread(kind: str, id_: int) -> str:
 
 @router.get("/pledges/{pledge_id}/messages", response_model=list[MessageRead])
 def read_pledge_thread(
-    pledge_id: int, request: Request, credentials: Credentials, after_id: int = 0
+    pledge_id: int,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.PLEDGE_READERS)],
+    after_id: int = 0,
 ) -> list[MessageRead]:
     """The pledge's thread (marks what is returned as read)."""
-    with write_transaction(request, credentials, access.EVERYONE) as (session, user):
-        access.ensure_role(user, access.PLEDGE_READERS)
-        messages = donations.read_thread(session, _thread("pledge", pledge_id), actor=user,
-                                         after_id=after_id)  # fmt: skip
-        return [MessageRead.model_validate(m) for m in messages]
+    messages = donations.read_thread(session, _thread("pledge", pledge_id), actor=user,
+                                     after_id=after_id)  # fmt: skip
+    return [MessageRead.model_validate(m) for m in messages]
 
 
 @router.post(
     "/pledges/{pledge_id}/messages", response_model=MessageRead, status_code=status.HTTP_201_CREATED
 )
 def post_pledge_message(
-    pledge_id: int, data: MessageIn, request: Request, credentials: Credentials
+    pledge_id: int,
+    data: MessageIn,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.PLEDGE_READERS)],
 ) -> MessageRead:
-    with write_transaction(request, credentials, access.EVERYONE) as (session, user):
-        access.ensure_role(user, access.PLEDGE_READERS)
-        message = donations.post_message(session, _thread("pledge", pledge_id), data, actor=user)
-        return MessageRead.model_validate(message)
+    message = donations.post_message(session, _thread("pledge", pledge_id), data, actor=user)
+    return MessageRead.model_validate(message)
 
 
 @router.get("/programs/{program_id}/messages", response_model=list[MessageRead])
 def read_program_thread(
-    program_id: int, request: Request, credentials: Credentials, after_id: int = 0
+    program_id: int,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.PLEDGE_READERS)],
+    after_id: int = 0,
 ) -> list[MessageRead]:
-    with write_transaction(request, credentials, access.EVERYONE) as (session, user):
-        access.ensure_role(user, access.PLEDGE_READERS)
-        messages = donations.read_thread(session, _thread("program", program_id), actor=user,
-                                         after_id=after_id)  # fmt: skip
-        return [MessageRead.model_validate(m) for m in messages]
+    messages = donations.read_thread(session, _thread("program", program_id), actor=user,
+                                     after_id=after_id)  # fmt: skip
+    return [MessageRead.model_validate(m) for m in messages]
 
 
 @router.post(
@@ -165,12 +168,13 @@ def read_program_thread(
     status_code=status.HTTP_201_CREATED,
 )
 def post_program_message(
-    program_id: int, data: MessageIn, request: Request, credentials: Credentials
+    program_id: int,
+    data: MessageIn,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.PLEDGE_READERS)],
 ) -> MessageRead:
-    with write_transaction(request, credentials, access.EVERYONE) as (session, user):
-        access.ensure_role(user, access.PLEDGE_READERS)
-        message = donations.post_message(session, _thread("program", program_id), data, actor=user)
-        return MessageRead.model_validate(message)
+    message = donations.post_message(session, _thread("program", program_id), data, actor=user)
+    return MessageRead.model_validate(message)
 
 
 @router.get("/messages/unread", response_model=list[UnreadRead])
@@ -183,10 +187,11 @@ def unread(session: SessionDep, user: CurrentUser) -> list[UnreadRead]:
 
 @router.put("/organizations/{organization_id}/webhook", response_model=WebhookRead)
 def set_webhook(
-    organization_id: int, data: WebhookIn, request: Request, credentials: Credentials
+    organization_id: int,
+    data: WebhookIn,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.PLEDGE_READERS)],
 ) -> WebhookRead:
     """Where this organization's pledge events are POSTed, signed with HMAC-SHA256."""
-    with write_transaction(request, credentials, access.EVERYONE) as (session, user):
-        access.ensure_role(user, access.PLEDGE_READERS)
-        hook = donations.set_webhook(session, organization_id, data, actor=user)
-        return WebhookRead.model_validate(hook)
+    hook = donations.set_webhook(session, organization_id, data, actor=user)
+    return WebhookRead.model_validate(hook)

@@ -1,27 +1,22 @@
 """The stock ledger: receipts, reservations, releases, issues, returns, adjustments, transfers,
 kit assembly, stock reports, traces and the HXL export.
 
-Writes run in a session whose transaction takes SQLite's write lock first (``BEGIN IMMEDIATE``,
-before the token is even resolved), so concurrent reservations queue instead of failing; on
-PostgreSQL the services lock the balance rows they change.
+Writes use the request session, which on SQLite takes the write lock first, so concurrent
+reservations queue instead of failing; on PostgreSQL the services lock the balance rows they
+change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import PlainTextResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
-from relieflink.api.deps import CurrentUser, SessionDep, request_token
+from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common.schemas import Page
-from relieflink.db import get_sessionmaker
 from relieflink.donations import service as donations
-from relieflink.errors import Forbidden, Unauthorized
+from relieflink.errors import Forbidden
 from relieflink.models import Role, User
 from relieflink.stock import exports
 from relieflink.stock import service as stock
@@ -47,42 +42,8 @@ from relieflink.stock.schemas import (
     TransferRead,
 )
 from relieflink.users import access
-from relieflink.users import service as users
 
 router = APIRouter(prefix="/stock", tags=["stock"])
-_bearer = HTTPBearer(auto_error=False)
-
-
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
-@contextmanager
-def write_transaction(
-    request: Request, credentials: HTTPAuthorizationCredentials | None, roles: frozenset[Role]
-) -> Iterator[tuple[Session, User]]:
-    """The transaction of a write request, run entirely in the route's worker thread.
-
-    It takes SQLite's write lock first (``BEGIN IMMEDIATE``, before the token is resolved), and
-    commits before the route returns. Nothing here waits for the event loop while holding a lock
-    or a pooled connection: the idempotency middleware does database work on the event loop, so
-    a commit left to a dependency teardown (which the loop schedules) could wait for a loop that
-    is itself waiting for this lock (SQLite) or for a pool connection (PostgreSQL).
-    """
-    session = get_sessionmaker()()
-    try:
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-        token = request_token(request, credentials)
-        user = users.resolve_token(session, token) if token else None
-        if user is None:
-            raise Unauthorized("sign in first: the token is missing, expired or revoked")
-        access.ensure_role(user, roles)
-        yield session, user
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 class ReceiptPost(ReceiveIn):
@@ -90,117 +51,121 @@ class ReceiptPost(ReceiveIn):
 
 
 @router.post("/receipts", response_model=ReceiptRead, status_code=status.HTTP_201_CREATED)
-def post_receipt(data: ReceiptPost, request: Request, credentials: Credentials) -> ReceiptRead:
+def post_receipt(
+    data: ReceiptPost,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.STOCK_WRITERS)],
+) -> ReceiptRead:
     """Receive goods: a lot per line; against a pledge, discrepancies go to its thread."""
-    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
-        receipt = stock.receive(
-            session, ReceiveIn(**data.model_dump(exclude={"final"})), actor=user
-        )
-        donations.settle_receipt(session, receipt_id=receipt.id, final=data.final, actor=user)
-        lots = stock.receipt_lots(session, receipt.id)
-        return ReceiptRead(
-            id=receipt.id,
-            warehouse_id=receipt.warehouse_id,
-            pledge_id=receipt.pledge_id,
-            donor_org_id=receipt.donor_org_id,
-            received_at=receipt.received_at,
-            lots=[LotRead.model_validate(lot) for lot in lots],
-        )
+    receipt = stock.receive(session, ReceiveIn(**data.model_dump(exclude={"final"})), actor=user)
+    donations.settle_receipt(session, receipt_id=receipt.id, final=data.final, actor=user)
+    lots = stock.receipt_lots(session, receipt.id)
+    return ReceiptRead(
+        id=receipt.id,
+        warehouse_id=receipt.warehouse_id,
+        pledge_id=receipt.pledge_id,
+        donor_org_id=receipt.donor_org_id,
+        received_at=receipt.received_at,
+        lots=[LotRead.model_validate(lot) for lot in lots],
+    )
 
 
 @router.post(
     "/reservations", response_model=list[MovementRead], status_code=status.HTTP_201_CREATED
 )
 def post_reservation(
-    data: ReserveIn, request: Request, credentials: Credentials
+    data: ReserveIn, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
 ) -> list[MovementRead]:
     """Reserve FEFO for a reference (409 when not enough is available)."""
-    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
-        moves = stock.reserve(
-            session,
-            warehouse_id=data.warehouse_id,
-            item_id=data.item_id,
-            kit_id=data.kit_id,
-            quantity=data.quantity,
-            reference=data.reference,
-            actor=user,
-        )
-        return [MovementRead.model_validate(m) for m in moves]
+    moves = stock.reserve(
+        session,
+        warehouse_id=data.warehouse_id,
+        item_id=data.item_id,
+        kit_id=data.kit_id,
+        quantity=data.quantity,
+        reference=data.reference,
+        actor=user,
+    )
+    return [MovementRead.model_validate(m) for m in moves]
 
 
 @router.post("/releases", response_model=list[MovementRead])
-def post_release(data: ReleaseIn, request: Request, credentials: Credentials) -> list[MovementRead]:
+def post_release(
+    data: ReleaseIn, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
+) -> list[MovementRead]:
     """Release what a reference holds (all of it, or a quantity)."""
-    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
-        moves = stock.release(session, reference=data.reference, quantity=data.quantity, actor=user)
-        return [MovementRead.model_validate(m) for m in moves]
+    moves = stock.release(session, reference=data.reference, quantity=data.quantity, actor=user)
+    return [MovementRead.model_validate(m) for m in moves]
 
 
 @router.post("/issues", response_model=list[MovementRead], status_code=status.HTTP_201_CREATED)
-def post_issue(data: IssueIn, request: Request, credentials: Credentials) -> list[MovementRead]:
+def post_issue(
+    data: IssueIn, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
+) -> list[MovementRead]:
     """Issue reserved stock of a reference to a delivery (never from expired lots)."""
-    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
-        moves = stock.issue(
-            session,
-            reference=data.reference,
-            quantity=data.quantity,
-            delivery_ref=data.delivery_ref,
-            actor=user,
-        )
-        return [MovementRead.model_validate(m) for m in moves]
+    moves = stock.issue(
+        session,
+        reference=data.reference,
+        quantity=data.quantity,
+        delivery_ref=data.delivery_ref,
+        actor=user,
+    )
+    return [MovementRead.model_validate(m) for m in moves]
 
 
 @router.post("/returns", response_model=list[MovementRead], status_code=status.HTTP_201_CREATED)
-def post_return(data: ReturnIn, request: Request, credentials: Credentials) -> list[MovementRead]:
+def post_return(
+    data: ReturnIn, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
+) -> list[MovementRead]:
     """Put back issued units of a reference into their lots."""
-    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
-        moves = stock.return_stock(
-            session, reference=data.reference, quantity=data.quantity, actor=user, note=data.note
-        )
-        return [MovementRead.model_validate(m) for m in moves]
+    moves = stock.return_stock(
+        session, reference=data.reference, quantity=data.quantity, actor=user, note=data.note
+    )
+    return [MovementRead.model_validate(m) for m in moves]
 
 
 @router.post("/adjustments", response_model=MovementRead, status_code=status.HTTP_201_CREATED)
-def post_adjustment(data: AdjustIn, request: Request, credentials: Credentials) -> MovementRead:
+def post_adjustment(
+    data: AdjustIn, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
+) -> MovementRead:
     """Damage, expiry write-off or count correction of one lot (a reason is required)."""
-    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
-        move = stock.adjust(
-            session,
-            warehouse_id=data.warehouse_id,
-            lot_id=data.lot_id,
-            delta=data.delta,
-            reason=data.reason,
-            note=data.note,
-            actor=user,
-        )
-        return MovementRead.model_validate(move)
+    move = stock.adjust(
+        session,
+        warehouse_id=data.warehouse_id,
+        lot_id=data.lot_id,
+        delta=data.delta,
+        reason=data.reason,
+        note=data.note,
+        actor=user,
+    )
+    return MovementRead.model_validate(move)
 
 
 @router.post("/transfers", response_model=TransferRead, status_code=status.HTTP_201_CREATED)
-def post_transfer(data: TransferIn, request: Request, credentials: Credentials) -> TransferRead:
+def post_transfer(
+    data: TransferIn, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
+) -> TransferRead:
     """Ship stock to another warehouse; it is in transit until received."""
-    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
-        shipment = stock.transfer(
-            session,
-            from_warehouse_id=data.from_warehouse_id,
-            to_warehouse_id=data.to_warehouse_id,
-            lines=[stock.TransferLine(**line.model_dump()) for line in data.lines],
-            pledge_id=data.pledge_id,
-            note=data.note,
-            actor=user,
-        )
-        return TransferRead.model_validate(shipment)
+    shipment = stock.transfer(
+        session,
+        from_warehouse_id=data.from_warehouse_id,
+        to_warehouse_id=data.to_warehouse_id,
+        lines=[stock.TransferLine(**line.model_dump()) for line in data.lines],
+        pledge_id=data.pledge_id,
+        note=data.note,
+        actor=user,
+    )
+    return TransferRead.model_validate(shipment)
 
 
 @router.post("/transfers/{transfer_id}/receive", response_model=TransferRead)
 def post_transfer_receipt(
-    transfer_id: int, request: Request, credentials: Credentials
+    transfer_id: int, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
 ) -> TransferRead:
     """Receive a shipment in full at its destination."""
-    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
-        return TransferRead.model_validate(
-            stock.receive_transfer(session, transfer_id=transfer_id, actor=user)
-        )
+    return TransferRead.model_validate(
+        stock.receive_transfer(session, transfer_id=transfer_id, actor=user)
+    )
 
 
 @router.get("/transfers/{transfer_id}/declaration", response_model=None)
@@ -219,14 +184,15 @@ def get_gift_declaration(
 
 
 @router.post("/assemblies", response_model=LotRead, status_code=status.HTTP_201_CREATED)
-def post_assembly(data: AssembleIn, request: Request, credentials: Credentials) -> LotRead:
+def post_assembly(
+    data: AssembleIn, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
+) -> LotRead:
     """Build kits from component lots (FEFO); the kit lot keeps every donor's share."""
-    with write_transaction(request, credentials, access.STOCK_WRITERS) as (session, user):
-        lot = stock.assemble_kits(
-            session, warehouse_id=data.warehouse_id, kit_id=data.kit_id, quantity=data.quantity,
-            actor=user,
-        )  # fmt: skip
-        return LotRead.model_validate(lot)
+    lot = stock.assemble_kits(
+        session, warehouse_id=data.warehouse_id, kit_id=data.kit_id, quantity=data.quantity,
+        actor=user,
+    )  # fmt: skip
+    return LotRead.model_validate(lot)
 
 
 @router.get("/movements", response_model=Page[MovementRead])
