@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from relieflink.common import repository as common
@@ -26,6 +26,10 @@ def filtered(filters: HouseholdFilters) -> Select[Household]:
     if filters.q:
         stmt = stmt.where(Household.code.ilike(f"%{filters.q}%"))
     return stmt
+
+
+def count(session: Session, stmt: Select[Household]) -> int:
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
 
 def page(

@@ -80,6 +80,13 @@ def list_households(
     return rows, total
 
 
+def count_households(session: Session, filters: HouseholdFilters, *, actor: User) -> int:
+    """How many households the actor may see match ``filters`` (a total, no personal data:
+    not an audited read)."""
+    stmt = access.scope_households(repository.filtered(filters), actor)
+    return repository.count(session, stmt)
+
+
 def _ensure_may_write_in(session: Session, actor: User, community_id: int) -> None:
     access.ensure_role(actor, access.HOUSEHOLD_WRITERS)
     community = places.get_community(session, community_id)
