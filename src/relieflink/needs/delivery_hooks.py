@@ -20,6 +20,7 @@ from relieflink.models import (
     RequestLine,
     RequestStatus,
 )
+from relieflink.needs import repository
 
 __all__ = ["close_delivered", "mark_dispatched"]
 
@@ -73,24 +74,4 @@ def close_delivered(session: Session, *, parcel_id: int) -> list[int]:
         .join(ParcelLine, ParcelLine.request_line_id == RequestLine.id)
         .where(ParcelLine.parcel_id == parcel_id)
     )
-    reserved_left = (
-        select(Allocation.id)
-        .join(RequestLine, RequestLine.id == Allocation.line_id)
-        .where(
-            RequestLine.request_id == NeedRequest.id,
-            Allocation.state == AllocationState.reserved,
-        )
-        .exists()
-    )
-    closed = session.scalars(
-        update(NeedRequest)
-        .where(
-            NeedRequest.id.in_(request_ids),
-            NeedRequest.status.in_([RequestStatus.allocated, RequestStatus.dispatched]),
-            ~reserved_left,
-        )
-        .values(status=RequestStatus.delivered)
-        .returning(NeedRequest.id)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(closed)
+    return repository.close_fully_delivered(session, request_ids)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from relieflink.common import repository as common
@@ -56,14 +57,6 @@ def page(
     return common.page(session, stmt, offset=offset, limit=limit, order_by=NeedRequest.id)
 
 
-def line_requests(session: Session, line_ids: Sequence[int]) -> dict[int, int]:
-    """request id of each line id."""
-    rows = session.execute(
-        select(RequestLine.id, RequestLine.request_id).where(RequestLine.id.in_(line_ids))
-    ).all()
-    return dict(rows)
-
-
 def delivered_totals(session: Session, request_id: int) -> tuple[int, datetime | None]:
     """Units delivered to a request and when the last of them arrived."""
     units, last = session.execute(
@@ -74,12 +67,28 @@ def delivered_totals(session: Session, request_id: int) -> tuple[int, datetime |
     return int(units), last
 
 
-def has_reserved_allocations(session: Session, request_id: int) -> bool:
-    """Whether any allocation of the request's lines still waits for delivery."""
-    stmt = (
+def close_fully_delivered(session: Session, request_ids: Any) -> list[int]:
+    """Requests among ``request_ids`` (ids or a subquery) that were allocated or dispatched and
+    have nothing left reserved become ``delivered``; returns their ids. The one place this rule
+    lives: a single delivery and a courier's parcel event both call it."""
+    reserved_left = (
         select(Allocation.id)
         .join(RequestLine, RequestLine.id == Allocation.line_id)
-        .where(RequestLine.request_id == request_id, Allocation.state == AllocationState.reserved)
-        .limit(1)
+        .where(
+            RequestLine.request_id == NeedRequest.id,
+            Allocation.state == AllocationState.reserved,
+        )
+        .exists()
     )
-    return session.execute(stmt).first() is not None
+    closed = session.scalars(
+        update(NeedRequest)
+        .where(
+            NeedRequest.id.in_(request_ids),
+            NeedRequest.status.in_([RequestStatus.allocated, RequestStatus.dispatched]),
+            ~reserved_left,
+        )
+        .values(status=RequestStatus.delivered)
+        .returning(NeedRequest.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(closed)

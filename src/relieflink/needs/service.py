@@ -353,11 +353,8 @@ def deliver_allocation(
     allocation.state = AllocationState.delivered
     allocation.closed_at = utcnow()
     session.flush()
-    if request.status in (
-        RequestStatus.allocated,
-        RequestStatus.dispatched,
-    ) and not repository.has_reserved_allocations(session, request.id):
-        request.status = RequestStatus.delivered
+    if repository.close_fully_delivered(session, [request.id]):
+        session.refresh(request)
     audit.record(
         session,
         actor=actor,
