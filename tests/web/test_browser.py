@@ -8,165 +8,42 @@ pages are checked as they work offline (vendored scripts, the map on its plain b
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.models import Household, LockdownStatus, OrgKind, Role, User
+from relieflink.models import Household
 from relieflink.places import service as places
-from relieflink.places.schemas import WarehouseCreate
 from tests.factories import (
     PASSWORD,
-    make_community,
-    make_district,
-    make_household,
-    make_org,
-    make_user,
+)
+from tests.web.browser_kit import (
+    BROWSER_MARKS,
+    PHONE,
+    WIDE,
+    fits,
+    new_context,
+    shot,
+    sign_in,
+    small_city,
+    sync_api,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WIDE = {"width": 1280, "height": 900}
-PHONE = {"width": 360, "height": 740}
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; "
-        ".ci/run installs it)",
-    ),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(engine: object) -> Iterator[str]:
-    """The real application under uvicorn on a free loopback port, on the test database."""
-    from relieflink.app import create_app
-
-    port = _free_port()
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _context(browser: object, base_url: str, *, locale: str, viewport: dict[str, int]) -> object:
-    context = browser.new_context(  # type: ignore[attr-defined]
-        base_url=base_url, locale=locale, viewport=viewport
-    )
-    # Offline: nothing but our own server answers.
-    context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
-    return context
-
-
-def _sign_in(page: object, user: User) -> None:
-    page.goto("/sign-in")  # type: ignore[attr-defined]
-    page.fill("#username", user.username)  # type: ignore[attr-defined]
-    page.fill("#password", PASSWORD)  # type: ignore[attr-defined]
-    page.click("form.stack button[type=submit]")  # type: ignore[attr-defined]
-    page.wait_for_url(re.compile(r"/dashboard$"))  # type: ignore[attr-defined]
-
-
-def _shot(page: object, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    return path
-
-
-def _fits(page: object, width: int) -> None:
-    """Nothing makes the page wider than the screen (tables scroll inside their own box)."""
-    # Measure the laid-out page: styles, fonts and the map's tiles loaded (a busy machine is slow).
-    page.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
-    page.evaluate("document.fonts.ready.then(() => true)")  # type: ignore[attr-defined]
-    scroll_width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
-    assert scroll_width <= width, f"the page is {scroll_width} px wide on a {width} px screen"
-
-
-def _city(db: Session) -> User:
-    """A small district: communities in each lockdown status, a warehouse, some households."""
-    coordinator = make_user(db, Role.coordinator, full_name="Li Wei")
-    district = make_district(db, lat=31.23, lon=121.47)
-    spots = [
-        ("Sunny Garden", "阳光花园", 31.235, 121.455, LockdownStatus.open),
-        ("Riverside Court", "滨江苑", 31.228, 121.49, LockdownStatus.controlled),
-        ("Plum Blossom Lane", "梅花里", 31.242, 121.478, LockdownStatus.sealed),
-        ("Harbour View", "港景小区", 31.219, 121.468, LockdownStatus.sealed),
-    ]
-    communities = [
-        make_community(
-            db, district, name=n, name_zh=z, lat=lat, lon=lon, lockdown_status=s, households=120
-        )
-        for n, z, lat, lon, s in spots
-    ]
-    owner = make_org(db, OrgKind.ngo)
-    places.create_warehouse(
-        db,
-        WarehouseCreate(
-            code="WH1", name="North Hub", name_zh="北部仓库", owner_id=owner.id,
-            lat=31.25, lon=121.46, capacity_kg=50_000,
-        ),
-        actor=None,
-    )  # fmt: skip
-    for i, community in enumerate(communities * 2):
-        make_household(
-            db, community, actor=coordinator, size=2 + i % 4, infants=i % 2, elderly_80=i % 3 == 0
-        )
-    db.commit()
-    return coordinator
+pytestmark = BROWSER_MARKS
 
 
 def test_a_coordinator_signs_in_sees_the_map_and_uploads_a_file_with_a_bad_row(
     db: Session, server: str, browser: object
 ) -> None:
-    coordinator = _city(db)
+    coordinator = small_city(db)
     community_code = db.scalars(select(Household.community_id)).first()
     code = places.require_community(db, community_code).code if community_code else ""
 
-    context = _context(browser, server, locale="en-GB", viewport=WIDE)
+    context = new_context(browser, server, locale="en-GB", viewport=WIDE)
     page = context.new_page()  # type: ignore[attr-defined]
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    _sign_in(page, coordinator)
+    sign_in(page, coordinator)
 
     # The dashboard: counts and the map with every community and the warehouse.
     page.wait_for_selector("#map[data-points='5']", timeout=10_000)
@@ -174,13 +51,13 @@ def test_a_coordinator_signs_in_sees_the_map_and_uploads_a_file_with_a_bad_row(
     assert page.locator(".leaflet-overlay-pane canvas").count() == 1  # the communities
     assert page.locator(".wh-icon").count() == 1
     assert page.inner_text("[data-stat=communities]") == "4"
-    _shot(page, "dashboard-1280-en")
+    shot(page, "dashboard-1280-en")
 
     # Households: search narrows the table without a reload (htmx), the URL follows.
     page.click("nav.main-nav >> text=Households")
     page.wait_for_url(re.compile(r"/households$"))
     assert page.locator("#results tbody tr").count() == 8
-    _shot(page, "households-1280-en")
+    shot(page, "households-1280-en")
     first_code = page.inner_text("#results tbody tr >> nth=0 >> td >> nth=0")
     page.fill("#f-q", first_code)
     sync_api.expect(page.locator("#results tbody tr")).to_have_count(1)
@@ -214,7 +91,7 @@ def test_a_coordinator_signs_in_sees_the_map_and_uploads_a_file_with_a_bad_row(
     cells = page.locator("table.errors tbody tr >> nth=0 >> td").all_inner_texts()
     assert cells[:2] == ["3", "size"]
     assert "Nothing was imported." in page.inner_text("#import-result")
-    _shot(page, "import-error-1280-en")
+    shot(page, "import-error-1280-en")
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(Household)) == before
     assert not errors, errors
@@ -224,8 +101,8 @@ def test_a_coordinator_signs_in_sees_the_map_and_uploads_a_file_with_a_bad_row(
 def test_pages_in_chinese_on_a_phone_and_by_keyboard(
     db: Session, server: str, browser: object
 ) -> None:
-    coordinator = _city(db)
-    context = _context(browser, server, locale="zh-CN", viewport=PHONE)
+    coordinator = small_city(db)
+    context = new_context(browser, server, locale="zh-CN", viewport=PHONE)
     page = context.new_page()  # type: ignore[attr-defined]
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -248,29 +125,29 @@ def test_pages_in_chinese_on_a_phone_and_by_keyboard(
     assert page.locator(".skip-link").is_visible()
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"#main$"))  # the skip link moves to the main content
-    _fits(page, PHONE["width"])
-    _shot(page, "dashboard-360-zh")
+    fits(page, PHONE["width"])
+    shot(page, "dashboard-360-zh")
     page.goto("/households")
     assert page.inner_text("h1") == "住户"
-    _fits(page, PHONE["width"])
-    _shot(page, "households-360-zh")
+    fits(page, PHONE["width"])
+    shot(page, "households-360-zh")
 
     # The switch in the header: English on the phone, and Chinese again on a wide screen.
     page.click("nav.lang-switch >> text=English")
     page.wait_for_selector("html[lang=en]")
     assert page.inner_text("h1") == "Households"
-    _fits(page, PHONE["width"])
-    _shot(page, "households-360-en")
+    fits(page, PHONE["width"])
+    shot(page, "households-360-en")
     page.goto("/dashboard")
     page.wait_for_selector("#map[data-points='5']", timeout=10_000)
-    _fits(page, PHONE["width"])
-    _shot(page, "dashboard-360-en")
+    fits(page, PHONE["width"])
+    shot(page, "dashboard-360-en")
     page.set_viewport_size(WIDE)
     page.click("nav.lang-switch >> text=简体中文")
     page.wait_for_selector("html[lang=zh-CN]")
     page.wait_for_selector("#map[data-points='5']", timeout=10_000)
-    _shot(page, "dashboard-1280-zh")
+    shot(page, "dashboard-1280-zh")
     page.goto("/households")
-    _shot(page, "households-1280-zh")
+    shot(page, "households-1280-zh")
     assert not errors, errors
     context.close()  # type: ignore[attr-defined]
