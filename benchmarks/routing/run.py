@@ -78,43 +78,98 @@ class PeakMemory:
         self._t.join()
 
 
-def routes_cost(loaded: LoadedInstance, routes: list[list[int]]) -> float:
-    """Distance cost of VRPLIB-numbered routes (single depot 0) in the file's convention."""
+# A plan is a list of routes, each (vehicle type index, [stop indices]) of ``loaded.problem``:
+# the vehicle type carries the start/end depot, capacity, shift, duration limit and site
+# rules, so multi-depot and site-dependent plans are recomputed against the right depot.
+Plan = list[tuple[int, list[int]]]
+
+
+def _legs(loaded: LoadedInstance, seq: list[int], kind: str) -> tuple[Any, Any]:
     prov = loaded.provider
     assert prov is not None
-    total = 0
-    for r in routes:
-        seq = np.array([0, *r, 0])
-        total += int(np.diagonal(prov.distances(seq[:-1], seq[1:])).sum())
-    return total / loaded.cost_divisor
+    o, d = np.asarray(seq[:-1]), np.asarray(seq[1:])
+    dist = np.diagonal(prov.distances(o, d)).astype(np.int64)
+    dur = prov.durations(o, d, kind)
+    return dist, (dist if dur is None else np.diagonal(dur).astype(np.int64))
 
 
-def check_vrplib_routes(loaded: LoadedInstance, routes: list[list[int]]) -> str:
-    """Feasibility of VRPLIB-numbered routes: all clients once, capacity, time windows."""
+def evaluate(loaded: LoadedInstance, plan: Plan) -> tuple[float, str]:
+    """Cost (file convention) and feasibility of ``plan``, recomputed from the problem alone.
+
+    Feasibility: every client exactly once, fleet size per type, capacity, site rules, time
+    windows (service starts in the window, leaving the depot at its opening), return before
+    the depot closes / shift ends, maximum route duration (with the start delayed as far as
+    the windows allow, as PyVRP and the literature define duration) and maximum distance.
+    Returns ``"ok"`` or the first broken rule.
+    """
     p = loaded.problem
-    prov = loaded.provider
-    assert prov is not None
-    seen = sorted(c for r in routes for c in r)
-    if seen != list(range(1, len(p.stops) + 1)):
-        return "missing/duplicate clients"
-    cap = p.vehicle_types[0].capacity_g
-    for r in routes:
-        if sum(p.stops[c - 1].weight_g for c in r) > cap:
-            return "capacity"
-        t = p.depots[0].open_s
-        prev = 0
-        for c in r:
-            t += int(prov.distances(np.array([prev]), np.array([c]))[0, 0])
-            s = p.stops[c - 1]
-            t = max(t, s.tw_start)
-            if t > s.tw_end:
-                return "time window"
-            t += s.service_s
-            prev = c
-        t += int(prov.distances(np.array([prev]), np.array([0]))[0, 0])
-        if t > p.depots[0].close_s:
-            return "depot closing"
-    return "ok"
+    n_dep = len(p.depots)
+    seen = sorted(c for _, r in plan for c in r)
+    problems: list[str] = []
+    if seen != list(range(len(p.stops))):
+        problems.append("missing/duplicate clients")
+    used: dict[int, int] = {}
+    total = 0.0
+    for t, r in plan:
+        vt = p.vehicle_types[t]
+        used[t] = used.get(t, 0) + 1
+        sd, ed = p.depot_index[vt.start_depot], p.depot_index[vt.end]
+        seq = [sd, *(n_dep + c for c in r), ed]
+        dist, dur = _legs(loaded, seq, vt.kind.value)
+        distance = int(dist.sum())
+        total += vt.fixed_cost + vt.cost_per_km * distance / 1000
+        if sum(p.stops[c].weight_g for c in r) > vt.capacity_g:
+            problems.append("capacity")
+        if any(not p.stops[c].allows_vehicle(vt) for c in r):
+            problems.append("site rule")
+        if vt.max_distance_m is not None and distance > vt.max_distance_m:
+            problems.append("max distance")
+        # Forward pass from the earliest departure: time windows and return time.
+        t0 = max(vt.shift_start, p.depots[sd].open_s)
+        now = t0
+        for leg, c in enumerate(r):
+            s = p.stops[c]
+            now = max(now + int(dur[leg]), s.tw_start)
+            if now > s.tw_end:
+                problems.append("time window")
+                break
+            now += s.service_s
+        else:
+            now += int(dur[-1])
+            if now > min(vt.shift_end, p.depots[ed].close_s):
+                problems.append("depot closing")
+            # Latest departure that keeps every window: a backward pass.
+            latest = min(vt.shift_end, p.depots[ed].close_s) - int(dur[-1])
+            for leg in range(len(r) - 1, -1, -1):
+                s = p.stops[r[leg]]
+                latest = min(s.tw_end, latest - s.service_s) - int(dur[leg])
+            dep = max(t0, min(latest, p.depots[sd].close_s))
+            now = dep
+            for leg, c in enumerate(r):
+                s = p.stops[c]
+                now = max(now + int(dur[leg]), s.tw_start) + s.service_s
+            now += int(dur[-1])
+            if vt.max_duration_s is not None and now - dep > vt.max_duration_s:
+                problems.append("max duration")
+    if any(k > p.vehicle_types[t].count for t, k in used.items()):
+        problems.append("fleet size")
+    return total / loaded.cost_divisor, (problems[0] if problems else "ok")
+
+
+def read_sol_plan(loaded: LoadedInstance, sol: Path) -> Plan:
+    """The routes of a VRPLIB ``.sol`` file as a plan (route ``#k`` is file vehicle ``k-1``)."""
+    stop_of = {loaded.client_number(i): i for i in range(len(loaded.problem.stops))}
+    plan: Plan = []
+    k = 0
+    for line in sol.read_text().splitlines():
+        if not line.lower().startswith("route"):
+            continue
+        nums = [int(x) for x in line.split(":", 1)[1].split()]
+        if nums:
+            t = loaded.file_vehicles[k][0] if loaded.file_vehicles else 0
+            plan.append((t, [stop_of[x] for x in nums]))
+        k += 1
+    return plan
 
 
 def run_engine(loaded: LoadedInstance, tl: float, workers: int, seed: int) -> dict[str, Any]:
@@ -123,13 +178,14 @@ def run_engine(loaded: LoadedInstance, tl: float, workers: int, seed: int) -> di
             loaded.problem, time_limit=tl, seed=seed, executor=exe, provider=loaded.provider
         )
     violations = check_solution(loaded.problem, res, loaded.provider)
+    type_index = {vt.id: t for t, vt in enumerate(loaded.problem.vehicle_types)}
     out: dict[str, Any] = {
-        "routes": [[v.stop + 1 for v in r.visits] for r in res.routes],
+        "plan": [(type_index[r.vehicle_type], [v.stop for v in r.visits]) for r in res.routes],
         "checker_violations": len(violations),
         "unassigned": len(res.unassigned),
         "mode": res.stats.get("mode"),
         "first_feasible_s": res.stats.get("first_feasible_s"),
-        "engine_cost": res.cost(),
+        "engine_cost": res.cost() / loaded.cost_divisor,
     }
     return out
 
@@ -139,10 +195,28 @@ def run_pyvrp(path: Path, loaded: LoadedInstance, tl: float, seed: int) -> dict[
     from pyvrp.stop import MaxRuntime
 
     rf = {1: "round", 10: "dimacs"}[loaded.cost_divisor]
+    if loaded.file_vehicles or len(loaded.problem.depots) > 1:
+        rf = "exact"  # MDVRPTW/SDVRPTW/HFVRP: the ×1000 convention of their .sol files
     data = pyvrp.read(str(path), round_func=rf)
     res = pyvrp.solve(data, MaxRuntime(tl), seed=seed, collect_stats=False)
-    routes = [[a.idx + 1 for a in r if a.is_client()] for r in res.best.routes()]
-    return {"routes": routes, "pyvrp_feasible": bool(res.best.is_feasible())}
+    plan: Plan = []
+    for r in res.best.routes():
+        # PyVRP names a type after the file's vehicles in it ("3,4,5"): map back to ours.
+        first = int(data.vehicle_type(r.vehicle_type()).name.split(",")[0])
+        t = loaded.file_vehicles[first][0] if loaded.file_vehicles else 0
+        plan.append((t, [a.idx for a in r if a.is_client()]))
+    return {"plan": plan, "pyvrp_feasible": bool(res.best.is_feasible())}
+
+
+def _vehicles(loaded: LoadedInstance) -> list[int]:
+    """Vehicle type index per vehicle offered to OR-Tools and VROOM (capped per type)."""
+    p = loaded.problem
+    bound = _fleet_bound(loaded)
+    return [t for t, vt in enumerate(p.vehicle_types) for _ in range(min(vt.count, bound))]
+
+
+def _has_tw(loaded: LoadedInstance) -> bool:
+    return any(s.tw_end < 2**39 for s in loaded.problem.stops)
 
 
 def run_ortools(loaded: LoadedInstance, tl: float) -> dict[str, Any]:
@@ -151,63 +225,86 @@ def run_ortools(loaded: LoadedInstance, tl: float) -> dict[str, Any]:
     p = loaded.problem
     prov = loaded.provider
     assert prov is not None
-    n = len(p.stops) + 1
+    n_dep = len(p.depots)
+    n = n_dep + len(p.stops)
     idx = np.arange(n)
     dist = prov.distances(idx, idx)
-    n_veh = min(p.vehicle_types[0].count, _fleet_bound(loaded))
-    mgr = pywrapcp.RoutingIndexManager(n, n_veh, 0)
+    veh = _vehicles(loaded)
+    vts = [p.vehicle_types[t] for t in veh]
+    starts = [p.depot_index[vt.start_depot] for vt in vts]
+    ends = [p.depot_index[vt.end] for vt in vts]
+    mgr = pywrapcp.RoutingIndexManager(n, len(veh), starts, ends)
     model = pywrapcp.RoutingModel(mgr)
     dl = dist.tolist()
-    svc = [0] + [s.service_s for s in p.stops]
+    svc = [0] * n_dep + [s.service_s for s in p.stops]
 
     def d_cb(i: int, j: int) -> int:
         return int(dl[mgr.IndexToNode(i)][mgr.IndexToNode(j)])
 
     cb = model.RegisterTransitCallback(d_cb)
     model.SetArcCostEvaluatorOfAllVehicles(cb)
-    dem = [0] + [s.weight_g for s in p.stops]
+    dem = [0] * n_dep + [s.weight_g for s in p.stops]
     dcb = model.RegisterUnaryTransitCallback(lambda i: int(dem[mgr.IndexToNode(i)]))
-    model.AddDimensionWithVehicleCapacity(
-        dcb, 0, [p.vehicle_types[0].capacity_g] * n_veh, True, "load"
-    )
-    if any(s.tw_end < 2**39 for s in p.stops):
+    model.AddDimensionWithVehicleCapacity(dcb, 0, [vt.capacity_g for vt in vts], True, "load")
+    limits = [vt.max_duration_s for vt in vts]
+    if _has_tw(loaded) or any(x is not None for x in limits):
 
         def t_cb(i: int, j: int) -> int:
             a = mgr.IndexToNode(i)
             return int(dl[a][mgr.IndexToNode(j)] + svc[a])
 
         tcb = model.RegisterTransitCallback(t_cb)
-        horizon = int(p.depots[0].close_s)
+        horizon = int(max(d.close_s for d in p.depots))
         model.AddDimension(tcb, horizon, horizon, False, "time")
         tdim = model.GetDimensionOrDie("time")
-        for k, s in enumerate(p.stops, start=1):
+        for k, s in enumerate(p.stops, start=n_dep):
             tdim.CumulVar(mgr.NodeToIndex(k)).SetRange(int(s.tw_start), int(s.tw_end))
+        for v, vt in enumerate(vts):
+            dep = p.depots[starts[v]]
+            tdim.CumulVar(model.Start(v)).SetRange(
+                int(max(dep.open_s, vt.shift_start)), int(dep.close_s)
+            )
+            end_dep = p.depots[ends[v]]
+            tdim.CumulVar(model.End(v)).SetMax(int(min(end_dep.close_s, vt.shift_end)))
+            if vt.max_duration_s is not None:
+                tdim.SetSpanUpperBoundForVehicle(int(vt.max_duration_s), v)
+    # Site rules: a client may only go on vehicles of its allowed types.
+    for k, s in enumerate(p.stops, start=n_dep):
+        if s.allowed_types is not None or s.allowed_kinds is not None:
+            bad = [v for v, vt in enumerate(vts) if not s.allows_vehicle(vt)]
+            if bad:
+                model.VehicleVar(mgr.NodeToIndex(k)).RemoveValues(bad)
     params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
+    # With time windows, PATH_CHEAPEST_ARC often finds no first solution at all (PR01, PR11A
+    # in 5 s); parallel cheapest insertion does. Plain CVRP keeps the usual default.
+    fs = routing_enums_pb2.FirstSolutionStrategy
+    params.first_solution_strategy = (
+        fs.PARALLEL_CHEAPEST_INSERTION if _has_tw(loaded) else fs.PATH_CHEAPEST_ARC
+    )
     params.local_search_metaheuristic = (
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
     params.time_limit.FromMilliseconds(int(tl * 1000))
     sol = model.SolveWithParameters(params)
     if sol is None:
-        return {"routes": None, "note": "no solution"}
-    routes = []
-    for v in range(n_veh):
+        return {"plan": None, "note": "no solution"}
+    plan: Plan = []
+    for v in range(len(veh)):
         i = model.Start(v)
         r = []
         while not model.IsEnd(i):
             node = mgr.IndexToNode(i)
-            if node:
-                r.append(node)
+            if node >= n_dep:
+                r.append(node - n_dep)
             i = sol.Value(model.NextVar(i))
         if r:
-            routes.append(r)
-    return {"routes": routes}
+            plan.append((veh[v], r))
+    return {"plan": plan}
 
 
 def _fleet_bound(loaded: LoadedInstance) -> int:
     p = loaded.problem
-    cap = p.vehicle_types[0].capacity_g
+    cap = min(vt.capacity_g for vt in p.vehicle_types)
     need = math.ceil(sum(s.weight_g for s in p.stops) / max(cap, 1))
     return max(need * 2 + 5, need + 20)
 
@@ -218,33 +315,53 @@ def run_vroom(loaded: LoadedInstance, tl: float, workers: int) -> dict[str, Any]
     p = loaded.problem
     prov = loaded.provider
     assert prov is not None
-    n = len(p.stops) + 1
+    n_dep = len(p.depots)
+    n = n_dep + len(p.stops)
     idx = np.arange(n)
     dist = prov.distances(idx, idx).astype(np.uint32)
     inp = vroom.Input()
     inp.set_durations_matrix(profile="car", matrix_input=dist)
-    tw = any(s.tw_end < 2**39 for s in p.stops)
-    n_veh = min(p.vehicle_types[0].count, _fleet_bound(loaded))
-    for v in range(n_veh):
+    tw = _has_tw(loaded)
+    veh = _vehicles(loaded)
+    # Site rules as VROOM skills: one skill per distinct allowed-type set; a vehicle has the
+    # skill when its type is in the set. VROOM has no route-duration limit (only travel time
+    # via max_travel_time), so MDVRPTW duration limits are approximated and rechecked here.
+    skill_of: dict[frozenset[int], int] = {}
+    job_skill: list[int | None] = []
+    for s in p.stops:
+        ok = frozenset(t for t, vt in enumerate(p.vehicle_types) if s.allows_vehicle(vt))
+        if len(ok) == len(p.vehicle_types):
+            job_skill.append(None)
+        else:
+            job_skill.append(skill_of.setdefault(ok, len(skill_of) + 1))
+    for v, t in enumerate(veh):
+        vt = p.vehicle_types[t]
+        sd, ed = p.depot_index[vt.start_depot], p.depot_index[vt.end]
         kw: dict[str, Any] = {}
-        if tw:
-            kw["time_window"] = vroom.TimeWindow(int(p.depots[0].open_s), int(p.depots[0].close_s))
-        inp.add_vehicle(
-            vroom.Vehicle(v, start=0, end=0, capacity=[p.vehicle_types[0].capacity_g], **kw)
-        )
-    for k, s in enumerate(p.stops, start=1):
+        if tw or vt.max_duration_s is not None:
+            dep = p.depots[sd]
+            kw["time_window"] = vroom.TimeWindow(
+                int(max(dep.open_s, vt.shift_start)),
+                int(min(p.depots[ed].close_s, vt.shift_end)),
+            )
+        skills = {k for ok, k in skill_of.items() if t in ok}
+        if skills:
+            kw["skills"] = skills
+        inp.add_vehicle(vroom.Vehicle(v, start=sd, end=ed, capacity=[vt.capacity_g], **kw))
+    for k, s in enumerate(p.stops):
         kw = {"default_service": int(s.service_s)}
         if tw:
             kw["time_windows"] = [vroom.TimeWindow(int(s.tw_start), int(s.tw_end))]
-        inp.add_job(vroom.Job(k, location=k, delivery=[s.weight_g], **kw))
+        if job_skill[k] is not None:
+            kw["skills"] = {job_skill[k]}
+        inp.add_job(vroom.Job(k, location=n_dep + k, delivery=[s.weight_g], **kw))
     sol = inp.solve(exploration_level=5, nb_threads=workers, timeout=timedelta(seconds=tl))
-    routes_df = sol.routes
     routes: dict[int, list[int]] = {}
-    for _, row in routes_df.iterrows():
+    for _, row in sol.routes.iterrows():
         if row["type"] == "job":
             routes.setdefault(int(row["vehicle_id"]), []).append(int(row["id"]))
     unassigned = len(p.stops) - sum(len(r) for r in routes.values())
-    return {"routes": list(routes.values()), "vroom_unassigned": unassigned}
+    return {"plan": [(veh[v], r) for v, r in routes.items()], "vroom_unassigned": unassigned}
 
 
 def bks_of(path: Path) -> float | None:
@@ -261,6 +378,12 @@ def bench_file(path: Path, solvers: list[str], tl: float, workers: int, seed: in
     loaded = load_instance(path)
     bks = bks_of(path)
     rows = []
+    sol = path.with_suffix(".sol")
+    bks_check = None
+    if sol.exists():  # the recomputation must reproduce the BKS file's own cost, feasibly
+        bks_cost, bks_ok = evaluate(loaded, read_sol_plan(loaded, sol))
+        bks_check = f"{bks_cost:.1f} {bks_ok}"
+        print(f"{path.stem}: BKS recomputed {bks_cost:,.1f} ({bks_ok}), file says {bks}")
     for solver in solvers:
         if solver == "ortools" and len(loaded.problem.stops) > 5000:
             rows.append({"instance": path.stem, "solver": solver, "note": "skipped (n>5000)"})
@@ -279,9 +402,9 @@ def bench_file(path: Path, solvers: list[str], tl: float, workers: int, seed: in
                 else:
                     raise ValueError(f"unknown solver {solver}")
             except Exception as exc:  # a baseline failing must not stop the run
-                out = {"routes": None, "note": f"error: {exc!r}"[:200]}
+                out = {"plan": None, "note": f"error: {exc!r}"[:200]}
         wall = time.perf_counter() - t0
-        routes = out.pop("routes")
+        plan = out.pop("plan")
         row: dict[str, Any] = {
             "instance": path.stem,
             "n": len(loaded.problem.stops),
@@ -289,12 +412,12 @@ def bench_file(path: Path, solvers: list[str], tl: float, workers: int, seed: in
             "wall_s": round(wall, 1),
             "peak_mem_mb": round(mem.peak / 2**20),
             "bks": bks,
+            "bks_recomputed": bks_check,
             **out,
         }
-        if routes is not None:
-            row["cost"] = routes_cost(loaded, routes)
-            row["feasible"] = check_vrplib_routes(loaded, routes)
-            row["vehicles"] = len(routes)
+        if plan is not None:
+            row["cost"], row["feasible"] = evaluate(loaded, plan)
+            row["vehicles"] = len(plan)
             if bks:
                 row["gap_pct"] = round(100 * (row["cost"] / bks - 1), 2)
         rows.append(row)

@@ -138,12 +138,13 @@ def plot(
         return
     problem = loaded.problem
     by_id = {s.id: i for i, s in enumerate(problem.stops)}
+    by_number = {loaded.client_number(i): i for i in range(len(problem.stops))}
     fig, ax = plt.subplots(figsize=(8, 8))
     ax.scatter([s.lon for s in problem.stops], [s.lat for s in problem.stops], s=3, c="grey")
     depots = problem.depots
     for k, route in enumerate(data.get("routes", [])):
         try:
-            idx = [int(x) - 1 for x in route] if loaded.vrplib else [by_id[x] for x in route]
+            idx = [by_number[int(x)] for x in route] if loaded.vrplib else [by_id[x] for x in route]
         except (KeyError, ValueError) as exc:
             _fail(f"route {k}: unknown stop {exc}")
             return

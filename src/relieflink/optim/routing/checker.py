@@ -83,7 +83,7 @@ def check_solution(
             stop = problem.stops[v.stop]
             if stop.id != v.stop_id:
                 bad("stop_id_mismatch", f"route {r_idx}: stop {v.stop} is {stop.id!r}", v.stop_id)
-            if not stop.allows(vt.kind):
+            if not stop.allows_vehicle(vt):
                 bad("access", f"{vt.kind.value} {vt.id} may not enter stop {stop.id!r}", stop.id)
             if v.weight_g < 0 or v.volume_ml < 0:
                 bad("negative_delivery", f"negative delivery at {stop.id!r}", stop.id)

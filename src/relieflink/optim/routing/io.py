@@ -1,10 +1,16 @@
 """Reading VRPLIB, Solomon and the engine's JSON problem format; writing plans.
 
-VRPLIB numbering: stops are numbered as in a VRPLIB ``.sol`` file (depots left out, clients
-``1..n`` in file order). Costs follow each file's distance convention: CVRP (X, Belgium) rounded
-Euclidean (nint); VRPTW (Solomon, Gehring–Homberger) DIMACS (one decimal, truncated; the engine
-works in tenths and reports tenths / 10); other types (MDVRPTW, HFVRP) PyVRP's ``exact``
-convention (×1000, rounded), as their ``.sol`` files do.
+VRPLIB numbering: stops are numbered as in a VRPLIB ``.sol`` file: a client's 0-based position
+among the file's nodes, so with one depot clients are ``1..n`` in file order and with ``D``
+depots (listed first, as in every benchmark file) ``D..D+n-1``. Costs follow each file's
+distance convention: CVRP (X, Belgium) rounded Euclidean (nint); VRPTW (Solomon,
+Gehring–Homberger) DIMACS (one decimal, truncated; the engine works in tenths and reports
+tenths / 10); other types (MDVRPTW, SDVRPTW, HFVRP) PyVRP's ``exact`` convention (×1000,
+rounded), as their ``.sol`` files do.
+
+Site rules (``VEHICLES_ALLOWED_CLIENTS_SECTION``, SDVRPTW) become ``Stop.allowed_types``: the
+file's vehicles are grouped into vehicle types by all their attributes *including* the clients
+they may visit, and each client lists the types whose vehicles may serve it.
 """
 
 from __future__ import annotations
@@ -49,13 +55,25 @@ class LoadedInstance:
     cost_divisor
         Divide the engine's distance units by this to get the file's cost units (10 for DIMACS).
     vrplib
-        True for VRPLIB/Solomon files: stop ``i`` is client ``i + 1`` in ``.sol`` numbering.
+        True for VRPLIB/Solomon files (routes are written in ``.sol`` numbering).
+    client_numbers
+        ``.sol`` number of each stop (empty: ``stop + 1``).
+    file_vehicles
+        For each of the file's vehicles in file order, ``(vehicle type index, index of the
+        vehicle within its type)``; ``.sol`` route ``#k`` is the file's vehicle ``k - 1``
+        (empty when the file lists no vehicles one by one).
     """
 
     problem: RoutingProblem
     provider: MatrixProvider | None
     cost_divisor: int
     vrplib: bool
+    client_numbers: tuple[int, ...] = ()
+    file_vehicles: tuple[tuple[int, int], ...] = ()
+
+    def client_number(self, stop: int) -> int:
+        """The ``.sol`` number of stop index ``stop``."""
+        return self.client_numbers[stop] if self.client_numbers else stop + 1
 
 
 def _rounding_for(kind: str) -> str:
@@ -99,19 +117,6 @@ def _load_vrplib(path: Path, solomon: bool) -> LoadedInstance:
     for j, d in enumerate(depot_idx):
         open_s, close_s = (0, horizon) if tw is None else (sc(tw[d, 0]), sc(tw[d, 1]))
         depots.append(Depot(f"D{j}", float(coords[d, 1]), float(coords[d, 0]), open_s, close_s))
-    stops = []
-    for c_no, i in enumerate(client_idx, start=1):
-        stops.append(
-            Stop(
-                str(c_no),
-                float(coords[i, 1]),
-                float(coords[i, 0]),
-                weight_g=int(demand[i]),
-                service_s=sc(float(service[i])),
-                tw_start=0 if tw is None else sc(tw[i, 0]),
-                tw_end=horizon if tw is None else sc(tw[i, 1]),
-            )
-        )
     n = len(client_idx)
     big = 10**12
     max_dur = inst.get("vehicles_max_duration")
@@ -135,13 +140,19 @@ def _load_vrplib(path: Path, solomon: bool) -> LoadedInstance:
     mdist = (
         vec("vehicles_max_distance", -1.0) if max_dist is not None else np.full(per_vehicle, -1.0)
     )
-    groups: dict[tuple[float, ...], int] = {}
+    allowed = _allowed_clients(inst.get("vehicles_allowed_clients"), per_vehicle)
+    groups: dict[tuple[tuple[float, ...], frozenset[int] | None], list[int]] = {}
     for k in range(per_vehicle):
-        key = tuple(float(a[k]) for a in (caps, fixed, unit, vdep, mdur, mdist))
-        groups[key] = groups.get(key, 0) + 1
+        attrs = tuple(float(a[k]) for a in (caps, fixed, unit, vdep, mdur, mdist))
+        groups.setdefault((attrs, allowed[k]), []).append(k)
+    file_vehicles = [(0, 0)] * per_vehicle
+    for t, members in enumerate(groups.values()):
+        for j, k in enumerate(members):
+            file_vehicles[k] = (t, j)
     vtypes = []
-    for t, (key, count) in enumerate(groups.items()):
-        c, f, u, dep, md, mx = key
+    for t, (key, members) in enumerate(groups.items()):
+        c, f, u, dep, md, mx = key[0]
+        count = len(members)
         dep_no = depot_idx.index(int(dep)) if int(dep) in depot_idx else 0
         vtypes.append(
             VehicleType(
@@ -158,11 +169,55 @@ def _load_vrplib(path: Path, solomon: bool) -> LoadedInstance:
                 shift_end=depots[dep_no].close_s,
             )
         )
+    # Site rules: the types whose allowed-client set holds the client (None: every type).
+    type_sets = [key[1] for key in groups]
+    all_types = frozenset(vt.id for vt in vtypes)
+    stops = []
+    for c_no, i in enumerate(client_idx, start=1):
+        ok = frozenset(vtypes[t].id for t, cl in enumerate(type_sets) if cl is None or i in cl)
+        if not ok:
+            raise ValueError(f"client {i + 1} (node id) is in no vehicle's allowed clients")
+        stops.append(
+            Stop(
+                str(c_no),
+                float(coords[i, 1]),
+                float(coords[i, 0]),
+                weight_g=int(demand[i]),
+                service_s=sc(float(service[i])),
+                tw_start=0 if tw is None else sc(tw[i, 0]),
+                tw_end=horizon if tw is None else sc(tw[i, 1]),
+                allowed_types=None if ok == all_types else ok,
+            )
+        )
     order = depot_idx + client_idx
     provider = EuclideanProvider(coords[order, 0], coords[order, 1], rounding=rounding)
     name = str(inst.get("name", path.stem)).strip()
     problem = RoutingProblem(tuple(depots), tuple(stops), tuple(vtypes), name=name)
-    return LoadedInstance(problem, provider, 10 if rounding == "dimacs" else 1, True)
+    explicit = inst.get("vehicles") is not None
+    return LoadedInstance(
+        problem,
+        provider,
+        10 if rounding == "dimacs" else 1,
+        True,
+        client_numbers=tuple(client_idx),
+        file_vehicles=tuple(file_vehicles) if explicit else (),
+    )
+
+
+def _allowed_clients(raw: Any, n_vehicles: int) -> list[frozenset[int] | None]:
+    """Per vehicle, the 0-based node indices it may visit (``None``: all)."""
+    if raw is None:
+        return [None] * n_vehicles
+    rows: list[Any]
+    if isinstance(raw, np.ndarray) and raw.ndim == 1 and raw.dtype != object:
+        rows = [[int(x)] for x in raw]  # one allowed client per vehicle
+    else:
+        rows = [np.atleast_1d(r).tolist() for r in raw]
+    if len(rows) != n_vehicles:
+        raise ValueError(
+            f"VEHICLES_ALLOWED_CLIENTS_SECTION has {len(rows)} rows for {n_vehicles} vehicles"
+        )
+    return [frozenset(int(x) - 1 for x in r) for r in rows]
 
 
 def problem_to_json(problem: RoutingProblem) -> dict[str, Any]:
@@ -172,7 +227,7 @@ def problem_to_json(problem: RoutingProblem) -> dict[str, Any]:
         d = asdict(obj)
         for k, v in list(d.items()):
             if isinstance(v, frozenset):
-                d[k] = sorted(x.value for x in v)
+                d[k] = sorted(getattr(x, "value", x) for x in v)
             elif isinstance(v, VehicleKind):
                 d[k] = v.value
         return d
@@ -193,9 +248,11 @@ def problem_from_json(data: dict[str, Any]) -> RoutingProblem:
         for i, s in enumerate(data["stops"]):
             s = dict(s)
             kinds = s.pop("allowed_kinds", None)
+            types = s.pop("allowed_types", None)
             try:
                 allowed = None if kinds is None else frozenset(VehicleKind(k) for k in kinds)
-                stops.append(Stop(**s, allowed_kinds=allowed))
+                a_types = None if types is None else frozenset(str(t) for t in types)
+                stops.append(Stop(**s, allowed_kinds=allowed, allowed_types=a_types))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"stops[{i}]: {exc}") from exc
         vts = []
@@ -239,10 +296,24 @@ def load_instance(path: str | Path) -> LoadedInstance:
         ) from exc
 
 
-def vrplib_routes(result: RoutingResult, problem: RoutingProblem) -> list[list[int]]:
-    """Routes as lists of VRPLIB client numbers (stop index + 1)."""
-    del problem
-    return [[v.stop + 1 for v in r.visits] for r in result.routes]
+def vrplib_routes(result: RoutingResult, loaded: LoadedInstance) -> list[list[int]]:
+    """Routes as lists of ``.sol`` client numbers (see :attr:`LoadedInstance.client_numbers`)."""
+    return [[loaded.client_number(v.stop) for v in r.visits] for r in result.routes]
+
+
+def _sol_routes(result: RoutingResult, loaded: LoadedInstance) -> list[list[int]]:
+    """Routes for a ``.sol`` file: route ``#k`` is the file's vehicle ``k - 1`` when the file
+    has several vehicle types (so the depot and vehicle of each route are recoverable), else
+    the non-empty routes in order."""
+    routes = vrplib_routes(result, loaded)
+    types = [vt.id for vt in loaded.problem.vehicle_types]
+    if len(types) == 1 or not loaded.file_vehicles:
+        return routes
+    slot = {(t, j): k for k, (t, j) in enumerate(loaded.file_vehicles)}
+    out: list[list[int]] = [[] for _ in loaded.file_vehicles]
+    for r, nums in zip(result.routes, routes, strict=True):
+        out[slot[(types.index(r.vehicle_type), r.vehicle_index)]] = nums
+    return out
 
 
 def file_cost(result: RoutingResult, loaded: LoadedInstance) -> float:
@@ -254,8 +325,8 @@ def file_cost(result: RoutingResult, loaded: LoadedInstance) -> float:
 def result_to_json(result: RoutingResult, loaded: LoadedInstance) -> dict[str, Any]:
     """``{"cost", "routes", "unassigned", "runtime_s", ...}`` as documented for the CLI."""
     if loaded.vrplib:
-        routes: list[list[Any]] = vrplib_routes(result, loaded.problem)
-        unassigned: list[Any] = sorted({u.stop + 1 for u in result.unassigned})
+        routes: list[list[Any]] = vrplib_routes(result, loaded)
+        unassigned: list[Any] = sorted({loaded.client_number(u.stop) for u in result.unassigned})
     else:
         routes = [[v.stop_id for v in r.visits] for r in result.routes]
         unassigned = [
@@ -282,7 +353,7 @@ def result_to_json(result: RoutingResult, loaded: LoadedInstance) -> dict[str, A
 def write_vrplib_solution(path: str | Path, result: RoutingResult, loaded: LoadedInstance) -> None:
     """Write a VRPLIB ``.sol`` file (``Route #k: ...`` lines and ``Cost``)."""
     if loaded.vrplib:
-        routes: list[list[Any]] = vrplib_routes(result, loaded.problem)
+        routes: list[list[Any]] = _sol_routes(result, loaded)
     else:
         routes = [[v.stop + 1 for v in r.visits] for r in result.routes]
     lines = [f"Route #{k}: {' '.join(str(s) for s in r)}" for k, r in enumerate(routes, start=1)]

@@ -105,6 +105,10 @@ class Stop:
     allowed_kinds
         Vehicle kinds that may serve this stop; ``None`` means any. A sealed compound is
         ``frozenset({VehicleKind.ROBOT, VehicleKind.FOOT})``.
+    allowed_types
+        Ids of the vehicle types that may serve this stop; ``None`` means any. Finer than
+        ``allowed_kinds`` (site-dependent rules such as "only the two small vans fit this
+        gate"); a vehicle must satisfy both.
     """
 
     id: str
@@ -116,6 +120,7 @@ class Stop:
     tw_start: int = 0
     tw_end: int = DAY_END
     allowed_kinds: frozenset[VehicleKind] | None = None
+    allowed_types: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         where = f"stop {self.id!r}"
@@ -133,10 +138,21 @@ class Stop:
             for k in self.allowed_kinds:
                 if not isinstance(k, VehicleKind):
                     raise ValueError(f"{where}: allowed_kinds has non-VehicleKind {k!r}")
+        if self.allowed_types is not None:
+            if not isinstance(self.allowed_types, frozenset):
+                object.__setattr__(self, "allowed_types", frozenset(self.allowed_types))
+            if not self.allowed_types:
+                raise ValueError(f"{where}: allowed_types is empty (use None for any)")
 
     def allows(self, kind: VehicleKind) -> bool:
-        """Whether a vehicle of ``kind`` may serve this stop."""
+        """Whether a vehicle of ``kind`` may serve this stop (kind rule only)."""
         return self.allowed_kinds is None or kind in self.allowed_kinds
+
+    def allows_vehicle(self, vehicle_type: VehicleType) -> bool:
+        """Whether vehicles of ``vehicle_type`` may serve this stop (kind and type rules)."""
+        return self.allows(vehicle_type.kind) and (
+            self.allowed_types is None or vehicle_type.id in self.allowed_types
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +279,14 @@ class RoutingProblem:
             for ref in (vt.start_depot, vt.end):
                 if ref not in index:
                     raise ValueError(f"vehicle type {vt.id!r}: unknown depot {ref!r}")
+        type_ids = {vt.id for vt in self.vehicle_types}
+        for i, st in enumerate(self.stops):
+            unknown = sorted((st.allowed_types or frozenset()) - type_ids)
+            if unknown:
+                raise ValueError(
+                    f"stops[{i}] ({st.id!r}): allowed_types names unknown vehicle type(s) "
+                    f"{', '.join(map(repr, unknown))}"
+                )
         object.__setattr__(self, "depot_index", index)
 
     @property

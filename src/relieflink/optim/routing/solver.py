@@ -153,11 +153,18 @@ def _prepare(problem: RoutingProblem, provider: MatrixProvider) -> _Prepared:
     dur_ok = np.zeros((n_types, n), dtype=bool)
     cap_ok = np.zeros((n_types, n), dtype=bool)
     dur_cache: dict[tuple[str, float], tuple[IntArray, IntArray]] = {}
+    # A PyVRP profile is one (kind, speed) pair *and* one access pattern: access is enforced
+    # through the profile's matrices, so types with different site rules may not share one.
+    profile_keys: list[tuple[str, float, bytes]] = []
     for t, vt in enumerate(problem.vehicle_types):
         key = (vt.kind.value, vt.speed)
-        if key not in profiles:
+        kind_ok[t] = [s.allows_vehicle(vt) for s in problem.stops]
+        pkey = (*key, np.packbits(kind_ok[t]).tobytes())
+        if pkey not in profile_keys:
+            profile_keys.append(pkey)
             profiles.append(key)
-        type_profile.append(profiles.index(key))
+        type_profile.append(profile_keys.index(pkey))
+        kind_ok[t] &= vt.count > 0
         if key not in dur_cache:
             dur_cache[key] = (
                 _durations(provider, dep_locs, stop_locs, d_out, vt),
@@ -166,8 +173,6 @@ def _prepare(problem: RoutingProblem, provider: MatrixProvider) -> _Prepared:
         t_out_all, t_in_all = dur_cache[key]
         sd = problem.depot_index[vt.start_depot]
         ed = problem.depot_index[vt.end]
-        kind_ok[t] = [s.allows(vt.kind) for s in problem.stops]
-        kind_ok[t] &= vt.count > 0
         dist_rt = d_out[sd] + d_in[ed]
         range_ok[t] = True if vt.max_distance_m is None else dist_rt <= vt.max_distance_m
         t0 = max(vt.shift_start, problem.depots[sd].open_s)
@@ -243,6 +248,9 @@ def _reason(
 ) -> str:
     stop = problem.stops[i]
     if not kind_ok[:, i].any():
+        if stop.allowed_types is not None:
+            types = ", ".join(sorted(stop.allowed_types))
+            return f"no available vehicle of an allowed type ({types})"
         allowed = sorted(k.value for k in stop.allowed_kinds or ())
         return f"no available vehicle of an allowed kind ({', '.join(allowed) or 'any'})"
     acc = kind_ok[:, i]
