@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from relieflink.common.schemas import ReadModel, StrictModel
 from relieflink.models import EventKind, FailureReason
@@ -136,6 +136,41 @@ class EventRead(ReadModel):
     replayed: bool
     parcels: list[int]
     result: dict[str, Any]
+
+
+class EventBatchIn(StrictModel):
+    """Events a phone buffered while offline, in the order they happened. Each item is an
+    ``EventIn`` (see ``POST /dispatch/events``), validated on its own: an item that does not
+    match the schema is answered 422 and the others are still applied."""
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=500)
+
+
+class ProblemRead(BaseModel):
+    """Why one event of a batch was refused (the problem the single endpoint would answer)."""
+
+    status: int
+    title: str
+    detail: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class EventAnswerRead(BaseModel):
+    """One event of a batch: ``status`` 200 with the ``event`` (``replayed`` if it was applied
+    before), or the status and ``problem`` the single endpoint would have answered."""
+
+    index: int
+    client_event_id: str | None
+    status: int
+    event: EventRead | None = None
+    problem: ProblemRead | None = None
+
+
+class EventBatchRead(BaseModel):
+    applied: int
+    replayed: int
+    refused: int
+    results: list[EventAnswerRead]
 
 
 class TrackingEventRead(ReadModel):

@@ -8,8 +8,15 @@ has already passed (a stale or replayed event under a new id) is refused and mov
 
 Ledger moves: ``loaded`` issues the reserved stock (picked); ``delivered`` closes the request
 when all of it is delivered; ``failed`` returns the stock to the warehouse (written off as
-damaged if the reason is ``damaged``) and carries the request to the next allocation with a
-raised priority.
+damaged if the reason is ``damaged``) and carries the request over with a raised priority.
+
+Batches (:func:`record_events`): a phone on a flaky network buffers its events and sends them
+together. They are applied in the order given, in the caller's transaction, each all or nothing
+and each answered on its own (applied, replayed, or refused with the error the single endpoint
+would raise); a refused event does not stop the ones after it (a later event that needed it is
+refused by the parcel's state). A wrong pickup code is kept (the rate limit counts it) while its
+event is refused. Deliveries are checked one by one against the parcels' state held in memory,
+then written together: a run of deliveries costs a handful of statements, not a handful each.
 """
 
 from __future__ import annotations
@@ -17,20 +24,30 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from relieflink.audit import service as audit
 from relieflink.db import utcnow
 from relieflink.dispatch import codes
 from relieflink.dispatch import repository as repo
 from relieflink.dispatch.schemas import EventIn
-from relieflink.errors import Conflict, FieldError, Forbidden, Invalid, NotFound, TooManyRequests
+from relieflink.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RelieflinkError,
+    TooManyRequests,
+)
 from relieflink.models import (
     AdjustmentReason,
     Community,
@@ -51,6 +68,7 @@ from relieflink.models import (
 )
 from relieflink.needs import delivery_hooks
 from relieflink.needs import service as needs
+from relieflink.stock import bulk as stock_bulk
 from relieflink.stock import service as stock
 from relieflink.users import access
 
@@ -76,6 +94,7 @@ _TO = {
     EventKind.delivered: ParcelStatus.delivered,
     EventKind.failed: ParcelStatus.failed,
 }
+MAX_BATCH = 500
 
 
 class CodeRefused(Forbidden):
@@ -94,10 +113,50 @@ class EventOutcome:
     result: dict[str, Any]
 
 
+@dataclass
+class EventAnswer:
+    """One event of a batch: its outcome, or the error that refused it (nothing of it moved,
+    except a wrong pickup code's attempt, which is kept)."""
+
+    client_event_id: str
+    outcome: EventOutcome | None = None
+    error: RelieflinkError | None = None
+
+
 def _fingerprint(data: EventIn, actor: User) -> str:
     body = data.model_dump(mode="json", exclude={"code", "occurred_at"})
     body["actor"] = actor.id
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _refused(kind: EventKind, states: list[str]) -> Conflict:
+    allowed = _FROM[kind]
+    return Conflict(
+        f"{kind} refused: the parcels are {', '.join(sorted(set(states)) or ['none'])}; {kind} "
+        f"needs {' or '.join(allowed)} (already applied, out of order or replayed)"
+    )
+
+
+def _replay(known: TrackingEvent, fingerprint: str) -> EventOutcome:
+    if known.fingerprint != fingerprint:
+        raise Conflict(
+            f"client event id {known.client_event_id!r} was already used for another event",
+            [FieldError(("client_event_id",), "reused with different content")],
+        )
+    return EventOutcome(
+        known.id,
+        known.client_event_id,
+        EventKind(known.kind),
+        True,
+        list(known.result.get("parcels", [])),
+        known.result,
+    )
+
+
+def _being_applied(client_event_id: str) -> Conflict:
+    # The same client event id applied concurrently to another target: the entry point rolls
+    # this transaction back, nothing of ours stays.
+    return Conflict(f"event {client_event_id!r} is being applied by another request; retry")
 
 
 # --- who may post what ------------------------------------------------------------------------
@@ -118,15 +177,15 @@ def _ensure_may(
     actor: User,
     route: Route,
     stop: RouteStop | None,
-    parcels: list[Parcel],
+    stop_id: int | None,
     kind: EventKind,
 ) -> RouteStop | None:
     """Raise ``Forbidden`` unless ``actor`` may post ``kind`` here; returns the stop (read only
     when a volunteer's right depends on it)."""
     if access.can_drive(actor, route):
         return stop
-    if stop is None and parcels and parcels[0].stop_id is not None:
-        stop = session.get(RouteStop, parcels[0].stop_id)
+    if stop is None and stop_id is not None and actor.role == Role.committee:
+        stop = session.get(RouteStop, stop_id)
     if (
         stop is not None
         and kind in (EventKind.handed_off, EventKind.delivered, EventKind.failed)
@@ -143,24 +202,284 @@ def record_event(session: Session, data: EventIn, *, actor: User) -> EventOutcom
     """Apply one tracking event (idempotent by ``client_event_id``)."""
     access.ensure_role(actor, access.DELIVERY_ACTORS)
     repo.begin_write(session)
-    fingerprint = _fingerprint(data, actor)
+    (answer,) = _Run(session, actor, isolate=False).apply([data])
+    assert answer.outcome is not None  # errors were raised
+    return answer.outcome
+
+
+def record_events(session: Session, events: Sequence[EventIn], *, actor: User) -> list[EventAnswer]:
+    """Apply a batch of tracking events in order, each all or nothing and answered on its own
+    (see the module's docstring). A ``Conflict`` for the whole batch means another request is
+    applying one of its client event ids right now: nothing was applied; retry."""
+    access.ensure_role(actor, access.DELIVERY_ACTORS)
+    if len(events) > MAX_BATCH:
+        raise Invalid(f"at most {MAX_BATCH} events a batch", [FieldError(("events",), "too many")])
+    repo.begin_write(session)
+    return _Run(session, actor, isolate=True).apply(list(events))
+
+
+@dataclass
+class _Parcel:
+    """What a delivery checks about its parcel, kept up to date as a run applies events."""
+
+    id: int
+    route: Route | None
+    stop_id: int | None
+    status: str
+    last_seq: int
+    code_nonce: str
+    code_hash: str
+    code_attempts: int
+
+
+@dataclass
+class _Delivery:
+    index: int
+    data: EventIn
+    fingerprint: str
+    parcel: _Parcel
+    at: datetime
+
+
+@dataclass
+class _Run:
+    """The events of one request, applied in order in the caller's transaction.
+
+    Deliveries (the bulk of the traffic) are checked against ``parcels`` (locked and read
+    once) and queued; their writes go out together when the run ends or before any other
+    event, which is applied on its own (in a savepoint when ``isolate``: its ledger moves may
+    fail half-way)."""
+
+    session: Session
+    actor: User
+    isolate: bool
+    parcels: dict[int, _Parcel] = field(default_factory=dict)
+    known: dict[str, TrackingEvent | _Delivery] = field(default_factory=dict)
+    answers: list[EventAnswer] = field(default_factory=list)
+    queued: list[_Delivery] = field(default_factory=list)
+    wrong_codes: list[_Parcel] = field(default_factory=list)
+    recent_wrong: int = 0
+    stale: bool = False
+
+    def apply(self, events: list[EventIn]) -> list[EventAnswer]:
+        self.answers = [EventAnswer(e.client_event_id) for e in events]
+        deliveries = [e for e in events if e.kind == EventKind.delivered]
+        if deliveries:
+            self._lock([e.parcel_id for e in deliveries if e.parcel_id is not None], first=True)
+            # Lock first, then look for the client event ids: a concurrent twin of this
+            # request (a retry racing the original) has committed by the time we hold the
+            # locks, so it is seen.
+            self.known.update(
+                repo.events_by_client_id(self.session, [e.client_event_id for e in deliveries])
+            )
+        for index, data in enumerate(events):
+            fingerprint = _fingerprint(data, self.actor)
+            try:
+                if data.kind == EventKind.delivered:
+                    self._deliver(index, data, fingerprint)
+                else:
+                    self._flush()
+                    self._other(index, data, fingerprint)
+            except RelieflinkError as error:
+                if not self.isolate:
+                    if isinstance(error, CodeRefused):
+                        self._flush()  # keep the failed attempt: the entry point commits it
+                    raise
+                self.answers[index].error = error
+        self._flush()
+        return self.answers
+
+    # --- deliveries, checked in memory and written together -----------------------------
+
+    def _lock(self, ids: list[int], *, first: bool = False) -> None:
+        key = f"pickup:{self.actor.id}"
+        rows, recent = repo.lock_parcel_states(
+            self.session, ids, attempts_key=key if first else None, since=utcnow() - codes.WINDOW
+        )
+        if first:
+            self.recent_wrong = recent
+        for row in rows:
+            self.parcels[row.id] = _Parcel(
+                row.id,
+                row.Route,
+                row.stop_id,
+                str(row.status),
+                row.last_seq,
+                row.code_nonce,
+                row.code_hash,
+                row.code_attempts,
+            )
+
+    def _deliver(self, index: int, data: EventIn, fingerprint: str) -> None:
+        assert data.parcel_id is not None
+        if self.stale:  # another kind of event moved parcels since they were read
+            self._lock(list(self.parcels))
+            self.stale = False
+        parcel = self.parcels.get(data.parcel_id)
+        if parcel is None:
+            raise NotFound(f"no parcel {data.parcel_id}")
+        route = parcel.route
+        if route is None:
+            raise Conflict(f"parcel {data.parcel_id} is not on any route")
+        if route.status == RouteStatus.cancelled:
+            raise Conflict(f"route {route.id} was replaced by a re-plan; use the new route")
+        known = self.known.get(data.client_event_id)
+        if isinstance(known, _Delivery):  # earlier in this run: write it to learn its id
+            self._flush()
+            known = self.known[data.client_event_id]
+        if isinstance(known, TrackingEvent):
+            self.answers[index].outcome = _replay(known, fingerprint)
+            return
+        _ensure_may(self.session, self.actor, route, None, parcel.stop_id, data.kind)
+        if parcel.status not in _FROM[EventKind.delivered]:
+            raise _refused(data.kind, [parcel.status])
+        self._check_proof(parcel, data)
+        parcel.status = ParcelStatus.delivered
+        parcel.last_seq += 1
+        delivery = _Delivery(index, data, fingerprint, parcel, data.occurred_at or utcnow())
+        self.queued.append(delivery)
+        self.known[data.client_event_id] = delivery
+
+    def _check_proof(self, parcel: _Parcel, data: EventIn) -> None:
+        """Proof of delivery: the resident's code, or a supervisor's override with a reason."""
+        if data.override_reason is not None:
+            if self.actor.role not in access.STAFF:
+                raise Forbidden("only a supervisor (coordinator) may confirm without the code")
+            if not data.photo_ref:
+                raise Invalid("an override needs a photo", [FieldError(("photo_ref",), "required")])
+            return
+        if not data.code:
+            raise Invalid("give the resident's pickup code", [FieldError(("code",), "required")])
+        if parcel.code_attempts >= codes.MAX_ATTEMPTS:
+            raise Conflict(
+                f"parcel {parcel.id} is locked after {codes.MAX_ATTEMPTS} wrong codes: ask a "
+                "supervisor to confirm with a photo"
+            )
+        if self.recent_wrong >= codes.MAX_PER_ACTOR:
+            raise TooManyRequests("too many wrong pickup codes from this account; wait a while")
+        if not codes.matches(parcel.code_nonce, data.code, parcel.code_hash):
+            parcel.code_attempts += 1
+            self.recent_wrong += 1
+            self.wrong_codes.append(parcel)
+            left = codes.MAX_ATTEMPTS - parcel.code_attempts
+            raise CodeRefused(
+                f"wrong pickup code for parcel {parcel.id}; {left} attempts left",
+                [FieldError(("code",), "does not match")],
+            )
+
+    def _flush(self) -> None:
+        """Write the queued deliveries and wrong-code attempts, set-based."""
+        session = self.session
+        if self.wrong_codes:
+            key = f"pickup:{self.actor.id}"
+            repo.set_code_attempts(session, {p.id: p.code_attempts for p in self.wrong_codes})
+            session.add_all([LoginAttempt(key=key) for _ in self.wrong_codes])
+            self._expire([p.id for p in self.wrong_codes])
+            self.wrong_codes = []
+        if not self.queued:
+            return
+        queued, self.queued = self.queued, []
+        now = utcnow()
+        repo.mark_delivered(
+            session,
+            self.actor.id,
+            [{"pid": d.parcel.id, "seq": d.parcel.last_seq, "at": d.at} for d in queued],
+        )
+        overrides = [d for d in queued if d.data.override_reason is not None]
+        for d in overrides:
+            assert d.data.override_reason is not None
+            repo.set_override(session, d.parcel.id, d.data.override_reason, d.data.photo_ref)
+            audit.record(
+                session,
+                actor=self.actor,
+                action="override",
+                entity="parcel",
+                entity_id=d.parcel.id,
+                detail={"reason": d.data.override_reason, "photo": d.data.photo_ref},
+            )
+        ids = [d.parcel.id for d in queued]
+        # The stock was issued at loading: close the parcels' allocations and the requests
+        # with nothing left reserved (needs.service.deliver_allocation's rules, set-based).
+        closed = delivery_hooks.close_delivered_many(session, ids)
+        repo.complete_routes(session, {d.parcel.route.id for d in queued if d.parcel.route})
+        rows: list[dict[str, Any]] = [
+            {
+                "client_event_id": d.data.client_event_id,
+                "kind": EventKind.delivered.value,
+                "parcel_id": d.parcel.id,
+                "route_id": d.parcel.route.id if d.parcel.route else None,
+                "stop_id": d.parcel.stop_id,
+                "seq": d.parcel.last_seq,
+                "reason": None,
+                "fingerprint": d.fingerprint,
+                "actor_id": self.actor.id,
+                "occurred_at": d.data.occurred_at,
+                "recorded_at": now,
+                "result": {"parcels": [d.parcel.id], "closed_requests": closed[d.parcel.id]},
+            }
+            for d in queued
+        ]
+        try:
+            ids_of = repo.insert_events(session, rows)
+        except IntegrityError:
+            # Another request stored one of these client ids meanwhile, for another target
+            # (its twin would have waited for our parcel locks): the whole transaction goes.
+            cids = ", ".join(str(r["client_event_id"]) for r in rows)
+            raise _being_applied(cids) from None
+        for d, row in zip(queued, rows, strict=True):
+            event = TrackingEvent(**row, id=ids_of[d.data.client_event_id])
+            self.known[d.data.client_event_id] = event
+            self.answers[d.index].outcome = EventOutcome(
+                event.id,
+                event.client_event_id,
+                EventKind.delivered,
+                False,
+                [d.parcel.id],
+                event.result,
+            )
+        self._expire(ids)
+
+    def _expire(self, parcel_ids: list[int]) -> None:
+        """Parcel objects of this session written around the ORM are read again when used."""
+        for pid in parcel_ids:
+            obj = self.session.identity_map.get(identity_key(Parcel, pid))
+            if obj is not None:
+                self.session.expire(obj)
+
+    # --- every other event, one at a time ------------------------------------------------
+
+    def _other(self, index: int, data: EventIn, fingerprint: str) -> None:
+        if self.isolate:
+            with self.session.begin_nested():  # all or nothing for this event alone
+                outcome = _apply_one(self.session, data, self.actor, fingerprint)
+        else:
+            outcome = _apply_one(self.session, data, self.actor, fingerprint)
+        self.answers[index].outcome = outcome
+        if not outcome.replayed:
+            self.stale = bool(self.parcels)
+            # A later delivery of this run under the same client id replays it.
+            self.known[data.client_event_id] = TrackingEvent(
+                id=outcome.event_id,
+                client_event_id=data.client_event_id,
+                kind=data.kind,
+                fingerprint=fingerprint,
+                result=outcome.result,
+            )
+
+
+def _apply_one(session: Session, data: EventIn, actor: User, fingerprint: str) -> EventOutcome:
+    """Any event but a delivery, with the ORM (route and stop events, failures)."""
     # Lock first, then look for the client event id: a concurrent twin of this request (a
     # retry racing the original) has committed by the time we hold the lock, so it is seen.
     route, stop, parcels = _target(session, data)
-    known = session.scalars(
-        select(TrackingEvent).where(TrackingEvent.client_event_id == data.client_event_id)
-    ).one_or_none()
+    known = repo.events_by_client_id(session, [data.client_event_id]).get(data.client_event_id)
     if known is not None:
         return _replay(known, fingerprint)
-    stop = _ensure_may(session, actor, route, stop, parcels, data.kind)
-    allowed = _FROM[data.kind]
-    moving = [p for p in parcels if p.status in allowed]
+    stop_id = stop.id if stop is not None else parcels[0].stop_id if parcels else None
+    stop = _ensure_may(session, actor, route, stop, stop_id, data.kind)
+    moving = [p for p in parcels if p.status in _FROM[data.kind]]
     if not moving:
-        states = sorted({str(p.status) for p in parcels}) or ["none"]
-        raise Conflict(
-            f"{data.kind} refused: the parcels are {', '.join(states)}; {data.kind} needs "
-            f"{' or '.join(allowed)} (already applied, out of order or replayed)"
-        )
+        raise _refused(data.kind, [str(p.status) for p in parcels])
     result: dict[str, Any] = {}
     now = utcnow()
     if data.kind == EventKind.loaded:
@@ -177,23 +496,21 @@ def record_event(session: Session, data: EventIn, *, actor: User) -> EventOutcom
     elif data.kind == EventKind.handed_off:
         assert stop is not None
         result = _hand_off(session, stop, len(moving), data, actor)
-    elif data.kind == EventKind.delivered:
-        (parcel,) = moving
-        result = _deliver(session, parcel, data, actor)
     elif data.kind == EventKind.failed:
         (parcel,) = moving
         result = _fail(session, parcel, data, actor)
-    for p in moving:
-        p.status = _TO[data.kind]
-        p.last_seq += 1
-    if data.kind in (EventKind.delivered, EventKind.failed):
-        _maybe_complete(session, route)
+    else:  # deliveries go through _Run
+        raise AssertionError(data.kind)
+    repo.advance_parcels(session, moving, _TO[data.kind])
+    if data.kind == EventKind.failed:
+        session.flush()
+        repo.complete_routes(session, [route.id])
     event = TrackingEvent(
         client_event_id=data.client_event_id,
         kind=data.kind,
         parcel_id=data.parcel_id,
         route_id=route.id,
-        stop_id=stop.id if stop is not None else parcels[0].stop_id if data.parcel_id else None,
+        stop_id=stop_id if data.parcel_id is not None or stop is not None else None,
         seq=moving[0].last_seq if data.parcel_id is not None else 0,
         reason=data.reason,
         fingerprint=fingerprint,
@@ -206,29 +523,9 @@ def record_event(session: Session, data: EventIn, *, actor: User) -> EventOutcom
     try:
         session.flush()
     except IntegrityError:
-        # The same client event id applied concurrently to another target: the entry point
-        # rolls this transaction back, nothing of ours stays.
-        raise Conflict(
-            f"event {data.client_event_id!r} is being applied by another request; retry"
-        ) from None
+        raise _being_applied(data.client_event_id) from None
     return EventOutcome(
         event.id, event.client_event_id, data.kind, False, [p.id for p in moving], event.result
-    )
-
-
-def _replay(known: TrackingEvent, fingerprint: str) -> EventOutcome:
-    if known.fingerprint != fingerprint:
-        raise Conflict(
-            f"client event id {known.client_event_id!r} was already used for another event",
-            [FieldError(("client_event_id",), "reused with different content")],
-        )
-    return EventOutcome(
-        known.id,
-        known.client_event_id,
-        EventKind(known.kind),
-        True,
-        list(known.result.get("parcels", [])),
-        known.result,
     )
 
 
@@ -237,13 +534,15 @@ def _target(session: Session, data: EventIn) -> tuple[Route, RouteStop | None, l
     events lock the route; a parcel event locks only its parcel (many couriers' phones deliver
     on one route at once)."""
     stop: RouteStop | None = None
+    route: Route | None
     if data.parcel_id is not None:
-        parcels = repo.lock_parcels(session, [data.parcel_id])
-        if not parcels:
+        found = repo.lock_parcel_on_route(session, data.parcel_id)
+        if found is None:
             raise NotFound(f"no parcel {data.parcel_id}")
-        if parcels[0].route_id is None:
+        parcel, route = found
+        if route is None:
             raise Conflict(f"parcel {data.parcel_id} is not on any route")
-        route = session.get(Route, parcels[0].route_id)
+        parcels = [parcel]
     else:
         if data.stop_id is not None:
             stop = session.get(RouteStop, data.stop_id)
@@ -256,28 +555,27 @@ def _target(session: Session, data: EventIn) -> tuple[Route, RouteStop | None, l
         route = repo.lock_route(session, route_id)
         if route is None:
             raise NotFound(f"no route {route_id}")
-        ids = repo.parcel_ids_of(
-            session, route_id=route.id if stop is None else None, stop_id=stop.id if stop else None
-        )
-        parcels = repo.lock_parcels(session, ids)
-    assert route is not None
+        if stop is None:
+            parcels = repo.lock_parcels(session, route_id=route.id)
+        else:
+            parcels = repo.lock_parcels(session, stop_id=stop.id)
     if route.status == RouteStatus.cancelled:
         raise Conflict(f"route {route.id} was replaced by a re-plan; use the new route")
     return route, stop, parcels
 
 
 def _load(session: Session, parcels: list[Parcel], actor: User) -> None:
-    """Picked: issue the reserved stock of each parcel from its warehouse."""
+    """Picked: issue the reserved stock of each parcel from its warehouse (set-based)."""
     lines = repo.lines_of(session, [p.id for p in parcels])
-    for p in parcels:
-        for line in lines[p.id]:
-            stock.issue(
-                session,
-                reference=line.reference,
-                quantity=line.quantity,
-                delivery_ref=f"parcel:{p.id}",
-                actor=actor,
-            )
+    stock_bulk.issue_many(
+        session,
+        [
+            stock_bulk.Issue(line.reference, line.quantity, f"parcel:{p.id}")
+            for p in parcels
+            for line in lines[p.id]
+        ],
+        actor=actor,
+    )
 
 
 def _hand_off(
@@ -305,57 +603,6 @@ def _hand_off(
         detail={"expected": expected, "counted": data.counted},
     )
     return {"expected": expected, "counted": data.counted, "discrepancy_id": discrepancy.id}
-
-
-def _deliver(session: Session, parcel: Parcel, data: EventIn, actor: User) -> dict[str, Any]:
-    """Proof of delivery: the resident's code, or a supervisor's override with a reason."""
-    if data.override_reason is not None:
-        if actor.role not in access.STAFF:
-            raise Forbidden("only a supervisor (coordinator) may confirm without the code")
-        if not data.photo_ref:
-            raise Invalid("an override needs a photo", [FieldError(("photo_ref",), "required")])
-        parcel.override_reason = data.override_reason
-        parcel.photo_ref = data.photo_ref
-        audit.record(
-            session,
-            actor=actor,
-            action="override",
-            entity="parcel",
-            entity_id=parcel.id,
-            detail={"reason": data.override_reason, "photo": data.photo_ref},
-        )
-    else:
-        if not data.code:
-            raise Invalid("give the resident's pickup code", [FieldError(("code",), "required")])
-        if parcel.code_attempts >= codes.MAX_ATTEMPTS:
-            raise Conflict(
-                f"parcel {parcel.id} is locked after {codes.MAX_ATTEMPTS} wrong codes: ask a "
-                "supervisor to confirm with a photo"
-            )
-        key = f"pickup:{actor.id}"
-        since = utcnow() - codes.WINDOW
-        recent = session.scalar(
-            select(func.count())
-            .select_from(LoginAttempt)
-            .where(LoginAttempt.key == key, LoginAttempt.attempted_at >= since)
-        )
-        if (recent or 0) >= codes.MAX_PER_ACTOR:
-            raise TooManyRequests("too many wrong pickup codes from this account; wait a while")
-        if not codes.matches(parcel.code_nonce, data.code, parcel.code_hash):
-            parcel.code_attempts += 1
-            session.add(LoginAttempt(key=key))
-            session.flush()
-            left = codes.MAX_ATTEMPTS - parcel.code_attempts
-            raise CodeRefused(
-                f"wrong pickup code for parcel {parcel.id}; {left} attempts left",
-                [FieldError(("code",), "does not match")],
-            )
-    parcel.delivered_at = data.occurred_at or utcnow()
-    parcel.delivered_by_id = actor.id
-    # The stock was issued at loading: close the parcel's allocations and the requests with
-    # nothing left reserved (needs.service.deliver_allocation's rules, set-based).
-    closed = delivery_hooks.close_delivered(session, parcel_id=parcel.id)
-    return {"closed_requests": closed}
 
 
 def _fail(session: Session, parcel: Parcel, data: EventIn, actor: User) -> dict[str, Any]:
@@ -398,26 +645,6 @@ def _fail(session: Session, parcel: Parcel, data: EventIn, actor: User) -> dict[
     )
     reopened = [request.id for request in requests]
     return {"reason": str(reason), "carried_over": reopened, "written_off": written_off}
-
-
-def _maybe_complete(session: Session, route: Route) -> None:
-    """A route whose parcels are all delivered or failed is completed (one conditional UPDATE;
-    under concurrent last deliveries the route may stay ``departed`` until its next event)."""
-    session.flush()
-    open_left = (
-        select(Parcel.id)
-        .where(
-            Parcel.route_id == route.id,
-            Parcel.status.notin_([ParcelStatus.delivered, ParcelStatus.failed]),
-        )
-        .exists()
-    )
-    session.execute(
-        update(Route)
-        .where(Route.id == route.id, ~open_left)
-        .values(status=RouteStatus.completed)
-        .execution_options(synchronize_session=False)
-    )
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ apart from ``needs/service.py`` (the lead's file). Nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from relieflink.models import (
 )
 from relieflink.needs import repository
 
-__all__ = ["close_delivered", "mark_dispatched"]
+__all__ = ["close_delivered", "close_delivered_many", "mark_dispatched"]
 
 
 def _requests_of_lines(session: Session, line_ids: Iterable[int]) -> dict[int, int]:
@@ -75,3 +75,39 @@ def close_delivered(session: Session, *, parcel_id: int) -> list[int]:
         .where(ParcelLine.parcel_id == parcel_id)
     )
     return repository.close_fully_delivered(session, request_ids)
+
+
+def close_delivered_many(session: Session, parcel_ids: Sequence[int]) -> dict[int, list[int]]:
+    """:func:`close_delivered` for several parcels delivered in one transaction, in three
+    statements whatever their number. Returns the requests closed, per parcel: a request that
+    several of them carry is credited to the last one in ``parcel_ids`` (the order the events
+    were applied in; the request closed with its last reserved allocation)."""
+    if len(parcel_ids) <= 1:
+        return {p: close_delivered(session, parcel_id=p) for p in parcel_ids}
+    ids = sorted(set(parcel_ids))
+    carried = session.execute(
+        select(ParcelLine.parcel_id, RequestLine.request_id)
+        .join(RequestLine, RequestLine.id == ParcelLine.request_line_id)
+        .where(ParcelLine.parcel_id.in_(ids))
+    ).all()
+    session.execute(
+        update(Allocation)
+        .where(
+            Allocation.id.in_(
+                select(ParcelLine.allocation_id).where(ParcelLine.parcel_id.in_(ids))
+            ),
+            Allocation.state == AllocationState.reserved,
+        )
+        .values(state=AllocationState.delivered, closed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    closed = set(repository.close_fully_delivered(session, sorted({r for _, r in carried})))
+    order = {p: k for k, p in enumerate(parcel_ids)}
+    last: dict[int, int] = {}
+    for parcel, request in carried:
+        if request in closed and order[parcel] >= order.get(last.get(request, parcel), -1):
+            last[request] = parcel
+    out: dict[int, list[int]] = {p: [] for p in parcel_ids}
+    for request, parcel in sorted(last.items()):
+        out[parcel].append(request)
+    return out

@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common import repository as common
@@ -18,11 +20,15 @@ from relieflink.dispatch.schemas import (
     AvailabilityUpdate,
     CourierAssign,
     DiscrepancyRead,
+    EventAnswerRead,
+    EventBatchIn,
+    EventBatchRead,
     EventIn,
     EventRead,
     MyDelivery,
     PlanCreate,
     PlanRead,
+    ProblemRead,
     ReplanCreate,
     RouteRead,
     StopRead,
@@ -38,6 +44,8 @@ router = APIRouter(prefix="/dispatch", tags=["dispatch"])
 Planner = Annotated[User, require_role(access.DISPATCH_PLANNERS)]
 RouteReader = Annotated[User, require_role(access.ROUTE_READERS)]
 DeliveryActor = Annotated[User, require_role(access.DELIVERY_ACTORS)]
+# PostgreSQL's deadlock and serialization failures: the transaction may simply run again.
+_RETRY = {"40P01", "40001"}
 
 
 @router.get("/vehicles", response_model=list[VehicleRead])
@@ -173,6 +181,76 @@ def post_event(data: EventIn, session: SessionDep, user: DeliveryActor) -> Event
         session.commit()  # keep the failed attempt (rate limit), then refuse
         raise
     return EventRead.model_validate(outcome.__dict__ | {"id": outcome.event_id})
+
+
+@router.post("/events:batch", response_model=EventBatchRead)
+def post_events(data: EventBatchIn, session: SessionDep, user: DeliveryActor) -> EventBatchRead:
+    """Events a driver's or robot's app buffered on a flaky network, in order: each is applied
+    all or nothing and answered on its own (``results[i].status``: 200, or the status the single
+    endpoint would give), a refused event does not stop the others, and the whole batch is safe
+    to resend. The answer is 200 unless the batch itself is refused (then nothing is applied)."""
+    results: list[EventAnswerRead | None] = [None] * len(data.events)
+    valid: list[tuple[int, EventIn]] = []
+    for index, raw in enumerate(data.events):
+        try:
+            valid.append((index, EventIn.model_validate(raw)))
+        except ValidationError as exc:
+            cid = raw.get("client_event_id")
+            errors = [
+                {"loc": ["events", index, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False)
+            ]
+            results[index] = EventAnswerRead(
+                index=index,
+                client_event_id=cid if isinstance(cid, str) else None,
+                status=422,
+                problem=ProblemRead(
+                    status=422,
+                    title="Invalid input",
+                    detail="the event does not match the schema",
+                    errors=errors,
+                ),
+            )
+    for attempt in range(3):
+        try:
+            answers = tracking.record_events(session, [e for _, e in valid], actor=user)
+            break
+        except OperationalError as exc:
+            # A deadlock with another batch (PostgreSQL chose this one): nothing of it stays,
+            # and the same batch applied again gives the same answers.
+            if attempt == 2 or getattr(exc.orig, "sqlstate", None) not in _RETRY:
+                raise
+            session.rollback()
+    for (index, _), answer in zip(valid, answers, strict=True):
+        if answer.outcome is not None:
+            outcome = answer.outcome
+            results[index] = EventAnswerRead(
+                index=index,
+                client_event_id=answer.client_event_id,
+                status=200,
+                event=EventRead.model_validate(outcome.__dict__ | {"id": outcome.event_id}),
+            )
+        else:
+            assert answer.error is not None
+            error = answer.error
+            results[index] = EventAnswerRead(
+                index=index,
+                client_event_id=answer.client_event_id,
+                status=error.status_code,
+                problem=ProblemRead(
+                    status=error.status_code,
+                    title=error.title,
+                    detail=error.message,
+                    errors=[e.as_dict() for e in error.errors],
+                ),
+            )
+    done = [r for r in results if r is not None]
+    return EventBatchRead(
+        applied=sum(1 for r in done if r.event is not None and not r.event.replayed),
+        replayed=sum(1 for r in done if r.event is not None and r.event.replayed),
+        refused=sum(1 for r in done if r.event is None),
+        results=done,
+    )
 
 
 @router.get("/parcels/{parcel_id}/events", response_model=list[TrackingEventRead])
