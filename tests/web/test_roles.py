@@ -9,9 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from relieflink.consult import service as consult
+from relieflink.consult.schemas import DoctorShift
 from relieflink.models import Household, Role, User
 from relieflink.users import access
 from relieflink.web import nav
+from tests.consult.factories import make_consultation
 from tests.factories import make_community, make_household, make_org, make_user
 from tests.web.helpers import csrf_of, signed_in
 
@@ -33,6 +36,17 @@ EXPECTED = {
     "/households/{household_id}/phone": {Role.admin, Role.coordinator, Role.committee},
     "/imports": {Role.admin, Role.coordinator, Role.committee},
     "/exports/{kind}.{fmt}": {Role.admin, Role.coordinator},
+    # Consultations: the queue (coordinators: counts only); the content for doctors and residents.
+    "/consultations": {Role.admin, Role.coordinator, Role.doctor},
+    "/consultations/shift": {Role.doctor},
+    "/consultations/take": {Role.doctor},
+    "/consultations/{consultation_id}": {Role.doctor, Role.resident},
+    "/consultations/{consultation_id}/messages": {Role.doctor, Role.resident},
+    "/consultations/{consultation_id}/close": {Role.doctor},
+    "/help": {Role.resident, Role.committee},
+    "/help/building": {Role.committee},
+    "/help/status": {Role.resident, Role.committee},
+    "/help/consultation": {Role.resident},
 }
 PHONE = "+86 170 1234 5678"
 OTHER_PHONE = "+86 171 8765 4321"
@@ -42,14 +56,14 @@ def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
-def _concrete(path: str, household: Household) -> str:
-    return path.format(household_id=household.id, kind="households", fmt="csv")
+def _concrete(path: str, household: Household, ids: dict[str, int] | None = None) -> str:
+    return path.format(household_id=household.id, kind="households", fmt="csv", **(ids or {}))
 
 
 def test_every_page_declares_the_expected_roles() -> None:
     declared = {(s.path, s.method): s.roles for s in nav.all_pages()}
     for path, roles in EXPECTED.items():
-        method = "POST" if path.endswith("/phone") else "GET"
+        method = "GET" if (path, "GET") in declared else "POST"
         assert declared[(path, method)] == roles, path
     # A new page must be added to EXPECTED (and so to these tests).
     assert {p for p, _ in declared} <= set(EXPECTED), "a page is missing from EXPECTED"
@@ -73,6 +87,13 @@ class World:
             if role == Role.resident:
                 links["household_id"] = self.household.id
             self.users[role] = make_user(db, role, **links)
+        # A consultation of the household, taken by the doctor: both may read it.
+        doctor = self.users[Role.doctor]
+        shift = DoctorShift(specialties=["general"], languages=["zh", "en"])
+        consult.start_shift(db, shift, actor=doctor)
+        consultation = make_consultation(db, self.users[Role.resident])
+        consult.take_next(db, actor=doctor)
+        self.ids = {"consultation_id": consultation.id}
         db.commit()
 
 
@@ -89,7 +110,9 @@ def test_each_role_opens_its_pages_and_gets_a_403_page_for_the_others(
     for spec in nav.all_pages():
         if spec.method != "GET":
             continue
-        response = client.get(_concrete(spec.path, world.household), follow_redirects=False)
+        response = client.get(
+            _concrete(spec.path, world.household, world.ids), follow_redirects=False
+        )
         if role in spec.roles:
             assert response.status_code == 200, (spec.path, response.text[:300])
         else:
@@ -119,7 +142,7 @@ def test_no_page_shows_a_full_phone_number_to_a_role_that_may_not_see_it(
 ) -> None:
     signed_in(client, world.users[role])
     pages = [
-        _concrete(s.path, world.household)
+        _concrete(s.path, world.household, world.ids)
         for s in nav.all_pages()
         if s.method == "GET" and not s.path.startswith("/exports")
     ]

@@ -470,6 +470,22 @@ def open_conversation(
     )
 
 
+def view_consultation(
+    session: Session, consultation_id: int, *, actor: User, after_id: int = 0, limit: int = 500
+) -> tuple[Consultation, Sequence[ConsultMessage] | None]:
+    """One consultation (one audited read) and, for a participant, the messages after
+    ``after_id``; None for a reader who does not take part (a doctor looking at a request
+    waiting in their specialty)."""
+    consultation = require_consultation(session, consultation_id, actor=actor)
+    try:
+        ensure_participant(session, consultation, actor)
+    except Forbidden:
+        return consultation, None
+    return consultation, repository.messages(
+        session, consultation.id, after_id=after_id, limit=limit
+    )
+
+
 def post_message(
     session: Session,
     consultation_id: int,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from relieflink.web import nav
-from relieflink.web.routes import auth, dashboard, households, imports, registry
+from relieflink.web.routes import auth, consult, dashboard, households, imports, registry, resident
 
-MODULES = (auth, dashboard, registry, households, imports)
+MODULES = (auth, dashboard, registry, households, imports, consult, resident)
 
 
 def build_router() -> APIRouter:
