@@ -348,6 +348,29 @@ def test_invalid_seed_is_refused(tmp_path: Path, seed: object) -> None:
         generate_city(scale=0.001, seed=seed, out=tmp_path)  # type: ignore[arg-type]
 
 
+def test_fleet_factor_multiplies_one_kind_and_keeps_the_rest(tmp_path: Path) -> None:
+    def counts(out: Path, **kwargs: object) -> Counter[str]:
+        m = generate_city(scale=0.001, seed=1, out=out, **kwargs)  # type: ignore[arg-type]
+        total: Counter[str] = Counter()
+        for r in read(m.files["vehicles"]):
+            total[r["kind"]] += int(r["count"])
+        return total
+
+    plain = counts(tmp_path / "plain")
+    more = counts(tmp_path / "more", fleet_factor={"robot": 40, "van": 2.5})
+    assert plain["robot"] == 1  # 100 robots x 0.001 rounds to the minimum of one
+    assert more["robot"] == 4  # 100 x 40 x 0.001
+    assert more["van"] == round(fg.FLEET_AT_FULL_SCALE["van"] * 2.5 * 0.001)
+    assert more["truck"] == plain["truck"] and more["ebike"] == plain["ebike"]
+
+
+@pytest.mark.parametrize("factor", [{"hovercraft": 2}, {"van": 0}, {"van": -1}, {"van": "2"}])
+def test_invalid_fleet_factor_is_refused(tmp_path: Path, factor: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="fleet_factor"):
+        generate_city(scale=0.001, seed=1, out=tmp_path, fleet_factor=factor)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())
+
+
 def test_unknown_city_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown city 'atlantis'"):
         generate_city("atlantis", scale=0.001, seed=1, out=tmp_path)

@@ -20,6 +20,10 @@ def test_the_demo_writes_the_summary_and_an_offline_report(tmp_path: Path) -> No
         for group in figures["groups"].values():
             assert group.keys() >= GROUP_KEYS
         assert figures["reconciliation"]["ok"] is True
+        # Routes come from the dispatch service's plans and were driven by its couriers.
+        assert figures["dispatch_plans"] >= 1 and figures["routes_driven"] >= 1
+        assert figures["route_km"] > 0 and figures["cost_per_delivered_pack_fen"] > 0
+        assert len(result.logs[policy].routes) == figures["routes_driven"]
     assert summary["ledger_reconciled"] is True
     page = (tmp_path / "index.html").read_text()
     assert "<svg" in page

@@ -1,4 +1,5 @@
-"""A small simulated day on the test database: its counts must reconcile with the ledger."""
+"""A small simulated day on the test database, driven through the dispatch service: its counts
+must reconcile with the ledger, the dispatch tables and the tracking events."""
 
 from __future__ import annotations
 
@@ -10,20 +11,51 @@ from sqlalchemy.orm import Session
 
 from relieflink.bulk import service as bulk
 from relieflink.catalog import service as catalog
-from relieflink.models import AuditEvent, NeedRequest
+from relieflink.models import (
+    EventKind,
+    MovementKind,
+    NeedRequest,
+    Parcel,
+    ParcelStatus,
+    Role,
+    Route,
+    RouteStatus,
+    StockMovement,
+    TrackingEvent,
+    User,
+)
 from relieflink.scenario import generate_city
+from relieflink.sim.assumptions import ASSUMPTIONS
 from relieflink.sim.metrics import GROUPS, outcome, reconcile
-from relieflink.sim.simulation import Simulation
+from relieflink.sim.simulation import Simulation, load_fleet
+
+ON_BOARD = (
+    ParcelStatus.loaded,
+    ParcelStatus.departed,
+    ParcelStatus.at_gate,
+    ParcelStatus.handed_off,
+)
 
 
 @pytest.fixture
 def small_city(db: Session, tmp_path: Path) -> Session:
-    manifest = generate_city(scale=0.0001, seed=3, out=tmp_path / "city")
+    manifest = generate_city(
+        scale=0.0001, seed=3, out=tmp_path / "city", fleet_factor=dict(ASSUMPTIONS.fleet_factor)
+    )
     catalog.seed_catalog(db, actor=None)
     for kind in ("organizations", "districts", "communities", "warehouses", "households"):
         bulk.import_file(db, kind, manifest.files[kind], actor=None)
+    assert load_fleet(db, manifest.files["vehicles"]) > 0
     db.commit()
     return db
+
+
+def _packs(db: Session, *statuses: ParcelStatus) -> int:
+    return int(
+        db.scalar(
+            select(func.coalesce(func.sum(Parcel.packs), 0)).where(Parcel.status.in_(statuses))
+        )
+    )
 
 
 @pytest.mark.parametrize("policy", ["priority", "fifo"])
@@ -33,7 +65,12 @@ def test_a_simulated_day_reconciles_with_the_ledger(small_city: Session, policy:
     check = reconcile(db, log)
     assert check.ledger_problems == []
     assert check.donors_unbalanced == []
-    assert check.delivered_by_ledger == check.delivered_by_simulation > 0
+    assert check.delivered_by_simulation > 0
+    # The ledger's "delivered" is what was issued at loading net of failed deliveries' returns:
+    # the packs the simulation saw delivered plus those still on board at the end.
+    assert check.delivered_by_ledger == check.delivered_by_simulation + log.on_board_packs
+    assert check.delivered_by_dispatch == check.delivered_by_simulation
+    assert check.on_board_by_dispatch == log.on_board_packs
     assert check.ok
     # Every request the simulation counts (accepted from households, or written as a
     # prescription by a doctor) is in the database, and nothing else is.
@@ -48,10 +85,64 @@ def test_a_simulated_day_reconciles_with_the_ledger(small_city: Session, policy:
         r.packs for r in log.requests.values()
     )
     assert set(figures["groups"]) == set(GROUPS)
-    # The simulation writes through the services: its writes are audited like anyone's.
-    assert (
-        db.scalar(
-            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "deliver")
-        )
-        > 0
+    assert figures["routes_driven"] == log.routes_driven > 0
+    assert len(log.routes) == log.routes_driven
+
+
+@pytest.mark.parametrize("policy", ["priority"])
+def test_deliveries_go_through_dispatch_routes_and_courier_events(
+    small_city: Session, policy: str
+) -> None:
+    db = small_city
+    log = Simulation(db, policy=policy, days=1, seed=3).run()  # type: ignore[arg-type]
+    assert log.delivered_parcels and log.plans
+    delivered = set(db.scalars(select(Parcel.id).where(Parcel.status == ParcelStatus.delivered)))
+    assert delivered == set(log.delivered_parcels)
+    failed = set(db.scalars(select(Parcel.id).where(Parcel.status == ParcelStatus.failed)))
+    assert failed == set(log.failed_parcels)
+    # Each delivered parcel is on a driven route owned by a courier of the route's carrier,
+    # and has exactly one delivered event, posted by that courier.
+    rows = db.execute(
+        select(Parcel.id, Route.id, Route.status, Route.courier_id, Route.carrier_id)
+        .join(Route, Route.id == Parcel.route_id)
+        .where(Parcel.id.in_(delivered))
+    ).all()
+    assert {r[0] for r in rows} == delivered
+    events: dict[int, int] = dict(
+        db.execute(  # type: ignore[arg-type]
+            select(TrackingEvent.parcel_id, TrackingEvent.actor_id).where(
+                TrackingEvent.kind == EventKind.delivered
+            )
+        ).all()
     )
+    assert set(events) == delivered
+    couriers = {u.id: u for u in db.scalars(select(User).where(User.role == Role.courier))}
+    for parcel_id, _route_id, status, courier_id, carrier_id in rows:
+        assert status in (RouteStatus.departed, RouteStatus.completed)
+        assert events[parcel_id] == courier_id
+        assert couriers[courier_id].organization_id == carrier_id
+    # Failed parcels have a failed event with one of the tracking service's reasons.
+    reasons = set(
+        db.scalars(select(TrackingEvent.reason).where(TrackingEvent.kind == EventKind.failed))
+    )
+    assert len(reasons) <= 4 and None not in reasons
+    # The ledger moved through dispatch: issues net of returns equal delivered + on board.
+    issued = -int(
+        db.scalar(
+            select(func.coalesce(func.sum(StockMovement.d_on_hand), 0)).where(
+                StockMovement.kind == MovementKind.issue
+            )
+        )
+    )
+    returned = int(
+        db.scalar(
+            select(func.coalesce(func.sum(StockMovement.d_on_hand), 0)).where(
+                StockMovement.kind == MovementKind.return_
+            )
+        )
+    )
+    assert issued - returned == _packs(db, ParcelStatus.delivered, *ON_BOARD)
+    assert _packs(db, ParcelStatus.delivered) == sum(p for _, p, _, _ in log.deliveries)
+    # Nothing was planned around the service: every route belongs to one of the sim's plans.
+    plan_ids = set(db.scalars(select(Route.plan_id).distinct()))
+    assert plan_ids <= set(log.plans)

@@ -48,6 +48,8 @@ def demo(
         ("packs delivered", "delivered_packs"),
         ("packs still needed", "unmet_packs"),
         ("failed deliveries", "failed_deliveries"),
+        ("dispatch routes driven", "routes_driven"),
+        ("vehicle breakdowns (re-planned)", "van_breakdowns"),
     ):
         table.add_row(label, f"{summary['priority'][key]:,}", f"{summary['fifo'][key]:,}")
     for group, p in summary["priority"]["groups"].items():

@@ -412,9 +412,12 @@ def solve_plan(
     seed: int = 1,
     workers: int | None = None,
     progress: Progress | None = None,
+    iterations: int | None = None,
 ) -> PlanSolution:
     """Route every parcel of ``inp``: one routing problem per stock warehouse. ``time_limit``
-    is the total search budget (default: grows with the number of gate loads)."""
+    is the total search budget (default: grows with the number of gate loads); ``iterations``
+    instead fixes the engine's work per warehouse, so that a seed gives the same plan on any
+    machine (the simulation's reproducible days)."""
     started = perf_counter()
     step = progress or (lambda _p, _m: None)
     problems, unassigned = build_problems(inp)
@@ -435,8 +438,10 @@ def solve_plan(
             if len(problem.stops) <= 1500 or workers == 1
             else make_executor(workers)
         )
-        result: RoutingResult = solve_routing(
-            problem, time_limit=max(share, 0.2), seed=seed, executor=executor
+        result: RoutingResult = (
+            solve_routing(problem, iterations=iterations, seed=seed, executor=executor)
+            if iterations is not None
+            else solve_routing(problem, time_limit=max(share, 0.2), seed=seed, executor=executor)
         )
         done += len(problem.stops)
         violations.extend(
@@ -745,14 +750,22 @@ def plan_dispatch(
     replan_of_id: int | None = None,
     failed_route_ids: Iterable[int] = (),
     progress: Progress | None = None,
+    iterations: int | None = None,
 ) -> DispatchPlan:
-    """All three phases in the caller's transaction (CLI and tests)."""
+    """All three phases in the caller's transaction (CLI, tests and the simulation)."""
     step = progress or (lambda _p, _m: None)
     plan = start_plan(session, day=day, actor=actor, replan_of_id=replan_of_id)
     step(2, "reading allocations and fleet")
     inp = prepare_plan(
         session, day=plan.day, replan_of_id=replan_of_id, failed_route_ids=failed_route_ids
     )
-    sol = solve_plan(inp, time_limit=time_limit, seed=seed, workers=workers, progress=step)
+    sol = solve_plan(
+        inp,
+        time_limit=time_limit,
+        seed=seed,
+        workers=workers,
+        progress=step,
+        iterations=iterations,
+    )
     step(92, "writing routes")
     return write_plan(session, plan, inp, sol, actor=actor)

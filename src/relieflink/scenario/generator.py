@@ -54,7 +54,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -198,16 +198,21 @@ def generate_city(
     seed: int,
     out: Path,
     progress: ProgressCallback | None = None,
+    fleet_factor: Mapping[str, float] | None = None,
 ) -> CityManifest:
     """Generate a synthetic city and write it as the CSV import format into ``out``.
 
     ``scale`` in (0, 1.0] scales population, communities, fleet, warehouse capacity and pledges;
     1.0 is the full city (≈ 24.9 M residents, 17,649 communities, ≈ 10.7 M households).
+    ``fleet_factor`` multiplies the fleet at full scale per vehicle kind (a what-if, e.g. the
+    simulation's larger operation; kinds not named keep the published-order figures).
     Raises ``ValueError`` for an unknown city, a scale outside (0, 1], a negative or non-integer
-    seed, or an ``out`` that is not a writable directory.
+    seed, an unknown kind or a factor that is not positive in ``fleet_factor``, or an ``out``
+    that is not a writable directory.
     """
     started = time.perf_counter()
     scale = _check_scale(scale)
+    factor = _check_fleet_factor(fleet_factor)
     seed = _check_seed(seed)
     districts = fg.load_districts(city)  # raises ValueError for an unknown city
     out = _check_out(out)
@@ -228,7 +233,9 @@ def generate_city(
         counts["warehouses"] = _write_rows(
             parts["warehouses"], "warehouses", _warehouse_rows(districts, scale)
         )
-        counts["vehicles"] = _write_rows(parts["vehicles"], "vehicles", _vehicle_rows(scale))
+        counts["vehicles"] = _write_rows(
+            parts["vehicles"], "vehicles", _vehicle_rows(scale, factor)
+        )
         counts["pledges"] = _write_rows(parts["pledges"], "pledges", _pledge_rows(scale, seed))
         hh_per_comm, totals = _write_households(parts["households"], comms, seed, rates, report)
         counts["households"] = int(hh_per_comm.sum())
@@ -274,6 +281,17 @@ def _check_scale(scale: object) -> float:
     if not math.isfinite(value) or not 0.0 < value <= 1.0:
         raise ValueError(f"scale: must be in (0, 1.0] (1.0 = the full city), got {scale!r}")
     return value
+
+
+def _check_fleet_factor(factor: Mapping[str, float] | None) -> dict[str, float]:
+    out = dict(factor or {})
+    for kind, value in out.items():
+        if kind not in fg.VEHICLE_SPECS:
+            known = ", ".join(fg.VEHICLE_SPECS)
+            raise ValueError(f"fleet_factor: unknown vehicle kind {kind!r} (one of {known})")
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+            raise ValueError(f"fleet_factor[{kind!r}] must be a number > 0, got {value!r}")
+    return out
 
 
 def _check_seed(seed: object) -> int:
@@ -716,14 +734,14 @@ def _warehouse_rows(
         )
 
 
-def _vehicle_rows(scale: float) -> Iterable[Sequence[object]]:
+def _vehicle_rows(scale: float, factor: Mapping[str, float]) -> Iterable[Sequence[object]]:
     depots: dict[str, list[tuple[str, float]]] = {}
     for code, owner, _ad, _e, _n, share, _t in fg.WAREHOUSE_PLAN:
         depots.setdefault(owner, []).append((code, share))
     n = 0
     for kind, full in fg.FLEET_AT_FULL_SCALE.items():
         carriers = [c for c in fg.CARRIERS if kind != "robot" or c[4]]
-        total = _scaled(full, scale, minimum=1)
+        total = _scaled(full * factor.get(kind, 1.0), scale, minimum=1)
         per_carrier = _apportion(total, [c[3] for c in carriers])
         cap_kg, cap_m3, speed, range_km, start, end = fg.VEHICLE_SPECS[kind]
         for carrier, k in zip(carriers, per_carrier.tolist(), strict=True):

@@ -16,7 +16,7 @@ class SimAssumptions:
     supply_ratio: float = 0.7
     # Warehouses' daily outbound capacity, as a multiple of the city generator's figure, so that
     # stock (who gets the scarce packs) rather than loading docks is what the demo is about.
-    outbound_capacity_factor: float = 6.0
+    outbound_capacity_factor: float = 12.0
     # Share of households that ask for help on a given day, and the hours they ask in.
     request_share: float = 0.35
     first_request_hour: int = 7
@@ -27,29 +27,43 @@ class SimAssumptions:
     malformed_share: float = 0.03
     # Allocation and dispatch waves (hour of day).
     wave_hours: tuple[int, ...] = (9, 15)
-    # Loading at the warehouse before vans leave, minutes.
+    # Loading at the warehouse after a plan (or a re-plan) before the routes leave, minutes.
     loading_minutes: int = 60
-    # Van speed in the city, and the extra minutes of the last 100 metres per household: by robot
-    # in sealed compounds (Shanghai's 2022 robots: 200 kg payload, 100 km range), on foot by a
-    # volunteer or the courier elsewhere.
-    van_speed_kmh: float = 25.0
-    circuity: float = 1.3
+    # The extra minutes of the last 100 metres per household, after the vehicle reached the
+    # gate: by robot in sealed compounds (Shanghai's 2022 robots: 200 kg payload, 100 km range),
+    # on foot by a volunteer or the courier elsewhere. Vehicles drive at their fleet's speeds.
     last_metre_minutes_robot: int = 25
     last_metre_minutes_foot: int = 10
-    # Share of household deliveries that fail (not home, refused, damaged) and are carried over.
+    # Share of household deliveries that fail (not home, refused, access denied, damaged); the
+    # stock comes back (written off if damaged) and the request is carried over.
     failure_share: float = 0.05
-    # Chance that a van breaks down on a wave; its parcels are re-planned two hours later.
+    # Chance that a route's vehicle will not start at loading time: it is out for the rest of
+    # the day and the route's parcels are re-planned onto what is still free.
     breakdown_share: float = 0.1
-    breakdown_delay_minutes: int = 120
+    # Each morning each vehicle's courier is locked in or ill with this chance (the published
+    # bottleneck of April 2022: couriers locked in); the group's availability for the day drops.
+    courier_absence_share: float = 0.1
+    # The carriers' fleet is the scenario's (vehicles.csv, generated with these factors on its
+    # fleet at full scale, per kind): the simulated households ask for several times the
+    # scenario's daily outbound (see outbound_capacity_factor), so vehicles grow alike. Robots
+    # far more: in the dispatch rules only robots (and volunteers on foot) enter sealed
+    # compounds, and the published 100 robots could never carry what 7,624 sealed compounds
+    # needed (volunteers relayed it in 2022); robot-class capacity stands for that relay.
+    fleet_factor: tuple[tuple[str, float], ...] = (
+        ("truck", 4.0),
+        ("van", 4.0),
+        ("ebike", 4.0),
+        ("robot", 1000.0),
+    )
+    # PyVRP iterations per routing sub-problem in a dispatch plan: a fixed amount of search, so
+    # that a seed gives the same plans on any machine.
+    routing_iterations: int = 300
     # Online consultations: each day this share of households with a member on chronic
     # medication asks a doctor for a refill (JD Health served 37,000 such requests in Shanghai by
     # 9 April 2022); doctors on duty and minutes per consultation.
     consult_share: float = 0.03
     doctors_on_duty: int = 2
     consult_minutes: int = 12
-    # Cost of a van-hour on the road, fen (for cost per delivered pack).
-    van_cost_per_km_fen: int = 300
-    van_fixed_cost_fen: int = 20000
 
 
 ASSUMPTIONS = SimAssumptions()

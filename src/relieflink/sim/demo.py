@@ -20,9 +20,10 @@ from relieflink.catalog import service as catalog
 from relieflink.db.engine import build_engine
 from relieflink.db.migrations import upgrade
 from relieflink.scenario import generate_city
+from relieflink.sim.assumptions import ASSUMPTIONS
 from relieflink.sim.metrics import donor_trace, outcome, reconcile
 from relieflink.sim.report import write_report
-from relieflink.sim.simulation import Policy, SimLog, Simulation
+from relieflink.sim.simulation import Policy, SimLog, Simulation, load_fleet
 
 Progress = Callable[[str], None]
 IMPORT_ORDER = ("organizations", "districts", "communities", "warehouses", "households")
@@ -68,7 +69,9 @@ def run_demo(
     started = perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     step(f"generating a synthetic Shanghai at scale {scale}")
-    manifest = generate_city(scale=scale, seed=seed, out=out / "city")
+    manifest = generate_city(
+        scale=scale, seed=seed, out=out / "city", fleet_factor=dict(ASSUMPTIONS.fleet_factor)
+    )
     base = out / "city.db"
     url = _fresh(base)
     step("creating the database and loading the city")
@@ -80,6 +83,8 @@ def run_demo(
             kind: bulk.import_file(session, kind, manifest.files[kind], actor=None).created
             for kind in IMPORT_ORDER
         }
+        # The carriers' fleets: the scenario's vehicles.csv through the fleet service.
+        counts["vehicles"] = load_fleet(session, manifest.files["vehicles"])
         session.commit()
     engine.dispose()
 

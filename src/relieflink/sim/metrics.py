@@ -7,12 +7,19 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.sim.assumptions import ASSUMPTIONS
+from relieflink.models import Parcel, ParcelStatus
 from relieflink.sim.simulation import MINUTES_PER_DAY, SimLog
 from relieflink.stock import service as stock
 
+ON_BOARD = (
+    ParcelStatus.loaded,
+    ParcelStatus.departed,
+    ParcelStatus.at_gate,
+    ParcelStatus.handed_off,
+)
 GROUPS = ("infant", "pregnant", "chronic", "elderly", "other")
 
 
@@ -22,21 +29,43 @@ class Reconciliation:
     ledger_problems: list[str]
     donors_checked: int
     donors_unbalanced: list[str]
-    delivered_by_ledger: int
+    delivered_by_ledger: int  # issued net of returns: delivered + still on board
     delivered_by_simulation: int
+    on_board_by_simulation: int
+    delivered_by_dispatch: int  # packs of parcels the dispatch service holds as delivered
+    on_board_by_dispatch: int
 
 
 def reconcile(session: Session, log: SimLog) -> Reconciliation:
     """Every balance equals its movements; every donor's received = in stock + in transit +
-    delivered + written off; and what the ledger says was delivered is what the simulation saw."""
+    delivered + written off; the ledger's issues (net of returns) are exactly the packs the
+    simulation saw delivered plus those still on board; and the parcels the dispatch service
+    holds as delivered (and on board) are exactly those."""
     problems = stock.check_ledger(session)
     figures = stock.donor_report(session)
     unbalanced = [
         f"donor {f.donor_org_id} kit {f.kit_id} item {f.item_id}" for f in figures if not f.balanced
     ]
+    # The ledger calls "delivered" what left the shelf for good: issued at loading, less what
+    # came back from failed deliveries, so it includes parcels still on board.
     delivered_ledger = sum(f.delivered for f in figures)
     delivered_sim = sum(packs for _, packs, _, _ in log.deliveries)
-    ok = not problems and not unbalanced and delivered_ledger == delivered_sim and bool(figures)
+    by_status = {
+        status: int(packs)
+        for status, packs in session.execute(
+            select(Parcel.status, func.coalesce(func.sum(Parcel.packs), 0)).group_by(Parcel.status)
+        )
+    }
+    delivered_dispatch = int(by_status.get(ParcelStatus.delivered, 0))
+    on_board_dispatch = sum(int(by_status.get(s, 0)) for s in ON_BOARD)
+    ok = (
+        not problems
+        and not unbalanced
+        and bool(figures)
+        and delivered_ledger == delivered_sim + log.on_board_packs
+        and delivered_dispatch == delivered_sim
+        and on_board_dispatch == log.on_board_packs
+    )
     return Reconciliation(
         ok=ok,
         ledger_problems=problems[:20],
@@ -44,6 +73,9 @@ def reconcile(session: Session, log: SimLog) -> Reconciliation:
         donors_unbalanced=unbalanced[:20],
         delivered_by_ledger=int(delivered_ledger),
         delivered_by_simulation=delivered_sim,
+        on_board_by_simulation=log.on_board_packs,
+        delivered_by_dispatch=delivered_dispatch,
+        on_board_by_dispatch=on_board_dispatch,
     )
 
 
@@ -96,8 +128,7 @@ def outcome(log: SimLog, *, days: int) -> dict[str, Any]:
             else None,
         }
     robot = sum(packs for _, packs, _, is_robot in log.deliveries if is_robot)
-    a = ASSUMPTIONS
-    cost_fen = log.distance_km * a.van_cost_per_km_fen + log.vans_used * a.van_fixed_cost_fen
+    cost_fen = log.cost_fen  # the driven dispatch routes, as the plan priced them
     return {
         "requests": len(records),
         "answers": dict(log.answers),
@@ -110,6 +141,13 @@ def outcome(log: SimLog, *, days: int) -> dict[str, Any]:
         if delivered_packs
         else None,
         "route_km": round(log.distance_km, 1),
+        "routes_driven": log.routes_driven,
+        "routes_by_kind": dict(sorted(log.routes_by_kind.items())),
+        "dispatch_plans": len(log.plans),
+        "replans": log.replans,
+        "vehicle_days_off": log.vehicles_off,
+        "parcels_left_pending": dict(log.unrouted),
+        "on_board_packs_at_end": log.on_board_packs,
         "groups": groups,
         "days": days,
         "minutes": days * MINUTES_PER_DAY,

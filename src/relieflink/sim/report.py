@@ -134,7 +134,7 @@ def _map(log: SimLog) -> str:
     fig.colorbar(sc, ax=ax, label="share of requested packs delivered")
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
-    ax.set_title(f"Communities by coverage, and the vans' routes ({log.policy})")
+    ax.set_title(f"Communities by coverage, and the dispatch routes driven ({log.policy})")
     ax.legend(fontsize=7, loc="lower left")
     ax.set_aspect(1.17)
     return _svg(fig)
@@ -146,7 +146,10 @@ def _figures_table(summary: dict[str, Any]) -> str:
         ("packs delivered", "delivered_packs"),
         ("packs still needed", "unmet_packs"),
         ("failed deliveries (carried over)", "failed_deliveries"),
-        ("van breakdowns (re-planned)", "van_breakdowns"),
+        ("vehicle breakdowns (re-planned)", "van_breakdowns"),
+        ("mid-day re-plans", "replans"),
+        ("vehicle-days lost to couriers locked in", "vehicle_days_off"),
+        ("dispatch routes driven", "routes_driven"),
         ("route kilometres", "route_km"),
         ("cost per delivered pack (fen)", "cost_per_delivered_pack_fen"),
         ("robot share of last-metre packs", "robot_share_of_last_metre"),
@@ -191,7 +194,7 @@ def _answers(summary: dict[str, Any], logs: dict[str, SimLog]) -> str:
         for r in sorted(set(reasons["priority"]) | set(reasons["fifo"]))
     )
     breakdowns = "".join(
-        f"<tr><th>van breakdowns</th><td>{len(logs['priority'].breakdowns)}</td>"
+        f"<tr><th>vehicle breakdowns</th><td>{len(logs['priority'].breakdowns)}</td>"
         f"<td>{len(logs['fifo'].breakdowns)}</td></tr>"
     )
     return (
