@@ -79,6 +79,23 @@ def test_unknown_sku_is_refused_at_its_path_and_nothing_is_stored(db: Session, s
     assert db.scalar(select(func.count()).select_from(RequestLine)) == 0
 
 
+def test_prescription_only_items_are_refused_at_their_path(db: Session, setup: dict) -> None:
+    data = RequestCreate.model_validate(
+        {
+            "household_id": setup["household"].id,
+            "lines": [
+                {"item_sku": "RICE-5KG", "quantity": 1},
+                {"item_sku": "MED-INSULIN-PEN-5", "quantity": 1},
+            ],
+        }
+    )
+    with pytest.raises(Invalid) as caught:
+        needs.create_request(db, data, actor=setup["admin"], today=MONDAY)
+    assert [e.loc for e in caught.value.errors] == [("lines", 1, "item_sku")]
+    assert "prescription only" in caught.value.errors[0].msg
+    assert db.scalar(select(func.count()).select_from(RequestLine)) == 0
+
+
 def test_roles_that_may_not_ask_are_refused(db: Session, setup: dict) -> None:
     hh = setup["household"]
     for role in (Role.courier, Role.warehouse, Role.donor, Role.doctor):

@@ -92,6 +92,14 @@ class Hub:
             consultation_id, (message_id, json.dumps(event, ensure_ascii=False))
         )
 
+    async def announce(self, consultation_id: int, event: dict[str, Any]) -> int:
+        """``publish`` from the event loop: for background tasks after a request commits.
+
+        The subscribers' queues belong to the loop and are not thread-safe, and a plain function
+        given to ``BackgroundTasks`` runs in a worker thread; a coroutine runs on the loop.
+        """
+        return self.publish(consultation_id, event)
+
     def publish_text(self, consultation_id: int, event: Event) -> int:
         subs = self._subscribers.get(consultation_id, ())
         for queue in subs:

@@ -59,9 +59,10 @@ def period_start(today: date, policy: Policy) -> date:
 def _resolve_lines(
     session: Session, lines: Sequence[RequestLineIn], *, loc: tuple[str | int, ...] = ("lines",)
 ) -> list[tuple[int | None, int | None, int]]:
-    """``(kit_id, item_id, quantity)`` per line; unknown SKUs are ``Invalid`` at their path."""
+    """``(kit_id, item_id, quantity)`` per line; unknown SKUs and prescription-only items are
+    ``Invalid`` at their path."""
     kits = catalog.kit_ids_by_sku(session, [line.kit_sku for line in lines if line.kit_sku])
-    items = catalog.item_ids_by_sku(session, [line.item_sku for line in lines if line.item_sku])
+    items = catalog.get_items_by_sku(session, [line.item_sku for line in lines if line.item_sku])
     errors: list[FieldError] = []
     resolved: list[tuple[int | None, int | None, int]] = []
     for i, line in enumerate(lines):
@@ -71,15 +72,25 @@ def _resolve_lines(
                 continue
             resolved.append((kits[line.kit_sku], None, line.quantity))
         else:
-            item_id = items.get(line.item_sku or "")
-            if item_id is None:
+            item = items.get(line.item_sku or "")
+            if item is None:
                 errors.append(
                     FieldError((*loc, i, "item_sku"), f"no item with SKU {line.item_sku!r}")
                 )
                 continue
-            resolved.append((None, item_id, line.quantity))
+            if item.prescription_only:
+                # Medicines on prescription reach a household only through a doctor's
+                # prescription (create_medical_request), never by asking for them.
+                errors.append(
+                    FieldError(
+                        (*loc, i, "item_sku"),
+                        f"{line.item_sku!r} is given on prescription only: request a consultation",
+                    )
+                )
+                continue
+            resolved.append((None, item.id, line.quantity))
     if errors:
-        raise Invalid("the request names kits or items that do not exist", errors)
+        raise Invalid("the request names kits or items that may not be requested", errors)
     return resolved
 
 

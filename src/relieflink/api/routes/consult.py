@@ -323,7 +323,7 @@ def close_consultation(
     consultation = consult.close_consultation(session, consultation_id, data, actor=user)
     # Runs after the commit: connected participants learn the consultation ended.
     background.add_task(
-        get_hub(request.app).publish,
+        get_hub(request.app).announce,
         consultation_id,
         {"type": "status", "consultation_id": consultation_id, "status": "closed"},
     )
@@ -359,7 +359,7 @@ def post_message(
     )
     read = MessageRead.model_validate(message)
     background.add_task(
-        get_hub(request.app).publish,
+        get_hub(request.app).announce,
         consultation_id,
         {"type": "message", **read.model_dump(mode="json")},
     )

@@ -237,12 +237,6 @@ def _hub(web: Web) -> Hub | None:
     return hub if isinstance(hub, Hub) else None
 
 
-async def _publish(hub: Hub, consultation_id: int, event: dict[str, Any]) -> None:
-    # Async on purpose: the hub's queues belong to the event loop, so publish from it (a sync
-    # background task would run in a worker thread).
-    hub.publish(consultation_id, event)
-
-
 # --- the queue --------------------------------------------------------------------------------
 
 
@@ -506,7 +500,7 @@ def send(consultation_id: int, web: WebDep, form: FormDep, background: Backgroun
     hub = _hub(web)
     if hub is not None:
         event = {"type": "message", **MessageRead.model_validate(message).model_dump(mode="json")}
-        background.add_task(_publish, hub, consultation_id, event)
+        background.add_task(hub.announce, consultation_id, event)
     if web.is_htmx():
         response = web.render("consult/_compose.html", {"cid": consultation_id, "error": None})
         response.headers["HX-Trigger"] = "consult-sent"
@@ -578,7 +572,7 @@ def close(
     hub = _hub(web)
     if hub is not None:
         event = {"type": "status", "consultation_id": consultation_id, "status": "closed"}
-        background.add_task(_publish, hub, consultation_id, event)
+        background.add_task(hub.announce, consultation_id, event)
     return RedirectResponse(f"/consultations/{consultation_id}", status_code=303)
 
 
