@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import DoctorShift
-from relieflink.models import Household, Role, User
+from relieflink.models import Household, OrgKind, Role, User
 from relieflink.users import access
 from relieflink.web import nav
 from tests.consult.factories import make_consultation
 from tests.factories import make_community, make_household, make_org, make_user
 from tests.web.helpers import csrf_of, signed_in
+from tests.web.supply_world import supply_ids
 
 ALL = frozenset(Role)
 # Who may open each page: written out here (not read from the code) so that widening a page's
@@ -47,6 +48,23 @@ EXPECTED = {
     "/help/building": {Role.committee},
     "/help/status": {Role.resident, Role.committee},
     "/help/consultation": {Role.resident},
+    # Donations: both sides of a pledge (scoped to their organization) and staff; the warehouse.
+    "/donations": {Role.admin, Role.coordinator, Role.donor, Role.warehouse},
+    "/donations/trace": {Role.admin, Role.coordinator, Role.donor, Role.warehouse},
+    "/donations/{pledge_id}": {Role.admin, Role.coordinator, Role.donor, Role.warehouse},
+    "/donations/{pledge_id}/messages": {Role.admin, Role.coordinator, Role.donor, Role.warehouse},
+    "/donations/{pledge_id}/status": {Role.admin, Role.coordinator, Role.donor, Role.warehouse},
+    "/warehouse": {Role.admin, Role.coordinator, Role.warehouse},
+    "/warehouse/receive": {Role.admin, Role.coordinator, Role.warehouse},
+    "/warehouse/receipts/{receipt_id}": {Role.admin, Role.coordinator, Role.warehouse},
+    "/warehouse/transfers": {Role.admin, Role.coordinator, Role.warehouse},
+    "/warehouse/transfers/{transfer_id}/receive": {Role.admin, Role.coordinator, Role.warehouse},
+    "/warehouse/transfers/{transfer_id}/declaration": {
+        Role.admin,
+        Role.coordinator,
+        Role.warehouse,
+    },
+    "/warehouse/adjustments": {Role.admin, Role.coordinator, Role.warehouse},
 }
 PHONE = "+86 170 1234 5678"
 OTHER_PHONE = "+86 171 8765 4321"
@@ -80,8 +98,11 @@ class World:
         self.household = make_household(db, community, actor=admin, phone=PHONE, infants=1)
         self.other = make_household(db, elsewhere, actor=admin, phone=OTHER_PHONE)
         self.users: dict[Role, User] = {}
+        donor_org, ngo = make_org(db, OrgKind.donor), make_org(db)  # a pledge's two sides
         for role in Role:
             links: dict[str, object] = {}
+            if role in (Role.donor, Role.warehouse):
+                links["organization_id"] = (donor_org if role == Role.donor else ngo).id
             if role == Role.committee:
                 links["organization_id"] = self.committee_org.id
             if role == Role.resident:
@@ -94,6 +115,7 @@ class World:
         consultation = make_consultation(db, self.users[Role.resident])
         consult.take_next(db, actor=doctor)
         self.ids = {"consultation_id": consultation.id}
+        self.ids |= supply_ids(db, donor=donor_org, ngo=ngo)
         db.commit()
 
 

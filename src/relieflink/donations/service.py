@@ -294,6 +294,26 @@ def discrepancies(session: Session, pledge_id: int, *, actor: User) -> list[Disc
     return repository.discrepancies_of(session, pledge_id)
 
 
+def received_so_far(session: Session, pledge_id: int) -> dict[tuple[int | None, int | None], int]:
+    """Units received against a pledge so far, per (item, kit)."""
+    return repository.received_by_line(session, pledge_id)
+
+
+# The changes made by hand; partly received and received follow the receipts (settle_receipt).
+MANUAL = (S.confirmed, S.closed, S.cancelled)
+
+
+def allowed_changes(pledge: Pledge, *, actor: User) -> list[PledgeStatus]:
+    """The status changes ``actor`` may make by hand now (the rules of :func:`change_status`)."""
+    if actor.role not in access.PLEDGE_READERS:
+        return []
+    if not access.sees_org(actor, pledge.donor_org_id, pledge.recipient_org_id):
+        return []
+    donor_side = actor.role not in access.STAFF and actor.organization_id == pledge.donor_org_id
+    allowed = TRANSITIONS[PledgeStatus(pledge.status)]
+    return [s for s in MANUAL if s in allowed and (not donor_side or s == S.cancelled)]
+
+
 def ensure_receivable(session: Session, pledge_id: int) -> Pledge:
     """The pledge goods may be received against (not cancelled, closed or fully received)."""
     pledge = crud.require(session, Pledge, pledge_id, label="pledge")

@@ -88,3 +88,55 @@ def release(session: Session, *, user_id: int, key: str) -> None:
         )
     )
     session.commit()
+
+
+def recall_or_claim(
+    session: Session, *, user_id: int, key: str, method: str, path: str
+) -> Replay | None:
+    """A form's key in the caller's transaction: the stored answer of the first submit, or None
+    after claiming the key (go ahead, then :func:`answer`).
+
+    Unlike :func:`claim` this does not commit: the key is kept only if the work is (a refused
+    form rolls both back, so the corrected form may be sent with the same key). A concurrent
+    submit of the same key waits on the unique index (PostgreSQL; SQLite holds the write lock)
+    and then replays the first answer.
+    """
+    fingerprint = request_fingerprint(method, path, b"")
+
+    def stored() -> Replay | None:
+        found = session.scalars(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+            )
+        ).one_or_none()
+        if found is None:
+            return None
+        if found.request_hash != fingerprint:
+            raise Invalid("this form key was used for another form; reload the page")
+        return Replay(found.response_status or 0, found.response_body)
+
+    replay = stored()
+    if replay is not None:
+        return replay
+    try:
+        with session.begin_nested():
+            session.add(
+                IdempotencyRecord(
+                    user_id=user_id, key=key, method=method, path=path, request_hash=fingerprint
+                )
+            )
+    except IntegrityError:
+        return stored()
+    return None
+
+
+def answer(session: Session, *, user_id: int, key: str, status: int, body: Any) -> None:
+    """Keep the answer of a claimed form key, in the caller's transaction."""
+    record = session.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+        )
+    ).one()
+    record.response_status = status
+    record.response_body = body
+    session.flush()

@@ -266,7 +266,7 @@ def all_sources(session: Session, donor_org_id: int | None) -> list[tuple[LotSou
 
 
 def pledged_lines(
-    session: Session, donor_org_id: int | None
+    session: Session, donor_org_id: int | None, program_id: int | None = None
 ) -> list[tuple[int, int | None, int | None, int, int]]:
     """(donor, item, kit, quantity, value) over the lines of pledges not cancelled."""
     stmt = (
@@ -283,6 +283,8 @@ def pledged_lines(
     )
     if donor_org_id is not None:
         stmt = stmt.where(Pledge.donor_org_id == donor_org_id)
+    if program_id is not None:
+        stmt = stmt.where(Pledge.program_id == program_id)
     return [(d, i, k, int(q or 0), int(v or 0)) for d, i, k, q, v in session.execute(stmt).all()]
 
 
@@ -444,3 +446,51 @@ def rebuild_balances(session: Session) -> int:
                "in_transit"]  # fmt: skip
     session.execute(insert(StockBalance).from_select(columns, sums))
     return int(session.scalar(select(func.count()).select_from(StockBalance)) or 0)
+
+
+# --- for the web pages (transfers list, lots of a warehouse, programs of lots) ------------------
+
+
+def list_transfers(
+    session: Session,
+    *,
+    warehouse_id: int | None,
+    status: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[StockTransfer], int]:
+    """Shipments leaving or reaching ``warehouse_id`` (any when None), newest first."""
+    stmt = select(StockTransfer)
+    if warehouse_id is not None:
+        stmt = stmt.where(
+            or_(
+                StockTransfer.from_warehouse_id == warehouse_id,
+                StockTransfer.to_warehouse_id == warehouse_id,
+            )
+        )
+    if status is not None:
+        stmt = stmt.where(StockTransfer.status == status)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(StockTransfer.id.desc()).offset(offset).limit(limit))
+    return list(rows), total
+
+
+def balances_with_stock(session: Session, *, warehouse_id: int | None) -> list[StockBalance]:
+    """Balance rows holding units on hand, per warehouse in FEFO order."""
+    stmt = select(StockBalance).where(StockBalance.on_hand > 0)
+    if warehouse_id is not None:
+        stmt = stmt.where(StockBalance.warehouse_id == warehouse_id)
+    return list(session.scalars(stmt.order_by(StockBalance.warehouse_id, *fefo_order())))
+
+
+def lot_programs(session: Session, lot_ids: Iterable[int]) -> dict[int, int | None]:
+    """The program of each lot's pledge (None: received without a pledge)."""
+    ids = list(set(lot_ids))
+    if not ids:
+        return {}
+    stmt = (
+        select(StockLot.id, Pledge.program_id)
+        .outerjoin(Pledge, Pledge.id == StockLot.pledge_id)
+        .where(StockLot.id.in_(ids))
+    )
+    return {int(lot_id): program_id for lot_id, program_id in session.execute(stmt).all()}

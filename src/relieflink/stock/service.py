@@ -64,6 +64,7 @@ __all__ = [
     "gift_declaration",
     "issue",
     "list_movements",
+    "list_transfers",
     "org_codes",
     "rebuild_balances",
     "receipt_lots",
@@ -73,6 +74,7 @@ __all__ = [
     "release",
     "render_gift_declaration",
     "require_lot",
+    "require_receipt",
     "require_transfer",
     "reserve",
     "resolve_org",
@@ -87,6 +89,7 @@ __all__ = [
     "trace_reference",
     "transfer",
     "warehouse_codes",
+    "warehouse_lots",
 ]
 
 
@@ -1096,10 +1099,13 @@ class DonorFigures:
         )
 
 
-def donor_report(session: Session, *, donor_org_id: int | None = None) -> list[DonorFigures]:
+def donor_report(
+    session: Session, *, donor_org_id: int | None = None, program_id: int | None = None
+) -> list[DonorFigures]:
     """Per donor and item (or kit as received): pledged, received, in stock, in transit,
     delivered, written off — exact, so that received = in stock + in transit + delivered +
-    written off. Kits assembled from a donor's items count that donor's component units."""
+    written off. Kits assembled from a donor's items count that donor's component units.
+    With ``program_id``: only what was pledged and received for that program's pledges."""
     figures: dict[tuple[int, int | None, int | None], DonorFigures] = {}
 
     def row(d: int, item: int | None, kit: int | None) -> DonorFigures:
@@ -1108,11 +1114,13 @@ def donor_report(session: Session, *, donor_org_id: int | None = None) -> list[D
             figures[key] = DonorFigures(d, item, kit)
         return figures[key]
 
-    for d, item, kit, q, v in repository.pledged_lines(session, donor_org_id):
+    for d, item, kit, q, v in repository.pledged_lines(session, donor_org_id, program_id):
         r = row(d, item, kit)
         r.pledged += q
         r.pledged_value_fen += v
     pairs = repository.all_sources(session, donor_org_id)
+    if program_id is not None:
+        pairs = _of_program(session, pairs, program_id)
     states = repository.lot_state_totals(session, {lot.id for _, lot in pairs})
     for source, lot in pairs:
         r = row(source.donor_org_id, source.item_id, source.kit_id)
@@ -1130,6 +1138,26 @@ def donor_report(session: Session, *, donor_org_id: int | None = None) -> list[D
         r.in_stock_value_fen += vscale * st.get("on_hand", 0)
         r.delivered_value_fen += vscale * delivered
     return [figures[k] for k in sorted(figures, key=lambda k: (k[0], k[1] or 0, k[2] or 0))]
+
+
+def _of_program(
+    session: Session, pairs: list[tuple[LotSource, StockLot]], program_id: int
+) -> list[tuple[LotSource, StockLot]]:
+    """The (source, lot) pairs given for ``program_id``: a receipt lot belongs to its pledge's
+    program; a kit's component units to the program of the lot they were drawn from (so a
+    program's received units and where they went stay in the same subset and still add up)."""
+
+    def origin(source: LotSource, lot: StockLot) -> int | None:
+        return lot.id if lot.origin == "receipt" else source.source_lot_id
+
+    programs = repository.lot_programs(
+        session, {o for s, lot in pairs if (o := origin(s, lot)) is not None}
+    )
+    return [
+        (s, lot)
+        for s, lot in pairs
+        if (o := origin(s, lot)) is not None and programs.get(o) == program_id
+    ]
 
 
 # --- stock reports ----------------------------------------------------------------------------
@@ -1288,3 +1316,33 @@ def warehouse_codes(session: Session) -> dict[int, str]:
 
 def org_codes(session: Session) -> dict[int, str]:
     return repository.org_codes(session)
+
+
+# --- for the web pages ------------------------------------------------------------------------
+
+
+def list_transfers(
+    session: Session,
+    *,
+    warehouse_id: int | None = None,
+    status: TransferStatus | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[StockTransfer], int]:
+    """Shipments leaving or reaching a warehouse (all when None), newest first."""
+    return repository.list_transfers(
+        session, warehouse_id=warehouse_id, status=status, offset=offset, limit=limit
+    )
+
+
+def warehouse_lots(session: Session, *, warehouse_id: int | None = None) -> list[StockBalance]:
+    """The lots with units on hand in a warehouse (all when None), first expiry first: what an
+    adjustment can correct."""
+    return repository.balances_with_stock(session, warehouse_id=warehouse_id)
+
+
+def require_receipt(session: Session, receipt_id: int) -> Receipt:
+    receipt = session.get(Receipt, receipt_id)
+    if receipt is None:
+        raise NotFound(f"no receipt with id {receipt_id}")
+    return receipt

@@ -5,9 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from relieflink.web import nav
-from relieflink.web.routes import auth, consult, dashboard, households, imports, registry, resident
+from relieflink.web.routes import (
+    auth,
+    consult,
+    dashboard,
+    donations,
+    households,
+    imports,
+    registry,
+    resident,
+    warehouse,
+)
 
-MODULES = (auth, dashboard, registry, households, imports, consult, resident)
+MODULES = (auth, dashboard, registry, households, imports, consult, resident, donations, warehouse)
 
 
 def build_router() -> APIRouter:
