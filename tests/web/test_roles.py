@@ -17,6 +17,7 @@ from relieflink.web import nav
 from tests.consult.factories import make_consultation
 from tests.factories import make_community, make_household, make_org, make_user
 from tests.web.helpers import csrf_of, signed_in
+from tests.web.operations_kit import make_route
 from tests.web.supply_world import supply_ids
 
 ALL = frozenset(Role)
@@ -65,6 +66,14 @@ EXPECTED = {
         Role.warehouse,
     },
     "/warehouse/adjustments": {Role.admin, Role.coordinator, Role.warehouse},
+    # Operations: the dashboard's panels and jobs for staff; a courier's routes (staff see any).
+    "/dashboard/panels": {Role.admin, Role.coordinator},
+    "/dashboard/jobs": {Role.admin, Role.coordinator},
+    "/dashboard/allocate": {Role.admin, Role.coordinator},
+    "/dashboard/dispatch": {Role.admin, Role.coordinator},
+    "/courier": {Role.courier},
+    "/courier/routes/{route_id}": {Role.admin, Role.coordinator, Role.courier},
+    "/courier/routes/{route_id}/events": {Role.admin, Role.coordinator, Role.courier},
 }
 PHONE = "+86 170 1234 5678"
 OTHER_PHONE = "+86 171 8765 4321"
@@ -116,6 +125,7 @@ class World:
         consult.take_next(db, actor=doctor)
         self.ids = {"consultation_id": consultation.id}
         self.ids |= supply_ids(db, donor=donor_org, ngo=ngo)
+        self.ids["route_id"] = make_route(db, courier=self.users[Role.courier]).id
         db.commit()
 
 

@@ -460,6 +460,37 @@ def _reason_text(
     return " — ".join(parts)
 
 
+@dataclass(frozen=True)
+class OpenLine:
+    """An open request line as the next run sees it: its class and the units it still lacks."""
+
+    request_id: int
+    household_id: int
+    priority_class: PriorityClass
+    units: int
+
+
+def open_lines(
+    session: Session, *, actor: User | None, today: date, policy: Policy | None = None
+) -> list[OpenLine]:
+    """Open request lines still short of their entitlement, classed by the allocation's own
+    rules (for the dashboard's "waiting by priority class"); reads only."""
+    if actor is not None:
+        access.ensure_role(actor, access.STAFF)
+    policy = policy or default_policy()
+    lines = _load_lines(session, policy, _sku_table(session, policy), today)
+    return [
+        OpenLine(request, household, PriorityClass(klass), units)
+        for request, household, klass, units in zip(
+            lines.request_id.tolist(),
+            lines.household_id.tolist(),
+            lines.klass.tolist(),
+            lines.demand.tolist(),
+            strict=True,
+        )
+    ]
+
+
 def run_allocation(
     session: Session,
     *,

@@ -8,6 +8,7 @@ from relieflink.web import nav
 from relieflink.web.routes import (
     auth,
     consult,
+    courier,
     dashboard,
     donations,
     households,
@@ -17,7 +18,18 @@ from relieflink.web.routes import (
     warehouse,
 )
 
-MODULES = (auth, dashboard, registry, households, imports, consult, resident, donations, warehouse)
+MODULES = (
+    auth,
+    dashboard,
+    registry,
+    households,
+    imports,
+    consult,
+    resident,
+    donations,
+    warehouse,
+    courier,
+)
 
 
 def build_router() -> APIRouter:

@@ -97,6 +97,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     showCurrentNav();
     var el = document.getElementById("map");
-    if (el) { initMap(el); }
+    if (el && !el.hasAttribute("data-map")) { initMap(el); }  // data-map: static/map.js draws it
   });
 })();

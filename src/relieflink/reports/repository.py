@@ -1,0 +1,222 @@
+"""SQL of the operations reports: counts over requests, households, plans, routes and parcels."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from relieflink.models import (
+    Community,
+    DispatchPlan,
+    EventKind,
+    Household,
+    NeedRequest,
+    Parcel,
+    ParcelStatus,
+    RequestStatus,
+    Route,
+    RouteStatus,
+    RouteStop,
+    TrackingEvent,
+    User,
+)
+from relieflink.users import access
+
+CHUNK = 5000
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield list(ids[start : start + CHUNK])
+
+
+def requests_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(NeedRequest.status, func.count()).group_by(NeedRequest.status)
+    ).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+def open_request_communities(session: Session) -> dict[int, int]:
+    """The community of each open request."""
+    rows = session.execute(
+        select(NeedRequest.id, Household.community_id)
+        .join(Household, Household.id == NeedRequest.household_id)
+        .where(NeedRequest.status == RequestStatus.open)
+    )
+    return {int(r): int(c) for r, c in rows}
+
+
+def household_totals(session: Session) -> dict[str, int]:
+    """Registered households and their people, infants, pregnant and chronic members."""
+    row = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Household.size), 0),
+            func.coalesce(func.sum(Household.infants), 0),
+            func.coalesce(func.sum(Household.pregnant), 0),
+            func.coalesce(func.sum(Household.chronic), 0),
+        ).select_from(Household)
+    ).one()
+    keys = ("households", "person", "infant", "pregnant", "chronic")
+    return {k: int(v) for k, v in zip(keys, row, strict=True)}
+
+
+def households_per_community(session: Session) -> dict[int, int]:
+    rows = session.execute(
+        select(Household.community_id, func.count()).group_by(Household.community_id)
+    )
+    return {int(c): int(n) for c, n in rows}
+
+
+def plans_of_day(session: Session, day: date) -> list[DispatchPlan]:
+    return list(
+        session.scalars(
+            select(DispatchPlan).where(DispatchPlan.day == day).order_by(DispatchPlan.id)
+        )
+    )
+
+
+def get_plan(session: Session, plan_id: int) -> DispatchPlan | None:
+    # Fresh from the database: the job updates the row in transactions of its own.
+    return session.get(DispatchPlan, plan_id, populate_existing=True)
+
+
+def parcel_counts(
+    session: Session, *, plan_ids: Sequence[int] = (), route_ids: Sequence[int] = ()
+) -> dict[int, dict[str, int]]:
+    """Parcels per status, for each plan (``plan_ids``) or each route (``route_ids``)."""
+    column = Parcel.plan_id if plan_ids else Parcel.route_id
+    ids = list(plan_ids or route_ids)
+    out: dict[int, dict[str, int]] = defaultdict(dict)
+    for chunk in _chunks(ids):
+        rows = session.execute(
+            select(column, Parcel.status, func.count())
+            .where(column.in_(chunk))
+            .group_by(column, Parcel.status)
+        )
+        for key, status, n in rows:
+            out[int(key or 0)][str(status)] = int(n)  # key: one of ``ids``, never null
+    return out
+
+
+def routes_per_plan(session: Session, plan_ids: Sequence[int]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for chunk in _chunks(plan_ids):
+        rows = session.execute(
+            select(Route.plan_id, func.count())
+            .where(Route.plan_id.in_(chunk), Route.status != RouteStatus.cancelled)
+            .group_by(Route.plan_id)
+        )
+        out.update((int(p), int(n)) for p, n in rows)
+    return out
+
+
+def failed_parcels(session: Session, day: date, *, limit: int) -> list[Any]:
+    """Failed parcels of the day's plans, newest first: parcel, route, reason, household code,
+    community names and when the failure was recorded."""
+    failed_at = (
+        select(func.max(TrackingEvent.recorded_at))
+        .where(TrackingEvent.parcel_id == Parcel.id, TrackingEvent.kind == EventKind.failed)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            Parcel.id,
+            Parcel.route_id,
+            Parcel.failure_reason,
+            Household.code,
+            Community.name,
+            Community.name_zh,
+            failed_at,
+        )
+        .join(DispatchPlan, DispatchPlan.id == Parcel.plan_id)
+        .join(Household, Household.id == Parcel.household_id)
+        .join(Community, Community.id == Parcel.community_id)
+        .where(DispatchPlan.day == day, Parcel.status == ParcelStatus.failed)
+        .order_by(Parcel.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(stmt))
+
+
+def count_failed(session: Session, day: date) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Parcel)
+            .join(DispatchPlan, DispatchPlan.id == Parcel.plan_id)
+            .where(DispatchPlan.day == day, Parcel.status == ParcelStatus.failed)
+        )
+        or 0
+    )
+
+
+def routes_of_day(session: Session, day: date, *, actor: User, limit: int) -> list[Route]:
+    """The day's routes ``actor`` may see (a courier only its own), not those a re-plan
+    replaced."""
+    stmt = (
+        select(Route)
+        .join(DispatchPlan, DispatchPlan.id == Route.plan_id)
+        .where(DispatchPlan.day == day, Route.status != RouteStatus.cancelled)
+    )
+    stmt = access.scope_routes(stmt, actor)
+    return list(session.scalars(stmt.order_by(Route.id).limit(limit)))
+
+
+def stop_rows(session: Session, route_ids: Sequence[int]) -> list[Any]:
+    """Each route's stops in order, with their community's names and gate."""
+    rows: list[Any] = []
+    for chunk in _chunks(route_ids):
+        rows.extend(
+            session.execute(
+                select(
+                    RouteStop.route_id,
+                    RouteStop.id,
+                    RouteStop.seq,
+                    RouteStop.community_id,
+                    Community.code,
+                    Community.name,
+                    Community.name_zh,
+                    Community.lat,
+                    Community.lon,
+                    RouteStop.inner_mode,
+                    RouteStop.eta_s,
+                    RouteStop.parcels,
+                    RouteStop.arrived_at,
+                    RouteStop.handed_off,
+                )
+                .join(Community, Community.id == RouteStop.community_id)
+                .where(RouteStop.route_id.in_(chunk))
+                .order_by(RouteStop.route_id, RouteStop.seq)
+            )
+        )
+    return rows
+
+
+def route_parcel_rows(session: Session, route_id: int) -> list[Any]:
+    """A route's parcels by stop, with their household's code and address inside the compound."""
+    return list(
+        session.execute(
+            select(
+                Parcel.id,
+                Parcel.stop_id,
+                Household.code,
+                Household.building,
+                Household.unit,
+                Parcel.packs,
+                Parcel.weight_g,
+                Parcel.status,
+                Parcel.failure_reason,
+                Parcel.code_attempts,
+            )
+            .join(Household, Household.id == Parcel.household_id)
+            .where(Parcel.route_id == route_id)
+            .order_by(Parcel.stop_id, Household.code, Parcel.id)
+        )
+    )

@@ -1,0 +1,183 @@
+"""The coordinator's dashboard: its panels count what the database holds, and the allocation and
+dispatch buttons start jobs whose progress fragments poll until they finish."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from relieflink.models import (
+    AllocationRun,
+    DispatchPlan,
+    ItemCategory,
+    Parcel,
+    PlanStatus,
+    Role,
+    Route,
+)
+from relieflink.needs import jobs as allocation_jobs
+from relieflink.stock import service as stock
+from tests.dispatch.factories import City, ask, make_city
+from tests.factories import make_household, make_user
+from tests.stock.factories import make_item, make_kit
+from tests.web.helpers import csrf_of, signed_in
+from tests.web.operations_kit import today
+
+HTMX = {"HX-Request": "true"}
+
+
+def _late_requests(db: Session, city: City) -> None:
+    """Requests after the city's allocation: one from a household with an infant (food), one
+    for infant formula, one from a household without vulnerable members."""
+    formula = make_item(db, category=ItemCategory.infant, grams_per_unit=800, ml_per_unit=900)
+    infant = make_household(db, city.communities["open"], actor=city.admin, size=3, infants=1)
+    plain = make_household(db, city.communities["controlled"], actor=city.admin, size=2)
+    ask(db, city, infant, (city.rice, 1), (formula, 2))
+    ask(db, city, plain, (city.rice, 1))
+
+
+def _row(page: str, attribute: str) -> list[str]:
+    match = re.search(rf"<tr {attribute}>(.*?)</tr>", page, re.S)
+    assert match, attribute
+    return re.findall(r'<td class="num[^"]*"[^>]*>([^<]*)</td>', match.group(1))
+
+
+def test_the_panels_count_need_by_class_and_stock_days_left(
+    db: Session, client: TestClient
+) -> None:
+    city = make_city(db)
+    _late_requests(db, city)
+    food = make_kit(db, [(city.rice, 1)], sku="KIT-FAMILY-FOOD", persons=3, days=7)
+    stock.receive_lot(
+        db,
+        warehouse_id=city.warehouse.id,
+        kit_id=food.id,
+        quantity=10,
+        donor_org_id=city.donors[0].id,
+        actor=None,
+    )
+    coordinator = make_user(db, Role.coordinator)
+    db.commit()
+    page = signed_in(client, coordinator).get("/dashboard").text
+
+    # The infant's request counts once, in its most urgent class (formula: infants and mothers).
+    assert _row(page, 'data-class="infant_maternity"') == ["1", "3"]
+    assert _row(page, 'data-class="vulnerable"') == ["0", "0"]
+    assert _row(page, 'data-class="everyone"') == ["1", "1"]
+    assert _row(page, 'data-class="medical"') == ["0", "0"]
+    assert 'data-stat="requests-open">2<' in page
+    assert 'data-stat="requests-allocated">6<' in page
+    # 23 registered people need 23/21 family packs a day; 10 packs last 210/23 = 9.1 days.
+    assert _row(page, 'data-sku="KIT-FAMILY-FOOD"') == ["10", "1.1", "9.1"]
+    assert 'data-stat="consult-waiting">0<' in page
+    assert "No dispatch plan for this day yet." in page
+
+    points = client.get("/dashboard/map.json").json()
+    need = {c["code"]: (c["waiting"], c["units"], c["need"]) for c in points["communities"]}
+    # One of three registered households waits in each: "under half" (a third).
+    assert need[city.communities["open"].code] == (1, 3, 2)
+    assert need[city.communities["controlled"].code] == (1, 1, 2)
+    assert need[city.communities["sealed"].code] == (0, 0, 0)
+    assert points["routes"] == []
+
+
+def test_allocation_runs_as_a_job_and_its_progress_is_polled(
+    db: Session, client: TestClient
+) -> None:
+    city = make_city(db)
+    _late_requests(db, city)
+    coordinator = make_user(db, Role.coordinator)
+    db.commit()
+    runs = db.scalar(select(func.count()).select_from(AllocationRun))
+    page = signed_in(client, coordinator).get("/dashboard").text
+    token = csrf_of(page)
+
+    started = client.post(
+        "/dashboard/allocate", data={"csrf_token": token, "day": str(today())}, headers=HTMX
+    )
+    assert started.status_code == 200
+    job_id = re.search(r'hx-get="/dashboard/jobs\?allocation=(\w+)"', started.text)
+    assert job_id, started.text
+    # The test client runs the background task before it answers: the job is done.
+    done = client.get(f"/dashboard/jobs?allocation={job_id.group(1)}", headers=HTMX)
+    assert 'data-status="done"' in done.text and "hx-get" not in done.text
+    assert done.headers["HX-Trigger"] == "relieflink-refresh"
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(AllocationRun)) == (runs or 0) + 1
+    run = db.scalars(select(AllocationRun).order_by(AllocationRun.id.desc())).first()
+    assert run is not None and run.units_allocated == 2  # rice for both; no formula in stock
+    assert f"Reserved 2 of the {run.units_requested} units asked for" in done.text
+
+    # Without JavaScript: the form posts, and the dashboard shows the job.
+    again = client.post(
+        "/dashboard/allocate",
+        data={"csrf_token": token, "day": str(today())},
+        follow_redirects=False,
+    )
+    assert again.status_code == 303
+    assert re.search(r"/dashboard\?day=[\d-]+&allocation=\w+$", again.headers["location"])
+    shown = client.get(again.headers["location"]).text
+    assert 'id="job-allocation"' in shown and 'data-status="done"' in shown
+
+    # The job refuses a CSRF-less post and other roles.
+    assert client.post("/dashboard/allocate", data={"day": str(today())}).status_code == 403
+
+
+def test_a_second_allocation_is_refused_while_one_runs(db: Session, client: TestClient) -> None:
+    coordinator = make_user(db, Role.coordinator)
+    db.commit()
+    running = allocation_jobs.start_allocation(day=today(), actor=coordinator)
+    try:
+        token = csrf_of(signed_in(client, coordinator).get("/dashboard").text)
+        answer = client.post(
+            "/dashboard/allocate", data={"csrf_token": token, "day": str(today())}, headers=HTMX
+        )
+        assert 'data-status="failed"' in answer.text
+        assert "already in progress" in answer.text
+    finally:
+        allocation_jobs.run_allocation_job(running.id)  # let it finish (nothing to allocate)
+    assert allocation_jobs.get_job(running.id).status == "done"  # type: ignore[union-attr]
+
+
+def test_dispatch_runs_as_a_job_and_the_routes_reach_the_map(
+    db: Session, client: TestClient
+) -> None:
+    make_city(db)
+    coordinator = make_user(db, Role.coordinator)
+    db.commit()
+    token = csrf_of(signed_in(client, coordinator).get("/dashboard").text)
+    day = str(today())
+
+    started = client.post(
+        "/dashboard/dispatch", data={"csrf_token": token, "day": day}, headers=HTMX
+    )
+    assert started.status_code == 200
+    assert re.search(r'data-status="(queued|running)"', started.text)
+    plan_id = re.search(r'hx-get="/dashboard/jobs\?plan=(\d+)"', started.text)
+    assert plan_id, started.text
+    done = client.get(f"/dashboard/jobs?plan={plan_id.group(1)}", headers=HTMX)
+    assert 'data-status="done"' in done.text, done.text
+    assert "Routes: 1. Parcels planned: 6 of 6." in done.text
+    assert done.headers["HX-Trigger"] == "relieflink-refresh"
+
+    db.rollback()
+    plan = db.get(DispatchPlan, int(plan_id.group(1)))
+    assert plan is not None and plan.status == PlanStatus.done and str(plan.day) == day
+    route = db.scalars(select(Route).where(Route.plan_id == plan.id)).one()
+
+    panels = client.get(f"/dashboard/panels?day={day}").text
+    assert _row(panels, f'data-plan="{plan.id}"')[:6] == ["1", "0", "0", "0", "6", "0"]
+    assert f'href="/courier/routes/{route.id}"' in panels
+
+    points = client.get(f"/dashboard/map.json?day={day}").json()
+    (drawn,) = points["routes"]
+    assert drawn["id"] == route.id and drawn["total"] == 6
+    assert [s["seq"] for s in drawn["stops"]] == [1, 2, 3]
+    assert {s["code"] for s in drawn["stops"]} == {c["code"] for c in points["communities"]}
+    parcels = db.scalar(select(func.count()).select_from(Parcel).where(Parcel.plan_id == plan.id))
+    assert parcels == 6
+    # Another day has none of them.
+    assert client.get("/dashboard/map.json?day=2001-01-01").json()["routes"] == []
