@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.models import IdempotencyRecord, Item, Role
+from relieflink.idempotency import service as idempotency_service
+from relieflink.models import IdempotencyRecord, Item, Role, StockBalance
+from relieflink.stock import service as stock_service
 from tests.factories import headers_for
+from tests.stock.factories import make_item, make_lot, make_warehouse
 
 ITEM = {"sku": "IDEM-1", "name": "Rice", "name_zh": "米", "category": "food", "unit": "bag"}
+URL = "/api/v1/stock/reservations"
 
 
 def test_a_retry_gets_the_first_answer_and_does_nothing_twice(
@@ -45,3 +52,73 @@ def test_an_error_answer_is_replayed_too(db: Session, client: TestClient) -> Non
     bad = ITEM | {"category": "spaceships"}
     assert client.post("/api/v1/items", json=bad, headers=headers).status_code == 422
     assert client.post("/api/v1/items", json=bad, headers=headers).status_code == 422
+
+
+def _reservation_setup(db: Session, client: TestClient) -> tuple[dict[str, str], dict[str, Any]]:
+    wh, item = make_warehouse(db), make_item(db)
+    make_lot(db, wh, item, 10)
+    headers = headers_for(db, client, Role.warehouse)
+    body = {"warehouse_id": wh.id, "item_id": item.id, "quantity": 4, "reference": "alloc:9"}
+    return headers, body
+
+
+def _reserved(db: Session) -> int:
+    db.commit()  # end the test session's read transaction: see what the requests committed
+    return int(db.scalar(select(func.coalesce(func.sum(StockBalance.reserved), 0))) or 0)
+
+
+def test_the_answer_is_stored_with_the_work(db: Session, client: TestClient) -> None:
+    headers, body = _reservation_setup(db, client)
+    first = client.post(URL, json=body, headers=headers | {"Idempotency-Key": "w-1"})
+    assert first.status_code == 201
+    record = db.scalars(select(IdempotencyRecord)).one()
+    assert (record.response_status, record.response_body) == (201, first.json())
+    assert _reserved(db) == 4
+
+
+def test_a_request_that_fails_keeps_neither_its_work_nor_its_key(
+    db: Session, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers, body = _reservation_setup(db, client)
+    headers |= {"Idempotency-Key": "w-2"}
+    real = stock_service.reserve
+
+    def reserve_then_fail(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise RuntimeError("the server failed after the work")
+
+    monkeypatch.setattr(stock_service, "reserve", reserve_then_fail)
+    with TestClient(client.app, raise_server_exceptions=False) as failing:
+        assert failing.post(URL, json=body, headers=headers).status_code == 500
+    assert _reserved(db) == 0
+    assert db.scalars(select(IdempotencyRecord)).all() == []
+    monkeypatch.setattr(stock_service, "reserve", real)
+    assert client.post(URL, json=body, headers=headers).status_code == 201  # a retry does it
+    assert _reserved(db) == 4
+
+
+def test_when_the_answer_cannot_be_stored_the_work_is_undone(
+    db: Session, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer is stored in the route's own transaction: both are kept, or neither."""
+    headers, body = _reservation_setup(db, client)
+    headers |= {"Idempotency-Key": "w-3"}
+
+    def cannot_store(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(idempotency_service, "complete", cannot_store)
+    with TestClient(client.app, raise_server_exceptions=False) as failing:
+        assert failing.post(URL, json=body, headers=headers).status_code == 500
+    assert _reserved(db) == 0
+    assert db.scalars(select(IdempotencyRecord)).all() == []
+
+
+def test_a_keyed_request_with_a_bad_token_claims_nothing(db: Session, client: TestClient) -> None:
+    headers, body = _reservation_setup(db, client)
+    client.post("/api/v1/auth/sign-out", headers=headers)
+    for bad in (headers, {"Authorization": "Bearer not-a-token"}):
+        r = client.post(URL, json=body, headers=bad | {"Idempotency-Key": "w-4"})
+        assert r.status_code == 401
+    assert db.scalars(select(IdempotencyRecord)).all() == []
+    assert _reserved(db) == 0

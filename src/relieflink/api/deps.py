@@ -1,21 +1,70 @@
-"""Request dependencies: the database session, the signed-in user and role checks."""
+"""Request dependencies: the database session, the signed-in user and role checks.
+
+Each synchronous dependency costs a hop to the thread pool and back on every request, so only
+the work that touches the database goes there: the session is opened on the event loop (opening
+one does no I/O; SQLite's write lock is taken in the pool), role checks are plain coroutines,
+and the user already resolved by the Idempotency-Key middleware is not read again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from relieflink.db import request_session
+from relieflink.api.idempotency import CLAIM, Claim
+from relieflink.db import begin_write, get_sessionmaker
 from relieflink.errors import Unauthorized
 from relieflink.models import Role, User
 from relieflink.users import access
 from relieflink.users import service as users
 
 _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/sign-in")
+
+
+def _commit_and_close(session: Session) -> None:
+    try:
+        session.commit()
+    finally:
+        session.close()
+
+
+def _rollback_and_close(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
+
+
+async def request_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session (as ``relieflink.db.request_session``): committed when the route
+    returns, rolled back on any error; on SQLite it holds the write lock from the start.
+
+    Under an Idempotency-Key claimed by the middleware, the open transaction is handed to it
+    instead: it stores the answer in the same transaction and commits both before the response
+    leaves. Ending a transaction runs in the thread pool, shielded from cancellation, so a client
+    that goes away cannot leave a commit half done.
+    """
+    session = get_sessionmaker()()
+    try:
+        if session.get_bind().dialect.name == "sqlite":
+            await anyio.to_thread.run_sync(begin_write, session)
+        yield session
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_rollback_and_close, session)
+        raise
+    claim: Claim | None = request.scope.get("state", {}).get(CLAIM)
+    if claim is not None and claim.session is None:
+        claim.session = session
+        return
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_commit_and_close, session)
 
 
 # scope="function": commit before the response is sent, so a failed commit is never a 2xx.
@@ -30,13 +79,20 @@ def request_token(request: Request, credentials: HTTPAuthorizationCredentials | 
     return None
 
 
-def get_current_user(
+async def get_current_user(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     token = request_token(request, credentials)
-    user = users.resolve_token(session, token) if token else None
+    user: User | None = None
+    if token:
+        claim: Claim | None = request.scope.get("state", {}).get(CLAIM)
+        if claim is not None and claim.token == token:
+            # Read moments ago in this request (the Idempotency-Key claim): attach, no SQL.
+            user = session.merge(claim.user, load=False)
+        else:
+            user = await anyio.to_thread.run_sync(users.resolve_token, session, token)
     if user is None:
         raise Unauthorized("sign in first: the token is missing, expired or revoked")
     return user
@@ -52,7 +108,7 @@ def require_role(*roles: Role | Iterable[Role]) -> Any:
         r for group in roles for r in ([group] if isinstance(group, Role) else group)
     )
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         access.ensure_role(user, allowed)
         return user
 

@@ -19,7 +19,13 @@ from relieflink.api.routes import (
 )
 
 api_router = APIRouter()
+# FastAPI matches a request against the routes in order, router by router, so the busiest
+# writes (stock reservations, courier tracking events) come first: last in the list, a
+# reservation was checked against some 160 routes, a measurable share of its CPU. No two routers
+# share a first path segment, so the order changes nothing else.
 for module in (
+    stock,
+    dispatch,
     auth,
     users,
     registry,
@@ -29,8 +35,6 @@ for module in (
     needs,
     consult,
     donations,
-    stock,
-    dispatch,
 ):
     api_router.include_router(module.router)
 api_router.include_router(needs.runs_router)

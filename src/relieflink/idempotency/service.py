@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,28 @@ from relieflink.models import IdempotencyRecord
 
 # A claim whose request never finished (the process died) may be taken over after this long.
 ABANDONED_AFTER = timedelta(minutes=5)
+
+# The statements of every keyed request, built once.
+_RECORDS: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
+_COMPLETE = (
+    update(_RECORDS)
+    .where(_RECORDS.c.user_id == bindparam("of_user"), _RECORDS.c.key == bindparam("of_key"))
+    .values(response_status=bindparam("status"), response_body=bindparam("body"))
+)
+_CLAIMS: dict[str, Any] = {}
+
+
+def _claim_statement(session: Session) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id for the session's dialect (built once)."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _CLAIMS:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        _CLAIMS[dialect] = (
+            insert(_RECORDS)
+            .on_conflict_do_nothing(index_elements=["user_id", "key"])
+            .returning(_RECORDS.c.id)
+        )
+    return _CLAIMS[dialect]
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -38,23 +61,21 @@ def claim(
     first request with this key is still running. Commits its own small transaction: the claim
     must be visible to a concurrent retry before the work starts.
     """
+    # Insert first: one statement when the key is new (the common case); only a key seen before
+    # is read. The statement is built once per dialect.
+    values = {"user_id": user_id, "key": key, "method": method, "path": path,
+              "request_hash": fingerprint, "created_at": utcnow()}  # fmt: skip
+    if session.connection().execute(_claim_statement(session), values).first() is not None:
+        session.commit()
+        return None
     existing = session.scalars(
         select(IdempotencyRecord).where(
             IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
         )
     ).one_or_none()
-    if existing is None:
-        session.add(
-            IdempotencyRecord(
-                user_id=user_id, key=key, method=method, path=path, request_hash=fingerprint
-            )
-        )
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            raise Conflict("a request with this Idempotency-Key is still being processed") from None
-        return None
+    if existing is None:  # released by its failed first request just now: it is not done
+        session.rollback()
+        raise Conflict("a request with this Idempotency-Key is still being processed")
     if existing.request_hash != fingerprint:
         raise Invalid(
             "this Idempotency-Key was used for a different request; use a new key for new work"
@@ -69,25 +90,21 @@ def claim(
 
 
 def complete(session: Session, *, user_id: int, key: str, status: int, body: Any) -> None:
-    """Store the answer to replay for ``key``."""
-    record = session.scalars(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-        )
-    ).one()
-    record.response_status = status
-    record.response_body = body
-    session.commit()
+    """Store the answer to replay for ``key``, in the caller's transaction (which may be the one
+    that did the work, so that both are kept or neither)."""
+    session.connection().execute(
+        _COMPLETE, {"of_user": user_id, "of_key": key, "status": status, "body": body}
+    )
 
 
 def release(session: Session, *, user_id: int, key: str) -> None:
-    """Forget the claim on ``key`` (the work failed unexpectedly, so a retry may do it)."""
+    """Forget the claim on ``key`` (the work failed unexpectedly, so a retry may do it), in the
+    caller's transaction."""
     session.execute(
         delete(IdempotencyRecord).where(
             IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
         )
     )
-    session.commit()
 
 
 def recall_or_claim(

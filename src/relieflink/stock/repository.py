@@ -6,9 +6,23 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, false, func, insert, or_, select, tuple_
+from sqlalchemy import (
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from relieflink import db
 from relieflink.models import (
@@ -58,6 +72,106 @@ def lock_balances_of(
     stmt = _item_or_kit(stmt, StockBalance, item_id, kit_id)
     stmt = stmt.order_by(*fefo_order()).with_for_update()
     return list(session.scalars(stmt.execution_options(populate_existing=True)))
+
+
+# The reservation path runs on every reservation the API takes, so its statements are built once
+# (bound parameters, Core on the tables) and run on the session's connection: no per-call
+# expression building and no ORM result processing.
+_BAL: Table = StockBalance.__table__  # type: ignore[assignment]
+_MOV: Table = StockMovement.__table__  # type: ignore[assignment]
+
+
+def _lock_free(column: Any) -> Select[Any]:
+    return (
+        select(_BAL.c.id, _BAL.c.lot_id, _BAL.c.on_hand - _BAL.c.reserved)
+        .where(
+            _BAL.c.warehouse_id == bindparam("warehouse_id"),
+            column == bindparam("what_id"),
+            or_(_BAL.c.expiry.is_(None), _BAL.c.expiry >= bindparam("today")),
+            _BAL.c.on_hand > _BAL.c.reserved,
+        )
+        .order_by(_BAL.c.expiry.is_(None), _BAL.c.expiry, _BAL.c.lot_id)  # fefo_order()
+        .with_for_update()
+    )
+
+
+_LOCK_FREE_ITEM = _lock_free(_BAL.c.item_id)
+_LOCK_FREE_KIT = _lock_free(_BAL.c.kit_id)
+_ADD_RESERVED = (
+    update(_BAL)
+    .where(
+        _BAL.c.id == bindparam("balance_id"),
+        _BAL.c.on_hand - _BAL.c.reserved >= bindparam("units"),
+    )
+    .values(reserved=_BAL.c.reserved + bindparam("units"))
+)
+_HAS_RESERVATION = (
+    select(_MOV.c.id)
+    .where(_MOV.c.reference == bindparam("reference"), _MOV.c.kind == MovementKind.reservation)
+    .limit(1)
+)
+_INSERT_MOVEMENT = insert(_MOV).returning(_MOV.c.id, sort_by_parameter_order=True)
+_MOVEMENT_COLUMNS = tuple(c.key for c in _MOV.c)
+
+
+def lock_free_balances(
+    session: Session, *, warehouse_id: int, item_id: int | None, kit_id: int | None, today: date
+) -> list[tuple[int, int, int]]:
+    """(balance id, lot id, free units) of the rows of one item (or kit) in one warehouse that
+    can be reserved from (not expired, on hand > reserved), locked, in FEFO order.
+
+    On PostgreSQL a row another transaction holds is waited for and then checked again against
+    the WHERE clause (so a row filled meanwhile drops out); rows are locked in FEFO order, the
+    same order for every reservation of the item, so two reservations cannot deadlock on them.
+    """
+    session.flush()  # Core statements below do not autoflush pending ORM changes
+    stmt, what = (_LOCK_FREE_ITEM, item_id) if item_id is not None else (_LOCK_FREE_KIT, kit_id)
+    params = {"warehouse_id": warehouse_id, "what_id": what, "today": today}
+    return [(r[0], r[1], r[2]) for r in session.connection().execute(stmt, params)]
+
+
+def has_reservation(session: Session, reference: str) -> bool:
+    """Whether ``reference`` has any reservation movement (an index lookup)."""
+    found = session.connection().execute(_HAS_RESERVATION, {"reference": reference}).first()
+    return found is not None
+
+
+def add_reserved(session: Session, balance_id: int, units: int) -> bool:
+    """Reserve ``units`` more on one (locked) balance row, only if that many are free; False if
+    they are not (the row is left as it was).
+
+    A single conditional UPDATE: the guard repeats in SQL what the caller checked under the row
+    lock, and the table's CHECK constraints stand behind both. An ORM object of the row already
+    in this session is expired so that it rereads the new figures.
+    """
+    result = session.connection().execute(_ADD_RESERVED, {"balance_id": balance_id, "units": units})
+    stale = session.identity_map.get(identity_key(StockBalance, balance_id))
+    if stale is not None:
+        session.expire(stale, ["reserved"])
+    return bool(result.rowcount == 1)
+
+
+def append_movements(session: Session, rows: Sequence[dict[str, Any]]) -> list[StockMovement]:
+    """Insert movements in one statement and return them as persistent objects of ``session``
+    (built from the values given and the ids returned, with no second read)."""
+    now = db.utcnow()
+    full = [dict.fromkeys(_MOVEMENT_COLUMNS) | {"created_at": now} | row for row in rows]
+    for row in full:
+        del row["id"]
+        for delta in ("d_on_hand", "d_reserved", "d_in_transit"):
+            row[delta] = row[delta] or 0
+    conn = session.connection()
+    if len(full) == 1:
+        ids = [conn.execute(_INSERT_MOVEMENT, full[0]).scalar_one()]
+    else:
+        ids = list(conn.execute(_INSERT_MOVEMENT, full).scalars())
+    out = []
+    for id_, row in zip(ids, full, strict=True):
+        movement = StockMovement(id=id_, **row)
+        make_transient_to_detached(movement)
+        session.add(movement)
+        out.append(movement)
+    return out
 
 
 def lock_balance_pairs(session: Session, pairs: Iterable[tuple[int, int]]) -> list[StockBalance]:

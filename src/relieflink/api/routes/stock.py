@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import TypeAdapter
 
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common.schemas import Page
@@ -44,6 +45,7 @@ from relieflink.stock.schemas import (
 from relieflink.users import access
 
 router = APIRouter(prefix="/stock", tags=["stock"])
+_MOVEMENTS = TypeAdapter(list[MovementRead])
 
 
 class ReceiptPost(ReceiveIn):
@@ -75,7 +77,7 @@ def post_receipt(
 )
 def post_reservation(
     data: ReserveIn, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
-) -> list[MovementRead]:
+) -> Response:
     """Reserve FEFO for a reference (409 when not enough is available)."""
     moves = stock.reserve(
         session,
@@ -86,7 +88,9 @@ def post_reservation(
         reference=data.reference,
         actor=user,
     )
-    return [MovementRead.model_validate(m) for m in moves]
+    # Serialised here, once: a returned model would be validated again in the thread pool.
+    body = _MOVEMENTS.dump_json(_MOVEMENTS.validate_python(moves, from_attributes=True))
+    return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
 @router.post("/releases", response_model=list[MovementRead])
