@@ -1,22 +1,36 @@
-"""Tracking events under load: ``relieflink serve`` (several workers) on PostgreSQL, loopback.
+"""Tracking events under load: the API (uvicorn workers) on PostgreSQL, loopback.
 
 Target (issue 6): 500 events per second sustained for 60 s, p99 latency ≤ 100 ms, no lost or
-duplicated event. The load is open-loop (events are scheduled at the rate whether or not earlier
-answers came back; latency is measured from the scheduled time, so a server that falls behind
-shows it) and bounded (``--rate`` × ``--seconds`` events, loopback only).
+duplicated event. The load is open-loop (events happen at the rate whether or not earlier
+answers came back; latency is measured from the moment an event happened, so a server that
+falls behind shows it) and bounded (``--rate`` × ``--seconds`` events per run, loopback only).
 
 Events: ``delivered`` with the resident's pickup code (97 %) or ``failed``/not home (3 %, which
-returns stock to the warehouse and carries the request over), on parcels already loaded and on
-their way; 5 % of sends are retries of an earlier event with the same ``client_event_id`` (a
+returns stock to the warehouse and carries the request over), on parcels already loaded and at
+their gate; 5 % of sends are retries of an earlier event with the same ``client_event_id`` (a
 flaky phone network), which must come back ``replayed`` and move nothing. Afterwards the
 database is checked: one stored event per distinct client id, every parcel in the state its
 events say, the stock ledger reconciled.
 
-Side by side: the same events posted one after another by one client (the ceiling of a
-sequential app), for the ratio.
+Side by side, in one run, on the same server:
 
-    .venv/bin/python benchmarks/dispatch/bench_tracking.py               # 500/s for 60 s
+* ``one at a time``: one client posting single events and waiting for each answer (what a
+  sequential app gets);
+* ``single events``: ``POST /dispatch/events``, one request per event, paced at ``--rate``;
+* ``batches``: ``POST /dispatch/events:batch``, paced at ``--rate``. Each route's phone buffers
+  its events and sends them when the oldest has waited ``--flush-ms`` (or ``--max-batch`` are
+  waiting), one request in flight per phone: how an app on a flaky network sends. An event's
+  latency runs from the moment it happened, so it includes the wait on the phone.
+
+Per run: events/s, p50/p99/max latency per event, SQL round trips per event (statements and
+commits the server made, counted by ``benchmarks/dispatch/_server.py``) and CPU ms per event of
+the server's workers, of PostgreSQL's backends serving them and of this load generator. The load
+generator is a small HTTP/1.1 keep-alive client on asyncio (httpx would spend more of the two
+cores than the server it measures).
+
+    .venv/bin/python benchmarks/dispatch/bench_tracking.py               # 500/s for 60 s each
     .venv/bin/python benchmarks/dispatch/bench_tracking.py --rate 200 --seconds 20
+    .venv/bin/python benchmarks/dispatch/bench_tracking.py --reuse --runs batches
 """
 
 from __future__ import annotations
@@ -27,17 +41,22 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import psutil
 from sqlalchemy import create_engine, func, select, text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +81,7 @@ from relieflink.stock import service as stock  # noqa: E402
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 LOG = Path("/tmp/relieflink-bench-tracking-server.log")
+RUN = uuid.uuid4().hex[:8]
 
 
 def fresh_pg(name: str) -> str:
@@ -73,8 +93,9 @@ def fresh_pg(name: str) -> str:
     return PG + name
 
 
-def prepare(url: str, households: int, communities: int) -> list[dict[str, Any]]:
-    """Seed, plan, and put every planned parcel on its way (loaded, departed, at the gate)."""
+def prepare(url: str, households: int, communities: int) -> None:
+    """Seed, plan, and put every planned parcel on its way (loaded, departed, at the gate):
+    route and stop events through ``tracking.record_events``, a route's worth at a time."""
     os.environ["RELIEFLINK_DATABASE_URL"] = url
     get_settings.cache_clear()
     reset_engine()
@@ -95,77 +116,112 @@ def prepare(url: str, households: int, communities: int) -> list[dict[str, Any]]
     with session_scope() as session:
         admin = session.scalars(select(User).where(User.username == "bench-admin")).one()
         routes = session.scalars(select(Route.id).order_by(Route.id)).all()
-        stops = session.scalars(select(RouteStop.id).order_by(RouteStop.id)).all()
+        stops = session.execute(select(RouteStop.route_id, RouteStop.id).order_by(RouteStop.id))
+        stops_of: dict[int, list[int]] = defaultdict(list)
+        for route_id, stop_id in stops:
+            stops_of[route_id].append(stop_id)
     t0 = time.perf_counter()
-    for kind, ids, field in (
-        ("loaded", routes, "route_id"),
-        ("departed", routes, "route_id"),
-        ("arrived", stops, "stop_id"),
-    ):
-        for target in ids:
-            with session_scope() as session:
-                actor = session.get(User, admin.id)
-                assert actor is not None
-                tracking.record_event(
-                    session,
-                    EventIn.model_validate(
-                        {"client_event_id": f"prep-{uuid.uuid4()}", "kind": kind, field: target}
-                    ),
-                    actor=actor,
-                )
+    for route_id in routes:
+        events = [
+            {"kind": "loaded", "route_id": route_id},
+            {"kind": "departed", "route_id": route_id},
+        ]
+        events += [{"kind": "arrived", "stop_id": s} for s in stops_of[route_id]]
+        with session_scope() as session:
+            actor = session.get(User, admin.id)
+            assert actor is not None
+            answers = tracking.record_events(
+                session,
+                [
+                    EventIn.model_validate({"client_event_id": f"prep-{uuid.uuid4()}", **e})
+                    for e in events
+                ],
+                actor=actor,
+            )
+            refused = [a.error for a in answers if a.error is not None]
+            if refused:
+                raise SystemExit(f"preparing route {route_id}: {refused[0]}")
     print(f"loaded, departed, arrived: {time.perf_counter() - t0:.0f} s")
-    return at_gate()
+
+
+def analyze(url: str) -> None:
+    """Fresh planner statistics. Autovacuum would gather them in production; on a server
+    running with ``autovacuum = off`` (this one) a freshly bulk-loaded database has none, and
+    the planner then hash-joins every reserved allocation to close one parcel's (40× slower)."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
 
 
 def at_gate() -> list[dict[str, Any]]:
     """Parcels on their way, at their gate, with the codes their residents would give."""
     with session_scope() as session:
         rows = session.execute(
-            select(Parcel.id, Parcel.code_nonce, Route.carrier_id)
+            select(Parcel.id, Parcel.code_nonce, Route.carrier_id, Route.id)
             .join(Route, Route.id == Parcel.route_id)
             .where(Parcel.status == ParcelStatus.at_gate)
             .order_by(Parcel.id)
         ).all()
-    return [{"parcel": p, "code": codes.derive(n), "carrier": c} for p, n, c in rows]
+    return [{"parcel": p, "code": codes.derive(n), "carrier": c, "route": r} for p, n, c, r in rows]
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = os.environ.copy() | {"RELIEFLINK_DATABASE_URL": url, "RELIEFLINK_LOG_LEVEL": "WARNING"}
-    # ``relieflink serve`` runs ``uvicorn.run("relieflink.app:create_app", factory=True, ...)``;
-    # this is the same server through uvicorn's CLI, only with a longer worker health check:
-    # uvicorn kills a worker that does not answer within 5 s, and on a loaded 2-core machine a
-    # worker's start-up (importing numpy, scipy, PyVRP) takes longer, so ``relieflink serve
-    # --workers N`` restarts its workers forever there (reported to the lead).
-    command = [str(ROOT / ".venv/bin/relieflink"), "serve", "--port", str(port)]
-    command += ["--workers", str(workers)]
-    if os.environ.get("BENCH_UVICORN_CLI", "1") == "1":
-        command = [
-            str(ROOT / ".venv/bin/python"), "-m", "uvicorn", "--factory",
-            "relieflink.app:create_app", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--timeout-worker-healthcheck", "120",
-            "--log-level", "warning", "--no-access-log",
-        ]  # fmt: skip
-    server = subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=LOG.open("w"),
-        start_new_session=True,
-    )
-    for _ in range(240):
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with {server.returncode}")
+# --- a small HTTP/1.1 client ------------------------------------------------------------------
+
+
+class Http:
+    """Keep-alive connections to one server; at most ``limit`` requests in flight."""
+
+    def __init__(self, host: str, port: int, limit: int) -> None:
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.slots = asyncio.Semaphore(limit)
+
+    async def post(self, path: str, body: Any, token: str) -> tuple[int, Any]:
+        payload = json.dumps(body).encode()
+        head = (
+            f"POST /api/v1{path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        ).encode()
+        async with self.slots:
+            conn = self.idle.pop() if self.idle else None
+            if conn is None:
+                conn = await asyncio.open_connection(self.host, self.port)
+            reader, writer = conn
+            try:
+                writer.write(head + payload)
+                await writer.drain()
+                status = int((await reader.readline()).split()[1])
+                length, close = 0, False
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                    elif name.lower() == "connection" and "close" in value.lower():
+                        close = True
+                data = await reader.readexactly(length) if length else b""
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+                writer.close()
+                return 0, {"detail": f"connection error: {exc!r}"}
+            if close:
+                writer.close()
+            else:
+                self.idle.append(conn)
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    os.killpg(server.pid, signal.SIGTERM)
-    raise SystemExit("the server did not start")
+            return status, json.loads(data) if data else {}
+        except ValueError:
+            return status, {"detail": data[:200].decode(errors="replace")}
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
 
 
-def tokens(base: str) -> dict[int, str]:
+def sign_in(base: str) -> dict[int, str]:
+    """A bearer token per carrier (its courier's), through the real sign-in endpoint."""
+    import httpx  # only here: one request per courier
+
     out = {}
     with session_scope() as session:
         couriers = session.scalars(select(User).where(User.role == "courier")).all()
@@ -179,7 +235,7 @@ def tokens(base: str) -> dict[int, str]:
     return out
 
 
-RUN = uuid.uuid4().hex[:8]
+# --- what is sent -----------------------------------------------------------------------------
 
 
 def plan_events(parcels: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
@@ -204,68 +260,247 @@ def plan_events(parcels: list[dict[str, Any]], n: int, seed: int) -> list[dict[s
             body |= {"kind": "failed", "reason": "not_home"}
         else:
             body |= {"kind": "delivered", "code": p["code"]}
-        event = {"body": body, "carrier": p["carrier"], "retry": False}
+        event = {"body": body, "carrier": p["carrier"], "route": p["route"], "retry": False}
         firsts.append(event)
         sends.append(event)
     return sends
 
 
-async def fire(
-    base: str, toks: dict[int, str], sends: list[dict[str, Any]], rate: float, limit: int
-) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    sem = asyncio.Semaphore(limit)
-    limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        start = time.perf_counter()
+@dataclass
+class Result:
+    i: int
+    status: int
+    latency: float  # from when the event happened (was due) to its answer
+    service: float  # from when its request was sent to its answer
+    retry: bool
+    replayed: bool | None
+    client_event_id: str
+    kind: str
+    parcel: int
+    detail: str | None
 
-        async def one(i: int, send: dict[str, Any]) -> None:
-            due = start + i / rate if rate > 0 else None
-            async with sem:
-                sent = time.perf_counter()
-                due = due if due is not None else sent
-                try:
-                    r = await client.post(
-                        "/dispatch/events",
-                        json=send["body"],
-                        headers={"Authorization": f"Bearer {toks[send['carrier']]}"},
-                    )
-                    status = r.status_code
-                    try:
-                        body = r.json()
-                    except ValueError:
-                        body = {"detail": r.text[:200]}
-                except httpx.HTTPError as exc:
-                    status, body = 0, {"error": str(exc)}
-                end = time.perf_counter()
-            results.append(
-                {
-                    "i": i,
-                    "status": status,
-                    "latency": end - due,
-                    "service": end - sent,
-                    "retry": send["retry"],
-                    "replayed": body.get("replayed") if isinstance(body, dict) else None,
-                    "client_event_id": send["body"]["client_event_id"],
-                    "kind": send["body"]["kind"],
-                    "parcel": send["body"]["parcel_id"],
-                    "detail": body.get("detail") if status != 200 else None,
-                }
-            )
 
-        tasks = []
-        for i, send in enumerate(sends):
-            if rate > 0:
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one(i, send)))
-            elif limit > 1:  # as fast as the server answers, ``limit`` at a time
-                tasks.append(asyncio.create_task(one(i, send)))
-            else:
-                await one(i, send)
-        await asyncio.gather(*tasks)
+def result(
+    i: int, send: dict[str, Any], status: int, answer: Any, due: float, sent: float, end: float
+) -> Result:
+    ok = status == 200 and isinstance(answer, dict)
+    return Result(
+        i,
+        status,
+        end - due,
+        end - sent,
+        send["retry"],
+        answer.get("replayed") if ok else None,
+        send["body"]["client_event_id"],
+        send["body"]["kind"],
+        send["body"]["parcel_id"],
+        None if ok else str(answer.get("detail") if isinstance(answer, dict) else answer),
+    )
+
+
+async def singles(
+    http: Http, toks: dict[int, str], sends: list[dict[str, Any]], rate: float
+) -> list[Result]:
+    """One request per event: paced at ``rate`` (open loop), or one after another (rate 0)."""
+    results: list[Result] = []
+    start = time.perf_counter()
+
+    async def one(i: int, send: dict[str, Any], due: float) -> None:
+        sent = time.perf_counter()
+        status, answer = await http.post("/dispatch/events", send["body"], toks[send["carrier"]])
+        results.append(result(i, send, status, answer, due, sent, time.perf_counter()))
+
+    tasks = []
+    for i, send in enumerate(sends):
+        if rate > 0:
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, send, due)))
+        else:
+            await one(i, send, time.perf_counter())
+    await asyncio.gather(*tasks)
     return results
+
+
+@dataclass
+class Phone:
+    """One route's app: buffers its events, one batch in flight at a time."""
+
+    buffer: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)
+    busy: bool = False
+
+
+async def batches(
+    http: Http,
+    toks: dict[int, str],
+    sends: list[dict[str, Any]],
+    rate: float,
+    flush_s: float,
+    max_batch: int,
+    sizes: list[int],
+) -> list[Result]:
+    """Events happen at ``rate``; each route's phone sends what it buffered once the oldest
+    has waited ``flush_s`` (or ``max_batch`` wait), and waits for the answer before the next."""
+    results: list[Result] = []
+    phones: dict[int, Phone] = defaultdict(Phone)
+    tasks: list[asyncio.Task[None]] = []
+    start = time.perf_counter()
+
+    async def flush(phone: Phone, carrier: int) -> None:
+        batch, phone.buffer = phone.buffer[:max_batch], phone.buffer[max_batch:]
+        sizes.append(len(batch))
+        phone.busy = True
+        sent = time.perf_counter()
+        body = {"events": [s["body"] for _, s, _ in batch]}
+        status, answer = await http.post("/dispatch/events:batch", body, toks[carrier])
+        end = time.perf_counter()
+        phone.busy = False
+        answers = answer.get("results") if status == 200 and isinstance(answer, dict) else None
+        for k, (i, send, due) in enumerate(batch):
+            if answers is None:
+                results.append(result(i, send, status, answer, due, sent, end))
+                continue
+            one = answers[k]
+            if one["status"] == 200:
+                results.append(result(i, send, 200, one["event"], due, sent, end))
+            else:
+                results.append(result(i, send, one["status"], one["problem"], due, sent, end))
+
+    def ready(now: float) -> None:
+        for phone in phones.values():
+            if phone.buffer and not phone.busy:
+                oldest = phone.buffer[0][2]
+                if now - oldest >= flush_s or len(phone.buffer) >= max_batch:
+                    carrier = phone.buffer[0][1]["carrier"]
+                    tasks.append(asyncio.create_task(flush(phone, carrier)))
+
+    i = 0
+    while i < len(sends) or any(p.buffer or p.busy for p in phones.values()):
+        now = time.perf_counter()
+        while i < len(sends) and start + i / rate <= now:
+            send = sends[i]
+            phones[send["route"]].buffer.append((i, send, start + i / rate))
+            i += 1
+        ready(now)
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*tasks)
+    return results
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+@dataclass
+class Meter:
+    """Statements the server made, and CPU seconds of its workers, of the PostgreSQL backends
+    connected to the benchmark database, and of this process."""
+
+    server: subprocess.Popen[bytes]
+    counts: Path
+    database: str
+
+    def read(self) -> dict[str, float]:
+        statements = sum(int(p.read_text() or 0) for p in self.counts.iterdir())
+        workers = 0.0
+        try:
+            root = psutil.Process(self.server.pid)
+            for proc in [root, *root.children(recursive=True)]:
+                t = proc.cpu_times()
+                workers += t.user + t.system
+        except psutil.Error:
+            pass
+        backends = {}
+        engine = create_engine(PG + "postgres")
+        with engine.connect() as conn:
+            pids = conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid <> "
+                    "pg_backend_pid()"
+                ),
+                {"d": self.database},
+            ).scalars()
+            for pid in pids:
+                try:
+                    t = psutil.Process(pid).cpu_times()
+                    backends[pid] = t.user + t.system
+                except psutil.Error:
+                    pass
+        engine.dispose()
+        me = psutil.Process().cpu_times()
+        return {
+            "statements": statements,
+            "workers": workers,
+            "backends": backends,  # type: ignore[dict-item]
+            "client": me.user + me.system,
+        }
+
+    def measure(
+        self, fn: Callable[[], list[Result]]
+    ) -> tuple[list[Result], float, dict[str, float]]:
+        time.sleep(1.2)  # the workers' counts are written twice a second
+        before = self.read()
+        t0 = time.perf_counter()
+        results = fn()
+        wall = time.perf_counter() - t0
+        time.sleep(1.2)
+        after = self.read()
+        pg = sum(
+            cpu - before["backends"].get(pid, 0.0)  # type: ignore[attr-defined]
+            for pid, cpu in after["backends"].items()  # type: ignore[attr-defined]
+        )
+        return (
+            results,
+            wall,
+            {
+                "statements": after["statements"] - before["statements"],
+                "server_cpu_s": after["workers"] - before["workers"],
+                "postgres_cpu_s": pg,
+                "client_cpu_s": after["client"] - before["client"],
+            },
+        )
+
+
+def start_server(url: str, port: int, workers: int, counts: Path) -> subprocess.Popen[bytes]:
+    env = os.environ.copy() | {
+        "RELIEFLINK_DATABASE_URL": url,
+        "RELIEFLINK_LOG_LEVEL": "WARNING",
+        "BENCH_STATEMENTS_DIR": str(counts),
+        "PYTHONPATH": str(ROOT),
+    }
+    # ``relieflink serve`` runs ``uvicorn.run("relieflink.app:create_app", factory=True, ...)``;
+    # this is the same server through uvicorn's CLI, with the statement counter of _server.py
+    # and a longer worker health check: uvicorn kills a worker that does not answer within 5 s,
+    # and on a loaded 2-core machine a worker's start-up (numpy, scipy, PyVRP) takes longer.
+    command = [
+        str(ROOT / ".venv/bin/python"), "-m", "uvicorn", "--factory",
+        "benchmarks.dispatch._server:create_app", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--timeout-worker-healthcheck", "120",
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        command,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=LOG.open("w"),
+        start_new_session=True,
+    )
+    import httpx
+
+    for _ in range(240):
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}; see {LOG}")
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+            if health.status_code == 200 and len(list(counts.iterdir())) >= workers:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    os.killpg(server.pid, signal.SIGTERM)
+    raise SystemExit("the server did not start")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -273,9 +508,9 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q / 100 * len(values)))] if values else float("nan")
 
 
-def check(results: list[dict[str, Any]]) -> dict[str, Any]:
+def check(results: list[Result]) -> dict[str, Any]:
     """No lost and no duplicated event: compare what the server said with what it stored."""
-    ok_first = {r["client_event_id"]: r for r in results if r["status"] == 200 and not r["retry"]}
+    ok_first = {r.client_event_id: r for r in results if r.status == 200 and not r.retry}
     with session_scope() as session:
         stored = dict(
             session.execute(
@@ -290,17 +525,17 @@ def check(results: list[dict[str, Any]]) -> dict[str, Any]:
     duplicated = [c for c, n in stored.items() if n != 1]
     unexpected = [c for c in stored if c not in ok_first]
     wrong_state = [
-        r["parcel"]
+        r.parcel
         for r in ok_first.values()
-        if parcels[r["parcel"]] != ("delivered" if r["kind"] == "delivered" else "failed")
+        if parcels[r.parcel] != ("delivered" if r.kind == "delivered" else "failed")
     ]
-    retries = [r for r in results if r["retry"]]
+    retries = [r for r in results if r.retry]
     # Each client event applied exactly once: of all its 200 answers, one is not a replay.
     applied: dict[str, int] = {}
     for r in results:
-        if r["status"] == 200:
-            applied[r["client_event_id"]] = applied.get(r["client_event_id"], 0) + (
-                0 if r["replayed"] else 1
+        if r.status == 200:
+            applied[r.client_event_id] = applied.get(r.client_event_id, 0) + (
+                0 if r.replayed else 1
             )
     return {
         "accepted_first_sends": len(ok_first),
@@ -310,67 +545,97 @@ def check(results: list[dict[str, Any]]) -> dict[str, Any]:
         "stored_without_ok": len(unexpected),
         "parcels_in_wrong_state": len(wrong_state),
         "retries": len(retries),
-        "retries_replayed": sum(1 for r in retries if r["replayed"]),
-        "retries_refused_or_failed": sum(1 for r in retries if r["status"] != 200),
+        "retries_replayed": sum(1 for r in retries if r.replayed),
+        "retries_refused_or_failed": sum(1 for r in retries if r.status != 200),
         "applied_not_exactly_once": sum(1 for n in applied.values() if n != 1),
         "ledger_problems": len(ledger),
     }
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=256)
-    parser.add_argument("--households", type=int, default=40_000)
-    parser.add_argument("--communities", type=int, default=800)
-    parser.add_argument("--sequential", type=int, default=1000, help="events in the baseline")
-    parser.add_argument(
-        "--ceiling", type=int, default=0, help="events sent unpaced (at --concurrency) first"
-    )
+    parser.add_argument("--runs", default="sequential,single,batches")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=48, help="requests in flight, max")
+    parser.add_argument("--flush-ms", type=float, default=40, help="a phone's buffering, max")
+    parser.add_argument("--max-batch", type=int, default=200)
+    parser.add_argument("--households", type=int, default=70_000)
+    parser.add_argument("--communities", type=int, default=1400)
+    parser.add_argument("--sequential", type=int, default=500, help="events one at a time")
     parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--database", default="rl_dispatch_bench")
     parser.add_argument(
         "--reuse", action="store_true", help="use the database a previous run prepared"
     )
     args = parser.parse_args()
+    runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     os.environ.setdefault("RELIEFLINK_SECRET_KEY", "bench-secret-" + "x" * 32)
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, {load()}")
     if args.reuse:
         url = PG + args.database
         os.environ["RELIEFLINK_DATABASE_URL"] = url
         get_settings.cache_clear()
         reset_engine()
-        parcels = at_gate()
     else:
         url = fresh_pg(args.database)
-        parcels = prepare(url, args.households, args.communities)
+        prepare(url, args.households, args.communities)
     upgrade(url)  # other domains' migrations may have landed meanwhile
+    analyze(url)
+    parcels = at_gate()
     total = int(args.rate * args.seconds)
-    sends = plan_events(parcels, total + args.sequential + args.ceiling, seed=1)
-    if len(sends) < total + args.sequential + args.ceiling:
-        raise SystemExit(f"only {len(sends)} events available; seed more households")
+    wanted = {"sequential": args.sequential, "single": total, "batches": total}
+    need = sum(wanted[r] for r in runs)
+    sends = plan_events(parcels, need, seed=1)
+    if len(sends) < need:
+        raise SystemExit(f"only {len(sends)} events available, {need} needed; seed more")
     if args.port == 0:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             args.port = probe.getsockname()[1]
-    server = start_server(url, args.port, args.workers)
+    counts = Path(tempfile.mkdtemp(prefix="rl-bench-stmts-"))
+    server = start_server(url, args.port, args.workers, counts)
     base = f"http://127.0.0.1:{args.port}/api/v1"
+    meter = Meter(server, counts, args.database)
+    measured: dict[str, tuple[list[Result], float, dict[str, float]]] = {}
+    sizes: list[int] = []
     try:
-        toks = tokens(base)
-        t0 = time.perf_counter()
-        baseline = asyncio.run(fire(base, toks, sends[total : total + args.sequential], 0, 1))
-        seq_s = time.perf_counter() - t0
-        ceiling: list[dict[str, Any]] = []
-        ceiling_s = 0.0
-        if args.ceiling:
-            extra = sends[total + args.sequential :]
-            t0 = time.perf_counter()
-            ceiling = asyncio.run(fire(base, toks, extra, 0, args.concurrency))
-            ceiling_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        results = asyncio.run(fire(base, toks, sends[:total], args.rate, args.concurrency))
-        wall = time.perf_counter() - t0
+        toks = sign_in(base)
+        offset = 0
+        for run in runs:
+            mine = sends[offset : offset + wanted[run]]
+            offset += wanted[run]
+
+            def go(run: str = run, mine: list[dict[str, Any]] = mine) -> list[Result]:
+                async def inner() -> list[Result]:
+                    http = Http("127.0.0.1", args.port, args.concurrency)
+                    try:
+                        if run == "sequential":
+                            return await singles(http, toks, mine, 0)
+                        if run == "single":
+                            return await singles(http, toks, mine, args.rate)
+                        return await batches(
+                            http,
+                            toks,
+                            mine,
+                            args.rate,
+                            args.flush_ms / 1000,
+                            args.max_batch,
+                            sizes,
+                        )
+                    finally:
+                        http.close()
+
+                return asyncio.run(inner())
+
+            print(f"{run}: {len(mine)} events ...", flush=True)
+            measured[run] = meter.measure(go)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -378,49 +643,92 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=15)
-    verdict = check(results + baseline + ceiling)
-    lat = [r["latency"] * 1000 for r in results]
-    svc = [r["service"] * 1000 for r in results]
-    errors = [r for r in results if r["status"] != 200]
-    achieved = len(results) / wall
-    seq_rate = len(baseline) / seq_s
-    print()
-    print(
-        f"{'run':<34}{'events':>8}{'ev/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
+        shutil.rmtree(counts, ignore_errors=True)
+    verdict = check([r for results, _, _ in measured.values() for r in results])
+    names = {
+        "sequential": "one at a time (single events)",
+        "single": f"single events, paced {args.rate:.0f}/s",
+        "batches": f"batches, paced {args.rate:.0f}/s",
+    }
+    print(f"\n{args.workers} workers, {os.cpu_count()} cores; {load()}")
+    header = (
+        f"{'run':<32}{'events':>7}{'ev/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
+        f"{'errors':>7}{'SQL/ev':>7}{'srv ms':>7}{'pg ms':>7}{'gen ms':>7}"
     )
-    print(
-        f"{'paced, ' + str(args.workers) + ' workers':<34}{len(results):>8}{achieved:>9.0f}"
-        f"{pct(lat, 50):>9.1f}{pct(lat, 99):>9.1f}{max(lat):>9.1f}{len(errors):>8}"
-    )
-    blat = [r["service"] * 1000 for r in baseline]
-    print(
-        f"{'one client, one at a time':<34}{len(baseline):>8}{seq_rate:>9.0f}"
-        f"{pct(blat, 50):>9.1f}{pct(blat, 99):>9.1f}{max(blat):>9.1f}"
-        f"{sum(1 for r in baseline if r['status'] != 200):>8}"
-    )
-    if ceiling:
-        clat = [r["service"] * 1000 for r in ceiling]
-        print(
-            f"{'unpaced, ' + str(args.concurrency) + ' at a time':<34}{len(ceiling):>8}"
-            f"{len(ceiling) / ceiling_s:>9.0f}{pct(clat, 50):>9.1f}{pct(clat, 99):>9.1f}"
-            f"{max(clat):>9.1f}{sum(1 for r in ceiling if r['status'] != 200):>8}"
+    print(header + "\n" + "-" * len(header))
+    summary: dict[str, Any] = {}
+    for run, (results, wall, cost) in measured.items():
+        lat = (
+            [r.latency * 1000 for r in results]
+            if run != "sequential"
+            else [r.service * 1000 for r in results]
         )
-    print(f"\nthroughput ratio paced / sequential: ×{achieved / seq_rate:.1f}")
-    print(f"service time (from send) p99: {pct(svc, 99):.1f} ms")
-    print(f"checks: {verdict}")
-    target = (
-        achieved >= 0.98 * args.rate
-        and pct(lat, 99) <= 100
-        and verdict["lost"] == 0
-        and verdict["duplicated"] == 0
-        and not errors
-    )
+        n = len(results)
+        row = {
+            "events": n,
+            "seconds": wall,
+            "rate": n / wall,
+            "p50_ms": pct(lat, 50),
+            "p99_ms": pct(lat, 99),
+            "max_ms": max(lat),
+            "service_p99_ms": pct([r.service * 1000 for r in results], 99),
+            "errors": sum(1 for r in results if r.status != 200),
+            "sql_per_event": cost["statements"] / n,
+            "server_cpu_ms_per_event": cost["server_cpu_s"] * 1000 / n,
+            "postgres_cpu_ms_per_event": cost["postgres_cpu_s"] * 1000 / n,
+            "client_cpu_ms_per_event": cost["client_cpu_s"] * 1000 / n,
+        }
+        summary[run] = row
+        print(
+            f"{names[run]:<32}{n:>7}{row['rate']:>7.0f}{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}"
+            f"{row['max_ms']:>8.1f}{row['errors']:>7}{row['sql_per_event']:>7.1f}"
+            f"{row['server_cpu_ms_per_event']:>7.2f}{row['postgres_cpu_ms_per_event']:>7.2f}"
+            f"{row['client_cpu_ms_per_event']:>7.2f}"
+        )
     print(
-        f"target (≥ {args.rate:.0f}/s for {args.seconds:.0f} s, p99 ≤ 100 ms, none lost or "
-        f"duplicated): {'PASS' if target else 'FAIL'}"
+        "SQL/ev: statements and commits the server made per event (auth included); srv, pg, "
+        "gen: CPU ms per event of the server's workers, the PostgreSQL backends serving them, "
+        "and this load generator. Latency from the moment an event happened (batches: "
+        "including the wait on the phone); one at a time: from send."
     )
-    if errors:
-        print("first errors:", [(e["status"], e["detail"]) for e in errors[:5]])
+    if "batches" in summary and sizes:
+        print(
+            f"batches: {len(sizes)} requests, {sum(sizes) / len(sizes):.1f} events each on "
+            f"average (max {max(sizes)}), phones flush after {args.flush_ms:.0f} ms; service "
+            f"time p99 {summary['batches']['service_p99_ms']:.1f} ms"
+        )
+    if "single" in summary and "sequential" in summary:
+        print(
+            f"throughput ratio paced single / one at a time: "
+            f"×{summary['single']['rate'] / summary['sequential']['rate']:.1f}"
+        )
+    if "batches" in summary and "single" in summary:
+        s, b = summary["single"], summary["batches"]
+        print(
+            "batches vs single events: SQL per event "
+            f"×{s['sql_per_event'] / b['sql_per_event']:.1f} fewer, server CPU per event ×"
+            f"{s['server_cpu_ms_per_event'] / max(b['server_cpu_ms_per_event'], 1e-9):.1f} less"
+        )
+    print(f"checks: {verdict}")
+    sound = verdict["lost"] == 0 and verdict["duplicated"] == 0 and not verdict["ledger_problems"]
+    for run in ("single", "batches"):
+        if run not in summary:
+            continue
+        row = summary[run]
+        passed = (
+            row["rate"] >= 0.98 * args.rate
+            and row["p99_ms"] <= 100
+            and row["errors"] == 0
+            and sound
+        )
+        summary[run]["pass"] = passed
+        print(
+            f"target with {names[run]} (≥ {args.rate:.0f}/s for {args.seconds:.0f} s, p99 ≤ 100 "
+            f"ms, none lost or duplicated, ledger reconciled): {'PASS' if passed else 'FAIL'}"
+        )
+        errors = [r for r in measured[run][0] if r.status != 200]
+        if errors:
+            print("  first errors:", [(e.status, e.detail) for e in errors[:5]])
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -429,23 +737,14 @@ def main() -> None:
         json.dumps(
             {
                 "args": vars(args),
-                "paced": {
-                    "events": len(results),
-                    "seconds": wall,
-                    "rate": achieved,
-                    "p50_ms": pct(lat, 50),
-                    "p99_ms": pct(lat, 99),
-                    "max_ms": max(lat),
-                    "service_p99_ms": pct(svc, 99),
-                    "errors": len(errors),
-                },
-                "sequential": {"events": len(baseline), "rate": seq_rate},
-                "ceiling": {
-                    "events": len(ceiling),
-                    "rate": len(ceiling) / ceiling_s if ceiling_s else None,
+                "runs": summary,
+                "batch_sizes": {
+                    "requests": len(sizes),
+                    "mean": sum(sizes) / len(sizes) if sizes else None,
+                    "max": max(sizes) if sizes else None,
                 },
                 "checks": verdict,
-                "pass": target,
+                "load_after": os.getloadavg(),
                 "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
             },
             indent=2,

@@ -16,6 +16,8 @@ from relieflink.dispatch import codes, planning, tracking
 from relieflink.dispatch.schemas import EventIn
 from relieflink.errors import Conflict
 from relieflink.models import (
+    Allocation,
+    AllocationState,
     LoginAttempt,
     NeedRequest,
     Parcel,
@@ -177,9 +179,9 @@ def test_a_resent_batch_is_replayed_and_moves_nothing(
 
 
 def test_one_bad_event_is_refused_without_touching_the_others(
-    db: Session, client: TestClient, scene, monkeypatch: pytest.MonkeyPatch
+    db: Session, client: TestClient, scene
 ) -> None:
-    p, q, r, s = scene["parcels"][:4] if len(scene["parcels"]) >= 4 else (*scene["parcels"], None)
+    p, q, r, s = scene["parcels"][:4]
     right = codes.derive(p.code_nonce)
     wrong = str((int(right) + 1) % 10**6).zfill(6)
     reused = eid()
@@ -206,15 +208,12 @@ def test_one_bad_event_is_refused_without_touching_the_others(
     assert db.scalar(select(func.count()).select_from(LoginAttempt)) == 1
     assert after[1] == before[1] + 1  # one new event stored: q's delivery
 
-    # A failure whose ledger moves break half-way leaves nothing of itself behind, and the
-    # events around it still go through.
-    if s is None:
-        return
-
-    def broken(*_args: object, **_kwargs: object) -> list[object]:
-        raise Conflict("allocation store unavailable")
-
-    monkeypatch.setattr(tracking.needs, "return_allocations", broken)
+    # A failure checks every rule before it writes: an allocation delivered meanwhile (by
+    # hand, at the warehouse) cannot go back, so the failure is refused and moves nothing.
+    line = db.scalars(select(ParcelLine).where(ParcelLine.parcel_id == s.id)).first()
+    assert line is not None
+    db.get(Allocation, line.allocation_id).state = AllocationState.delivered
+    db.commit()
     before = snapshot(db)
     batch = [
         {"client_event_id": eid(), "kind": "failed", "parcel_id": s.id, "reason": "not_home"},
@@ -222,10 +221,46 @@ def test_one_bad_event_is_refused_without_touching_the_others(
     ]
     response = client.post(BATCH, json={"events": batch}, headers=scene["courier"])
     assert statuses(response) == [409, 200]
+    assert "cannot be returned" in response.json()["results"][0]["problem"]["detail"]
     after = snapshot(db)
-    assert after[0] == before[0]  # the stock returned for s was rolled back with its event
+    assert after[0] == before[0]  # no stock came back for s
     assert db.get(Parcel, s.id).status == ParcelStatus.departed
     assert db.get(Parcel, p.id).status == ParcelStatus.delivered
+    assert stock.check_ledger(db) == []
+
+
+def test_an_event_that_breaks_half_way_leaves_nothing_behind(
+    db: Session, client: TestClient, scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading issues stock line by line; if the ledger refuses half-way, what was issued for
+    that event is rolled back with it, and the events around it still go through."""
+    other = db.scalars(
+        select(Route).where(Route.id != scene["route"].id, Route.status == "planned")
+    ).first()
+    assert other is not None
+    real = tracking.stock_bulk.issue_many
+
+    def breaks_half_way(*args: Any, **kwargs: Any) -> int:
+        real(*args, **kwargs)  # movements and balances written...
+        raise Conflict("the warehouse's scanner rejected the pick list")  # ...then refused
+
+    monkeypatch.setattr(tracking.stock_bulk, "issue_many", breaks_half_way)
+    p, q = scene["parcels"][:2]
+    before = snapshot(db)
+    batch = [
+        delivered(p),
+        {"client_event_id": eid(), "kind": "loaded", "route_id": other.id},
+        delivered(q),
+    ]
+    response = client.post(BATCH, json={"events": batch}, headers=scene["courier"])
+    assert statuses(response) == [200, 409, 200]
+    after = snapshot(db)
+    assert after[0] == before[0]  # no stock movement stayed
+    assert after[1] == before[1] + 2  # the two deliveries are stored
+    assert db.get(Route, other.id).status == "planned"
+    assert {p.status for p in db.scalars(select(Parcel).where(Parcel.route_id == other.id))} == {
+        ParcelStatus.planned
+    }
     assert stock.check_ledger(db) == []
 
 

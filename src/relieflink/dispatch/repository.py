@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from relieflink import db
 from relieflink.models import (
@@ -38,6 +40,7 @@ ACTIVE_ROUTE = (RouteStatus.loaded, RouteStatus.departed)
 # Tables for the set-based writes of the tracking hot path (no ORM unit of work).
 _PARCELS = cast(Table, Parcel.__table__)
 _EVENTS = cast(Table, TrackingEvent.__table__)
+_ROUTES = cast(Table, Route.__table__)
 
 
 def begin_write(session: Session) -> None:
@@ -209,74 +212,148 @@ def lock_route(session: Session, route_id: int) -> Route | None:
     return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 
-# What a delivery checks, per parcel: its state, its pickup code's nonce and hash, and its route.
-PARCEL_STATE = (
-    Parcel.id,
-    Parcel.route_id,
-    Parcel.stop_id,
-    Parcel.status,
-    Parcel.last_seq,
-    Parcel.code_nonce,
-    Parcel.code_hash,
-    Parcel.code_attempts,
+# --- the tracking hot path ----------------------------------------------------------------
+# Statements built once (SQLAlchemy then reuses their cache key and compiled form) and run on
+# the session's connection: a delivery is a handful of them, and building and routing each
+# through the ORM cost more CPU than PostgreSQL spends running it. FOR UPDATE is left out by
+# SQLite's compiler (its writers hold the database lock instead).
+
+_STATE = (
+    select(
+        Parcel.id,
+        Parcel.route_id,
+        Parcel.stop_id,
+        Parcel.status,
+        Parcel.last_seq,
+        Parcel.code_nonce,
+        Parcel.code_hash,
+        Parcel.code_attempts,
+        Route.status.label("route_status"),
+        Route.carrier_id,
+        Route.courier_id,
+    )
+    .outerjoin(Route, Route.id == Parcel.route_id)
+    .where(Parcel.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Parcel.id)
+    .with_for_update(of=Parcel)
 )
+_RECENT = (
+    select(func.count())
+    .select_from(LoginAttempt)
+    .where(LoginAttempt.key == bindparam("key"), LoginAttempt.attempted_at >= bindparam("since"))
+    .scalar_subquery()
+)
+_STATE_RECENT = _STATE.add_columns(_RECENT.label("recent"))
 
 
 def lock_parcel_states(
     session: Session, ids: Sequence[int], *, attempts_key: str | None = None, since: datetime
 ) -> tuple[list[Any], int]:
-    """The state of these parcels as plain rows (``PARCEL_STATE`` then the ``Route``), locked
-    in id order, in one statement; and the failed pickup-code attempts under ``attempts_key``
+    """What a delivery or a failure checks about these parcels (their state, their pickup
+    code's nonce and hash, their route's status, carrier and courier) as plain rows, locked in
+    id order, in one statement; and the failed pickup-code attempts under ``attempts_key``
     since ``since`` (the per-account rate limit), read in the same statement."""
-    stmt = (
-        select(*PARCEL_STATE, Route)
-        .outerjoin(Route, Route.id == Parcel.route_id)
-        .where(Parcel.id.in_(sorted(set(ids))))
-        .order_by(Parcel.id)
-    )
-    if attempts_key is not None:
-        recent = (
-            select(func.count())
-            .select_from(LoginAttempt)
-            .where(LoginAttempt.key == attempts_key, LoginAttempt.attempted_at >= since)
-            .scalar_subquery()
-        )
-        stmt = stmt.add_columns(recent.label("recent"))
-    if _postgres(session):
-        stmt = stmt.with_for_update(of=Parcel)
-    rows: list[Any] = list(session.execute(stmt.execution_options(populate_existing=True)).all())
+    conn = session.connection()
+    params: dict[str, Any] = {"ids": sorted(set(ids))}
     if attempts_key is None:
-        return rows, 0
-    recent_count = rows[0].recent if rows else session.scalar(select(recent))
-    return rows, int(recent_count or 0)
+        return list(conn.execute(_STATE, params)), 0
+    params |= {"key": attempts_key, "since": since}
+    rows: list[Any] = list(conn.execute(_STATE_RECENT, params))
+    recent = rows[0].recent if rows else conn.execute(select(_RECENT), params).scalar()
+    return rows, int(recent or 0)
 
 
-def events_by_client_id(session: Session, client_ids: Iterable[str]) -> dict[str, TrackingEvent]:
+@dataclass(frozen=True)
+class StoredEvent:
+    """What a replay answers from: an event as stored."""
+
+    id: int
+    client_event_id: str
+    kind: str
+    fingerprint: str
+    result: dict[str, Any]
+
+
+_STORED = select(
+    TrackingEvent.id,
+    TrackingEvent.client_event_id,
+    TrackingEvent.kind,
+    TrackingEvent.fingerprint,
+    TrackingEvent.result,
+).where(TrackingEvent.client_event_id.in_(bindparam("cids", expanding=True)))
+
+
+def events_by_client_id(session: Session, client_ids: Iterable[str]) -> dict[str, StoredEvent]:
     ids = sorted(set(client_ids))
     if not ids:
         return {}
-    return {
-        e.client_event_id: e
-        for e in session.scalars(
-            select(TrackingEvent).where(TrackingEvent.client_event_id.in_(ids))
-        )
-    }
+    session.flush()  # events the ORM holds for this transaction are stored, so seen
+    rows = session.connection().execute(_STORED, {"cids": ids})
+    return {row.client_event_id: StoredEvent(*row) for row in rows}
+
+
+_MARK_DELIVERED = (
+    update(_PARCELS)
+    .where(_PARCELS.c.id == bindparam("pid"))
+    .values(
+        status=ParcelStatus.delivered.value,
+        last_seq=bindparam("seq"),
+        delivered_at=bindparam("at"),
+        delivered_by_id=bindparam("by"),
+    )
+)
 
 
 def mark_delivered(session: Session, actor_id: int, rows: Sequence[dict[str, Any]]) -> None:
     """Parcels delivered by ``actor_id``: ``rows`` of ``pid``, ``seq`` (the new last_seq) and
     ``at`` (when), in one executemany."""
+    session.connection().execute(_MARK_DELIVERED, [r | {"by": actor_id} for r in rows])
+
+
+def mark_failed(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Parcels whose delivery failed: ``rows`` of ``pid``, ``seq`` and ``why`` (the reason)."""
     session.execute(
         update(_PARCELS)
         .where(_PARCELS.c.id == bindparam("pid"))
         .values(
-            status=ParcelStatus.delivered.value,
+            status=ParcelStatus.failed.value,
             last_seq=bindparam("seq"),
-            delivered_at=bindparam("at"),
-            delivered_by_id=actor_id,
+            failure_reason=bindparam("why"),
         ),
         list(rows),
     )
+
+
+@dataclass
+class ReturnLine:
+    """A parcel line as a failed delivery returns it: its allocation, reference, units and
+    the allocation's state."""
+
+    parcel_id: int
+    allocation_id: int
+    reference: str
+    quantity: int
+    state: str
+
+
+def return_lines(session: Session, parcel_ids: Sequence[int]) -> dict[int, list[ReturnLine]]:
+    """The lines of these parcels with their allocations' states, by parcel, in line order."""
+    out: dict[int, list[ReturnLine]] = defaultdict(list)
+    rows = session.execute(
+        select(
+            ParcelLine.parcel_id,
+            ParcelLine.allocation_id,
+            ParcelLine.reference,
+            ParcelLine.quantity,
+            Allocation.state,
+        )
+        .join(Allocation, Allocation.id == ParcelLine.allocation_id)
+        .where(ParcelLine.parcel_id.in_(sorted(set(parcel_ids))))
+        .order_by(ParcelLine.id)
+    )
+    for parcel_id, allocation_id, reference, quantity, state in rows:
+        out[parcel_id].append(ReturnLine(parcel_id, allocation_id, reference, quantity, state))
+    return out
 
 
 def set_override(session: Session, parcel_id: int, reason: str, photo_ref: str | None) -> None:
@@ -297,11 +374,12 @@ def set_code_attempts(session: Session, attempts: dict[int, int]) -> None:
     )
 
 
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, _EVENTS.c.client_event_id)
+
+
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Store tracking events (one statement); returns their ids by client event id."""
-    stored = session.execute(
-        insert(_EVENTS).returning(_EVENTS.c.id, _EVENTS.c.client_event_id), list(rows)
-    )
+    stored = session.connection().execute(_INSERT_EVENTS, list(rows))
     return {cid: event_id for event_id, cid in stored}
 
 
@@ -316,26 +394,33 @@ def advance_parcels(session: Session, parcels: Sequence[Parcel], status: ParcelS
     )
 
 
+_COMPLETE = (
+    update(_ROUTES)
+    .where(
+        _ROUTES.c.id.in_(bindparam("ids", expanding=True)),
+        _ROUTES.c.status != RouteStatus.completed.value,
+        ~select(_PARCELS.c.id)
+        .where(
+            _PARCELS.c.route_id == _ROUTES.c.id,
+            _PARCELS.c.status.notin_([ParcelStatus.delivered.value, ParcelStatus.failed.value]),
+        )
+        .exists(),
+    )
+    .values(status=RouteStatus.completed.value)
+)
+
+
 def complete_routes(session: Session, route_ids: Iterable[int]) -> None:
     """Routes among ``route_ids`` whose parcels are all delivered or failed become
-    ``completed`` (one conditional UPDATE; route objects of the session are updated too)."""
+    ``completed`` (one conditional UPDATE; route objects of the session are read again)."""
     ids = sorted(set(route_ids))
     if not ids:
         return
-    open_left = (
-        select(Parcel.id)
-        .where(
-            Parcel.route_id == Route.id,
-            Parcel.status.notin_([ParcelStatus.delivered, ParcelStatus.failed]),
-        )
-        .exists()
-    )
-    session.execute(
-        update(Route)
-        .where(Route.id.in_(ids), Route.status != RouteStatus.completed, ~open_left)
-        .values(status=RouteStatus.completed)
-        .execution_options(synchronize_session="fetch")
-    )
+    session.connection().execute(_COMPLETE, {"ids": ids})
+    for route_id in ids:
+        route = session.identity_map.get(identity_key(Route, route_id))
+        if route is not None:
+            session.expire(route, ["status"])
 
 
 def parcel_ids_of(

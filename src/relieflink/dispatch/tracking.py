@@ -49,14 +49,13 @@ from relieflink.errors import (
     TooManyRequests,
 )
 from relieflink.models import (
-    AdjustmentReason,
+    AllocationState,
     Community,
     EventKind,
     FailureReason,
     HandoffDiscrepancy,
     InnerMode,
     LoginAttempt,
-    MovementKind,
     Parcel,
     ParcelStatus,
     Role,
@@ -67,7 +66,6 @@ from relieflink.models import (
     User,
 )
 from relieflink.needs import delivery_hooks
-from relieflink.needs import service as needs
 from relieflink.stock import bulk as stock_bulk
 from relieflink.stock import service as stock
 from relieflink.users import access
@@ -137,7 +135,7 @@ def _refused(kind: EventKind, states: list[str]) -> Conflict:
     )
 
 
-def _replay(known: TrackingEvent, fingerprint: str) -> EventOutcome:
+def _replay(known: repo.StoredEvent, fingerprint: str) -> EventOutcome:
     if known.fingerprint != fingerprint:
         raise Conflict(
             f"client event id {known.client_event_id!r} was already used for another event",
@@ -220,7 +218,8 @@ def record_events(session: Session, events: Sequence[EventIn], *, actor: User) -
 
 @dataclass
 class _Parcel:
-    """What a delivery checks about its parcel, kept up to date as a run applies events."""
+    """What a delivery or a failure checks about its parcel, kept up to date as a run applies
+    events."""
 
     id: int
     route: Route | None
@@ -233,7 +232,9 @@ class _Parcel:
 
 
 @dataclass
-class _Delivery:
+class _Queued:
+    """A delivery or failure that passed its checks; written when the run flushes."""
+
     index: int
     data: EventIn
     fingerprint: str
@@ -241,42 +242,52 @@ class _Delivery:
     at: datetime
 
 
+# Parcel events checked in memory and written set-based; every other kind is applied alone.
+_FAST = (EventKind.delivered, EventKind.failed)
+
+
 @dataclass
 class _Run:
     """The events of one request, applied in order in the caller's transaction.
 
-    Deliveries (the bulk of the traffic) are checked against ``parcels`` (locked and read
-    once) and queued; their writes go out together when the run ends or before any other
-    event, which is applied on its own (in a savepoint when ``isolate``: its ledger moves may
-    fail half-way)."""
+    Deliveries and failures (the bulk of the traffic) are checked against ``parcels`` (locked
+    and read once, with the allocations a failure would return) and queued; their writes go
+    out together when the run ends or before any other event, which is applied on its own (in
+    a savepoint when ``isolate``: its ledger moves may fail half-way). Nothing a queued event
+    writes can be refused any more: every rule that may refuse it was checked first."""
 
     session: Session
     actor: User
     isolate: bool
     parcels: dict[int, _Parcel] = field(default_factory=dict)
-    known: dict[str, TrackingEvent | _Delivery] = field(default_factory=dict)
+    lines: dict[int, list[repo.ReturnLine]] = field(default_factory=dict)
+    known: dict[str, repo.StoredEvent | _Queued] = field(default_factory=dict)
+    routes: dict[int, Route] = field(default_factory=dict)
     answers: list[EventAnswer] = field(default_factory=list)
-    queued: list[_Delivery] = field(default_factory=list)
+    queued: list[_Queued] = field(default_factory=list)
     wrong_codes: list[_Parcel] = field(default_factory=list)
     recent_wrong: int = 0
     stale: bool = False
 
     def apply(self, events: list[EventIn]) -> list[EventAnswer]:
         self.answers = [EventAnswer(e.client_event_id) for e in events]
-        deliveries = [e for e in events if e.kind == EventKind.delivered]
-        if deliveries:
-            self._lock([e.parcel_id for e in deliveries if e.parcel_id is not None], first=True)
+        fast = [e for e in events if e.kind in _FAST and e.parcel_id is not None]
+        if fast:
+            self._lock([e.parcel_id for e in fast if e.parcel_id is not None], first=True)
             # Lock first, then look for the client event ids: a concurrent twin of this
             # request (a retry racing the original) has committed by the time we hold the
             # locks, so it is seen.
             self.known.update(
-                repo.events_by_client_id(self.session, [e.client_event_id for e in deliveries])
+                repo.events_by_client_id(self.session, [e.client_event_id for e in fast])
             )
+            failing = [e.parcel_id for e in fast if e.kind == EventKind.failed and e.parcel_id]
+            if failing:
+                self.lines = repo.return_lines(self.session, failing)
         for index, data in enumerate(events):
             fingerprint = _fingerprint(data, self.actor)
             try:
-                if data.kind == EventKind.delivered:
-                    self._deliver(index, data, fingerprint)
+                if data.kind in _FAST:
+                    self._check(index, data, fingerprint)
                 else:
                     self._flush()
                     self._other(index, data, fingerprint)
@@ -289,7 +300,7 @@ class _Run:
         self._flush()
         return self.answers
 
-    # --- deliveries, checked in memory and written together -----------------------------
+    # --- deliveries and failures, checked in memory and written together --------------------
 
     def _lock(self, ids: list[int], *, first: bool = False) -> None:
         key = f"pickup:{self.actor.id}"
@@ -299,9 +310,19 @@ class _Run:
         if first:
             self.recent_wrong = recent
         for row in rows:
+            route = None
+            if row.route_id is not None:
+                # A route as read, not attached to the session: what access.can_drive and the
+                # checks below read of it.
+                route = self.routes.get(row.route_id)
+                if route is None:
+                    route = self.routes[row.route_id] = Route(id=row.route_id)
+                route.status = row.route_status
+                route.carrier_id = row.carrier_id
+                route.courier_id = row.courier_id
             self.parcels[row.id] = _Parcel(
                 row.id,
-                row.Route,
+                route,
                 row.stop_id,
                 str(row.status),
                 row.last_seq,
@@ -310,7 +331,9 @@ class _Run:
                 row.code_attempts,
             )
 
-    def _deliver(self, index: int, data: EventIn, fingerprint: str) -> None:
+    def _check(self, index: int, data: EventIn, fingerprint: str) -> None:
+        """The rules of a delivery or a failure, in the order the other events check theirs:
+        target, replay, who may, the parcel's state, then the proof or the reason."""
         assert data.parcel_id is not None
         if self.stale:  # another kind of event moved parcels since they were read
             self._lock(list(self.parcels))
@@ -324,21 +347,24 @@ class _Run:
         if route.status == RouteStatus.cancelled:
             raise Conflict(f"route {route.id} was replaced by a re-plan; use the new route")
         known = self.known.get(data.client_event_id)
-        if isinstance(known, _Delivery):  # earlier in this run: write it to learn its id
+        if isinstance(known, _Queued):  # earlier in this run: write it to learn its id
             self._flush()
             known = self.known[data.client_event_id]
-        if isinstance(known, TrackingEvent):
+        if isinstance(known, repo.StoredEvent):
             self.answers[index].outcome = _replay(known, fingerprint)
             return
         _ensure_may(self.session, self.actor, route, None, parcel.stop_id, data.kind)
-        if parcel.status not in _FROM[EventKind.delivered]:
+        if parcel.status not in _FROM[data.kind]:
             raise _refused(data.kind, [parcel.status])
-        self._check_proof(parcel, data)
-        parcel.status = ParcelStatus.delivered
+        if data.kind == EventKind.delivered:
+            self._check_proof(parcel, data)
+        else:
+            self._check_failure(parcel, data)
+        parcel.status = _TO[data.kind]
         parcel.last_seq += 1
-        delivery = _Delivery(index, data, fingerprint, parcel, data.occurred_at or utcnow())
-        self.queued.append(delivery)
-        self.known[data.client_event_id] = delivery
+        queued = _Queued(index, data, fingerprint, parcel, data.occurred_at or utcnow())
+        self.queued.append(queued)
+        self.known[data.client_event_id] = queued
 
     def _check_proof(self, parcel: _Parcel, data: EventIn) -> None:
         """Proof of delivery: the resident's code, or a supervisor's override with a reason."""
@@ -367,8 +393,22 @@ class _Run:
                 [FieldError(("code",), "does not match")],
             )
 
+    def _check_failure(self, parcel: _Parcel, data: EventIn) -> None:
+        """A failure names its reason, and every allocation it carries can go back (the rule
+        ``needs.service.return_allocations`` enforces, checked before anything is written)."""
+        if data.reason is None:
+            raise Invalid(
+                "a failed delivery needs a reason",
+                [FieldError(("reason",), ", ".join(r.value for r in FailureReason))],
+            )
+        for line in self.lines.get(parcel.id, []):
+            if line.state not in (AllocationState.reserved, AllocationState.returned):
+                raise Conflict(
+                    f"allocation {line.allocation_id} is {line.state}; it cannot be returned"
+                )
+
     def _flush(self) -> None:
-        """Write the queued deliveries and wrong-code attempts, set-based."""
+        """Write the queued events and wrong-code attempts, set-based."""
         session = self.session
         if self.wrong_codes:
             key = f"pickup:{self.actor.id}"
@@ -379,45 +419,31 @@ class _Run:
         if not self.queued:
             return
         queued, self.queued = self.queued, []
+        results: dict[int, dict[str, Any]] = {}
+        delivered = [q for q in queued if q.data.kind == EventKind.delivered]
+        if delivered:
+            results |= self._write_deliveries(delivered)
+        failed = [q for q in queued if q.data.kind == EventKind.failed]
+        if failed:
+            results |= self._write_failures(failed)
+        repo.complete_routes(session, {q.parcel.route.id for q in queued if q.parcel.route})
         now = utcnow()
-        repo.mark_delivered(
-            session,
-            self.actor.id,
-            [{"pid": d.parcel.id, "seq": d.parcel.last_seq, "at": d.at} for d in queued],
-        )
-        overrides = [d for d in queued if d.data.override_reason is not None]
-        for d in overrides:
-            assert d.data.override_reason is not None
-            repo.set_override(session, d.parcel.id, d.data.override_reason, d.data.photo_ref)
-            audit.record(
-                session,
-                actor=self.actor,
-                action="override",
-                entity="parcel",
-                entity_id=d.parcel.id,
-                detail={"reason": d.data.override_reason, "photo": d.data.photo_ref},
-            )
-        ids = [d.parcel.id for d in queued]
-        # The stock was issued at loading: close the parcels' allocations and the requests
-        # with nothing left reserved (needs.service.deliver_allocation's rules, set-based).
-        closed = delivery_hooks.close_delivered_many(session, ids)
-        repo.complete_routes(session, {d.parcel.route.id for d in queued if d.parcel.route})
         rows: list[dict[str, Any]] = [
             {
-                "client_event_id": d.data.client_event_id,
-                "kind": EventKind.delivered.value,
-                "parcel_id": d.parcel.id,
-                "route_id": d.parcel.route.id if d.parcel.route else None,
-                "stop_id": d.parcel.stop_id,
-                "seq": d.parcel.last_seq,
-                "reason": None,
-                "fingerprint": d.fingerprint,
+                "client_event_id": q.data.client_event_id,
+                "kind": q.data.kind.value,
+                "parcel_id": q.parcel.id,
+                "route_id": q.parcel.route.id if q.parcel.route else None,
+                "stop_id": q.parcel.stop_id,
+                "seq": q.parcel.last_seq,
+                "reason": q.data.reason.value if q.data.reason else None,
+                "fingerprint": q.fingerprint,
                 "actor_id": self.actor.id,
-                "occurred_at": d.data.occurred_at,
+                "occurred_at": q.data.occurred_at,
                 "recorded_at": now,
-                "result": {"parcels": [d.parcel.id], "closed_requests": closed[d.parcel.id]},
+                "result": {"parcels": [q.parcel.id], **results[q.index]},
             }
-            for d in queued
+            for q in queued
         ]
         try:
             ids_of = repo.insert_events(session, rows)
@@ -426,18 +452,97 @@ class _Run:
             # (its twin would have waited for our parcel locks): the whole transaction goes.
             cids = ", ".join(str(r["client_event_id"]) for r in rows)
             raise _being_applied(cids) from None
-        for d, row in zip(queued, rows, strict=True):
-            event = TrackingEvent(**row, id=ids_of[d.data.client_event_id])
-            self.known[d.data.client_event_id] = event
-            self.answers[d.index].outcome = EventOutcome(
-                event.id,
-                event.client_event_id,
-                EventKind.delivered,
-                False,
-                [d.parcel.id],
-                event.result,
+        for q, row in zip(queued, rows, strict=True):
+            event = repo.StoredEvent(
+                ids_of[q.data.client_event_id],
+                q.data.client_event_id,
+                q.data.kind.value,
+                q.fingerprint,
+                row["result"],
             )
-        self._expire(ids)
+            self.known[q.data.client_event_id] = event
+            self.answers[q.index].outcome = EventOutcome(
+                event.id, event.client_event_id, q.data.kind, False, [q.parcel.id], event.result
+            )
+        self._expire([q.parcel.id for q in queued])
+
+    def _write_deliveries(self, queued: list[_Queued]) -> dict[int, dict[str, Any]]:
+        session = self.session
+        repo.mark_delivered(
+            session,
+            self.actor.id,
+            [{"pid": q.parcel.id, "seq": q.parcel.last_seq, "at": q.at} for q in queued],
+        )
+        for q in queued:
+            if q.data.override_reason is None:
+                continue
+            repo.set_override(session, q.parcel.id, q.data.override_reason, q.data.photo_ref)
+            audit.record(
+                session,
+                actor=self.actor,
+                action="override",
+                entity="parcel",
+                entity_id=q.parcel.id,
+                detail={"reason": q.data.override_reason, "photo": q.data.photo_ref},
+            )
+        # The stock was issued at loading: close the parcels' allocations and the requests
+        # with nothing left reserved (needs.service.deliver_allocation's rules, set-based).
+        closed = delivery_hooks.close_delivered_many(session, [q.parcel.id for q in queued])
+        return {q.index: {"closed_requests": closed[q.parcel.id]} for q in queued}
+
+    def _write_failures(self, queued: list[_Queued]) -> dict[int, dict[str, Any]]:
+        """Return the stock (write it off if damaged) and carry the requests over."""
+        session = self.session
+        reasons = {q.index: FailureReason(q.data.reason or "") for q in queued}
+        repo.mark_failed(
+            session,
+            [
+                {"pid": q.parcel.id, "seq": q.parcel.last_seq, "why": reasons[q.index].value}
+                for q in queued
+            ],
+        )
+        returns = [
+            stock_bulk.Return(
+                line.reference,
+                line.quantity,
+                f"parcel:{q.parcel.id}",
+                note=f"delivery failed: {reasons[q.index]}",
+                write_off=(
+                    f"parcel {q.parcel.id} damaged in delivery"
+                    if reasons[q.index] == FailureReason.damaged
+                    else None
+                ),
+            )
+            for q in queued
+            for line in self.lines.get(q.parcel.id, [])
+        ]
+        back = stock_bulk.return_many(session, returns, actor=self.actor)
+        # Stock is back (above); this closes the allocations as returned, takes their units
+        # off the lines and carries each request (once per failure) to the next allocation.
+        reopened = delivery_hooks.return_failed(
+            session,
+            [
+                (
+                    [line.allocation_id for line in self.lines.get(q.parcel.id, [])],
+                    str(reasons[q.index]),
+                )
+                for q in queued
+            ],
+            actor=self.actor,
+            still_reserved=back.still_reserved,
+        )
+        written = iter(back.written_off)
+        out = {}
+        for q, requests in zip(queued, reopened, strict=True):
+            lost = sum(next(written) for _ in self.lines.get(q.parcel.id, []))
+            for line in self.lines.get(q.parcel.id, []):
+                line.state = AllocationState.returned
+            out[q.index] = {
+                "reason": str(reasons[q.index]),
+                "carried_over": requests,
+                "written_off": lost,
+            }
+        return out
 
     def _expire(self, parcel_ids: list[int]) -> None:
         """Parcel objects of this session written around the ORM are read again when used."""
@@ -458,17 +563,13 @@ class _Run:
         if not outcome.replayed:
             self.stale = bool(self.parcels)
             # A later delivery of this run under the same client id replays it.
-            self.known[data.client_event_id] = TrackingEvent(
-                id=outcome.event_id,
-                client_event_id=data.client_event_id,
-                kind=data.kind,
-                fingerprint=fingerprint,
-                result=outcome.result,
+            self.known[data.client_event_id] = repo.StoredEvent(
+                outcome.event_id, data.client_event_id, data.kind.value, fingerprint, outcome.result
             )
 
 
 def _apply_one(session: Session, data: EventIn, actor: User, fingerprint: str) -> EventOutcome:
-    """Any event but a delivery, with the ORM (route and stop events, failures)."""
+    """A route or stop event (loaded, departed, arrived, handed off), with the ORM."""
     # Lock first, then look for the client event id: a concurrent twin of this request (a
     # retry racing the original) has committed by the time we hold the lock, so it is seen.
     route, stop, parcels = _target(session, data)
@@ -496,15 +597,9 @@ def _apply_one(session: Session, data: EventIn, actor: User, fingerprint: str) -
     elif data.kind == EventKind.handed_off:
         assert stop is not None
         result = _hand_off(session, stop, len(moving), data, actor)
-    elif data.kind == EventKind.failed:
-        (parcel,) = moving
-        result = _fail(session, parcel, data, actor)
-    else:  # deliveries go through _Run
+    else:  # deliveries and failures go through _Run
         raise AssertionError(data.kind)
     repo.advance_parcels(session, moving, _TO[data.kind])
-    if data.kind == EventKind.failed:
-        session.flush()
-        repo.complete_routes(session, [route.id])
     event = TrackingEvent(
         client_event_id=data.client_event_id,
         kind=data.kind,
@@ -603,48 +698,6 @@ def _hand_off(
         detail={"expected": expected, "counted": data.counted},
     )
     return {"expected": expected, "counted": data.counted, "discrepancy_id": discrepancy.id}
-
-
-def _fail(session: Session, parcel: Parcel, data: EventIn, actor: User) -> dict[str, Any]:
-    """Return the stock (write it off if damaged) and carry the request over."""
-    if data.reason is None:
-        raise Invalid(
-            "a failed delivery needs a reason",
-            [FieldError(("reason",), ", ".join(r.value for r in FailureReason))],
-        )
-    reason = FailureReason(data.reason)
-    parcel.failure_reason = reason
-    lines = repo.lines_of(session, [parcel.id])[parcel.id]
-    written_off = 0
-    for line in lines:
-        moved = stock.return_stock(
-            session,
-            reference=line.reference,
-            quantity=line.quantity,
-            delivery_ref=f"parcel:{parcel.id}",
-            actor=actor,
-            note=f"delivery failed: {reason}",
-        )
-        if reason == FailureReason.damaged:
-            for m in moved:
-                if m.kind == MovementKind.return_ and m.d_on_hand > 0:
-                    stock.adjust(
-                        session,
-                        warehouse_id=m.warehouse_id,
-                        lot_id=m.lot_id,
-                        delta=-m.d_on_hand,
-                        reason=AdjustmentReason.damage,
-                        actor=actor,
-                        note=f"parcel {parcel.id} damaged in delivery",
-                    )
-                    written_off += m.d_on_hand
-    # Stock is back (above); this closes the allocations as returned, takes their units off
-    # the lines and carries each request (once) to the next allocation with a raised priority.
-    requests = needs.return_allocations(
-        session, [line.allocation_id for line in lines], reason=str(reason), actor=actor
-    )
-    reopened = [request.id for request in requests]
-    return {"reason": str(reason), "carried_over": reopened, "written_off": written_off}
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -13,17 +13,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy import Table, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from relieflink.config import get_settings
 from relieflink.db import utcnow
 from relieflink.db.bulk import insert_rows
 from relieflink.errors import Conflict, FieldError
-from relieflink.models import MovementKind, StockBalance, StockMovement, User
+from relieflink.models import AdjustmentReason, MovementKind, StockBalance, StockMovement, User
 from relieflink.stock import repository
 
 
@@ -162,21 +162,7 @@ def issue_many(
     today = as_of if as_of is not None else get_settings().today()
     repository.begin_write(session)
     references = sorted({i.reference for i in issues})
-    touched = (
-        select(StockMovement.warehouse_id, StockMovement.lot_id)
-        .where(StockMovement.reference.in_(references))
-        .distinct()
-    )
-    balances = {
-        (b.warehouse_id, b.lot_id): b
-        for b in session.scalars(
-            select(StockBalance)
-            .where(tuple_(StockBalance.warehouse_id, StockBalance.lot_id).in_(touched))
-            .order_by(StockBalance.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    }
+    balances = _lock_balances_of_references(session, references)
     held: dict[str, dict[tuple[int, int], int]] = defaultdict(dict)
     done: set[tuple[str, str]] = set()
     for reference, warehouse_id, lot_id, reserved, delivery_ref in session.execute(
@@ -255,3 +241,151 @@ def issue_many(
     session.flush()  # the balance rows, updated in memory above
     insert_rows(session, cast(Table, StockMovement.__table__), rows)
     return len(rows)
+
+
+@dataclass(frozen=True)
+class Return:
+    """Put back ``quantity`` units issued under ``reference`` to ``delivery_ref``; with
+    ``write_off`` (damaged on the way) they are written off at once, noted so."""
+
+    reference: str
+    quantity: int
+    delivery_ref: str
+    note: str | None = None
+    write_off: str | None = None
+
+
+@dataclass
+class Returned:
+    written_off: list[int]  # units written off, per return (in the order given)
+    still_reserved: set[str]  # references that hold reserved units besides what was issued
+
+
+def return_many(session: Session, returns: Sequence[Return], *, actor: User | None) -> Returned:
+    """:func:`relieflink.stock.service.return_stock` for many references (into the lots and
+    warehouses they were issued from, latest expiry first; ``Conflict`` if more is returned
+    than is out), followed for ``write_off`` returns by the damage adjustment
+    :func:`relieflink.stock.service.adjust` would write. All or nothing, in four statements."""
+    for r in returns:
+        if r.quantity <= 0 or not r.reference:
+            raise ValueError(f"invalid return {r}")
+    if not returns:
+        return Returned([], set())
+    repository.begin_write(session)
+    references = sorted({r.reference for r in returns})
+    balances = _lock_balances_of_references(session, references)
+    out: dict[str, dict[tuple[int, int], int]] = defaultdict(dict)
+    reserved: dict[str, int] = defaultdict(int)
+    moved = StockMovement.kind.in_([MovementKind.issue, MovementKind.return_])
+    for reference, warehouse_id, lot_id, on_hand, held in session.execute(
+        select(
+            StockMovement.reference,
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            func.sum(case((moved, StockMovement.d_on_hand), else_=0)),
+            func.sum(StockMovement.d_reserved),
+        )
+        .where(StockMovement.reference.in_(references))
+        .group_by(StockMovement.reference, StockMovement.warehouse_id, StockMovement.lot_id)
+    ):
+        assert reference is not None
+        if on_hand:
+            out[reference][(warehouse_id, lot_id)] = -int(on_hand)
+        reserved[reference] += int(held or 0)
+    now = utcnow()
+    actor_id = actor.id if actor is not None else None
+    rows: list[dict[str, Any]] = []
+    written_off: list[int] = []
+    for r in returns:
+        mine = {k: v for k, v in out[r.reference].items() if v > 0}
+        total = sum(mine.values())
+        if r.quantity > total:
+            raise Conflict(
+                f"reference {r.reference!r} has {total} issued units out; cannot return "
+                f"{r.quantity}",
+                [FieldError(("quantity",), f"at most {total}")],
+            )
+        left, lost = r.quantity, 0
+        for key in sorted(mine, key=lambda k: _fefo(balances[k]), reverse=True):
+            if left == 0:
+                break
+            take = min(left, mine[key])
+            balance = balances[key]
+            out[r.reference][key] -= take
+            left -= take
+            balance.on_hand += take
+            rows.append(
+                _movement(balance, MovementKind.return_, take, r.reference, actor_id, now)
+                | {"delivery_ref": r.delivery_ref, "note": r.note}
+            )
+            if r.write_off is not None:
+                if balance.on_hand - take < balance.reserved:
+                    raise Conflict(
+                        f"writing off lot {balance.lot_id} in warehouse {balance.warehouse_id} "
+                        f"would leave on hand {balance.on_hand - take} below reserved "
+                        f"{balance.reserved}"
+                    )
+                balance.on_hand -= take
+                lost += take
+                rows.append(
+                    _movement(balance, MovementKind.adjustment, take, None, actor_id, now)
+                    | {"reason": AdjustmentReason.damage, "note": r.write_off}
+                )
+        written_off.append(lost)
+    session.flush()  # the balance rows, updated in memory above
+    insert_rows(session, cast(Table, StockMovement.__table__), _uniform(rows))
+    return Returned(written_off, {ref for ref, n in reserved.items() if n > 0})
+
+
+def _lock_balances_of_references(
+    session: Session, references: Sequence[str]
+) -> dict[tuple[int, int], StockBalance]:
+    """The balance rows these references ever moved, locked in id order (as the ledger's
+    single-reference operations lock them), read afresh."""
+    touched = (
+        select(StockMovement.warehouse_id, StockMovement.lot_id)
+        .where(StockMovement.reference.in_(list(references)))
+        .distinct()
+    )
+    return {
+        (b.warehouse_id, b.lot_id): b
+        for b in session.scalars(
+            select(StockBalance)
+            .where(tuple_(StockBalance.warehouse_id, StockBalance.lot_id).in_(touched))
+            .order_by(StockBalance.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+
+
+def _movement(
+    balance: StockBalance,
+    kind: MovementKind,
+    units: int,
+    reference: str | None,
+    actor_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A movement row putting ``units`` on hand (returns) or taking them off (adjustments)."""
+    return {
+        "kind": kind,
+        "warehouse_id": balance.warehouse_id,
+        "lot_id": balance.lot_id,
+        "item_id": balance.item_id,
+        "kit_id": balance.kit_id,
+        "d_on_hand": units if kind == MovementKind.return_ else -units,
+        "d_reserved": 0,
+        "d_in_transit": 0,
+        "reference": reference,
+        "actor_id": actor_id,
+        "created_at": now,
+    }
+
+
+_OPTIONAL = ("delivery_ref", "note", "reason")
+
+
+def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with the same keys (one COPY or executemany needs them)."""
+    return [{k: row.get(k) for k in (*rows[0], *_OPTIONAL)} | row for row in rows] if rows else []
