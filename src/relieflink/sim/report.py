@@ -134,7 +134,7 @@ def _map(log: SimLog) -> str:
     fig.colorbar(sc, ax=ax, label="share of requested packs delivered")
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
-    ax.set_title(f"Communities by coverage, and the dispatch routes driven ({log.policy})")
+    ax.set_title(f"Coverage and the dispatch routes driven ({log.policy})")
     ax.legend(fontsize=7, loc="lower left")
     ax.set_aspect(1.17)
     return _svg(fig)

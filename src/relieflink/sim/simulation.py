@@ -244,8 +244,13 @@ class Simulation:
         # Pledges are received where robots are based: only robots enter sealed compounds in
         # the dispatch rules, and a robot serves its own depot's stock (as JD's network, which
         # ran the robots and the two temporary warehouses, received most donations in 2022).
+        # Each takes pledges in proportion to its outbound capacity (what it can send out).
         robot_depots = {v.depot_id for v in fleet.list_vehicles(session) if v.kind == "robot"}
-        self.receiving = [w for w in self.warehouses if w.id in robot_depots] or self.warehouses
+        docks = [w for w in self.warehouses if w.id in robot_depots] or self.warehouses
+        smallest = min(max(w.daily_outbound_kg, 1) for w in docks)
+        self.receiving = [
+            w for w in docks for _ in range(max(1, round(w.daily_outbound_kg / smallest)))
+        ]
         self.depots = {w.id: (w.lat, w.lon) for w in self.warehouses}
         self.communities_of = {h.id: h.community_id for h in self.households}
         self.coordinator = users.create_user(
