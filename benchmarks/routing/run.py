@@ -19,6 +19,7 @@ import glob
 import json
 import math
 import os
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -54,28 +55,43 @@ class PeakMemory:
 
     def __init__(self) -> None:
         self.peak = 0
+        self.cpu_s = 0.0
+        self._child_cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            try:
-                rss = me.memory_info().rss + sum(
-                    c.memory_info().rss for c in me.children(recursive=True)
-                )
-            except psutil.Error:
-                rss = 0
+            rss = me.memory_info().rss
+            for c in me.children(recursive=True):
+                try:
+                    rss += c.memory_info().rss
+                    t = c.cpu_times()
+                    self._child_cpu[c.pid] = t.user + t.system
+                except psutil.Error:
+                    pass
             self.peak = max(self.peak, rss)
             time.sleep(0.2)
 
+    @staticmethod
+    def _cpu() -> float:
+        t = psutil.Process().cpu_times()
+        return t.user + t.system
+
     def __enter__(self) -> PeakMemory:
+        self._cpu0 = self._cpu()
         self._t.start()
         return self
 
     def __exit__(self, *a: object) -> None:
         self._stop.set()
         self._t.join()
+        # CPU seconds actually received: with other jobs on the machine (and the kernel's
+        # per-session autogroup scheduling) a 2-process engine may get no more CPU than a
+        # 1-process baseline, so the wall-clock budget alone does not say who got what.
+        # Children (the engine's pool, started through a fork server) are sampled above.
+        self.cpu_s = self._cpu() - self._cpu0 + sum(self._child_cpu.values())
 
 
 # A plan is a list of routes, each (vehicle type index, [stop indices]) of ``loaded.problem``:
@@ -388,6 +404,7 @@ def bench_file(path: Path, solvers: list[str], tl: float, workers: int, seed: in
         if solver == "ortools" and len(loaded.problem.stops) > 5000:
             rows.append({"instance": path.stem, "solver": solver, "note": "skipped (n>5000)"})
             continue
+        load1 = round(os.getloadavg()[0], 2)
         t0 = time.perf_counter()
         with PeakMemory() as mem:
             try:
@@ -411,8 +428,10 @@ def bench_file(path: Path, solvers: list[str], tl: float, workers: int, seed: in
             "solver": solver,
             "wall_s": round(wall, 1),
             "peak_mem_mb": round(mem.peak / 2**20),
+            "cpu_s": round(mem.cpu_s, 1),
             "bks": bks,
             "bks_recomputed": bks_check,
+            "load1_at_start": load1,
             **out,
         }
         if plan is not None:
@@ -504,6 +523,60 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown(rows: list[dict], meta: dict[str, Any]) -> str:
+    """The results as a markdown table: per instance and solver, cost, gap, feasibility,
+    wall time and peak memory; then each solver's mean gap over the instances it solved."""
+    order = ["engine", "pyvrp", "ortools", "vroom"]
+    solvers = sorted({r["solver"] for r in rows}, key=order.index)
+    by_inst: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_inst.setdefault(r["instance"], {})[r["solver"]] = r
+    lines = [
+        f"time limit {meta.get('time_limit')} s, workers {meta.get('workers')}, "
+        f"load average (1/5/15 min) at start {meta.get('load_start')}, "
+        f"at end {meta.get('load_end')}",
+        "",
+        "| instance | n | BKS | solver | cost | gap % | feasible | wall s | CPU s | peak MB "
+        "| note |",
+        "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for inst, d in by_inst.items():
+        for s in solvers:
+            r = d.get(s)
+            if r is None:
+                continue
+            c = r.get("cost")
+            note = r.get("note", "")
+            if s == "engine":
+                note = (
+                    f"mode {r.get('mode')}, checker violations {r.get('checker_violations')}, "
+                    f"first feasible {r.get('first_feasible_s')} s"
+                )
+            if r.get("vroom_unassigned"):
+                note = f"{r['vroom_unassigned']} unassigned"
+            bks = r.get("bks")
+            lines.append(
+                f"| {inst} | {r.get('n', '')} | {'-' if bks is None else f'{bks:,.1f}'} | {s} "
+                f"| {'-' if c is None else f'{c:,.1f}'} | {r.get('gap_pct', '-')} "
+                f"| {r.get('feasible', '-')} | {r.get('wall_s', '-')} | {r.get('cpu_s', '-')} "
+                f"| {r.get('peak_mem_mb', '-')} | {note} |"
+            )
+    lines.append("")
+    for s in solvers:
+        gaps = [
+            r["gap_pct"]
+            for r in rows
+            if r["solver"] == s and "gap_pct" in r and r.get("feasible") == "ok"
+        ]
+        n_all = len({r["instance"] for r in rows if r["solver"] == s})
+        if gaps:
+            lines.append(
+                f"- {s}: mean gap {sum(gaps) / len(gaps):.2f} % over {len(gaps)} feasible "
+                f"plans of {n_all} instances"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
@@ -524,7 +597,24 @@ def main() -> None:
         help="plain PyVRP needs the full matrices: ~10 x 8 N^2 bytes",
     )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument(
+        "--render",
+        nargs="*",
+        type=Path,
+        help="only re-render these result JSONs (merged) as the table and markdown",
+    )
     args = ap.parse_args()
+    if args.render:
+        meta: dict[str, Any] = {}
+        merged: list[dict[str, Any]] = []
+        for f in args.render:
+            data = json.loads(f.read_text())
+            merged += data["rows"]
+            meta = {k: v for k, v in data.items() if k != "rows"}
+        print(table(merged))
+        print(markdown(merged, meta))
+        return
+    load_start = [round(x, 2) for x in os.getloadavg()]
     solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
     files: list[Path] = []
     for pat in args.instances:
@@ -545,11 +635,17 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out = args.out / f"routing-{stamp}.json"
-    out.write_text(
-        json.dumps({"time_limit": args.time_limit, "workers": args.workers, "rows": rows}, indent=1)
-    )
+    meta = {
+        "time_limit": args.time_limit,
+        "workers": args.workers,
+        "load_start": load_start,
+        "load_end": [round(x, 2) for x in os.getloadavg()],
+        "command": " ".join(sys.argv),
+    }
+    out.write_text(json.dumps({**meta, "rows": rows}, indent=1))
+    out.with_suffix(".md").write_text(markdown(rows, meta))
     print(table(rows))
-    print(f"wrote {out}")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
