@@ -278,6 +278,8 @@ async def run_load(
     auth = {"Authorization": f"Bearer {token}"}
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
+    worst: dict[int, float] = {}  # second of the run -> the slowest answer sent in it
+    capped: Counter[int] = Counter()  # second of the run -> requests not sent (cap reached)
     granted = 0
     late = 0
     in_flight = 0
@@ -299,12 +301,15 @@ async def run_load(
         except TransportError as exc:
             statuses[str(exc)] += 1
         finally:
-            latencies.append(time.perf_counter() - start)
+            took = time.perf_counter() - start
+            latencies.append(took)
+            second = int(start - t0)
+            worst[second] = max(worst.get(second, 0.0), took)
             in_flight -= 1
 
     total = int(rate * duration)
     cpu0 = sample_cpu()
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # read by one() too
     for n in range(total):
         due = t0 + n / rate
         delay = due - time.perf_counter()
@@ -315,6 +320,7 @@ async def run_load(
         if in_flight >= max_in_flight:
             late += 1
             statuses["not_sent_in_flight_cap"] += 1
+            capped[int(time.perf_counter() - t0)] += 1
             continue
         in_flight += 1
         task = asyncio.create_task(one(n))
@@ -339,6 +345,12 @@ async def run_load(
         "statuses": dict(statuses),
         "granted_units": granted,
         "cpu_ms_per_request": cpu_ms,
+        # Where the tail came from: the slowest seconds (a stall of the whole machine shows as
+        # one or two seconds with every answer slow) and the seconds in which the cap was hit.
+        "slowest_seconds_ms": {
+            k: round(1000 * v, 1) for k, v in sorted(worst.items(), key=lambda kv: -kv[1])[:5]
+        },
+        "seconds_at_cap": dict(sorted(capped.items())),
         "latency_ms": {
             "p50": round(statistics.median(ms), 1),
             "p95": round(ms[int(0.95 * (len(ms) - 1))], 1),
@@ -467,6 +479,9 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
     line("ledger problems", [r["ledger_problems"] for r in runs])
     line("server tracebacks", [r["server_tracebacks"] for r in runs])
     line("target rate sustained", [r["target_sustained"] for r in runs])
+    for r in runs:
+        print(f"slowest seconds of the run ({r['label']}): {r['slowest_seconds_ms']} ms; "
+              f"seconds at the in-flight cap: {r['seconds_at_cap'] or 'none'}")  # fmt: skip
     if len(runs) == 2:
         a, b = runs
         for k in ("server", "total"):

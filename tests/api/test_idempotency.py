@@ -1,12 +1,17 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from fastapi import BackgroundTasks, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink.api.deps import CurrentUser, SessionDep
+from relieflink.catalog import service as catalog
+from relieflink.catalog.schemas import ItemCreate
+from relieflink.db import get_sessionmaker
 from relieflink.idempotency import service as idempotency_service
 from relieflink.models import IdempotencyRecord, Item, Role, StockBalance
 from relieflink.stock import service as stock_service
@@ -122,3 +127,31 @@ def test_a_keyed_request_with_a_bad_token_claims_nothing(db: Session, client: Te
         assert r.status_code == 401
     assert db.scalars(select(IdempotencyRecord)).all() == []
     assert _reserved(db) == 0
+
+
+def test_background_tasks_of_a_keyed_request_see_its_committed_work(
+    db: Session, client: TestClient
+) -> None:
+    """The answer is stored and the work committed as the last chunk is sent, before the
+    route's background tasks run (a planning job started by a keyed POST reads its plan)."""
+    seen: list[tuple[int, list[int | None]]] = []
+
+    def look() -> None:
+        with get_sessionmaker()() as session:
+            items = session.scalar(select(func.count()).where(Item.sku == "BG-1")) or 0
+            answers = list(session.scalars(select(IdempotencyRecord.response_status)))
+            seen.append((items, answers))
+
+    def create(
+        background: BackgroundTasks, session: SessionDep, user: CurrentUser
+    ) -> dict[str, int]:
+        item = catalog.create_item(session, ItemCreate.model_validate(ITEM | {"sku": "BG-1"}),
+                                   actor=user)  # fmt: skip
+        background.add_task(look)
+        return {"id": item.id}
+
+    app = cast(FastAPI, client.app)
+    app.add_api_route("/test/background", create, methods=["POST"], status_code=201)
+    headers = headers_for(db, client, Role.coordinator) | {"Idempotency-Key": "bg-1"}
+    assert client.post("/test/background", json={}, headers=headers).status_code == 201
+    assert seen == [(1, [201])]

@@ -98,35 +98,43 @@ class IdempotencyMiddleware:
             return
         claim = Claim(token, key, user)
         scope.setdefault("state", {})[CLAIM] = claim
-        start: Message | None = None
+        head: Message | None = None
         chunks: list[bytes] = []
+        answered = False
 
-        async def capture(message: Message) -> None:
-            # The answer is held back until it is stored: a client that has it and retries at
-            # once must get the replay, not "still being processed".
-            nonlocal start
+        async def store_then_send(message: Message) -> None:
+            # The answer is held back until it is stored (and the route's work committed with
+            # it): a client that has it and retries at once must get the replay, not "still
+            # being processed". It is sent from here, as the app sends its last chunk, so that
+            # background tasks (which run after that) see the committed work and do not delay
+            # the answer.
+            nonlocal head, answered
             if message["type"] == "http.response.start":
-                start = message
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            else:
+                head = message
+                return
+            if message["type"] != "http.response.body" or head is None:
                 await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-            if start is None:  # nothing was answered: forget the claim, a retry may do the work
-                await _in_thread(_finish, claim, None, None)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
                 return
             raw = b"".join(chunks)
-            status = start["status"]
-            keep = status < 500 and _is_json(start)
+            status = head["status"]
+            keep = status < 500 and _is_json(head)
             stored = (status, json.loads(raw) if raw else None) if keep else (None, None)
             await _in_thread(_finish, claim, *stored)
+            answered = True
+            await send(head)
+            await send({"type": "http.response.body", "body": raw, "more_body": False})
+
+        try:
+            await self.app(scope, receive, store_then_send)
         except BaseException:
-            await _in_thread(_abandon, claim)
+            if not answered:  # after the answer (a background task failed) the work stands
+                await _in_thread(_abandon, claim)
             raise
-        await send(start)
-        await send({"type": "http.response.body", "body": raw, "more_body": False})
+        if not answered:  # nothing was answered: forget the claim, a retry may do the work
+            await _in_thread(_finish, claim, None, None)
 
 
 async def _in_thread(func: Callable[..., None], *args: Any) -> None:
