@@ -17,10 +17,12 @@ Side by side, in one run, on the same server:
 * ``one at a time``: one client posting single events and waiting for each answer (what a
   sequential app gets);
 * ``single events``: ``POST /dispatch/events``, one request per event, paced at ``--rate``;
-* ``batches``: ``POST /dispatch/events:batch``, paced at ``--rate``. Each route's phone buffers
-  its events and sends them when the oldest has waited ``--flush-ms`` (or ``--max-batch`` are
-  waiting), one request in flight per phone: how an app on a flaky network sends. An event's
-  latency runs from the moment it happened, so it includes the wait on the phone.
+* ``batches``: ``POST /dispatch/events:batch``, paced at ``--rate``. Each route's phone keeps
+  one request in flight: an event that happens meanwhile waits in its buffer and goes with the
+  next batch (everything buffered, up to ``--max-batch``), as an app on a flaky network sends
+  what it holds when it can. An event's latency runs from the moment it happened, so it
+  includes the wait on the phone. (Events come in parcel order, so a few routes are busy at a
+  time: the load of a hub scanning its queue, or phones reconnecting with their buffers.)
 
 Per run: events/s, p50/p99/max latency per event, SQL round trips per event (statements and
 commits the server made, counted by ``benchmarks/dispatch/_server.py``) and CPU ms per event of
@@ -144,13 +146,17 @@ def prepare(url: str, households: int, communities: int) -> None:
     print(f"loaded, departed, arrived: {time.perf_counter() - t0:.0f} s")
 
 
-def analyze(url: str) -> None:
-    """Fresh planner statistics. Autovacuum would gather them in production; on a server
-    running with ``autovacuum = off`` (this one) a freshly bulk-loaded database has none, and
-    the planner then hash-joins every reserved allocation to close one parcel's (40× slower)."""
+def settle(url: str) -> None:
+    """Fresh planner statistics, and the seeding's dirty pages written out before measuring.
+    Autovacuum would gather the statistics in production; on a server running with
+    ``autovacuum = off`` (this one) a freshly bulk-loaded database has none, and the planner
+    then hash-joins every reserved allocation to close one parcel's (40× slower). The
+    checkpoint keeps the bulk load's writes out of the measured minute (a checkpoint it forces
+    half-way stalls commits)."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text("ANALYZE"))
+        conn.execute(text("CHECKPOINT"))
     engine.dispose()
 
 
@@ -185,29 +191,43 @@ class Http:
             f"Content-Length: {len(payload)}\r\n\r\n"
         ).encode()
         async with self.slots:
-            conn = self.idle.pop() if self.idle else None
-            if conn is None:
-                conn = await asyncio.open_connection(self.host, self.port)
-            reader, writer = conn
-            try:
-                writer.write(head + payload)
-                await writer.drain()
-                status = int((await reader.readline()).split()[1])
-                length, close = 0, False
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                    elif name.lower() == "connection" and "close" in value.lower():
-                        close = True
-                data = await reader.readexactly(length) if length else b""
-            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
-                writer.close()
-                return 0, {"detail": f"connection error: {exc!r}"}
-            if close:
-                writer.close()
-            else:
-                self.idle.append(conn)
+            for attempt in (1, 2):
+                conn = None
+                while self.idle and conn is None:
+                    conn = self.idle.pop()
+                    if conn[0].at_eof() or conn[1].is_closing():  # the server closed it idle
+                        conn[1].close()
+                        conn = None
+                reused = conn is not None
+                if conn is None:
+                    conn = await asyncio.open_connection(self.host, self.port)
+                reader, writer = conn
+                try:
+                    writer.write(head + payload)
+                    await writer.drain()
+                    first = await reader.readline()
+                    if not first and reused and attempt == 1:
+                        # Closed by the server (keep-alive timeout) before it read the request:
+                        # nothing was applied; send it again on a new connection.
+                        writer.close()
+                        continue
+                    status = int(first.split()[1])
+                    length, close = 0, False
+                    while (line := await reader.readline()) not in (b"\r\n", b""):
+                        name, _, value = line.decode("latin-1").partition(":")
+                        if name.lower() == "content-length":
+                            length = int(value)
+                        elif name.lower() == "connection" and "close" in value.lower():
+                            close = True
+                    data = await reader.readexactly(length) if length else b""
+                except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+                    writer.close()
+                    return 0, {"detail": f"connection error: {exc!r}"}
+                if close:
+                    writer.close()
+                else:
+                    self.idle.append(conn)
+                break
         try:
             return status, json.loads(data) if data else {}
         except ValueError:
@@ -341,50 +361,47 @@ async def batches(
     max_batch: int,
     sizes: list[int],
 ) -> list[Result]:
-    """Events happen at ``rate``; each route's phone sends what it buffered once the oldest
-    has waited ``flush_s`` (or ``max_batch`` wait), and waits for the answer before the next."""
+    """Events happen at ``rate`` (open loop); each route's phone sends what it has buffered
+    (at most ``max_batch``) as soon as its previous batch is answered, after the oldest has
+    waited ``flush_s`` if that is not 0, and never has two batches in flight."""
     results: list[Result] = []
     phones: dict[int, Phone] = defaultdict(Phone)
     tasks: list[asyncio.Task[None]] = []
-    start = time.perf_counter()
 
-    async def flush(phone: Phone, carrier: int) -> None:
-        batch, phone.buffer = phone.buffer[:max_batch], phone.buffer[max_batch:]
-        sizes.append(len(batch))
-        phone.busy = True
-        sent = time.perf_counter()
-        body = {"events": [s["body"] for _, s, _ in batch]}
-        status, answer = await http.post("/dispatch/events:batch", body, toks[carrier])
-        end = time.perf_counter()
+    async def run(phone: Phone) -> None:
+        while phone.buffer:
+            wait = phone.buffer[0][2] + flush_s - time.perf_counter()
+            if wait > 0 and len(phone.buffer) < max_batch:
+                await asyncio.sleep(wait)
+            batch, phone.buffer = phone.buffer[:max_batch], phone.buffer[max_batch:]
+            sizes.append(len(batch))
+            carrier = batch[0][1]["carrier"]
+            sent = time.perf_counter()
+            body = {"events": [s["body"] for _, s, _ in batch]}
+            status, answer = await http.post("/dispatch/events:batch", body, toks[carrier])
+            end = time.perf_counter()
+            answers = answer.get("results") if status == 200 and isinstance(answer, dict) else None
+            for k, (i, send, due) in enumerate(batch):
+                if answers is None:
+                    results.append(result(i, send, status, answer, due, sent, end))
+                elif answers[k]["status"] == 200:
+                    results.append(result(i, send, 200, answers[k]["event"], due, sent, end))
+                else:
+                    one = answers[k]
+                    results.append(result(i, send, one["status"], one["problem"], due, sent, end))
         phone.busy = False
-        answers = answer.get("results") if status == 200 and isinstance(answer, dict) else None
-        for k, (i, send, due) in enumerate(batch):
-            if answers is None:
-                results.append(result(i, send, status, answer, due, sent, end))
-                continue
-            one = answers[k]
-            if one["status"] == 200:
-                results.append(result(i, send, 200, one["event"], due, sent, end))
-            else:
-                results.append(result(i, send, one["status"], one["problem"], due, sent, end))
 
-    def ready(now: float) -> None:
-        for phone in phones.values():
-            if phone.buffer and not phone.busy:
-                oldest = phone.buffer[0][2]
-                if now - oldest >= flush_s or len(phone.buffer) >= max_batch:
-                    carrier = phone.buffer[0][1]["carrier"]
-                    tasks.append(asyncio.create_task(flush(phone, carrier)))
-
-    i = 0
-    while i < len(sends) or any(p.buffer or p.busy for p in phones.values()):
-        now = time.perf_counter()
-        while i < len(sends) and start + i / rate <= now:
-            send = sends[i]
-            phones[send["route"]].buffer.append((i, send, start + i / rate))
-            i += 1
-        ready(now)
-        await asyncio.sleep(0.002)
+    start = time.perf_counter()
+    for i, send in enumerate(sends):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        phone = phones[send["route"]]
+        phone.buffer.append((i, send, due))
+        if not phone.busy:
+            phone.busy = True
+            tasks.append(asyncio.create_task(run(phone)))
     await asyncio.gather(*tasks)
     return results
 
@@ -508,6 +525,17 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q / 100 * len(values)))] if values else float("nan")
 
 
+def per_second(results: list[Result], rate: float) -> list[float]:
+    """The p99 latency (ms) of each second of a paced run (by when events happened): a stall
+    shows as a few bad seconds, a server short of CPU as many."""
+    if rate <= 0:
+        return []
+    by_second: dict[int, list[float]] = defaultdict(list)
+    for r in results:
+        by_second[int(r.i / rate)].append(r.latency * 1000)
+    return [pct(by_second[k], 99) for k in sorted(by_second)]
+
+
 def check(results: list[Result]) -> dict[str, Any]:
     """No lost and no duplicated event: compare what the server said with what it stored."""
     ok_first = {r.client_event_id: r for r in results if r.status == 200 and not r.retry}
@@ -563,12 +591,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--runs", default="sequential,single,batches")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=48, help="requests in flight, max")
-    parser.add_argument("--flush-ms", type=float, default=40, help="a phone's buffering, max")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=16,
+        help="requests in flight, max (at most the workers' pools: 10 connections each)",
+    )
+    parser.add_argument(
+        "--flush-ms",
+        type=float,
+        default=0,
+        help="a phone holds its first buffered event this long before sending (0: sends at "
+        "once when no batch of its is in flight)",
+    )
     parser.add_argument("--max-batch", type=int, default=200)
     parser.add_argument("--households", type=int, default=70_000)
     parser.add_argument("--communities", type=int, default=1400)
     parser.add_argument("--sequential", type=int, default=500, help="events one at a time")
+    parser.add_argument("--warmup", type=int, default=400, help="events before measuring")
     parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--database", default="rl_dispatch_bench")
     parser.add_argument(
@@ -587,11 +627,11 @@ def main() -> None:
         url = fresh_pg(args.database)
         prepare(url, args.households, args.communities)
     upgrade(url)  # other domains' migrations may have landed meanwhile
-    analyze(url)
+    settle(url)
     parcels = at_gate()
     total = int(args.rate * args.seconds)
     wanted = {"sequential": args.sequential, "single": total, "batches": total}
-    need = sum(wanted[r] for r in runs)
+    need = args.warmup + sum(wanted[r] for r in runs)
     sends = plan_events(parcels, need, seed=1)
     if len(sends) < need:
         raise SystemExit(f"only {len(sends)} events available, {need} needed; seed more")
@@ -605,9 +645,26 @@ def main() -> None:
     meter = Meter(server, counts, args.database)
     measured: dict[str, tuple[list[Result], float, dict[str, float]]] = {}
     sizes: list[int] = []
+    warmup: list[Result] = []
     try:
         toks = sign_in(base)
-        offset = 0
+        # Warm the workers up (connections, compiled statements, prepared statements) at a
+        # fifth of the rate, half single events and half batches; checked, not measured.
+        half = args.warmup // 2
+
+        async def warm() -> list[Result]:
+            http = Http("127.0.0.1", args.port, args.concurrency)
+            try:
+                out = await singles(http, toks, sends[:half], args.rate / 5)
+                more = sends[half : args.warmup]
+                return out + await batches(http, toks, more, args.rate / 5, 0, args.max_batch, [])
+            finally:
+                http.close()
+
+        if args.warmup:
+            print(f"warm-up: {args.warmup} events ...", flush=True)
+            warmup = asyncio.run(warm())
+        offset = args.warmup
         for run in runs:
             mine = sends[offset : offset + wanted[run]]
             offset += wanted[run]
@@ -644,7 +701,7 @@ def main() -> None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=15)
         shutil.rmtree(counts, ignore_errors=True)
-    verdict = check([r for results, _, _ in measured.values() for r in results])
+    verdict = check(warmup + [r for results, _, _ in measured.values() for r in results])
     names = {
         "sequential": "one at a time (single events)",
         "single": f"single events, paced {args.rate:.0f}/s",
@@ -672,6 +729,7 @@ def main() -> None:
             "p99_ms": pct(lat, 99),
             "max_ms": max(lat),
             "service_p99_ms": pct([r.service * 1000 for r in results], 99),
+            "p99_ms_each_second": per_second(results, args.rate if run != "sequential" else 0),
             "errors": sum(1 for r in results if r.status != 200),
             "sql_per_event": cost["statements"] / n,
             "server_cpu_ms_per_event": cost["server_cpu_s"] * 1000 / n,
@@ -685,6 +743,14 @@ def main() -> None:
             f"{row['server_cpu_ms_per_event']:>7.2f}{row['postgres_cpu_ms_per_event']:>7.2f}"
             f"{row['client_cpu_ms_per_event']:>7.2f}"
         )
+    for run, row in summary.items():
+        seconds = row["p99_ms_each_second"]
+        if seconds:
+            over = sum(1 for v in seconds if v > 100)
+            print(
+                f"{names[run]}: p99 of each second: median {pct(seconds, 50):.0f} ms, worst "
+                f"{max(seconds):.0f} ms, {over} of {len(seconds)} seconds over 100 ms"
+            )
     print(
         "SQL/ev: statements and commits the server made per event (auth included); srv, pg, "
         "gen: CPU ms per event of the server's workers, the PostgreSQL backends serving them, "
@@ -694,8 +760,8 @@ def main() -> None:
     if "batches" in summary and sizes:
         print(
             f"batches: {len(sizes)} requests, {sum(sizes) / len(sizes):.1f} events each on "
-            f"average (max {max(sizes)}), phones flush after {args.flush_ms:.0f} ms; service "
-            f"time p99 {summary['batches']['service_p99_ms']:.1f} ms"
+            f"average (max {max(sizes)}), phones hold events {args.flush_ms:.0f} ms; service "
+            f"time (from send) p99 {summary['batches']['service_p99_ms']:.1f} ms"
         )
     if "single" in summary and "sequential" in summary:
         print(
@@ -751,6 +817,19 @@ def main() -> None:
         )
     )
     print(f"wrote {path}")
+    raw = path.with_name(path.stem + "_latencies.json")
+    raw.write_text(
+        json.dumps(
+            {
+                run: [
+                    [round(r.i / args.rate, 4), round(r.latency, 5), round(r.service, 5)]
+                    for r in sorted(results, key=lambda r: r.i)
+                ]
+                for run, (results, _, _) in measured.items()
+            }
+        )
+    )
+    print(f"wrote {raw} (per event: due second, latency s, service s)")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -231,10 +232,13 @@ _STATE = (
         Route.status.label("route_status"),
         Route.carrier_id,
         Route.courier_id,
+        RequestLine.request_id,
     )
     .outerjoin(Route, Route.id == Parcel.route_id)
+    .outerjoin(ParcelLine, ParcelLine.parcel_id == Parcel.id)
+    .outerjoin(RequestLine, RequestLine.id == ParcelLine.request_line_id)
     .where(Parcel.id.in_(bindparam("ids", expanding=True)))
-    .order_by(Parcel.id)
+    .order_by(Parcel.id, ParcelLine.id)
     .with_for_update(of=Parcel)
 )
 _RECENT = (
@@ -250,9 +254,10 @@ def lock_parcel_states(
     session: Session, ids: Sequence[int], *, attempts_key: str | None = None, since: datetime
 ) -> tuple[list[Any], int]:
     """What a delivery or a failure checks about these parcels (their state, their pickup
-    code's nonce and hash, their route's status, carrier and courier) as plain rows, locked in
-    id order, in one statement; and the failed pickup-code attempts under ``attempts_key``
-    since ``since`` (the per-account rate limit), read in the same statement."""
+    code's nonce and hash, their route's status, carrier and courier) and the requests their
+    lines are for, as plain rows (one per line), locked in id order, in one statement; and the
+    failed pickup-code attempts under ``attempts_key`` since ``since`` (the per-account rate
+    limit), read in the same statement."""
     conn = session.connection()
     params: dict[str, Any] = {"ids": sorted(set(ids))}
     if attempts_key is None:
@@ -375,11 +380,42 @@ def set_code_attempts(session: Session, attempts: dict[int, int]) -> None:
 
 
 _INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, _EVENTS.c.client_event_id)
+_EVENT_COLUMNS = (
+    ("client_event_id", "varchar"),
+    ("kind", "varchar"),
+    ("parcel_id", "int"),
+    ("route_id", "int"),
+    ("stop_id", "int"),
+    ("seq", "int"),
+    ("reason", "varchar"),
+    ("fingerprint", "varchar"),
+    ("actor_id", "int"),
+    ("occurred_at", "timestamptz"),
+    ("recorded_at", "timestamptz"),
+    ("result", "text"),
+)
+# PostgreSQL: one array per column, so the statement's text is the same for any number of
+# events (parsed and planned once per connection; a multi-row VALUES list is a new statement
+# for each count, and psycopg does not cache one with more than 50 parameters).
+_INSERT_EVENTS_PG = (
+    f"INSERT INTO {_EVENTS.name} ({', '.join(c for c, _ in _EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(c + '::json' if c == 'result' else c for c, _ in _EVENT_COLUMNS)} "
+    f"FROM unnest({', '.join(f'%({c})s::{t}[]' for c, t in _EVENT_COLUMNS)}) "
+    f"AS e({', '.join(c for c, _ in _EVENT_COLUMNS)}) RETURNING id, client_event_id"
+)
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Store tracking events (one statement); returns their ids by client event id."""
-    stored = session.connection().execute(_INSERT_EVENTS, list(rows))
+    conn = session.connection()
+    if _postgres(session):
+        columns = {
+            c: [json.dumps(r[c]) if c == "result" else r[c] for r in rows]
+            for c, _ in _EVENT_COLUMNS
+        }
+        stored = conn.exec_driver_sql(_INSERT_EVENTS_PG, columns)
+    else:
+        stored = conn.execute(_INSERT_EVENTS, list(rows))
     return {cid: event_id for event_id, cid in stored}
 
 

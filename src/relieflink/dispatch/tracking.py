@@ -229,6 +229,7 @@ class _Parcel:
     code_nonce: str
     code_hash: str
     code_attempts: int
+    requests: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -309,7 +310,13 @@ class _Run:
         )
         if first:
             self.recent_wrong = recent
+        seen: set[int] = set()
         for row in rows:
+            if row.id in seen:  # another line of the same parcel
+                if row.request_id is not None:
+                    self.parcels[row.id].requests.append(row.request_id)
+                continue
+            seen.add(row.id)
             route = None
             if row.route_id is not None:
                 # A route as read, not attached to the session: what access.can_drive and the
@@ -329,6 +336,7 @@ class _Run:
                 row.code_nonce,
                 row.code_hash,
                 row.code_attempts,
+                [row.request_id] if row.request_id is not None else [],
             )
 
     def _check(self, index: int, data: EventIn, fingerprint: str) -> None:
@@ -487,7 +495,9 @@ class _Run:
             )
         # The stock was issued at loading: close the parcels' allocations and the requests
         # with nothing left reserved (needs.service.deliver_allocation's rules, set-based).
-        closed = delivery_hooks.close_delivered_many(session, [q.parcel.id for q in queued])
+        closed = delivery_hooks.close_delivered_many(
+            session, {q.parcel.id: q.parcel.requests for q in queued}
+        )
         return {q.index: {"closed_requests": closed[q.parcel.id]} for q in queued}
 
     def _write_failures(self, queued: list[_Queued]) -> dict[int, dict[str, Any]]:

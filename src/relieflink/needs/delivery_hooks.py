@@ -66,7 +66,7 @@ def mark_dispatched(session: Session, *, line_ids: Iterable[int]) -> int:
     return moved
 
 
-# Built once (their cache key and compiled form are reused): these run for every delivery.
+# Built once (its cache key and compiled form are reused): it runs for every delivery.
 _DELIVER_ALLOCATIONS = (
     update(Allocation)
     .where(
@@ -79,11 +79,6 @@ _DELIVER_ALLOCATIONS = (
     )
     .values(state=AllocationState.delivered, closed_at=bindparam("at"))
 )
-_REQUESTS_CARRIED = (
-    select(ParcelLine.parcel_id, RequestLine.request_id)
-    .join(RequestLine, RequestLine.id == ParcelLine.request_line_id)
-    .where(ParcelLine.parcel_id.in_(bindparam("parcels", expanding=True)))
-)
 
 
 def close_delivered(session: Session, *, parcel_id: int) -> list[int]:
@@ -91,33 +86,41 @@ def close_delivered(session: Session, *, parcel_id: int) -> list[int]:
     allocations become ``delivered``, and each of its requests with nothing left reserved
     becomes ``delivered`` — the rules of ``needs.service.deliver_allocation``, in two set-based
     statements for the tracking hot path. Returns the requests closed."""
-    session.connection().execute(_DELIVER_ALLOCATIONS, {"parcels": [parcel_id], "at": utcnow()})
     request_ids = (
         select(RequestLine.request_id)
         .join(ParcelLine, ParcelLine.request_line_id == RequestLine.id)
         .where(ParcelLine.parcel_id == parcel_id)
     )
-    return repository.close_fully_delivered(session, request_ids)
+    return close_delivered_many(session, {parcel_id: request_ids})[parcel_id]
 
 
-def close_delivered_many(session: Session, parcel_ids: Sequence[int]) -> dict[int, list[int]]:
-    """:func:`close_delivered` for several parcels delivered in one transaction, in three
-    statements whatever their number. Returns the requests closed, per parcel: a request that
-    several of them carry is credited to the last one in ``parcel_ids`` (the order the events
-    were applied in; the request closed with its last reserved allocation)."""
-    if len(parcel_ids) <= 1:
-        return {p: close_delivered(session, parcel_id=p) for p in parcel_ids}
-    params = {"parcels": sorted(set(parcel_ids)), "at": utcnow()}
-    conn = session.connection()
-    carried = conn.execute(_REQUESTS_CARRIED, params).all()
-    conn.execute(_DELIVER_ALLOCATIONS, params)
-    closed = set(repository.close_fully_delivered(session, sorted({r for _, r in carried})))
-    order = {p: k for k, p in enumerate(parcel_ids)}
+def close_delivered_many(
+    session: Session, requests_of: Mapping[int, Sequence[int] | Any]
+) -> dict[int, list[int]]:
+    """:func:`close_delivered` for several parcels delivered in one transaction (``requests_of``:
+    parcel id → the requests its lines are for, in the order the deliveries were applied), in
+    two statements whatever their number. Returns the requests closed, per parcel: a request
+    that several of them carry is credited to the last one (it closed with its last reserved
+    allocation)."""
+    if not requests_of:
+        return {}
+    session.connection().execute(
+        _DELIVER_ALLOCATIONS, {"parcels": sorted(requests_of), "at": utcnow()}
+    )
+    if len(requests_of) == 1:
+        ((parcel, requests),) = requests_of.items()
+        return {parcel: repository.close_fully_delivered(session, requests)}
+    closed = set(
+        repository.close_fully_delivered(
+            session, sorted({r for requests in requests_of.values() for r in requests})
+        )
+    )
     last: dict[int, int] = {}
-    for parcel, request in carried:
-        if request in closed and order[parcel] >= order.get(last.get(request, parcel), -1):
-            last[request] = parcel
-    out: dict[int, list[int]] = {p: [] for p in parcel_ids}
+    for parcel, requests in requests_of.items():  # later parcels overwrite earlier ones
+        for request in requests:
+            if request in closed:
+                last[request] = parcel
+    out: dict[int, list[int]] = {p: [] for p in requests_of}
     for request, parcel in sorted(last.items()):
         out[parcel].append(request)
     return out
