@@ -73,6 +73,25 @@ def test_the_same_reference_reserves_once(db: Session) -> None:
                       actor=None)  # fmt: skip
 
 
+def test_a_retry_after_the_last_units_gets_the_first_reservation(db: Session) -> None:
+    """The reference is looked up even when nothing is left: the retry of a reservation that
+    took the last units is answered with that reservation, not with 'only 0 available'."""
+    wh, item = make_warehouse(db), make_item(db)
+    make_lot(db, wh, item, 3, expiry=TODAY + timedelta(days=5))
+    make_lot(db, wh, item, 2)
+    first = stock.reserve(db, warehouse_id=wh.id, item_id=item.id, quantity=5, reference="b:1",
+                          actor=None, as_of=TODAY)  # fmt: skip
+    again = stock.reserve(db, warehouse_id=wh.id, item_id=item.id, quantity=5, reference="b:1",
+                          actor=None, as_of=TODAY)  # fmt: skip
+    assert [(m.id, m.d_reserved) for m in again] == [(m.id, m.d_reserved) for m in first]
+    assert [m.d_reserved for m in first] == [3, 2]
+    with pytest.raises(Conflict, match="other stock"):
+        stock.reserve(db, warehouse_id=wh.id, item_id=item.id, quantity=4, reference="b:1",
+                      actor=None, as_of=TODAY)  # fmt: skip
+    assert stock.available(db, warehouse_id=wh.id, item_id=item.id, as_of=TODAY) == 0
+    assert stock.check_ledger(db) == []
+
+
 def test_release_issue_return_cycle_keeps_balances_equal_to_movements(db: Session) -> None:
     wh, item = make_warehouse(db), make_item(db)
     lot = make_lot(db, wh, item, 20, expiry=TODAY + timedelta(days=10))

@@ -97,18 +97,19 @@ def _lock_free(column: Any) -> Select[Any]:
 
 _LOCK_FREE_ITEM = _lock_free(_BAL.c.item_id)
 _LOCK_FREE_KIT = _lock_free(_BAL.c.kit_id)
+_HAS_RESERVATION = (
+    select(_MOV.c.id)
+    .where(_MOV.c.reference == bindparam("reference"), _MOV.c.kind == MovementKind.reservation)
+    .limit(1)
+)
 _ADD_RESERVED = (
     update(_BAL)
     .where(
         _BAL.c.id == bindparam("balance_id"),
         _BAL.c.on_hand - _BAL.c.reserved >= bindparam("units"),
+        ~_HAS_RESERVATION.exists(),
     )
     .values(reserved=_BAL.c.reserved + bindparam("units"))
-)
-_HAS_RESERVATION = (
-    select(_MOV.c.id)
-    .where(_MOV.c.reference == bindparam("reference"), _MOV.c.kind == MovementKind.reservation)
-    .limit(1)
 )
 _INSERT_MOVEMENT = insert(_MOV).returning(_MOV.c.id, sort_by_parameter_order=True)
 _MOVEMENT_COLUMNS = tuple(c.key for c in _MOV.c)
@@ -136,19 +137,26 @@ def has_reservation(session: Session, reference: str) -> bool:
     return found is not None
 
 
-def add_reserved(session: Session, balance_id: int, units: int) -> bool:
-    """Reserve ``units`` more on one (locked) balance row, only if that many are free; False if
-    they are not (the row is left as it was).
+def add_reserved(session: Session, balance_id: int, units: int, *, reference: str) -> bool:
+    """Reserve ``units`` more on one (locked) balance row for ``reference``, only if that many
+    are free and ``reference`` has no reservation yet; False if not (the row is left as it was:
+    see :func:`has_reservation` for which).
 
-    A single conditional UPDATE: the guard repeats in SQL what the caller checked under the row
-    lock, and the table's CHECK constraints stand behind both. An ORM object of the row already
-    in this session is expired so that it rereads the new figures.
+    A single conditional UPDATE. The unit guard repeats in SQL what the caller checked under the
+    row lock (the table's CHECK constraints stand behind both). The reference guard is the
+    "reserve once" check, read by this statement after the row lock was taken: a concurrent
+    reservation of the same reference and rows has committed by then, so it is seen. An ORM
+    object of the row already in this session is expired so that it rereads the new figures.
     """
-    result = session.connection().execute(_ADD_RESERVED, {"balance_id": balance_id, "units": units})
+    result = session.connection().execute(
+        _ADD_RESERVED, {"balance_id": balance_id, "units": units, "reference": reference}
+    )
+    if result.rowcount != 1:
+        return False
     stale = session.identity_map.get(identity_key(StockBalance, balance_id))
     if stale is not None:
         session.expire(stale, ["reserved"])
-    return bool(result.rowcount == 1)
+    return True
 
 
 def append_movements(session: Session, rows: Sequence[dict[str, Any]]) -> list[StockMovement]:

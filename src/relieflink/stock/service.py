@@ -349,24 +349,14 @@ def reserve(
     today = _today(as_of)
     repository.begin_write(session)
     # Only the rows that can give units are locked (one statement, plain rows): the API's
-    # busiest write stays a handful of statements. See ``lock_free_balances`` for the locking.
+    # busiest write is three statements. See ``lock_free_balances`` for the locking.
     free_rows = repository.lock_free_balances(
         session, warehouse_id=warehouse_id, item_id=item_id, kit_id=kit_id, today=today
     )
-    # Checked after the lock: a concurrent reservation with this reference has committed by now.
-    if repository.has_reservation(session, reference):
-        existing = repository.movements_by_reference(session, reference, [MovementKind.reservation])
-        same = all(
-            m.warehouse_id == warehouse_id and m.item_id == item_id and m.kit_id == kit_id
-            for m in existing
-        )
-        if not same or sum(m.d_reserved for m in existing) != quantity:
-            raise Conflict(
-                f"reference {reference!r} already reserved other stock; use a new reference"
-            )
-        return existing
     free = sum(units for _, _, units in free_rows)
     if free < quantity:
+        if repository.has_reservation(session, reference):  # a retry after the last units
+            return _same_reservation(session, reference, warehouse_id, item_id, kit_id, quantity)
         raise Conflict(
             f"only {free} of {_what(item_id, kit_id)} available in warehouse {warehouse_id}; "
             f"{quantity} asked",
@@ -376,9 +366,18 @@ def reserve(
     left = quantity
     for balance_id, lot_id, units in free_rows:
         take = min(left, units)
-        if not repository.add_reserved(session, balance_id, take):
-            # Cannot happen under the row lock; refuse rather than reserve what is not there.
-            raise Conflict(f"lot {lot_id} in warehouse {warehouse_id} changed; try again")
+        # Each UPDATE also checks, after the lock, that the reference reserved nothing yet.
+        if not repository.add_reserved(session, balance_id, take, reference=reference):
+            if not rows and repository.has_reservation(session, reference):
+                return _same_reservation(
+                    session, reference, warehouse_id, item_id, kit_id, quantity
+                )
+            # Units gone from a locked row cannot happen; the reference reserved elsewhere in
+            # between (another warehouse or item) is a client bug: refuse, the caller rolls back.
+            raise Conflict(
+                f"lot {lot_id} in warehouse {warehouse_id} changed, or reference {reference!r} "
+                "was reserved meanwhile; try again"
+            )
         rows.append(
             {
                 "kind": MovementKind.reservation,
@@ -395,6 +394,25 @@ def reserve(
         if left == 0:
             break
     return repository.append_movements(session, rows)
+
+
+def _same_reservation(
+    session: Session,
+    reference: str,
+    warehouse_id: int,
+    item_id: int | None,
+    kit_id: int | None,
+    quantity: int,
+) -> list[StockMovement]:
+    """The first reservation of ``reference``, if it is the same ask; ``Conflict`` if not."""
+    existing = repository.movements_by_reference(session, reference, [MovementKind.reservation])
+    same = all(
+        m.warehouse_id == warehouse_id and m.item_id == item_id and m.kit_id == kit_id
+        for m in existing
+    )
+    if not same or sum(m.d_reserved for m in existing) != quantity:
+        raise Conflict(f"reference {reference!r} already reserved other stock; use a new reference")
+    return existing
 
 
 def _outstanding_reserved(session: Session, reference: str) -> dict[tuple[int, int], int]:
