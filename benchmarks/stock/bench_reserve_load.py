@@ -269,7 +269,7 @@ async def sign_in(host: str, port: int) -> str:
 async def run_load(
     host: str, port: int, token: str, wh: list[int], items: list[int], rate: float,
     duration: float, max_in_flight: int, use_keys: bool, client_kind: str,
-    sample_cpu: Callable[[], dict[str, float]],
+    sample_cpu: Callable[[], dict[str, float]], tag: str = "load", seed: int = 11,
 ) -> dict[str, Any]:  # fmt: skip
     client: RawClient | HttpxClient = (
         RawClient(host, port) if client_kind == "raw"
@@ -283,15 +283,15 @@ async def run_load(
     granted = 0
     late = 0
     in_flight = 0
-    rng = random.Random(11)
+    rng = random.Random(seed)
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(n: int) -> None:
         nonlocal granted, in_flight
         quantity = rng.randint(1, 3)
         body = json.dumps({"warehouse_id": rng.choice(wh), "item_id": rng.choice(items),
-                           "quantity": quantity, "reference": f"load:{n}"}).encode()  # fmt: skip
-        headers = auth | {"Idempotency-Key": f"load-{n}"} if use_keys else auth
+                           "quantity": quantity, "reference": f"{tag}:{n}"}).encode()  # fmt: skip
+        headers = auth | {"Idempotency-Key": f"{tag}-{n}"} if use_keys else auth
         start = time.perf_counter()
         try:
             status, raw = await client.post("/api/v1/stock/reservations", body, headers)
@@ -371,7 +371,7 @@ def one_run(args: argparse.Namespace, *, use_keys: bool, client_kind: str) -> di
     workdir = Path(tempfile.mkdtemp(prefix="rl-load-"))
     url = fresh_url(args.backend, args.db_name, workdir)
     # Size the stock to ~85 % of what the run asks for (2 units on average): the tail refuses.
-    asked = args.rate * args.duration * 2
+    asked = args.rate * (args.duration + args.warmup) * 2
     units = max(2, int(asked * 0.85 / (args.warehouses * args.items)))
     wh, items, stock_units = seed(url, args.warehouses, args.items, units)
     env = os.environ | {"RELIEFLINK_DATABASE_URL": url, "RELIEFLINK_LOG_LEVEL": "WARNING"}
@@ -396,8 +396,15 @@ def one_run(args: argparse.Namespace, *, use_keys: bool, client_kind: str) -> di
     async def drive() -> dict[str, Any]:
         await wait_ready("127.0.0.1", port)
         token = await sign_in("127.0.0.1", port)
-        return await run_load("127.0.0.1", port, token, wh, items, args.rate, args.duration,
+        warm = None
+        if args.warmup > 0:  # every worker opens its database connections: not measured
+            warm = await run_load("127.0.0.1", port, token, wh, items, args.rate, args.warmup,
+                                  args.max_in_flight, use_keys, client_kind, sample_cpu,
+                                  tag="warmup", seed=7)  # fmt: skip
+        load = await run_load("127.0.0.1", port, token, wh, items, args.rate, args.duration,
                               args.max_in_flight, use_keys, client_kind, sample_cpu)  # fmt: skip
+        load["warmup"] = warm and {k: warm[k] for k in ("requests", "statuses", "granted_units")}
+        return load
 
     try:
         load = _run(drive())
@@ -417,9 +424,10 @@ def one_run(args: argparse.Namespace, *, use_keys: bool, client_kind: str) -> di
         reserved = int(s.scalar(select(func.coalesce(func.sum(StockBalance.reserved), 0))) or 0)
         problems = stock.check_ledger(s)
     engine.dispose()
-    errors = sum(
+    errors = sum(  # the warm-up's too: unmeasured, but an error is an error
         n
-        for k, n in load["statuses"].items()
+        for statuses in (load["statuses"], (load["warmup"] or {}).get("statuses", {}))
+        for k, n in statuses.items()
         if k != "not_sent_in_flight_cap" and (not k.isdigit() or k.startswith("5"))
     )
     not_sent = load["statuses"].get("not_sent_in_flight_cap", 0)
@@ -429,7 +437,8 @@ def one_run(args: argparse.Namespace, *, use_keys: bool, client_kind: str) -> di
     (workdir / "server.log").write_text(server_log)
     # Oversold: more reserved than was there. (Reserved may exceed the units the client saw
     # granted when a request timed out on the client but completed on the server.)
-    oversold = reserved > stock_units or reserved < load["granted_units"]
+    granted = load["granted_units"] + (load["warmup"] or {}).get("granted_units", 0)
+    oversold = reserved > stock_units or reserved < granted
     return {
         "label": f"{client_kind}{'' if use_keys else ', no key'}",
         "stock_units": stock_units,
@@ -473,6 +482,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
         line(f"CPU ms/request, {k}", [r["cpu_ms_per_request"][k] for r in runs])
     line("units in stock", [r["stock_units"] for r in runs])
     line("units granted (201)", [r["granted_units"] for r in runs])
+    line("  + in the warm-up", [(r["warmup"] or {}).get("granted_units", 0) for r in runs])
     line("units reserved in db", [r["reserved_in_db"] for r in runs])
     line("oversold", [r["oversold"] for r in runs])
     line("5xx / transport errors", [r["errors"] for r in runs])
@@ -496,6 +506,10 @@ def main() -> int:
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument(
+        "--warmup", type=float, default=3,
+        help="seconds of the same load first, not measured (connections, prepared statements)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--db-name", default="rl_bench_reserve_load")
