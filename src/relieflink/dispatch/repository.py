@@ -459,17 +459,6 @@ def complete_routes(session: Session, route_ids: Iterable[int]) -> None:
             session.expire(route, ["status"])
 
 
-def parcel_ids_of(
-    session: Session, *, route_id: int | None = None, stop_id: int | None = None
-) -> list[int]:
-    stmt = select(Parcel.id)
-    if route_id is not None:
-        stmt = stmt.where(Parcel.route_id == route_id)
-    if stop_id is not None:
-        stmt = stmt.where(Parcel.stop_id == stop_id)
-    return list(session.scalars(stmt.order_by(Parcel.id)))
-
-
 def lines_of(session: Session, parcel_ids: Sequence[int]) -> dict[int, list[ParcelLine]]:
     out: dict[int, list[ParcelLine]] = defaultdict(list)
     for line in session.scalars(
