@@ -532,9 +532,12 @@ def markdown(rows: list[dict], meta: dict[str, Any]) -> str:
     for r in rows:
         by_inst.setdefault(r["instance"], {})[r["solver"]] = r
     lines = [
+        f"`{meta.get('command', '')}`",
+        "",
         f"time limit {meta.get('time_limit')} s, workers {meta.get('workers')}, "
         f"load average (1/5/15 min) at start {meta.get('load_start')}, "
-        f"at end {meta.get('load_end')}",
+        f"at end {meta.get('load_end')}"
+        + (f" ({meta['load_note']})" if "load_note" in meta else ""),
         "",
         "| instance | n | BKS | solver | cost | gap % | feasible | wall s | CPU s | peak MB "
         "| note |",
