@@ -52,9 +52,10 @@ from relieflink.consult.schemas import (
 )
 from relieflink.db import utcnow
 from relieflink.errors import Conflict, Forbidden, Invalid
-from relieflink.models import Consultation, ConsultMessage, Item, Role
+from relieflink.models import Consultation, ConsultMessage, Item, RequestStatus, Role
 from relieflink.users import access
 from relieflink.web.listing import localized
+from relieflink.web.operations import REQUEST_LABELS
 from relieflink.web.pages import N_, PageRouter, Web, WebDep
 
 router = PageRouter()
@@ -112,14 +113,6 @@ CLOSE_OUTCOME_LABELS = {
     "referred_emergency": N_("Referred to emergency services"),
     "referred_in_person": N_("Referred to an in-person visit"),
     "no_answer": N_("The patient did not answer"),
-}
-REQUEST_STATUS_LABELS = {
-    "open": N_("Waiting for stock"),
-    "allocated": N_("Stock reserved"),
-    "dispatched": N_("On its way"),
-    "delivered": N_("Delivered"),
-    "failed": N_("Delivery failed"),
-    "cancelled": N_("Cancelled"),
 }
 SENDER_LABELS = {"doctor": N_("Doctor"), "resident": N_("Resident")}
 # The questionnaire's wording where the rules file has none in a language (the rules give an
@@ -374,9 +367,7 @@ def _prescription(web: Web, read: ConsultationRead) -> dict[str, Any] | None:
         "lines": lines,
         "request_id": p.request_id,
         "request_status": (
-            REQUEST_STATUS_LABELS.get(delivery.request_status, delivery.request_status)
-            if delivery
-            else None
+            REQUEST_LABELS[RequestStatus(delivery.request_status)] if delivery else None
         ),
         "units_delivered": delivery.units_delivered if delivery else 0,
         "delivered_at": local_time(delivery.delivered_at) if delivery else "–",

@@ -26,18 +26,18 @@ from relieflink.consult.schemas import ConsultationCreate, ConsultationFilters
 from relieflink.dispatch import tracking
 from relieflink.errors import FieldError, Invalid
 from relieflink.households import service as households
-from relieflink.models import Item, Kit, NeedRequest, Role
+from relieflink.models import Item, Kit, NeedRequest, RequestStatus, Role
 from relieflink.needs import service as needs
 from relieflink.needs.schemas import RequestCreate, RequestFilters, RequestOutcome
 from relieflink.users import access
 from relieflink.web.listing import localized
+from relieflink.web.operations import REQUEST_LABELS
 from relieflink.web.pages import N_, PageRouter, Web, WebDep
 from relieflink.web.routes.consult import (
     AGE_BAND_LABELS,
     AGE_BANDS,
     LANGUAGE_LABELS,
     LANGUAGES,
-    REQUEST_STATUS_LABELS,
     SEX_LABELS,
     SEXES,
     STATUS_LABELS,
@@ -258,7 +258,7 @@ def _request_row(web: Web, r: NeedRequest, codes: dict[int, str]) -> dict[str, A
     return {
         "id": r.id,
         "status": str(r.status),
-        "status_label": REQUEST_STATUS_LABELS.get(str(r.status), str(r.status)),
+        "status_label": REQUEST_LABELS[RequestStatus(r.status)],
         "source": SOURCE_LABELS.get(str(r.source), str(r.source)),
         "created_at": local_time(r.created_at),
         "period_start": r.period_start.isoformat(),
