@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -362,7 +362,7 @@ def deliver_allocation(
         session, reference=allocation.reference, delivery_ref=delivery_ref, actor=actor, as_of=as_of
     )
     allocation.state = AllocationState.delivered
-    allocation.closed_at = utcnow()
+    allocation.closed_at = _moment(as_of)
     session.flush()
     if repository.close_fully_delivered(session, [request.id]):
         session.refresh(request)
@@ -436,6 +436,15 @@ def delivery_state(session: Session, request_id: int) -> DeliveryState:
     request = crud.require(session, NeedRequest, request_id, label="request")
     units, last = repository.delivered_totals(session, request_id)
     return DeliveryState(status=request.status, units_delivered=units, delivered_at=last)
+
+
+def _moment(as_of: date | None) -> datetime:
+    """When something happened: midday of the caller's ``as_of`` day (in UTC) when the caller
+    says which day it is, the current time otherwise. Mixing the two made a delivery recorded
+    "as of" a past day look as if it came today."""
+    if as_of is None:
+        return utcnow()
+    return datetime.combine(as_of, time(12), UTC)
 
 
 def _request_of(session: Session, allocation: Allocation) -> NeedRequest:
