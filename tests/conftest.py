@@ -4,12 +4,17 @@ The suite runs on a fresh SQLite file, or on PostgreSQL when ``RELIEFLINK_TEST_D
 set. The schema is built by the real migrations (``alembic upgrade head``). Tests commit for real
 (the API and the idempotency middleware open their own transactions, as in production) and every
 table is emptied after each test that used the database.
+
+``RELIEFLINK_TEST_CLOCK_SHIFT_DAYS=400`` runs the whole suite with the process's clock moved that
+many days ahead (time-machine moves the system clock itself, so a wall-clock read anywhere shows
+up, not only reads through ``relieflink.clock``). CI runs the suite once so.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +27,21 @@ from relieflink.db import Base, get_engine, get_sessionmaker, reset_engine
 from relieflink.db.migrations import upgrade
 
 POSTGRES_URL = os.environ.get("RELIEFLINK_TEST_DATABASE_URL")
+CLOCK_SHIFT_DAYS = int(os.environ.get("RELIEFLINK_TEST_CLOCK_SHIFT_DAYS") or 0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if CLOCK_SHIFT_DAYS:
+        import time_machine
+
+        ahead = datetime.now(UTC) + timedelta(days=CLOCK_SHIFT_DAYS)
+        time_machine.travel(ahead, tick=True).start()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if CLOCK_SHIFT_DAYS:
+        return f"clock moved {CLOCK_SHIFT_DAYS} days ahead: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    return None
 
 
 def _fresh_postgres(url: str) -> None:

@@ -40,9 +40,9 @@ KIT_BY_MEMBER = {"infants": "KIT-INFANT", "pregnant": "KIT-MATERNITY", "chronic"
 
 def load(url: str, city: Path, supply: float) -> int:
     """Import the city, one open request per household, and scarce kit stock. Returns lines."""
+    from relieflink import clock
     from relieflink.bulk import service as bulk
     from relieflink.catalog import service as catalog
-    from relieflink.db import utcnow
     from relieflink.db.engine import build_engine
     from relieflink.db.migrations import upgrade
     from relieflink.models import Household, Kit, NeedRequest, Organization, RequestLine, Warehouse
@@ -59,7 +59,7 @@ def load(url: str, city: Path, supply: float) -> int:
         kits = {k.sku: k.id for k in session.scalars(select(Kit))}
         policy = default_policy()
         period = TODAY - timedelta(days=(TODAY - date(2020, 1, 6)).days % policy.period_days)
-        now = utcnow()
+        now = clock.now()
         households = session.execute(
             select(
                 Household.id,

@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, fresh_database, percentile, populate
 
+from relieflink import clock
 from relieflink.consult import repository
 from relieflink.consult import service as consult
-from relieflink.db import utcnow
 from relieflink.db.engine import build_engine
 from relieflink.models import Consultation, User
 
@@ -47,7 +47,7 @@ def naive_take(session: Session, doctor: User) -> int | None:
     session.execute(
         update(Consultation)
         .where(Consultation.id == cid)
-        .values(status="in_progress", doctor_id=doctor.id, taken_at=utcnow())
+        .values(status="in_progress", doctor_id=doctor.id, taken_at=clock.now())
     )
     return cid
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import ConsultationCreate, DoctorShift
-from relieflink.db import utcnow
 from relieflink.db.engine import build_engine
 from relieflink.db.migrations import upgrade
 from relieflink.models import AuthSession, Community, District, Household, Role, User
@@ -61,7 +61,7 @@ class Pair:
 
 def _token(session: Session, user: User) -> str:
     token = security.new_token()
-    now = utcnow()
+    now = clock.now()
     session.add(
         AuthSession(
             token_hash=security.token_digest(token),

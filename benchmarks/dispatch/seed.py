@@ -20,9 +20,9 @@ import numpy as np
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemCreate
-from relieflink.db import utcnow
 from relieflink.models import (
     Allocation,
     AllocationRun,
@@ -69,7 +69,7 @@ def seed(
     """Fill an empty, migrated database; returns what was made (ids and counts)."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    now = utcnow()
+    now = clock.now()
     orgs = {}
     for code, kind in (
         ("NGO", OrgKind.ngo),

@@ -5,11 +5,9 @@ Never read at import time: call :func:`get_settings`, which caches the object.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,10 +30,6 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     timezone: str = "Asia/Shanghai"
     ration_policy: Path | None = None
-
-    def today(self) -> date:
-        """Today's date where the operation runs (ration periods follow local days)."""
-        return datetime.now(ZoneInfo(self.timezone)).date()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.catalog import service as catalog
-from relieflink.config import get_settings
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import ConsultationClose, PrescriptionCreate
 from relieflink.errors import Conflict, Forbidden, Invalid
@@ -129,7 +129,7 @@ def test_after_allocation_and_delivery_the_consultation_shows_the_delivery(db: S
     assert pending is not None and pending.delivery is not None
     assert (pending.delivery.request_status, pending.delivery.units_delivered) == ("open", 0)
 
-    today = get_settings().today()
+    today = clock.today()
     run = allocation.run_allocation(db, actor=None, today=today)
     assert run.units_allocated == 2  # the medical class is served first
     for allocated in db.scalars(select(Allocation)):

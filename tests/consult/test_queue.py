@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.consult import service as consult
-from relieflink.db import get_sessionmaker, utcnow
+from relieflink.db import get_sessionmaker
 from relieflink.errors import Conflict
 from relieflink.models import Consultation, User
 from tests.consult.factories import (
@@ -30,7 +31,7 @@ def take(db: Session, doctor: User) -> Consultation | None:
 
 def test_most_urgent_first_then_most_overdue(db: Session) -> None:
     _, resident = make_household_with_resident(db)
-    now = utcnow()
+    now = clock.now()
     # Created in an order that is NOT the expected order of taking.
     cough_old = make_consultation(
         db, resident, answers={"cough_or_sore_throat": True}, now=now - timedelta(hours=30)

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from relieflink.db import utcnow
+from relieflink import clock
 from relieflink.models import AuthSession, Role
 from tests.factories import PASSWORD, make_user, sign_in
 
@@ -75,14 +75,14 @@ def test_idle_and_absolute_expiry(db: Session, client: TestClient) -> None:
     db.commit()
     headers = sign_in(client, user)
     auth = db.scalars(select(AuthSession)).one()
-    auth.last_seen_at = utcnow() - timedelta(hours=2)
+    auth.last_seen_at = clock.now() - timedelta(hours=2)
     db.commit()
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
 
     headers = sign_in(client, user)
     newest = db.scalars(select(AuthSession).order_by(AuthSession.id.desc())).first()
     assert newest is not None
-    newest.expires_at = utcnow() - timedelta(seconds=1)
+    newest.expires_at = clock.now() - timedelta(seconds=1)
     db.commit()
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
 

@@ -9,7 +9,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from relieflink.config import get_settings
+from relieflink import clock
 from relieflink.dispatch import planning, tracking
 from relieflink.models import (
     DispatchPlan,
@@ -32,7 +32,7 @@ _INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
 def today() -> date:
-    return get_settings().today()
+    return clock.today()
 
 
 def planned_city(db: Session, day: date | None = None) -> tuple[City, DispatchPlan]:

@@ -13,7 +13,7 @@ from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.db import utcnow
+from relieflink import clock
 from relieflink.models import (
     AuditEvent,
     Consultation,
@@ -74,7 +74,7 @@ def test_the_queue_is_in_the_services_order_and_take_gives_the_first(
 ) -> None:
     _, resident = make_household_with_resident(db)
     doctor = make_doctor(db)
-    now = utcnow()
+    now = clock.now()
     standard_old = make_consultation(db, resident, now=now - timedelta(days=2))
     standard_new = make_consultation(db, resident, now=now - timedelta(minutes=5))
     urgent = make_consultation(db, resident, answers={"breathing_difficulty": "mild"}, now=now)

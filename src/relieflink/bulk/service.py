@@ -19,12 +19,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import Table, inspect, select, update
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.bulk.formats import FORMATS, Format
 from relieflink.bulk.schemas import ImportReport, RowError
 from relieflink.common import files
 from relieflink.common import repository as common
-from relieflink.db import utcnow
 from relieflink.db.bulk import insert_rows
 from relieflink.errors import FieldError, Invalid
 from relieflink.models import Community, Role, User
@@ -275,7 +275,7 @@ def _write_rejects(path: Path, header: list[str], parsed: _Parsed) -> None:
 def _upsert(session: Session, fmt: Format, rows: list[dict[str, Any]]) -> tuple[int, int]:
     """Insert new keys and update existing ones, in bulk; returns (created, updated)."""
     existing = common.ids_by_code(session, fmt.model, (r[fmt.key] for r in rows), column=fmt.key)
-    now = utcnow()
+    now = clock.now()
     new = [r | {"created_at": now, "updated_at": now} for r in rows if r[fmt.key] not in existing]
     changed = [
         r | {"id": existing[r[fmt.key]], "updated_at": now} for r in rows if r[fmt.key] in existing

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from relieflink import clock
 from relieflink.cli.common import console, err_console, transaction
 from relieflink.consult import service as consult
 from relieflink.consult import staffing as erlang
@@ -160,7 +161,7 @@ def due_refills(
 ) -> None:
     """Registered chronic patients whose medicine runs out within --lead-days (and, with
     --create, a medical request for each, so the refill arrives before it runs out)."""
-    day = date.fromisoformat(today) if today else date.today()
+    day = date.fromisoformat(today) if today else clock.today()
     with transaction() as session:
         if create:
             due = consult.request_due_refills(session, today=day, lead_days=lead_days, actor=None)

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from relieflink import clock
 from relieflink.cli.common import console, transaction
-from relieflink.config import get_settings
 from relieflink.needs import allocation
 from relieflink.needs import service as needs
 from relieflink.needs.policy import load_policy
@@ -25,7 +25,7 @@ def import_requests(
 ) -> None:
     """Import many households' requests at once (all rows valid, or nothing is created)."""
     with transaction() as session:
-        report = needs.import_requests(session, file, actor=None, today=get_settings().today())
+        report = needs.import_requests(session, file, actor=None, today=clock.today())
     console.print(f"{report.rows} rows: {report.created} requests created, {report.merged} merged")
 
 
@@ -48,7 +48,7 @@ def allocate(
             report = allocation.run_allocation(
                 session,
                 actor=None,
-                today=get_settings().today(),
+                today=clock.today(),
                 dry_run=dry_run,
                 policy=chosen,
                 progress=lambda message: status.update(message),

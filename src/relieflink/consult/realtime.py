@@ -27,8 +27,8 @@ from typing import Any
 from anyio import to_thread
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.consult import repository
-from relieflink.db import utcnow
 
 log = logging.getLogger(__name__)
 OPEN = {"waiting", "in_progress"}
@@ -188,7 +188,7 @@ class Hub:
         """Store the batch in one transaction (one multi-row INSERT ... RETURNING); each stored
         message comes back as the JSON text every subscriber is sent (serialised once)."""
         ids = {item.consultation_id for item in batch}
-        now = utcnow()
+        now = clock.now()
         with self._session_factory() as session:
             repository.begin_write(session)
             status = repository.statuses(session, ids)

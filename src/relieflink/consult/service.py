@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.common import crud
 from relieflink.consult import repository, staffing, triage
@@ -31,7 +32,6 @@ from relieflink.consult.schemas import (
     QueueLevel,
     QueueSummary,
 )
-from relieflink.db import utcnow
 from relieflink.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from relieflink.models import (
     ChronicPatient,
@@ -149,7 +149,7 @@ def request_consultation(
         pregnant=data.pregnant,
         requested_specialty=data.specialty,
     )
-    now = now or utcnow()
+    now = now or clock.now()
     consultation = Consultation(
         household_id=household_id,
         requested_by_id=actor.id,
@@ -289,7 +289,7 @@ def take_next(session: Session, *, actor: User, now: datetime | None = None) -> 
         doctor_id=actor.id,
         specialties=profile.specialties,
         languages=profile.languages,
-        now=now or utcnow(),
+        now=now or clock.now(),
     )
     if consultation is None:
         return None
@@ -375,7 +375,7 @@ def close_consultation(
             [FieldError(("prescription",), "required when the outcome is prescription")],
         )
     consultation.status = "closed"
-    consultation.closed_at = now or utcnow()
+    consultation.closed_at = now or clock.now()
     consultation.notes = data.notes
     consultation.outcome = data.outcome
     session.flush()
@@ -393,7 +393,7 @@ def close_consultation(
             household_id=consultation.household_id,
             items=prescription_request_lines(written),
             actor=actor,
-            today=(now or utcnow()).date(),
+            today=(now or clock.now()).date(),
             note=f"prescription {written.id} from consultation {consultation.id}",
             consultation_id=consultation.id,
         )
@@ -410,7 +410,7 @@ def cancel_consultation(session: Session, consultation_id: int, *, actor: User) 
     if consultation.status != "waiting":
         raise Conflict(f"the consultation is {consultation.status}; only a waiting one can go")
     consultation.status = "cancelled"
-    consultation.closed_at = utcnow()
+    consultation.closed_at = clock.now()
     audit.record(session, actor=actor, action="cancel", entity=ENTITY, entity_id=consultation.id)
     return consultation
 
@@ -536,7 +536,7 @@ def queue_summary(
     if actor is not None:
         access.ensure_role(actor, access.CONSULT_QUEUE_VIEWERS)
     rules = rules or triage.default_rules()
-    now = now or utcnow()
+    now = now or clock.now()
     rows = repository.queue_counts(session, now)
     by_rank: dict[int, list[int]] = {}
     oldest: dict[int, datetime] = {}
@@ -599,7 +599,7 @@ def staffing_report(
     days and the mean service time, next to the current queue (``actor`` None: the CLI)."""
     if actor is not None:
         access.ensure_role(actor, access.STAFF)
-    now = now or utcnow()
+    now = now or clock.now()
     since = now - timedelta(days=days)
     per_hour = [0] * 24
     for created in repository.arrivals_since(session, since):

@@ -1,6 +1,6 @@
 """Database plumbing: the engine, sessions, the declarative base and portable column types."""
 
-from relieflink.db.base import Base, TimestampMixin, UTCDateTime, utcnow
+from relieflink.db.base import Base, TimestampMixin, UTCDateTime
 from relieflink.db.engine import (
     begin_write,
     get_engine,
@@ -22,5 +22,4 @@ __all__ = [
     "require_migrated",
     "reset_engine",
     "session_scope",
-    "utcnow",
 ]

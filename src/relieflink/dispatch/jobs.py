@@ -15,7 +15,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import update
 
-from relieflink.db import session_scope, utcnow
+from relieflink import clock
+from relieflink.db import session_scope
 from relieflink.dispatch import planning
 from relieflink.errors import RelieflinkError
 from relieflink.models import DispatchPlan, PlanStatus, User
@@ -72,5 +73,5 @@ def run_plan_job(
             session.execute(
                 update(DispatchPlan)
                 .where(DispatchPlan.id == plan_id)
-                .values(status=PlanStatus.failed, message=message, finished_at=utcnow())
+                .values(status=PlanStatus.failed, message=message, finished_at=clock.now())
             )

@@ -29,8 +29,8 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.audit import service as audit
-from relieflink.db import utcnow
 from relieflink.dispatch import codes, fleet
 from relieflink.dispatch import repository as repo
 from relieflink.errors import Conflict, FieldError, Invalid
@@ -699,7 +699,7 @@ def write_plan(
         reasons[reason] += 1
     plan.status = PlanStatus.done
     plan.progress = 100
-    plan.finished_at = utcnow()
+    plan.finished_at = clock.now()
     plan.message = (
         f"{len(sol.routes)} routes, {len(inp.parcels) - len(sol.unassigned)} of "
         f"{len(inp.parcels)} parcels planned"

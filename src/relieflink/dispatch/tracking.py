@@ -34,8 +34,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from relieflink import clock
 from relieflink.audit import service as audit
-from relieflink.db import utcnow
 from relieflink.dispatch import codes
 from relieflink.dispatch import repository as repo
 from relieflink.dispatch.schemas import EventIn
@@ -306,7 +306,7 @@ class _Run:
     def _lock(self, ids: list[int], *, first: bool = False) -> None:
         key = f"pickup:{self.actor.id}"
         rows, recent = repo.lock_parcel_states(
-            self.session, ids, attempts_key=key if first else None, since=utcnow() - codes.WINDOW
+            self.session, ids, attempts_key=key if first else None, since=clock.now() - codes.WINDOW
         )
         if first:
             self.recent_wrong = recent
@@ -370,7 +370,7 @@ class _Run:
             self._check_failure(parcel, data)
         parcel.status = _TO[data.kind]
         parcel.last_seq += 1
-        queued = _Queued(index, data, fingerprint, parcel, data.occurred_at or utcnow())
+        queued = _Queued(index, data, fingerprint, parcel, data.occurred_at or clock.now())
         self.queued.append(queued)
         self.known[data.client_event_id] = queued
 
@@ -435,7 +435,7 @@ class _Run:
         if failed:
             results |= self._write_failures(failed)
         repo.complete_routes(session, {q.parcel.route.id for q in queued if q.parcel.route})
-        now = utcnow()
+        now = clock.now()
         rows: list[dict[str, Any]] = [
             {
                 "client_event_id": q.data.client_event_id,
@@ -592,7 +592,7 @@ def _apply_one(session: Session, data: EventIn, actor: User, fingerprint: str) -
     if not moving:
         raise _refused(data.kind, [str(p.status) for p in parcels])
     result: dict[str, Any] = {}
-    now = utcnow()
+    now = clock.now()
     if data.kind == EventKind.loaded:
         _load(session, moving, actor)
         if route.status == RouteStatus.planned:
@@ -850,4 +850,4 @@ def list_discrepancies(session: Session, *, actor: User) -> list[HandoffDiscrepa
 
 
 def since(minutes: int) -> datetime:
-    return utcnow() - timedelta(minutes=minutes)
+    return clock.now() - timedelta(minutes=minutes)

@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.common import crud
-from relieflink.db import utcnow
 from relieflink.donations import repository
 from relieflink.donations.schemas import (
     MessageIn,
@@ -460,7 +460,7 @@ def _enqueue(session: Session, webhook: OrgWebhook, event: str, data: dict[str, 
         WebhookDelivery(
             webhook_id=webhook.id,
             event=event,
-            payload={"event": event, "at": utcnow().isoformat(), "data": data},
+            payload={"event": event, "at": clock.now().isoformat(), "data": data},
         )
     )
 
@@ -491,7 +491,7 @@ def deliver_pending(session: Session, *, post: Poster, limit: int = 100) -> dict
             status = 0
         delivery.last_status_code = status or None
         if 200 <= status < 300:
-            delivery.status, delivery.delivered_at = "delivered", utcnow()
+            delivery.status, delivery.delivered_at = "delivered", clock.now()
             counts["delivered"] += 1
         elif delivery.attempts >= MAX_ATTEMPTS:
             delivery.status = "failed"

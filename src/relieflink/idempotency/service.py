@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relieflink.db import utcnow
+from relieflink import clock
 from relieflink.errors import Conflict, Invalid
 from relieflink.models import IdempotencyRecord
 
@@ -64,7 +64,7 @@ def claim(
     # Insert first: one statement when the key is new (the common case); only a key seen before
     # is read. The statement is built once per dialect.
     values = {"user_id": user_id, "key": key, "method": method, "path": path,
-              "request_hash": fingerprint, "created_at": utcnow()}  # fmt: skip
+              "request_hash": fingerprint, "created_at": clock.now()}  # fmt: skip
     if session.connection().execute(_claim_statement(session), values).first() is not None:
         session.commit()
         return None
@@ -81,9 +81,9 @@ def claim(
             "this Idempotency-Key was used for a different request; use a new key for new work"
         )
     if existing.response_status is None:
-        if utcnow() - existing.created_at < ABANDONED_AFTER:
+        if clock.now() - existing.created_at < ABANDONED_AFTER:
             raise Conflict("a request with this Idempotency-Key is still being processed")
-        existing.created_at = utcnow()
+        existing.created_at = clock.now()
         session.commit()
         return None
     return Replay(existing.response_status, existing.response_body)

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from relieflink.db import Base, TimestampMixin, utcnow
+from relieflink import clock
+from relieflink.db import Base, TimestampMixin
 
 
 class DoctorProfile(TimestampMixin, Base):
@@ -82,7 +83,7 @@ class ConsultMessage(Base):
     sender_role: Mapped[str] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text)
     client_ref: Mapped[str | None] = mapped_column(String(64))
-    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Prescription(TimestampMixin, Base):

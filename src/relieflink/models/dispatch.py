@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relieflink.db import Base, TimestampMixin, utcnow
+from relieflink import clock
+from relieflink.db import Base, TimestampMixin
 
 
 class FleetKind(StrEnum):
@@ -130,7 +131,7 @@ class DispatchPlan(Base):
     progress: Mapped[int] = mapped_column(default=0)  # percent
     message: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     finished_at: Mapped[datetime | None]
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -244,7 +245,7 @@ class TrackingEvent(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))  # of the request, to spot reuse
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     occurred_at: Mapped[datetime | None]
-    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=clock.now)
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
@@ -259,5 +260,5 @@ class HandoffDiscrepancy(Base):
     counted: Mapped[int]
     note: Mapped[str | None] = mapped_column(Text)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     resolved: Mapped[bool] = mapped_column(default=False)

@@ -18,7 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relieflink.db import Base, TimestampMixin, utcnow
+from relieflink import clock
+from relieflink.db import Base, TimestampMixin
 
 
 class PledgeStatus(StrEnum):
@@ -98,7 +99,7 @@ class PledgeStatusChange(Base):
     from_status: Mapped[PledgeStatus | None] = mapped_column(String(20))
     to_status: Mapped[PledgeStatus] = mapped_column(String(20))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
     note: Mapped[str | None] = mapped_column(String(500))
 
 
@@ -112,7 +113,7 @@ class Receipt(Base):
     pledge_id: Mapped[int | None] = mapped_column(ForeignKey("pledges.id"), index=True)
     donor_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=clock.now)
     note: Mapped[str | None] = mapped_column(String(500))
 
 
@@ -129,7 +130,7 @@ class Discrepancy(Base):
     pledged: Mapped[int]
     received: Mapped[int]
     note: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Message(Base):
@@ -150,7 +151,7 @@ class Message(Base):
     transfer_id: Mapped[int | None] = mapped_column(ForeignKey("stock_transfers.id"))
     receipt_id: Mapped[int | None] = mapped_column(ForeignKey("receipts.id"))
     discrepancy_id: Mapped[int | None] = mapped_column(ForeignKey("discrepancies.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class MessageRead(Base):
@@ -189,5 +190,5 @@ class WebhookDelivery(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_status_code: Mapped[int | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     delivered_at: Mapped[datetime | None]

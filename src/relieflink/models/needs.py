@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from relieflink.db import Base, TimestampMixin, utcnow
+from relieflink import clock
+from relieflink.db import Base, TimestampMixin
 
 
 class RequestSource(StrEnum):
@@ -101,7 +102,7 @@ class AllocationRun(Base):
     __tablename__ = "allocation_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     policy_version: Mapped[str] = mapped_column(String(40))
     method: Mapped[str] = mapped_column(String(20))

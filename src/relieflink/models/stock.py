@@ -23,7 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relieflink.db import Base, utcnow
+from relieflink import clock
+from relieflink.db import Base
 
 
 class MovementKind(StrEnum):
@@ -74,7 +75,7 @@ class StockLot(Base):
     quantity: Mapped[int]  # as received or assembled
     # Whole fen per unit (an assembled kit's exact value is in lot_sources.value_fen).
     unit_value_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class LotSource(Base):
@@ -116,7 +117,7 @@ class StockTransfer(Base):
     pledge_id: Mapped[int | None] = mapped_column(ForeignKey("pledges.id"))
     note: Mapped[str | None] = mapped_column(String(500))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     received_at: Mapped[datetime | None]
 
 
@@ -146,7 +147,7 @@ class StockMovement(Base):
     reason: Mapped[AdjustmentReason | None] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(String(500))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class StockBalance(Base):

@@ -5,7 +5,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relieflink.db import Base, TimestampMixin, utcnow
+from relieflink import clock
+from relieflink.db import Base, TimestampMixin
 from relieflink.models.enums import Role
 
 
@@ -32,8 +33,8 @@ class AuthSession(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    last_seen_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     client_address: Mapped[str | None] = mapped_column(String(64))
@@ -46,4 +47,4 @@ class LoginAttempt(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(200), index=True)
-    attempted_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    attempted_at: Mapped[datetime] = mapped_column(default=clock.now, index=True)

@@ -16,8 +16,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from relieflink import clock
 from relieflink.audit import service as audit
-from relieflink.db import utcnow
 from relieflink.errors import Conflict
 from relieflink.models import (
     Allocation,
@@ -105,7 +105,7 @@ def close_delivered_many(
     if not requests_of:
         return {}
     session.connection().execute(
-        _DELIVER_ALLOCATIONS, {"parcels": sorted(requests_of), "at": utcnow()}
+        _DELIVER_ALLOCATIONS, {"parcels": sorted(requests_of), "at": clock.now()}
     )
     if len(requests_of) == 1:
         ((parcel, requests),) = requests_of.items()
@@ -176,7 +176,7 @@ def return_failed(
         carried.update(carries)
         requests_of.append(list(requests))
     if returning:
-        now = utcnow()
+        now = clock.now()
         session.execute(
             update(Allocation)
             .where(Allocation.id.in_(sorted(returning)))

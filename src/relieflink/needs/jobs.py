@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from relieflink.db import begin_write, session_scope, utcnow
+from relieflink import clock
+from relieflink.db import begin_write, session_scope
 from relieflink.errors import Conflict, RelieflinkError
 from relieflink.models import User
 from relieflink.needs import allocation
@@ -50,7 +51,7 @@ class AllocationJob:
     lines: int = 0
     units_requested: int = 0
     units_allocated: int = 0
-    created_at: datetime = field(default_factory=utcnow)
+    created_at: datetime = field(default_factory=clock.now)
     finished_at: datetime | None = None
 
     @property
@@ -115,10 +116,10 @@ def run_allocation_job(job_id: str) -> None:
             lines=report.lines,
             units_requested=report.units_requested,
             units_allocated=report.units_allocated,
-            finished_at=utcnow(),
+            finished_at=clock.now(),
         )
     except Exception as exc:  # kept on the job for the poller; logged in full
         message = exc.message if isinstance(exc, RelieflinkError) else f"internal error: {exc}"
         if not isinstance(exc, RelieflinkError):
             log.exception("allocation job %s failed", job_id)
-        _set(job_id, status="failed", message=message, finished_at=utcnow())
+        _set(job_id, status="failed", message=message, finished_at=clock.now())

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.catalog import service as catalog
 from relieflink.common import crud, files
 from relieflink.common.schemas import validate_as
-from relieflink.db import utcnow
 from relieflink.errors import Conflict, FieldError, Forbidden, Invalid
 from relieflink.households import service as households
 from relieflink.models import (
@@ -404,7 +404,7 @@ def return_allocations(
             )
         stock.release(session, reference=allocation.reference, actor=actor)
         allocation.state = AllocationState.returned
-        allocation.closed_at = utcnow()
+        allocation.closed_at = clock.now()
         line = crud.require(session, RequestLine, allocation.line_id, label="request line")
         line.allocated -= allocation.quantity
         request.status = RequestStatus.open
@@ -443,7 +443,7 @@ def _moment(as_of: date | None) -> datetime:
     says which day it is, the current time otherwise. Mixing the two made a delivery recorded
     "as of" a past day look as if it came today."""
     if as_of is None:
-        return utcnow()
+        return clock.now()
     return datetime.combine(as_of, time(12), UTC)
 
 

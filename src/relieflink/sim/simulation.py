@@ -30,8 +30,8 @@ import simpy
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.catalog import service as catalog
-from relieflink.config import get_settings
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import (
     ConsultationClose,
@@ -408,7 +408,7 @@ class Simulation:
         """The date lots' shelf lives run from. Tracking events issue stock on the services'
         own clock (the real date, as they would live) while the simulated days are in April
         2022: lots dated from the later of the two are good on both calendars."""
-        return max(self.today(), get_settings().today())
+        return max(self.today(), clock.today())
 
     def _record_stock(self) -> None:
         matrix = stock.stock_matrix(self.session, kind="kit", as_of=self.today())

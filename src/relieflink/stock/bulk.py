@@ -19,8 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from relieflink.config import get_settings
-from relieflink.db import utcnow
+from relieflink import clock
 from relieflink.db.bulk import insert_rows
 from relieflink.errors import Conflict, FieldError
 from relieflink.models import AdjustmentReason, MovementKind, StockBalance, StockMovement, User
@@ -67,7 +66,7 @@ def reserve_many(
     whose references cannot exist yet (they name a row it has just created) may say so with
     ``new_references`` and save the look-up. Returns the number of movements written.
     """
-    today = as_of or utcnow().date()
+    today = as_of or clock.today()
     for r in reservations:
         if (r.item_id is None) == (r.kit_id is None) or r.quantity <= 0 or not r.reference:
             raise ValueError(f"invalid reservation {r}")
@@ -79,7 +78,7 @@ def reserve_many(
     for r in reservations:
         if r.reference not in done:
             groups[(r.warehouse_id, r.item_id, r.kit_id)].append(r)
-    now = utcnow()
+    now = clock.now()
     actor_id = actor.id if actor is not None else None
     rows: list[dict[str, Any]] = []
     for warehouse_id, item_id, kit_id in sorted(groups, key=lambda k: (k[0], k[1] or 0, k[2] or 0)):
@@ -159,7 +158,7 @@ def issue_many(
             raise ValueError(f"invalid issue {i}")
     if not issues:
         return 0
-    today = as_of if as_of is not None else get_settings().today()
+    today = as_of if as_of is not None else clock.today()
     repository.begin_write(session)
     references = sorted({i.reference for i in issues})
     balances = _lock_balances_of_references(session, references)
@@ -189,7 +188,7 @@ def issue_many(
         held[reference][key] = held[reference].get(key, 0) + int(reserved)
         if delivery_ref is not None and int(reserved) < 0:
             done.add((reference, delivery_ref))
-    now = utcnow()
+    now = clock.now()
     actor_id = actor.id if actor is not None else None
     rows: list[dict[str, Any]] = []
     for i in issues:
@@ -292,7 +291,7 @@ def return_many(session: Session, returns: Sequence[Return], *, actor: User | No
         if on_hand:
             out[reference][(warehouse_id, lot_id)] = -int(on_hand)
         reserved[reference] += int(held or 0)
-    now = utcnow()
+    now = clock.now()
     actor_id = actor.id if actor is not None else None
     rows: list[dict[str, Any]] = []
     written_off: list[int] = []

@@ -18,7 +18,7 @@ from fractions import Fraction
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.db import utcnow
+from relieflink import clock
 from relieflink.errors import NotFound
 from relieflink.models import (
     Item,
@@ -122,7 +122,7 @@ def iati_activity_xml(session: Session, program_id: int) -> bytes:
         .order_by(Pledge.id)
     ).all()
     orgs = {o.id: o for o in session.scalars(select(Organization))}
-    now = utcnow().replace(microsecond=0).isoformat()
+    now = clock.now().replace(microsecond=0).isoformat()
     root = ET.Element("iati-activities", {"version": IATI_VERSION, "generated-datetime": now})
     act = ET.SubElement(
         root,

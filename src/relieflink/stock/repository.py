@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
-from relieflink import db
+from relieflink import clock, db
 from relieflink.models import (
     Item,
     Kit,
@@ -162,7 +162,7 @@ def add_reserved(session: Session, balance_id: int, units: int, *, reference: st
 def append_movements(session: Session, rows: Sequence[dict[str, Any]]) -> list[StockMovement]:
     """Insert movements in one statement and return them as persistent objects of ``session``
     (built from the values given and the ids returned, with no second read)."""
-    now = db.utcnow()
+    now = clock.now()
     full = [dict.fromkeys(_MOVEMENT_COLUMNS) | {"created_at": now} | row for row in rows]
     for row in full:
         del row["id"]

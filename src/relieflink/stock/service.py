@@ -21,10 +21,9 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.catalog import service as catalog
-from relieflink.config import get_settings
-from relieflink.db import utcnow
 from relieflink.errors import Conflict, FieldError, Invalid, NotFound
 from relieflink.models import (
     AdjustmentReason,
@@ -101,7 +100,7 @@ def exact(value: Fraction | int) -> str:
 
 def _today(as_of: date | None) -> date:
     """``as_of``, or today where the operation runs (the configured time zone)."""
-    return as_of if as_of is not None else get_settings().today()
+    return as_of if as_of is not None else clock.today()
 
 
 def _expired(expiry: date | None, today: date) -> bool:
@@ -772,7 +771,7 @@ def receive_transfer(session: Session, *, transfer_id: int, actor: User | None) 
             transfer_id=transfer_id,
         )
     shipment.status = TransferStatus.received
-    shipment.received_at = utcnow()
+    shipment.received_at = clock.now()
     session.flush()
     return shipment
 

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.common.repository import apply_update
 from relieflink.config import get_settings
-from relieflink.db import utcnow
 from relieflink.errors import Conflict, FieldError, Invalid, NotFound, TooManyRequests
 from relieflink.models import AuthSession, Household, Organization, User
 from relieflink.users import repository, security
@@ -120,7 +120,7 @@ def sign_in(
     the sign-in failed. Too many recent failures for the account or the address raise
     ``TooManyRequests`` before the password is checked.
     """
-    now = utcnow()
+    now = clock.now()
     keys = _attempt_keys(username, address)
     for key, limit in keys:
         if repository.count_attempts_since(session, key, now - timedelta(minutes=1)) >= limit:
@@ -159,7 +159,7 @@ def resolve_token(session: Session, token: str) -> User | None:
     auth, user = found
     if auth.revoked_at is not None or not user.is_active:
         return None
-    now = utcnow()
+    now = clock.now()
     idle = timedelta(minutes=get_settings().session_idle_minutes)
     if now >= auth.expires_at or now - auth.last_seen_at >= idle:
         return None
@@ -172,4 +172,4 @@ def sign_out(session: Session, token: str) -> None:
     """Revoke a session token (unknown tokens are ignored: signing out twice is harmless)."""
     auth = repository.get_session_by_digest(session, security.token_digest(token))
     if auth is not None and auth.revoked_at is None:
-        auth.revoked_at = utcnow()
+        auth.revoked_at = clock.now()

@@ -31,6 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 
+from relieflink import clock
 from relieflink.api.deps import CurrentUser, SessionDep
 from relieflink.common.schemas import Page
 from relieflink.consult import service as consult
@@ -264,7 +265,7 @@ def due_refills(
 ) -> list[RefillDueRead]:
     """Registered chronic patients whose medicine runs out within ``lead_days``."""
     access.ensure_role(user, access.CHRONIC_MANAGERS)
-    due = consult.due_refills(session, today=today or date.today(), lead_days=lead_days)
+    due = consult.due_refills(session, today=today or clock.today(), lead_days=lead_days)
     return [RefillDueRead.model_validate(d, from_attributes=True) for d in due]
 
 

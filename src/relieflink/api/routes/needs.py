@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, UploadFile, status
 
+from relieflink import clock
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common import files
 from relieflink.common.schemas import ListQuery, Page
-from relieflink.config import get_settings
 from relieflink.models import Role, User
 from relieflink.needs import allocation
 from relieflink.needs import service as needs
@@ -39,7 +39,7 @@ def create_request(
     data: RequestCreate, response: Response, session: SessionDep, user: Requester
 ) -> RequestOutcome:
     """Ask for help for a household. A repeat within the ration period is merged (200, says so)."""
-    outcome = needs.create_request(session, data, actor=user, today=get_settings().today())
+    outcome = needs.create_request(session, data, actor=user, today=clock.today())
     if outcome.merged:
         response.status_code = status.HTTP_200_OK
     return outcome
@@ -94,7 +94,7 @@ def import_requests(
     """A committee's list of requests for many households (CSV or XLSX): all rows valid, or none."""
     with tempfile.TemporaryDirectory() as tmp:
         path = files.save_upload(file.file, file.filename, Path(tmp))
-        return needs.import_requests(session, path, actor=user, today=get_settings().today())
+        return needs.import_requests(session, path, actor=user, today=clock.today())
 
 
 runs_router = APIRouter(prefix="/allocation-runs", tags=["needs"])
@@ -106,7 +106,7 @@ def run_allocation(
 ) -> AllocationRunRead:
     """Allocate available stock to open requests and reserve it (``dry_run``: only show)."""
     report = allocation.run_allocation(
-        session, actor=user, today=get_settings().today(), dry_run=data.dry_run
+        session, actor=user, today=clock.today(), dry_run=data.dry_run
     )
     if data.dry_run:
         session.rollback()

@@ -30,6 +30,7 @@ from fastapi import BackgroundTasks, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters
 from relieflink.common.schemas import validate_as
@@ -50,7 +51,6 @@ from relieflink.consult.schemas import (
     Sex,
     Specialty,
 )
-from relieflink.db import utcnow
 from relieflink.errors import Conflict, Forbidden, Invalid
 from relieflink.models import Consultation, ConsultMessage, Item, RequestStatus, Role
 from relieflink.users import access
@@ -255,7 +255,7 @@ def _row(c: Consultation, now: datetime) -> dict[str, Any]:
 def queue(web: WebDep) -> HTMLResponse:
     """Doctors: their shift, their open consultations and the queue in the order it is taken.
     Coordinators: the counts only."""
-    now = utcnow()
+    now = clock.now()
     context: dict[str, Any] = {
         "empty": web.request.query_params.get("empty") == "1",
         "specialty_labels": SPECIALTY_LABELS,
@@ -569,5 +569,5 @@ def close(
 
 def consultation_rows(web: Web, rows: Sequence[Consultation]) -> list[dict[str, Any]]:
     """Rows for a list of consultations (the residents' page shows theirs)."""
-    now = utcnow()
+    now = clock.now()
     return [_row(c, now) | {"created_at": local_time(c.created_at)} for c in rows]

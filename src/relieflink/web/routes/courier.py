@@ -18,8 +18,8 @@ from typing import Annotated, Any
 from fastapi import Form
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from relieflink import clock
 from relieflink.common.schemas import validate_as
-from relieflink.config import get_settings
 from relieflink.dispatch import tracking
 from relieflink.dispatch.schemas import EventIn
 from relieflink.errors import FieldError, Invalid, RelieflinkError
@@ -43,7 +43,7 @@ def new_event_id() -> str:
 @router.page("/courier", roles=COURIERS, nav=N_("My route today"), order=15)
 def my_routes(web: WebDep, day: date | None = None) -> HTMLResponse:
     """The courier's routes of the day (its own, or its carrier's not given to anyone)."""
-    the_day = day or get_settings().today()
+    the_day = day or clock.today()
     routes = reports.day_routes(web.session, day=the_day, actor=web.user)
     return web.render(
         "courier/routes.html",

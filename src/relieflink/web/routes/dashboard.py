@@ -17,9 +17,9 @@ from typing import Annotated, Any
 from fastapi import BackgroundTasks, Form
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters, KitFilters
-from relieflink.config import get_settings
 from relieflink.dispatch import jobs as dispatch_jobs
 from relieflink.dispatch import planning
 from relieflink.errors import NotFound, RelieflinkError
@@ -49,7 +49,7 @@ DayForm = Annotated[date, Form()]
 
 
 def _day(day: date | None) -> date:
-    return day or get_settings().today()
+    return day or clock.today()
 
 
 def _registry(web: Web) -> dict[str, Any]:

@@ -15,11 +15,11 @@ from fastapi import UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters, KitFilters
 from relieflink.common import files
 from relieflink.common.schemas import validate_as
-from relieflink.config import get_settings
 from relieflink.consult import service as consult
 from relieflink.consult import triage
 from relieflink.consult.schemas import ConsultationCreate, ConsultationFilters
@@ -197,9 +197,7 @@ def ask_for_help(web: WebDep, form: FormDep) -> HTMLResponse:
                 "note": form_text(form, "note") or None,
             },
         )
-        outcome = needs.create_request(
-            web.session, data, actor=web.user, today=get_settings().today()
-        )
+        outcome = needs.create_request(web.session, data, actor=web.user, today=clock.today())
     except Invalid as exc:
         return _help_page(web, status_code=422, values=values, error=exc)
     return _help_page(web, outcome=outcome)
@@ -236,9 +234,7 @@ def building_upload(web: WebDep, file: UploadFile) -> HTMLResponse:
     with tempfile.TemporaryDirectory() as tmp:
         path = files.save_upload(file.file, file.filename, Path(tmp))
         try:
-            report = needs.import_requests(
-                web.session, path, actor=web.user, today=get_settings().today()
-            )
+            report = needs.import_requests(web.session, path, actor=web.user, today=clock.today())
         except Invalid as exc:
             web.session.rollback()  # all rows or none
             return _building_page(web, 422, failure=exc.message, errors=_row_errors(exc.errors))
