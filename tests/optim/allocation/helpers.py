@@ -25,6 +25,7 @@ def make_problem(
     min_ration: Sequence[int] | None = None,
     region: Sequence[int] | None = None,
     arrival: Sequence[int] | None = None,
+    score: Sequence[float] | None = None,
     capacity: Sequence[int] | None = None,
     unit_weight: Sequence[int] | None = None,
     distance: Sequence[Sequence[float]] | None = None,
@@ -51,6 +52,7 @@ def make_problem(
             min_ration=None if min_ration is None else np.asarray(min_ration),
             region=None if region is None else np.asarray(region),
             arrival=None if arrival is None else np.asarray(arrival),
+            score=None if score is None else np.asarray(score, dtype=np.float64),
         ),
         warehouses=Warehouses(
             lat=np.zeros(m),
@@ -104,6 +106,7 @@ def random_problem(
             min_ration=rng.integers(0, 3, n) if min_ration else None,
             region=rng.integers(0, 3, n),
             arrival=rng.permutation(n),
+            score=rng.integers(0, 4, n) * 10.0,
         ),
         warehouses=Warehouses(
             lat=31.2 + rng.uniform(-0.1, 0.1, m),

@@ -44,8 +44,28 @@ def test_nobody_gets_a_second_pack_while_someone_has_none() -> None:
     r = alloc(p)
     assert r.allocated.max() == 1
     assert r.allocated.sum() == 3
-    # ties at level 0 go to the smaller weight (the unit lifts its level the most: leximin)
-    assert r.allocated.tolist() == [0, 1, 1, 1]
+    # scarce first units go by score, then arrival, then line order (not by weight)
+    assert r.allocated.tolist() == [1, 1, 1, 0]
+
+
+def test_scarce_first_units_go_to_the_higher_score_then_the_earlier_arrival() -> None:
+    # 5 family kits; 20 single people aged 80+ (score 35, asked first) and a household of 3
+    # with an infant and a pregnant woman (score 70, asked last): the family gets a kit
+    q = [1] * 21
+    p = make_problem(
+        quantity=q,
+        stock=[[5]],
+        weight=[1.0] * 20 + [3.0],
+        arrival=list(range(21)),
+        score=[35] * 20 + [70],
+    )
+    r = alloc(p)
+    assert r.allocated[20] == 1
+    assert r.allocated[:4].tolist() == [1, 1, 1, 1]  # then the earliest of the others
+    assert r.allocated.sum() == 5
+    # with enough for everyone's first unit, later units follow max-min fairness
+    p = make_problem(quantity=[2] * 3, stock=[[4]], weight=[1.0, 1.0, 3.0], score=[0, 0, 70])
+    assert alloc(p).allocated.tolist() == [1, 1, 2]  # the family of three is lowest per person
 
 
 def test_weighted_levels() -> None:

@@ -58,6 +58,8 @@ def test_matches_lp_without_capacity(seed: int) -> None:
     ref_levels = _group_min_levels(p, lp_alloc)
     for (c, j), level in ref_levels.items():
         assert r.group_level[c, j] == pytest.approx(level, abs=1e-12)
+    # scarce first units go to the same (most urgent) lines in both
+    np.testing.assert_array_equal(r.allocated > 0, lp_alloc > 0)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -122,6 +124,15 @@ def test_leximin_optimal_against_brute_force(seed: int) -> None:
     if sum(base) > supply or sum(base) == 0:
         base = [0] * n
     assert bool(r.group_min_ration[3, 0]) == (sum(base) > 0)
+    waiting = [i for i in range(n) if base[i] == 0 and q[i] > 0]
+    spare = supply - sum(base)
+    if spare < len(waiting):
+        # scarce first units: the most urgent lines (equal scores and arrivals: line order)
+        want = list(base)
+        for i in waiting[:spare]:
+            want[i] += 1
+        assert r.allocated.tolist() == want
+        return
     got = sorted(a / wi for a, wi in zip(r.allocated.tolist(), w, strict=True))
     assert got == _leximin_brute_force(q, w, base, supply)
 

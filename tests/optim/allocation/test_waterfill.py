@@ -13,7 +13,21 @@ from relieflink.optim.allocation._waterfill import (
 )
 
 
-def naive(q, w, base, supply):  # type: ignore[no-untyped-def]
+def naive(q, w, base, supply, urgency=None):  # type: ignore[no-untyped-def]
+    """First units by urgency when they are scarce (higher score, earlier arrival, smaller
+    line); otherwise every unit above the ration sorted by (key, weight, line)."""
+    waiting = [i for i in range(len(q)) if base[i] == 0 and q[i] > 0]
+    spare = supply - int(base.sum())
+    if spare < len(waiting):
+        score, arrival = urgency or ([0.0] * len(q), [0.0] * len(q))
+        waiting.sort(key=lambda i: (-score[i], arrival[i], i))
+        a = base.astype(np.int64).copy()
+        a[waiting[:spare]] += 1
+        return a
+    return levels_naive(q, w, base, supply)
+
+
+def levels_naive(q, w, base, supply):  # type: ignore[no-untyped-def]
     """Every unit above the ration, sorted by (key, weight, line); take the first ones."""
     line, key = [], []
     for i in range(len(q)):
@@ -41,18 +55,37 @@ def test_kernels_match_naive_reference(seed: int) -> None:
     lo, hi = int(base.sum()), int(q.sum())
     supply = int(rng.integers(lo, hi + 1))
     ids = np.arange(n, dtype=np.int64)
-    want = naive(q, w, base, supply)
-    if supply < hi:
+    pure = levels_naive(q, w, base, supply)
+    if supply < hi and supply > lo:
+        # the kernels are pure water-filling; the first-unit rule sits in front of them
         np.testing.assert_array_equal(
-            _waterfill_table(q, w, base, supply, ids, wi, int(q.max())), want
+            _waterfill_table(q, w, base, supply, ids, wi, int(q.max())), pure
         )
-        np.testing.assert_array_equal(_waterfill_bisect(q, w, base, supply, ids), want)
-    np.testing.assert_array_equal(waterfill(q, w, base, supply, ids, wi), want)
+        np.testing.assert_array_equal(_waterfill_bisect(q, w, base, supply, ids), pure)
+    np.testing.assert_array_equal(waterfill(q, w, base, supply, ids, wi), naive(q, w, base, supply))
+    score = rng.integers(0, 4, n).astype(np.float64)
+    arrival = rng.permutation(n).astype(np.float64)
+    np.testing.assert_array_equal(
+        waterfill(q, w, base, supply, ids, wi, (score, arrival)),
+        naive(q, w, base, supply, (score, arrival)),
+    )
     # fractional weights go through the bisection kernel
     wf = rng.uniform(0.2, 5.0, n)
     np.testing.assert_array_equal(
         waterfill(q, wf, base, supply, ids, None), naive(q, wf, base, supply)
     )
+
+
+def test_scarce_first_units_go_by_score_then_arrival() -> None:
+    # three single people (weight 1, score 35) and a family of three (score 70), one unit:
+    # the family; two units: the family and the earliest single person
+    q = np.array([1, 1, 1, 1], dtype=np.int64)
+    w = np.array([1.0, 1.0, 1.0, 3.0])
+    base = np.zeros(4, dtype=np.int64)
+    ids = np.arange(4, dtype=np.int64)
+    urgency = (np.array([35.0, 35.0, 35.0, 70.0]), np.array([2.0, 0.0, 1.0, 3.0]))
+    assert waterfill(q, w, base, 1, ids, None, urgency).tolist() == [0, 0, 0, 1]
+    assert waterfill(q, w, base, 2, ids, None, urgency).tolist() == [0, 1, 0, 1]
 
 
 def test_bisection_handles_large_groups_with_many_ties() -> None:

@@ -29,9 +29,12 @@ def solve_allocation(
     Classes are served in strict order (0 = medical first). Within a class, items are processed
     in ``params.item_order`` and, for each item, the units that the warehouses can still ship
     (``sum_w min(stock[w, j], capacity_left[w] // unit_weight[j])``) are shared by weighted
-    water-filling: first every line's minimum ration if the supply covers all of them, then
-    one unit at a time to the line with the lowest level ``allocated / weight`` (ties: smaller
-    weight, then smaller line index; this makes the sorted vector of levels leximin-optimal).
+    water-filling: first every line's minimum ration if the supply covers all of them; then, if
+    the supply cannot give every line its first unit, one unit each to the most urgent lines
+    (higher ``demands.score``, then earlier ``demands.arrival``, then smaller line index) and
+    no more; otherwise one unit at a time to the line with the lowest level
+    ``allocated / weight`` (ties: smaller weight, then smaller line index; this makes the sorted
+    vector of levels leximin-optimal once everyone has a first unit).
     Allocated units are sourced per location from the nearest warehouse that still has stock
     of the item and outbound capacity; a line is split over warehouses only when its
     location's need straddles a warehouse running out.
@@ -193,6 +196,7 @@ def _solve(
     shipped = np.zeros((m, n_items), dtype=np.int64)
     split_parts: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]] = []
     arrival = None if d.arrival is None else np.asarray(d.arrival)
+    score = None if d.score is None else np.asarray(d.score, dtype=np.float64)
     min_ration = None if d.min_ration is None else np.asarray(d.min_ration)
 
     for g in range(n_groups):
@@ -228,7 +232,11 @@ def _solve(
                     g_minr[c, j] = True
             else:
                 base = np.zeros_like(qg)
-            a = waterfill(qg, wg, base, min(supply, req), lines, w_int)
+            urgency = (
+                np.zeros(lines.shape[0]) if score is None else score[lines],
+                lines.astype(np.float64) if arrival is None else arrival[lines].astype(np.float64),
+            )
+            a = waterfill(qg, wg, base, min(supply, req), lines, w_int, urgency)
             given = int(a.sum())
             g_req[c, j] += req
             g_alloc[c, j] += given

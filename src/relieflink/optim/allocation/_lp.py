@@ -9,8 +9,12 @@ One variable ``y_u in [0, 1]`` per requested unit ``u = (line i, k-th unit)`` wh
                sum_j unit_weight[j] z[j, w] <= capacity_left[w]     for each warehouse w
 
 With ``C`` larger than any key every extra unit pays, and among allocations of equal size the
-objective prefers units of lower level, i.e. weighted water-filling. Strict priority is imposed
-by solving in stages and carrying the remaining stock and capacity forward:
+objective prefers units of lower level, i.e. weighted water-filling. First units (key 0) tie;
+a bonus too small to trade against any level (in total below half the smallest positive key)
+ranks them by urgency, as the engine does: higher ``demands.score``, then earlier
+``demands.arrival``, then smaller line index. The reported objective leaves the bonus out.
+Strict priority is imposed by solving in stages and carrying the remaining stock and capacity
+forward:
 
 * ``per_item=True`` (default, the engine's semantics): one LP per (class, item) in the engine's
   order, with ``z[j, w] <= min(stock_left, capacity_left // unit_weight)`` (whole units);
@@ -94,6 +98,22 @@ class LPAllocation:
     runtime_s: float
 
 
+def _first_unit_bonus(
+    lines: NDArray[np.int64],
+    score: NDArray[np.float64],
+    arrival: NDArray[np.float64],
+    w: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Per line of a stage, the bonus of its first unit: distinct, decreasing with urgency
+    rank, and summing to less than half the smallest positive key (1 / max weight)."""
+    n_l = lines.shape[0]
+    order = np.lexsort((lines, arrival[lines], -score[lines]))
+    rank = np.empty(n_l, dtype=np.float64)
+    rank[order] = np.arange(n_l)
+    bonus: NDArray[np.float64] = (n_l - rank) / (n_l * n_l) * 0.5 / float(w[lines].max())
+    return bonus
+
+
 def solve_fair_lp(
     problem: AllocationProblem,
     *,
@@ -145,6 +165,11 @@ def solve_fair_lp(
     w = np.asarray(d.weight, dtype=np.float64)
     item = np.asarray(d.item, dtype=np.int64)
     pr = np.asarray(d.priority, dtype=np.int64)
+    n = q.shape[0]
+    score = np.zeros(n) if d.score is None else np.asarray(d.score, dtype=np.float64)
+    arrival = (
+        np.arange(n, dtype=np.float64) if d.arrival is None else np.asarray(d.arrival, np.float64)
+    )
     order = list(range(n_items)) if params.item_order is None else list(params.item_order)
     big = objective_constant(problem)
     allocated = np.zeros(q.shape[0])
@@ -169,6 +194,8 @@ def solve_fair_lp(
         key = k / w[lines][owner]
         n_z = k_items * m
         cost = np.concatenate([-(big - key), np.zeros(n_z)])
+        bonus = np.zeros(n_u + n_z)
+        bonus[np.flatnonzero(k == 0)] = _first_unit_bonus(lines, score, arrival, w)
         zub = stock[:, items].T.copy()  # (k_items, m); z index = local_j * m + w
         if cap is not None and per_item:
             j = items[0]
@@ -185,7 +212,7 @@ def solve_fair_lp(
             a_ub = sp.csr_array((uw[items][zc // m], (zc % m, n_u + zc)), shape=(m, n_u + n_z))
             b_ub = cap
         res = _linprog(
-            cost,
+            cost - bonus,
             A_ub=a_ub,
             b_ub=b_ub,
             A_eq=a_eq,
@@ -197,7 +224,7 @@ def solve_fair_lp(
             raise RuntimeError(f"HiGHS failed on class {c}, items {items}: {res.message}")
         x = np.asarray(res.x)
         allocated[lines] = np.bincount(owner, weights=x[:n_u], minlength=lines.shape[0])
-        objective[c] += -float(res.fun)
+        objective[c] += -float(cost @ x)
         z = x[n_u:].reshape(k_items, m).T  # (m, k_items)
         if per_item:
             z = np.round(z)

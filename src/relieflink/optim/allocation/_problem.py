@@ -30,8 +30,10 @@ class Demands:
     """Demand lines, struct-of-arrays: one entry per (household, item) request.
 
     Line ``i`` is identified by its position; the caller keeps the mapping to households and
-    request ids. Exact ties in water-filling go to the smaller weight, then the smaller index,
-    so order lines by a stable id (e.g. request id) for reproducible results.
+    request ids. When a (class, item) group's supply cannot give every line its first unit,
+    first units go by higher ``score``, then earlier ``arrival``, then smaller index; later
+    units go by water-filling level, exact ties to the smaller weight, then the smaller index.
+    Order lines by a stable id (e.g. request id) for reproducible results.
 
     Parameters
     ----------
@@ -55,8 +57,12 @@ class Demands:
     region : ndarray of int, shape (n,), optional
         Region label index ``>= 0`` (e.g. district) for unmet-demand reporting.
     arrival : ndarray of int or float, shape (n,), optional
-        Arrival order (smaller = earlier) used only by the first-come-first-served baseline;
-        defaults to the line index.
+        Arrival order (smaller = earlier): the first-come-first-served baseline's order, and
+        the engine's tie-break for first units after ``score``; defaults to the line index.
+    score : ndarray of int or float, shape (n,), optional
+        Priority score within a class (higher = more urgent, e.g. the ration policy's score).
+        Decides who gets a first unit when a group cannot give one to every line; defaults to
+        0 for every line (arrival order then decides).
     """
 
     item: IntArray
@@ -67,6 +73,7 @@ class Demands:
     min_ration: IntArray | None = None
     region: IntArray | None = None
     arrival: NumArray | None = None
+    score: NumArray | None = None
 
     @property
     def n(self) -> int:
@@ -256,6 +263,7 @@ def validate_problem(problem: AllocationProblem, params: AllocationParams) -> No
         ("min_ration", d_.min_ration, True),
         ("region", d_.region, True),
         ("arrival", d_.arrival, False),
+        ("score", d_.score, False),
     ]
     for name, val, integral in fields:
         if val is None:
@@ -291,3 +299,7 @@ def validate_problem(problem: AllocationProblem, params: AllocationParams) -> No
         arr = np.asarray(d_.arrival)
         if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
             raise ValueError("demands.arrival must be finite numbers")
+    if d_.score is not None:
+        sc = np.asarray(d_.score)
+        if not np.issubdtype(sc.dtype, np.number) or not np.all(np.isfinite(sc)):
+            raise ValueError("demands.score must be finite numbers")

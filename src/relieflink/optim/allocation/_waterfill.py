@@ -1,5 +1,11 @@
 """Weighted integer water-filling for one (class, item) group.
 
+First units come first: when the supply cannot give every line its first unit (above its
+minimum ration), the first units go to the most urgent lines (higher score, then earlier
+arrival, then smaller line index) and nobody gets a second. Only once every line has one do the
+rest follow the water-filling order below. (Breaking the ties at level 0 by weight, as the
+water-filling does, gave all of a scarce kit to single people ahead of a family with an infant.)
+
 Unit ``k`` (1-based) of line ``i`` has the *key* ``(k - 1) / w_i``: the level the line is at
 *before* it receives that unit (keys are float64 ``j / w_i``, compared exactly). Units above the
 minimum ration (``base_i``) are handed out in increasing key order ("the poorest line gets the
@@ -57,6 +63,41 @@ def _take_ties(
     return np.concatenate([tied[lower], tied[at]])
 
 
+def first_units(
+    q: I64,
+    base: I64,
+    spare: int,
+    score: NDArray[np.floating],
+    arrival: NDArray[np.floating],
+    line_ids: I64,
+) -> I64 | None:
+    """One unit each to the ``spare`` most urgent lines still at zero, when there are more such
+    lines than ``spare`` units; ``None`` when every line can have its first unit.
+
+    Parameters
+    ----------
+    q, base
+        Requested and guaranteed units per line.
+    spare
+        Units left after the guaranteed ones.
+    score, arrival, line_ids
+        Urgency per line: higher score first, then earlier arrival, then smaller line id.
+
+    Returns
+    -------
+    ndarray of int64 or None
+        Units per line (``base`` plus the first units given), or ``None``.
+    """
+    waiting = np.flatnonzero((base == 0) & (q > 0))
+    if spare >= waiting.shape[0]:
+        return None
+    a = base.astype(np.int64, copy=True)
+    if spare > 0:
+        order = np.lexsort((line_ids[waiting], arrival[waiting], -score[waiting]))
+        a[waiting[order[:spare]]] += 1
+    return a
+
+
 def waterfill(
     q: I64,
     w: F64,
@@ -64,6 +105,7 @@ def waterfill(
     supply: int,
     line_ids: NDArray[np.int64],
     w_int: NDArray[np.integer] | None = None,
+    urgency: tuple[NDArray[np.floating], NDArray[np.floating]] | None = None,
 ) -> I64:
     """Allocate ``supply`` units over lines in weighted max-min (water-filling) order.
 
@@ -78,6 +120,9 @@ def waterfill(
         Original line index per line (tie-break).
     w_int
         The weights as integers when they are all integral (enables the table kernel).
+    urgency
+        ``(score, arrival)`` per line, which decide first units when they are scarce (see
+        :func:`first_units`); ``None``: all equal, the line id decides.
 
     Returns
     -------
@@ -92,6 +137,10 @@ def waterfill(
         raise ValueError("internal: supply below the minimum rations")
     if supply == base_total:
         return base.astype(np.int64, copy=True)
+    score, arrival = urgency if urgency is not None else (np.zeros(q.shape[0]),) * 2
+    scarce = first_units(q, base, supply - base_total, score, arrival, line_ids)
+    if scarce is not None:
+        return scarce
     if w_int is not None:
         wmax = int(w_int.max())
         qmax = int(q.max())
