@@ -14,11 +14,14 @@ from typing import Annotated, Any
 import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import RouteContext
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.routing import BaseRoute
 
 from relieflink.api.idempotency import CLAIM, Claim
-from relieflink.db import begin_write, get_sessionmaker
+from relieflink.db import KeepAndRefuse, begin_write, get_sessionmaker
 from relieflink.errors import Unauthorized
 from relieflink.models import Role, User
 from relieflink.users import access
@@ -43,7 +46,9 @@ def _rollback_and_close(session: Session) -> None:
 
 async def request_session(request: Request) -> AsyncIterator[Session]:
     """The request's session (as ``relieflink.db.request_session``): committed when the route
-    returns, rolled back on any error; on SQLite it holds the write lock from the start.
+    returns, rolled back on any error; on SQLite it holds the write lock from the start. A route
+    that raises :class:`~relieflink.db.KeepAndRefuse` has its work committed, then its refusal
+    answered.
 
     Under an Idempotency-Key claimed by the middleware, the open transaction is handed to it
     instead: it stores the answer in the same transaction and commits both before the response
@@ -55,10 +60,19 @@ async def request_session(request: Request) -> AsyncIterator[Session]:
         if session.get_bind().dialect.name == "sqlite":
             await anyio.to_thread.run_sync(begin_write, session)
         yield session
+    except KeepAndRefuse as keep:
+        await _keep(request, session)
+        raise keep.error from None
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_rollback_and_close, session)
         raise
+    await _keep(request, session)
+
+
+async def _keep(request: Request, session: Session) -> None:
+    """Commit the route's work, or hand its transaction to the Idempotency-Key claim (which
+    commits it with the stored answer, the refusal's too)."""
     claim: Claim | None = request.scope.get("state", {}).get(CLAIM)
     if claim is not None and claim.session is None:
         claim.session = session
@@ -101,18 +115,46 @@ async def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+class RoleCheck:
+    """The dependency ``require_role`` declares: admits only ``roles`` (403 for any other
+    signed-in role). ``roles`` is what :func:`route_roles` reads from the route table."""
+
+    def __init__(self, roles: frozenset[Role]) -> None:
+        self.roles = roles
+
+    async def __call__(self, user: CurrentUser) -> User:
+        access.ensure_role(user, self.roles)
+        return user
+
+
 def require_role(*roles: Role | Iterable[Role]) -> Any:
     """A dependency admitting only ``roles`` (403 for any other signed-in role), for route
-    signatures: ``user: Annotated[User, require_role(access.STAFF)]``."""
+    signatures: ``user: Annotated[User, require_role(access.STAFF)]``. A route declares its roles
+    once, here; its body never checks a role."""
     allowed = frozenset(
         r for group in roles for r in ([group] if isinstance(group, Role) else group)
     )
+    return Depends(RoleCheck(allowed))
 
-    async def check(user: CurrentUser) -> User:
-        access.ensure_role(user, allowed)
-        return user
 
-    return Depends(check)
+def route_roles(route: BaseRoute | RouteContext) -> frozenset[Role] | None:
+    """The roles ``route`` admits, read from its ``require_role`` dependency (in its signature
+    or on its router); None when it declares none (open, or for any signed-in user). Walk an
+    application's table with ``fastapi.routing.iter_route_contexts(app.routes)``."""
+    checks: list[RoleCheck] = []
+
+    def walk(dependant: Dependant) -> None:
+        for sub in dependant.dependencies:
+            if isinstance(sub.call, RoleCheck):
+                checks.append(sub.call)
+            walk(sub)
+
+    dependant = getattr(route, "dependant", None)
+    if dependant is not None:
+        walk(dependant)
+    if not checks:
+        return None
+    return frozenset.intersection(*(c.roles for c in checks))
 
 
 def client_address(request: Request) -> str | None:

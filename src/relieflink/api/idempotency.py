@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relieflink.api.problems import problem
+from relieflink.api.problems import error_problem, problem
 from relieflink.db import begin_write, get_sessionmaker
 from relieflink.errors import RelieflinkError
 from relieflink.idempotency import service as idempotency
@@ -187,7 +187,7 @@ def _claim(
                 fingerprint=fingerprint,
             )
         except RelieflinkError as exc:
-            return problem(exc.status_code, exc.title, exc.message)
+            return error_problem(exc)
         session.commit()  # a touched sign-in (sliding expiry) when the claim was a replay
         return user, replay
 

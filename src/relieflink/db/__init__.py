@@ -2,6 +2,7 @@
 
 from relieflink.db.base import Base, TimestampMixin, UTCDateTime
 from relieflink.db.engine import (
+    KeepAndRefuse,
     begin_write,
     get_engine,
     get_sessionmaker,
@@ -10,9 +11,11 @@ from relieflink.db.engine import (
     reset_engine,
     session_scope,
 )
+from relieflink.db.retry import run_in_transaction
 
 __all__ = [
     "Base",
+    "KeepAndRefuse",
     "TimestampMixin",
     "UTCDateTime",
     "begin_write",
@@ -21,5 +24,6 @@ __all__ = [
     "request_session",
     "require_migrated",
     "reset_engine",
+    "run_in_transaction",
     "session_scope",
 ]

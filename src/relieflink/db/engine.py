@@ -68,13 +68,30 @@ def reset_engine() -> None:
     get_sessionmaker.cache_clear()
 
 
+class KeepAndRefuse(Exception):
+    """Raised by an entry point that must keep the work done so far and still refuse: the
+    transaction's owner (``session_scope``, the request session) commits, then raises ``error``.
+
+    The one way to keep work past a refusal, e.g. a failed sign-in or a wrong pickup code that
+    must count towards a lock: ``raise KeepAndRefuse(Unauthorized(...))``. Any other exception
+    rolls the transaction back."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on any error."""
+    """A session whose transaction commits on success and rolls back on any error
+    (:class:`KeepAndRefuse`: commits, then raises the refusal)."""
     session = get_sessionmaker()()
     try:
         yield session
         session.commit()
+    except KeepAndRefuse as keep:
+        session.commit()
+        raise keep.error from None
     except BaseException:
         session.rollback()
         raise
@@ -96,7 +113,7 @@ def begin_write(session: Session) -> None:
 
 def request_session() -> Iterator[Session]:
     """The per-request session of the API and the web pages (a FastAPI dependency): committed
-    when the route returns, rolled back on any error.
+    when the route returns, rolled back on any error (see :class:`KeepAndRefuse`).
 
     On SQLite it holds the write lock from the start: even a read writes (the audit log records
     reads of personal data), and a deferred transaction that read first could not then write

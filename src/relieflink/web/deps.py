@@ -91,14 +91,22 @@ def get_user(user: OptionalUser) -> User:
 CurrentUser = Annotated[User, Depends(get_user)]
 
 
-def require_roles(roles: frozenset[Role]) -> Any:
-    """A dependency admitting only ``roles`` (a 403 page for any other signed-in role)."""
+class PageRoles:
+    """The dependency ``require_roles`` declares: admits only ``roles`` (a 403 page for any
+    other signed-in role); ``roles`` stays readable from the route table."""
 
-    def check(user: CurrentUser) -> User:
-        access.ensure_role(user, roles)
+    def __init__(self, roles: frozenset[Role]) -> None:
+        self.roles = roles
+
+    async def __call__(self, user: CurrentUser) -> User:
+        access.ensure_role(user, self.roles)
         return user
 
-    return Depends(check)
+
+def require_roles(roles: frozenset[Role]) -> Any:
+    """A dependency admitting only ``roles``: ``PageRouter.page`` and ``.action`` declare it once
+    per page; page bodies never check a role."""
+    return Depends(PageRoles(roles))
 
 
 def csrf_for_session(token: str) -> str:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from relieflink.api.deps import CurrentUser, SessionDep, client_address, request_token
+from relieflink.db import KeepAndRefuse
 from relieflink.errors import Unauthorized
 from relieflink.users import service as users
 from relieflink.users.schemas import SessionToken, SignIn, UserRead
@@ -18,9 +19,8 @@ WRONG_CREDENTIALS = "wrong username or password"
 def sign_in(data: SignIn, request: Request, session: SessionDep) -> SessionToken:
     """Exchange a username and password for a bearer token."""
     signed = users.sign_in(session, data.username, data.password, address=client_address(request))
-    if signed is None:
-        session.commit()  # keep the failed attempt for rate limiting, then refuse
-        raise Unauthorized(WRONG_CREDENTIALS)
+    if signed is None:  # the failed attempt is kept: it counts towards the rate limit
+        raise KeepAndRefuse(Unauthorized(WRONG_CREDENTIALS))
     return SessionToken(
         access_token=signed.token,
         expires_at=signed.expires_at,

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 
 from relieflink import clock
-from relieflink.api.deps import CurrentUser, SessionDep
+from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common.schemas import Page
 from relieflink.consult import service as consult
 from relieflink.consult import triage
@@ -55,13 +55,19 @@ from relieflink.consult.schemas import (
     RefillDueRead,
     StaffingQuery,
 )
-from relieflink.db import get_sessionmaker
+from relieflink.db import KeepAndRefuse, get_sessionmaker, session_scope
 from relieflink.errors import RelieflinkError
 from relieflink.models import Role, User
 from relieflink.users import access
 from relieflink.users import service as users
 
 router = APIRouter(prefix="/consultations", tags=["consultations"])
+Requester = Annotated[User, require_role(access.CONSULT_REQUESTERS)]
+Reader = Annotated[User, require_role(access.CONSULT_READERS)]
+Doctor = Annotated[User, require_role(Role.doctor)]
+QueueViewer = Annotated[User, require_role(access.CONSULT_QUEUE_VIEWERS)]
+ChronicManager = Annotated[User, require_role(access.CHRONIC_MANAGERS)]
+Staff = Annotated[User, require_role(access.STAFF)]
 AUTH_TIMEOUT_S = 10.0
 HISTORY_LIMIT = 500
 
@@ -145,11 +151,10 @@ def questionnaire(user: CurrentUser) -> dict[str, Any]:
 
 @router.post("", response_model=ConsultationCreated, status_code=status.HTTP_201_CREATED)
 def request_consultation(
-    data: ConsultationCreate, session: SessionDep, user: CurrentUser
+    data: ConsultationCreate, session: SessionDep, user: Requester
 ) -> ConsultationCreated:
     """Ask for a consultation; the answer carries the triage (and emergency numbers if a red
     flag fired), before any queue."""
-    access.ensure_role(user, access.CONSULT_REQUESTERS)
     consultation, result = consult.request_consultation(session, data, actor=user)
     return ConsultationCreated(
         triage=_triage_view(result), consultation=consult.to_read(session, consultation)
@@ -158,10 +163,9 @@ def request_consultation(
 
 @router.get("", response_model=Page[ConsultationListItem])
 def list_consultations(
-    session: SessionDep, user: CurrentUser, query: Annotated[ConsultationFilters, Query()]
+    session: SessionDep, user: Reader, query: Annotated[ConsultationFilters, Query()]
 ) -> Page[ConsultationListItem]:
     """Consultations the caller may see (doctors: theirs and those waiting in their specialty)."""
-    access.ensure_role(user, access.CONSULT_READERS)
     rows, total = consult.list_consultations(
         session, query, actor=user, offset=query.offset, limit=query.limit
     )
@@ -174,39 +178,36 @@ def list_consultations(
 
 
 @router.post("/shift", response_model=DoctorProfileRead)
-def start_shift(data: DoctorShift, session: SessionDep, user: CurrentUser) -> DoctorProfileRead:
+def start_shift(data: DoctorShift, session: SessionDep, user: Doctor) -> DoctorProfileRead:
     """A doctor joins the queue with their specialties and languages."""
     return DoctorProfileRead.model_validate(consult.start_shift(session, data, actor=user))
 
 
 @router.delete("/shift", response_model=DoctorProfileRead)
-def end_shift(session: SessionDep, user: CurrentUser) -> DoctorProfileRead:
+def end_shift(session: SessionDep, user: Doctor) -> DoctorProfileRead:
     """A doctor leaves the queue."""
     return DoctorProfileRead.model_validate(consult.end_shift(session, actor=user))
 
 
 @router.get("/queue", response_model=list[ConsultationListItem])
-def waiting_queue(session: SessionDep, user: CurrentUser) -> list[ConsultationListItem]:
+def waiting_queue(session: SessionDep, user: Doctor) -> list[ConsultationListItem]:
     """The requests this doctor could take, in the order they will be taken."""
-    access.ensure_role(user, {Role.doctor})
     return [
         ConsultationListItem.model_validate(c) for c in consult.waiting_queue(session, actor=user)
     ]
 
 
 @router.get("/queue/summary", response_model=QueueSummary)
-def queue_summary(session: SessionDep, user: CurrentUser) -> QueueSummary:
+def queue_summary(session: SessionDep, user: QueueViewer) -> QueueSummary:
     """Counts per urgency and specialty, overdue requests, doctors on duty (no health data)."""
-    access.ensure_role(user, access.CONSULT_QUEUE_VIEWERS)
     return consult.queue_summary(session, actor=user)
 
 
 @router.get("/staffing")
 def staffing(
-    session: SessionDep, user: CurrentUser, query: Annotated[StaffingQuery, Query()]
+    session: SessionDep, user: Staff, query: Annotated[StaffingQuery, Query()]
 ) -> dict[str, Any]:
     """Doctors needed per hour (Erlang C) to meet every urgency's target, with the queue now."""
-    access.ensure_role(user, access.STAFF)
     report = consult.staffing_report(
         session,
         actor=user,
@@ -234,9 +235,8 @@ def staffing(
 
 
 @router.get("/realtime/stats")
-def realtime_stats(request: Request, user: CurrentUser) -> dict[str, Any]:
+def realtime_stats(request: Request, user: Staff) -> dict[str, Any]:
     """The message hub of this process: connections, messages stored, batch and fan-out timings."""
-    access.ensure_role(user, access.STAFF)
     return get_hub(request.app).stats()
 
 
@@ -245,11 +245,8 @@ def realtime_stats(request: Request, user: CurrentUser) -> dict[str, Any]:
     response_model=ConsultationRead,
     responses={204: {"description": "nothing waiting that matches"}},
 )
-def take_next(session: SessionDep, user: CurrentUser) -> ConsultationRead | Response:
+def take_next(session: SessionDep, user: Doctor) -> ConsultationRead | Response:
     """Take the next matching request (most urgent, then most overdue)."""
-    access.ensure_role(user, {Role.doctor})
-    # Start a fresh transaction so that, on SQLite, the queue's write lock is its first statement.
-    session.commit()
     consultation = consult.take_next(session, actor=user)
     if consultation is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -259,19 +256,18 @@ def take_next(session: SessionDep, user: CurrentUser) -> ConsultationRead | Resp
 @router.get("/chronic/due", response_model=list[RefillDueRead])
 def due_refills(
     session: SessionDep,
-    user: CurrentUser,
+    user: ChronicManager,
     today: date | None = None,
     lead_days: Annotated[int, Query(ge=0, le=60)] = 5,
 ) -> list[RefillDueRead]:
     """Registered chronic patients whose medicine runs out within ``lead_days``."""
-    access.ensure_role(user, access.CHRONIC_MANAGERS)
     due = consult.due_refills(session, today=today or clock.today(), lead_days=lead_days)
     return [RefillDueRead.model_validate(d, from_attributes=True) for d in due]
 
 
 @router.post("/chronic", response_model=ChronicPatientRead, status_code=201)
 def register_chronic_patient(
-    data: ChronicPatientCreate, session: SessionDep, user: CurrentUser
+    data: ChronicPatientCreate, session: SessionDep, user: ChronicManager
 ) -> ChronicPatientRead:
     """Register a household member's long-term medicine for refill tracking."""
     patient = consult.register_chronic_patient(session, data, actor=user)
@@ -279,11 +275,8 @@ def register_chronic_patient(
 
 
 @router.get("/{consultation_id}", response_model=ConsultationRead)
-def read_consultation(
-    consultation_id: int, session: SessionDep, user: CurrentUser
-) -> ConsultationRead:
+def read_consultation(consultation_id: int, session: SessionDep, user: Reader) -> ConsultationRead:
     """One consultation (audited)."""
-    access.ensure_role(user, access.CONSULT_READERS)
     return consult.to_read(
         session, consult.require_consultation(session, consultation_id, actor=user)
     )
@@ -291,20 +284,18 @@ def read_consultation(
 
 @router.post("/{consultation_id}/cancel", response_model=ConsultationRead)
 def cancel_consultation(
-    consultation_id: int, session: SessionDep, user: CurrentUser
+    consultation_id: int, session: SessionDep, user: Requester
 ) -> ConsultationRead:
     """Withdraw a request no doctor has taken yet."""
-    access.ensure_role(user, access.CONSULT_REQUESTERS)
     consultation = consult.cancel_consultation(session, consultation_id, actor=user)
     return consult.to_read(session, consultation)
 
 
 @router.post("/{consultation_id}/prescription", response_model=PrescriptionRead, status_code=201)
 def prescribe(
-    consultation_id: int, data: PrescriptionCreate, session: SessionDep, user: CurrentUser
+    consultation_id: int, data: PrescriptionCreate, session: SessionDep, user: Doctor
 ) -> PrescriptionRead:
     """The assigned doctor prescribes catalog items."""
-    access.ensure_role(user, {Role.doctor})
     return PrescriptionRead.model_validate(
         consult.prescribe(session, consultation_id, data, actor=user)
     )
@@ -315,12 +306,11 @@ def close_consultation(
     consultation_id: int,
     data: ConsultationClose,
     session: SessionDep,
-    user: CurrentUser,
+    user: Doctor,
     request: Request,
     background: BackgroundTasks,
 ) -> ConsultationRead:
     """End the consultation with notes and an outcome (and optionally a prescription)."""
-    access.ensure_role(user, {Role.doctor})
     consultation = consult.close_consultation(session, consultation_id, data, actor=user)
     # Runs after the commit: connected participants learn the consultation ended.
     background.add_task(
@@ -335,11 +325,10 @@ def close_consultation(
 def list_messages(
     consultation_id: int,
     session: SessionDep,
-    user: CurrentUser,
+    user: Reader,
     after_id: Annotated[int, Query(ge=0)] = 0,
 ) -> list[MessageRead]:
     """The stored message history (audited as a read of the consultation)."""
-    access.ensure_role(user, access.CONSULT_READERS)
     rows = consult.list_messages(session, consultation_id, actor=user, after_id=after_id)
     return [MessageRead.model_validate(m) for m in rows]
 
@@ -349,12 +338,11 @@ def post_message(
     consultation_id: int,
     data: MessageCreate,
     session: SessionDep,
-    user: CurrentUser,
+    user: Reader,
     request: Request,
     background: BackgroundTasks,
 ) -> MessageRead:
     """Send a message without a WebSocket (it reaches connected participants after commit)."""
-    access.ensure_role(user, access.CONSULT_READERS)
     message = consult.post_message(
         session, consultation_id, data.body, actor=user, client_ref=data.client_ref
     )
@@ -374,12 +362,13 @@ WS_UNAUTHORIZED, WS_FORBIDDEN, WS_NOT_FOUND, WS_BAD_REQUEST = 4401, 4403, 4404, 
 
 def _open(token: str, consultation_id: int, after_id: int) -> tuple[User, str, list[MessageRead]]:
     """Authenticate, check the caller takes part, and read the history (one audited read)."""
-    with get_sessionmaker()() as session:
+    with session_scope() as session:
         consult.begin_write(session)  # it writes the audit after reading (SQLite: lock first)
         user = users.resolve_token(session, token)
         if user is None:
-            session.commit()
-            raise _WsClose(WS_UNAUTHORIZED, "sign in first: the token is invalid or expired")
+            raise KeepAndRefuse(
+                _WsClose(WS_UNAUTHORIZED, "sign in first: the token is invalid or expired")
+            )
         try:
             consultation, history = consult.open_conversation(
                 session, consultation_id, actor=user, after_id=after_id, limit=HISTORY_LIMIT
@@ -388,7 +377,6 @@ def _open(token: str, consultation_id: int, after_id: int) -> tuple[User, str, l
             raise _WsClose(
                 WS_NOT_FOUND if exc.status_code == 404 else WS_FORBIDDEN, exc.message
             ) from None
-        session.commit()
         return user, consultation.status, [MessageRead.model_validate(m) for m in history]
 
 

@@ -9,11 +9,12 @@ from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
+from relieflink.api import problems
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common import repository as common
 from relieflink.common.schemas import ListQuery, Page
+from relieflink.db import KeepAndRefuse, run_in_transaction
 from relieflink.dispatch import fleet, jobs, manifests, planning, tracking
 from relieflink.dispatch import repository as repo
 from relieflink.dispatch.schemas import (
@@ -44,8 +45,6 @@ router = APIRouter(prefix="/dispatch", tags=["dispatch"])
 Planner = Annotated[User, require_role(access.DISPATCH_PLANNERS)]
 RouteReader = Annotated[User, require_role(access.ROUTE_READERS)]
 DeliveryActor = Annotated[User, require_role(access.DELIVERY_ACTORS)]
-# PostgreSQL's deadlock and serialization failures: the transaction may simply run again.
-_RETRY = {"40P01", "40001"}
 
 
 @router.get("/vehicles", response_model=list[VehicleRead])
@@ -177,9 +176,8 @@ def post_event(data: EventIn, session: SessionDep, user: DeliveryActor) -> Event
     ``client_event_id``."""
     try:
         outcome = tracking.record_event(session, data, actor=user)
-    except tracking.CodeRefused:
-        session.commit()  # keep the failed attempt (rate limit), then refuse
-        raise
+    except tracking.CodeRefused as exc:  # the failed attempt is kept: it counts towards a lock
+        raise KeepAndRefuse(exc) from exc
     return EventRead.model_validate(outcome.__dict__ | {"id": outcome.event_id})
 
 
@@ -196,31 +194,22 @@ def post_events(data: EventBatchIn, session: SessionDep, user: DeliveryActor) ->
             valid.append((index, EventIn.model_validate(raw)))
         except ValidationError as exc:
             cid = raw.get("client_event_id")
-            errors = [
-                {"loc": ["events", index, *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False)
-            ]
+            errors = problems.validation_errors(exc.errors(include_url=False), ["events", index])
             results[index] = EventAnswerRead(
                 index=index,
                 client_event_id=cid if isinstance(cid, str) else None,
                 status=422,
-                problem=ProblemRead(
-                    status=422,
-                    title="Invalid input",
-                    detail="the event does not match the schema",
-                    errors=errors,
+                problem=ProblemRead.model_validate(
+                    problems.problem_document(
+                        422, "Invalid input", "the event does not match the schema", errors
+                    )
                 ),
             )
-    for attempt in range(3):
-        try:
-            answers = tracking.record_events(session, [e for _, e in valid], actor=user)
-            break
-        except OperationalError as exc:
-            # A deadlock with another batch (PostgreSQL chose this one): nothing of it stays,
-            # and the same batch applied again gives the same answers.
-            if attempt == 2 or getattr(exc.orig, "sqlstate", None) not in _RETRY:
-                raise
-            session.rollback()
+    # A deadlock with another batch (PostgreSQL chose this one): nothing of it stays, and the
+    # same batch applied again, as a whole, gives the same answers.
+    answers = run_in_transaction(
+        session, lambda: tracking.record_events(session, [e for _, e in valid], actor=user)
+    )
     for (index, _), answer in zip(valid, answers, strict=True):
         if answer.outcome is not None:
             outcome = answer.outcome
@@ -237,12 +226,7 @@ def post_events(data: EventBatchIn, session: SessionDep, user: DeliveryActor) ->
                 index=index,
                 client_event_id=answer.client_event_id,
                 status=error.status_code,
-                problem=ProblemRead(
-                    status=error.status_code,
-                    title=error.title,
-                    detail=error.message,
-                    errors=[e.as_dict() for e in error.errors],
-                ),
+                problem=ProblemRead.model_validate(problems.error_document(error)),
             )
     done = [r for r in results if r is not None]
     body = EventBatchRead(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from relieflink.api.deps import CurrentUser, SessionDep, require_role
+from relieflink.api.deps import SessionDep, require_role
 from relieflink.common.schemas import Page
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import (
@@ -54,15 +54,17 @@ def create_program(
 
 
 @router.get("/programs", response_model=list[ProgramRead])
-def list_programs(session: SessionDep, user: CurrentUser) -> list[ProgramRead]:
-    access.ensure_role(user, access.PLEDGE_READERS)
+def list_programs(
+    session: SessionDep, user: Annotated[User, require_role(access.PLEDGE_READERS)]
+) -> list[ProgramRead]:
     return [ProgramRead.model_validate(p) for p in donations.list_programs(session)]
 
 
 @router.get("/programs/{program_id}/iati.xml", response_class=Response)
-def program_iati(program_id: int, session: SessionDep, user: CurrentUser) -> Response:
+def program_iati(
+    program_id: int, session: SessionDep, user: Annotated[User, require_role(access.STAFF)]
+) -> Response:
     """The program's pledges and disbursements as an IATI activity file."""
-    access.ensure_role(user, access.STAFF)
     return Response(exports.iati_activity_xml(session, program_id), media_type="application/xml")
 
 
@@ -78,10 +80,11 @@ def create_pledge(
 
 @router.get("/pledges", response_model=Page[PledgeRead])
 def list_pledges(
-    session: SessionDep, user: CurrentUser, query: Annotated[PledgeFilters, Query()]
+    session: SessionDep,
+    user: Annotated[User, require_role(access.PLEDGE_READERS)],
+    query: Annotated[PledgeFilters, Query()],
 ) -> Page[PledgeRead]:
     """Pledges the caller's organization gives or receives (staff: all)."""
-    access.ensure_role(user, access.PLEDGE_READERS)
     rows, total = donations.list_pledges(session, query, actor=user)
     return Page(
         items=[PledgeRead.model_validate(p) for p in rows],
@@ -92,8 +95,9 @@ def list_pledges(
 
 
 @router.get("/pledges/{pledge_id}", response_model=PledgeRead)
-def read_pledge(pledge_id: int, session: SessionDep, user: CurrentUser) -> PledgeRead:
-    access.ensure_role(user, access.PLEDGE_READERS)
+def read_pledge(
+    pledge_id: int, session: SessionDep, user: Annotated[User, require_role(access.PLEDGE_READERS)]
+) -> PledgeRead:
     return _pledge_read(session, donations.require_pledge(session, pledge_id, actor=user))
 
 
@@ -111,9 +115,8 @@ def change_pledge_status(
 
 @router.get("/pledges/{pledge_id}/discrepancies", response_model=list[DiscrepancyRead])
 def list_discrepancies(
-    pledge_id: int, session: SessionDep, user: CurrentUser
+    pledge_id: int, session: SessionDep, user: Annotated[User, require_role(access.PLEDGE_READERS)]
 ) -> list[DiscrepancyRead]:
-    access.ensure_role(user, access.PLEDGE_READERS)
     return [
         DiscrepancyRead.model_validate(d)
         for d in donations.discrepancies(session, pledge_id, actor=user)
@@ -178,9 +181,10 @@ def post_program_message(
 
 
 @router.get("/messages/unread", response_model=list[UnreadRead])
-def unread(session: SessionDep, user: CurrentUser) -> list[UnreadRead]:
+def unread(
+    session: SessionDep, user: Annotated[User, require_role(access.PLEDGE_READERS)]
+) -> list[UnreadRead]:
     """Unread messages per thread for the caller."""
-    access.ensure_role(user, access.PLEDGE_READERS)
     counts = donations.unread_counts(session, actor=user)
     return [UnreadRead(thread=t, unread=n) for t, n in sorted(counts.items())]
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import TypeAdapter
 
-from relieflink.api.deps import CurrentUser, SessionDep, require_role
+from relieflink.api.deps import SessionDep, require_role
 from relieflink.common.schemas import Page
 from relieflink.donations import service as donations
 from relieflink.errors import Forbidden
@@ -176,11 +176,10 @@ def post_transfer_receipt(
 def get_gift_declaration(
     transfer_id: int,
     session: SessionDep,
-    user: CurrentUser,
+    user: Annotated[User, require_role(access.STOCK_READERS)],
     format: Literal["json", "text"] = "json",
 ) -> dict[str, object] | PlainTextResponse:
     """The gift declaration of a shipment (printable with ``format=text``)."""
-    access.ensure_role(user, access.STOCK_READERS)
     declaration = stock.gift_declaration(session, transfer_id=transfer_id)
     if format == "text":
         return PlainTextResponse(stock.render_gift_declaration(declaration))
@@ -201,10 +200,11 @@ def post_assembly(
 
 @router.get("/movements", response_model=Page[MovementRead])
 def get_movements(
-    session: SessionDep, user: CurrentUser, query: Annotated[MovementFilters, Query()]
+    session: SessionDep,
+    user: Annotated[User, require_role(access.STOCK_READERS)],
+    query: Annotated[MovementFilters, Query()],
 ) -> Page[MovementRead]:
     """The ledger, oldest first."""
-    access.ensure_role(user, access.STOCK_READERS)
     rows, total = stock.list_movements(
         session,
         warehouse_id=query.warehouse_id,
@@ -224,13 +224,12 @@ def get_movements(
 @router.get("/on-hand", response_model=list[OnHandRow])
 def get_on_hand(
     session: SessionDep,
-    user: CurrentUser,
+    user: Annotated[User, require_role(access.STOCK_READERS)],
     warehouse_id: int | None = None,
     item_id: int | None = None,
     kit_id: int | None = None,
 ) -> list[OnHandRow]:
     """Stock on hand by warehouse, item (or kit) and expiry."""
-    access.ensure_role(user, access.STOCK_READERS)
     rows = stock.stock_on_hand(session, warehouse_id=warehouse_id, item_id=item_id, kit_id=kit_id)
     return [
         OnHandRow(
@@ -251,14 +250,13 @@ def get_on_hand(
 @router.get("/supply", response_model=SupplyRead)
 def get_days_of_supply(
     session: SessionDep,
-    user: CurrentUser,
+    user: Annotated[User, require_role(access.STOCK_READERS)],
     daily_consumption: Annotated[int, Query(gt=0)],
     warehouse_id: int | None = None,
     item_id: int | None = None,
     kit_id: int | None = None,
 ) -> SupplyRead:
     """Days of supply left at a daily consumption."""
-    access.ensure_role(user, access.STOCK_READERS)
     days = stock.days_of_supply(
         session, daily_consumption=daily_consumption, warehouse_id=warehouse_id,
         item_id=item_id, kit_id=kit_id,
@@ -276,10 +274,11 @@ def get_days_of_supply(
 
 @router.get("/expiring", response_model=list[OnHandRow])
 def get_expiring(
-    session: SessionDep, user: CurrentUser, within_days: Annotated[int, Query(ge=0)] = 30
+    session: SessionDep,
+    user: Annotated[User, require_role(access.STOCK_READERS)],
+    within_days: Annotated[int, Query(ge=0)] = 30,
 ) -> list[OnHandRow]:
     """Lots with stock expiring within N days (or expired already)."""
-    access.ensure_role(user, access.STOCK_READERS)
     today = stock.today()
     return [
         OnHandRow(
@@ -298,8 +297,9 @@ def get_expiring(
 
 
 @router.get("/lots/{lot_id}", response_model=LotRead)
-def get_lot(lot_id: int, session: SessionDep, user: CurrentUser) -> LotRead:
-    access.ensure_role(user, access.STOCK_READERS)
+def get_lot(
+    lot_id: int, session: SessionDep, user: Annotated[User, require_role(access.STOCK_READERS)]
+) -> LotRead:
     return LotRead.model_validate(stock.require_lot(session, lot_id))
 
 
@@ -326,7 +326,6 @@ def _trace_read(trace: stock.Trace, *, only_org: int | None) -> TraceRead:
 
 def _donor_scope(user: User) -> int | None:
     """Donors see only their own organization's part of a trace or report."""
-    access.ensure_role(user, access.DONOR_TRACE_READERS)
     if user.role == Role.donor:
         if user.organization_id is None:
             raise Forbidden("a donor account must belong to an organization")
@@ -335,7 +334,11 @@ def _donor_scope(user: User) -> int | None:
 
 
 @router.get("/lots/{lot_id}/trace", response_model=TraceRead)
-def get_lot_trace(lot_id: int, session: SessionDep, user: CurrentUser) -> TraceRead:
+def get_lot_trace(
+    lot_id: int,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.DONOR_TRACE_READERS)],
+) -> TraceRead:
     """The donors and component quantities behind a lot (a donor sees its own part)."""
     only = _donor_scope(user)
     trace = _trace_read(stock.trace_lot(session, lot_id=lot_id), only_org=only)
@@ -346,7 +349,9 @@ def get_lot_trace(lot_id: int, session: SessionDep, user: CurrentUser) -> TraceR
 
 @router.get("/trace", response_model=TraceRead)
 def get_reference_trace(
-    session: SessionDep, user: CurrentUser, reference: Annotated[str, Query(min_length=1)]
+    session: SessionDep,
+    user: Annotated[User, require_role(access.DONOR_TRACE_READERS)],
+    reference: Annotated[str, Query(min_length=1)],
 ) -> TraceRead:
     """The donors behind what a reference (an allocation line, a delivery) reserved or issued."""
     only = _donor_scope(user)
@@ -355,7 +360,9 @@ def get_reference_trace(
 
 @router.get("/donors/report", response_model=list[DonorLine])
 def get_donor_report(
-    session: SessionDep, user: CurrentUser, donor_org_id: int | None = None
+    session: SessionDep,
+    user: Annotated[User, require_role(access.DONOR_TRACE_READERS)],
+    donor_org_id: int | None = None,
 ) -> list[DonorLine]:
     """Per donor and item: pledged, received, in stock, in transit, delivered, written off."""
     only = _donor_scope(user)
@@ -385,7 +392,6 @@ def get_donor_report(
 
 
 @router.get("/exports/hxl.csv", response_class=Response)
-def get_hxl(session: SessionDep, user: CurrentUser) -> Response:
+def get_hxl(session: SessionDep, user: Annotated[User, require_role(access.STAFF)]) -> Response:
     """Stock and distribution totals per donor, item and warehouse as HXL-tagged CSV."""
-    access.ensure_role(user, access.STAFF)
     return Response(exports.hxl_csv(session), media_type="text/csv; charset=utf-8")

@@ -68,8 +68,7 @@ def sign_in(
             "username": username,
         }
         return render_page(request, "auth/sign_in.html", context, status_code=429)
-    if signed is None:
-        session.commit()  # keep the failed attempt for rate limiting
+    if signed is None:  # a page answers: the failed attempt is kept (it counts towards the limit)
         context = {
             "next": safe_next(next, ""),
             "error": N_("Wrong username or password."),

@@ -162,7 +162,7 @@ def record_event(
         data = _event(route_id, sheet, form)
         outcome = tracking.record_event(session, data, actor=web.user)
     except tracking.CodeRefused as exc:
-        session.commit()  # keep the failed attempt (it counts towards the lock), move nothing
+        # A page answers: the failed attempt is kept (it counts towards the lock); nothing moved.
         sheet = reports.route_sheet(session, route_id, actor=web.user)
         message = _wrong_code_message(web, sheet, _int(parcel_id, "parcel_id"))
         return _route_page(
