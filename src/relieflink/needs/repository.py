@@ -130,7 +130,7 @@ OPEN_LINE_COLUMNS = (
 )
 
 
-def open_line_rows(session: Session) -> Sequence[Row[Any]]:
+def open_line_rows(session: Session) -> Sequence[Any]:
     """Every line of an open request with its household, compound and district
     (``OPEN_LINE_COLUMNS``), oldest request first."""
     stmt = (
@@ -157,7 +157,9 @@ def warehouses_by_id(session: Session) -> list[Warehouse]:
     return list(session.scalars(select(Warehouse).order_by(Warehouse.id)))
 
 
-def delivered_since(session: Session, since: datetime) -> Sequence[Row[Any]]:
+def delivered_since(
+    session: Session, since: datetime
+) -> Sequence[Row[int, datetime | None, int | None, int]]:
     """(household, closed_at, kit, quantity) of every allocation delivered from ``since`` on."""
     return session.execute(
         select(
@@ -197,11 +199,11 @@ def runs_page(session: Session, *, offset: int, limit: int) -> tuple[Sequence[Al
     )
 
 
-def allocations_of_run(run_id: int) -> Select[tuple[Allocation]]:
+def allocations_of_run(run_id: int) -> Select[Allocation]:
     return select(Allocation).where(Allocation.run_id == run_id)
 
 
 def allocations_page(
-    session: Session, stmt: Select[tuple[Allocation]], *, offset: int, limit: int
+    session: Session, stmt: Select[Allocation], *, offset: int, limit: int
 ) -> tuple[Sequence[Allocation], int]:
     return common.page(session, stmt, offset=offset, limit=limit, order_by=Allocation.id)
