@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink.jobs import runner
+from relieflink.jobs.allocation import start_allocation_job
 from relieflink.models import (
     AllocationRun,
     DispatchPlan,
@@ -18,8 +20,6 @@ from relieflink.models import (
     Role,
     Route,
 )
-from relieflink.jobs import runner
-from relieflink.jobs.allocation import start_allocation_job
 from relieflink.stock import service as stock
 from tests.dispatch.factories import City, ask, make_city
 from tests.factories import make_household, make_user

@@ -219,6 +219,8 @@ class Worker:
                 if not repo.anything_due(session, now=now, due_before=due_before):
                     return False
         self.recover()
+        now = clock.now()
+        due_before = now - timedelta(seconds=grace)
         with session_scope() as session:
             begin_write(session)
             job = repo.claim(
