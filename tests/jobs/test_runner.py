@@ -226,3 +226,30 @@ def test_jobs_through_the_api(db: Session, client: TestClient) -> None:
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     again = client.post(f"/api/v1/jobs/{mine.id}/cancel", headers=own)
     assert again.status_code == 409 and again.json()["title"] == "Conflict"
+
+
+def test_the_servers_own_worker_thread_takes_jobs_no_request_is_running(
+    db: Session, settings: pytest.MonkeyPatch
+) -> None:
+    _configure(settings, jobs_poll_seconds=0.2)
+    left = service.enqueue(
+        db,
+        kind="test_steps",
+        payload={},
+        actor=None,
+        run_after=clock.now() - timedelta(minutes=5),  # e.g. queued before a restart
+    )
+    fresh = _enqueue(db)  # its request runs it (``run_in_process``): the thread leaves it
+    db.commit()
+    stop = runner.start_in_process(1)
+    try:
+        for _ in range(100):
+            if _job(db, left.id).status == JobStatus.succeeded:
+                break
+            threading.Event().wait(0.2)
+    finally:
+        stop()
+    assert _job(db, left.id).status == JobStatus.succeeded
+    assert _job(db, fresh.id).status == JobStatus.queued
+    runner.run_in_process(fresh.id)  # what the request's background task does
+    assert _job(db, fresh.id).status == JobStatus.succeeded
