@@ -150,12 +150,22 @@ def extend_lease(
     ).first()
 
 
-def finish(session: Session, job_id: int, *, owner: str | None, **values: Any) -> bool:
-    """End (or re-queue) a running job with ``values``; only ``owner``'s own job when given.
-    Returns whether it was changed."""
+def finish(
+    session: Session,
+    job_id: int,
+    *,
+    owner: str | None,
+    lease_expired_at: datetime | None = None,
+    **values: Any,
+) -> bool:
+    """End (or re-queue) a running job with ``values``: only ``owner``'s own job when given, and
+    only while its lease is out at ``lease_expired_at`` when given (a job another worker just
+    claimed is left alone). Returns whether it was changed."""
     stmt = update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
     if owner is not None:
         stmt = stmt.where(Job.worker == owner)
+    if lease_expired_at is not None:
+        stmt = stmt.where(Job.lease_until < lease_expired_at)
     result = session.execute(stmt.values(**values).execution_options(synchronize_session=False))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -182,29 +182,33 @@ class Worker:
                         if job.cancel_requested
                         else f"{gone} ({job.attempts} attempts); not tried again"
                     )
-                    repo.finish(
+                    changed = repo.finish(
                         session,
                         job.id,
                         owner=None,
+                        lease_expired_at=now,
                         status=status,
                         error=reason,
                         finished_at=now,
                         lease_until=None,
                     )
-                    self._on_failed(session, job.kind, job.payload, reason)
+                    if changed:
+                        self._on_failed(session, job.kind, job.payload, reason)
                 else:
-                    repo.finish(
+                    changed = repo.finish(
                         session,
                         job.id,
                         owner=None,
+                        lease_expired_at=now,
                         status=JobStatus.queued,
                         worker="",
                         lease_until=None,
                         run_after=now,
                         message=f"queued again: {gone}",
                     )
-                log.warning("job %s (%s): %s", job.id, job.kind, gone)
-                count += 1
+                if changed:  # (another worker may have recovered it first)
+                    log.warning("job %s (%s): %s", job.id, job.kind, gone)
+                    count += 1
         return count
 
     def run_one(self, *, job_id: int | None = None, grace: float = 0.0) -> bool:
