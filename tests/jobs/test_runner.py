@@ -20,7 +20,8 @@ from relieflink.errors import Conflict, Invalid, TooManyRequests
 from relieflink.jobs import repository as repo
 from relieflink.jobs import runner, service
 from relieflink.jobs.allocation import start_allocation_job
-from relieflink.models import AllocationRun, Job, JobStatus, Role
+from relieflink.jobs.dispatch import start_plan_job
+from relieflink.models import AllocationRun, DispatchPlan, Job, JobStatus, PlanStatus, Role
 from tests.factories import headers_for, make_user
 from tests.needs.test_allocation import TODAY, ask, city, receive
 
@@ -253,3 +254,17 @@ def test_the_servers_own_worker_thread_takes_jobs_no_request_is_running(
     assert _job(db, fresh.id).status == JobStatus.queued
     runner.run_in_process(fresh.id)  # what the request's background task does
     assert _job(db, fresh.id).status == JobStatus.succeeded
+
+
+def test_a_cancelled_plan_job_says_so_on_the_plan_its_clients_poll(db: Session) -> None:
+    coordinator = make_user(db, Role.coordinator)
+    plan, job = start_plan_job(db, day=TODAY, actor=coordinator)
+    db.commit()
+    with session_scope() as session:
+        service.cancel_job(session, job.id, actor=None)
+    db.expire_all()
+    assert db.get(Job, job.id).status == JobStatus.cancelled  # type: ignore[union-attr]
+    polled = db.get(DispatchPlan, plan.id)
+    assert polled is not None
+    assert (polled.status, polled.message) == (PlanStatus.failed, "cancelled from the command line")
+    assert not runner.Worker().run_one()  # nothing left to run

@@ -138,6 +138,13 @@ def register(kind: str, run: Handler, *, on_failed: OnFailed | None = None) -> N
     KINDS[kind] = Kind(run, on_failed)
 
 
+def mirror_failure(session: Session, kind: str, payload: dict[str, Any], reason: str) -> None:
+    """Tell the job's domain row (if its kind has one) that the job failed or was cancelled."""
+    handler = KINDS.get(kind)
+    if handler is not None and handler.on_failed is not None:
+        handler.on_failed(session, payload, reason)
+
+
 def failure_reason(exc: BaseException) -> str:
     """One clear line for the stored reason (the trace goes to the log)."""
     if isinstance(exc, RelieflinkError):
@@ -193,7 +200,7 @@ class Worker:
                         lease_until=None,
                     )
                     if changed:
-                        self._on_failed(session, job.kind, job.payload, reason)
+                        mirror_failure(session, job.kind, job.payload, reason)
                 else:
                     changed = repo.finish(
                         session,
@@ -322,13 +329,7 @@ class Worker:
                 finished_at=clock.now(),
                 lease_until=None,
             ):
-                self._on_failed(session, ctx.kind, ctx.payload, reason)
-
-    @staticmethod
-    def _on_failed(session: Session, kind: str, payload: dict[str, Any], reason: str) -> None:
-        handler = KINDS.get(kind)
-        if handler is not None and handler.on_failed is not None:
-            handler.on_failed(session, payload, reason)
+                mirror_failure(session, ctx.kind, ctx.payload, reason)
 
 
 class _Heartbeat:

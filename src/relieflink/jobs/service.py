@@ -13,6 +13,7 @@ from relieflink import clock
 from relieflink.config import get_settings
 from relieflink.errors import Conflict, NotFound, TooManyRequests
 from relieflink.jobs import repository as repo
+from relieflink.jobs import runner
 from relieflink.jobs.schemas import JobFilters
 from relieflink.models import Job, JobStatus, Role, User
 
@@ -100,9 +101,9 @@ def cancel_job(session: Session, job_id: int, *, actor: User | None) -> Job:
     job = require_job(session, job_id, actor=actor)
     who = f"by {actor.username}" if actor else "from the command line"
     reason = f"cancelled {who}"
-    if not repo.cancel_queued(session, job.id, now=clock.now(), reason=reason) and (
-        not repo.request_cancel(session, job.id)
-    ):
+    if repo.cancel_queued(session, job.id, now=clock.now(), reason=reason):
+        runner.mirror_failure(session, job.kind, job.payload, reason)  # e.g. on the plan row
+    elif not repo.request_cancel(session, job.id):
         session.refresh(job)
         raise Conflict(f"job {job.id} has already ended ({job.status})")
     session.refresh(job)
