@@ -130,7 +130,7 @@ def load(url: str, city: Path, supply: float) -> int:
 
 def run_allocate(url: str) -> dict[str, Any]:
     from relieflink.db.engine import build_engine
-    from relieflink.needs import allocation
+    from relieflink.flows import allocation
 
     engine = build_engine(url)
     with Session(engine) as session:

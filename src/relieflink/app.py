@@ -15,13 +15,18 @@ from relieflink.api.idempotency import IdempotencyMiddleware
 from relieflink.api.router import api_router
 from relieflink.config import Settings, get_settings
 from relieflink.db import get_engine, require_migrated
+from relieflink.jobs import runner
 from relieflink.web import STATIC_DIR, web_router
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings | None = None, *, check_schema: bool = True) -> FastAPI:
-    """Build the application. Refuses to start on a database that is not migrated."""
+def create_app(
+    settings: Settings | None = None, *, check_schema: bool = True, job_workers: int = 0
+) -> FastAPI:
+    """Build the application. Refuses to start on a database that is not migrated.
+    ``job_workers``: worker threads that run queued jobs in this process (``relieflink serve``
+    on the embedded default)."""
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
 
@@ -29,7 +34,12 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if check_schema:
             require_migrated(get_engine())
-        yield
+        stop = runner.start_in_process(job_workers) if job_workers else None
+        try:
+            yield
+        finally:
+            if stop is not None:
+                stop()
 
     app = FastAPI(
         title="RelieFlink",
@@ -46,3 +56,10 @@ def create_app(settings: Settings | None = None, *, check_schema: bool = True) -
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def create_serving_app() -> FastAPI:
+    """The application ``relieflink serve`` runs: with a job worker thread when the server runs
+    its jobs itself (``RELIEFLINK_JOBS_IN_PROCESS``; by default on SQLite)."""
+    settings = get_settings()
+    return create_app(settings, job_workers=1 if settings.runs_jobs_in_process else 0)

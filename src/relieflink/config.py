@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     timezone: str = "Asia/Shanghai"
     ration_policy: Path | None = None
+    jobs_max_running: int = Field(default=4, gt=0)
+    jobs_max_queued_per_user: int = Field(default=20, gt=0)
+    jobs_lease_seconds: int = Field(default=120, ge=10)
+    jobs_poll_seconds: float = Field(default=2.0, gt=0)
+    jobs_in_process: bool | None = None
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
@@ -45,6 +50,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def runs_jobs_in_process(self) -> bool:
+        """Whether the server runs its jobs itself: as set, else on the embedded SQLite default
+        and in tests (a test needs no worker process); PostgreSQL runs `relieflink worker`."""
+        if self.jobs_in_process is not None:
+            return self.jobs_in_process
+        return self.is_sqlite or self.environment == "test"
 
 
 @lru_cache

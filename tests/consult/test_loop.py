@@ -11,8 +11,8 @@ from relieflink.catalog import service as catalog
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import ConsultationClose, PrescriptionCreate
 from relieflink.errors import Conflict, Forbidden, Invalid
+from relieflink.flows import allocation
 from relieflink.models import Allocation, Item, NeedRequest, OrgKind, RequestSource, User, Warehouse
-from relieflink.needs import allocation
 from relieflink.needs import service as needs
 from relieflink.stock import service as stock
 from tests.consult.factories import make_consultation, make_doctor, make_household_with_resident

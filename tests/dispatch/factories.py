@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink.donations import service as donations
+from relieflink.flows import allocation
 from relieflink.models import (
     Community,
     FleetKind,
@@ -26,7 +27,6 @@ from relieflink.models import (
     Vehicle,
     Warehouse,
 )
-from relieflink.needs import allocation
 from relieflink.needs import service as needs
 from relieflink.needs.schemas import RequestCreate
 from relieflink.stock import service as stock

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relieflink.dispatch import planning
+from relieflink.flows import allocation
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -26,7 +27,6 @@ from relieflink.models import (
     RouteStop,
     StockMovement,
 )
-from relieflink.needs import allocation
 from relieflink.stock import service as stock
 from tests.dispatch.factories import TODAY, City, make_city
 from tests.factories import make_user, sign_in

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
+from relieflink.flows import allocation
 from relieflink.models import (
     Allocation,
     AllocationRun,
@@ -19,7 +20,6 @@ from relieflink.models import (
     Role,
     Warehouse,
 )
-from relieflink.needs import allocation
 from relieflink.needs import service as needs
 from relieflink.needs.schemas import RequestCreate
 from relieflink.stock import service as stock

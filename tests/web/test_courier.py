@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relieflink.dispatch import planning, tracking
+from relieflink.flows import allocation
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -23,7 +24,6 @@ from relieflink.models import (
     RouteStatus,
     StockMovement,
 )
-from relieflink.needs import allocation
 from tests.dispatch.factories import ask
 from tests.factories import make_household, make_org, make_user
 from tests.web.helpers import csrf_of, signed_in

@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink.jobs import runner
+from relieflink.jobs.allocation import start_allocation_job
 from relieflink.models import (
     AllocationRun,
     DispatchPlan,
@@ -18,7 +20,6 @@ from relieflink.models import (
     Role,
     Route,
 )
-from relieflink.needs import jobs as allocation_jobs
 from relieflink.stock import service as stock
 from tests.dispatch.factories import City, ask, make_city
 from tests.factories import make_household, make_user
@@ -129,7 +130,8 @@ def test_allocation_runs_as_a_job_and_its_progress_is_polled(
 def test_a_second_allocation_is_refused_while_one_runs(db: Session, client: TestClient) -> None:
     coordinator = make_user(db, Role.coordinator)
     db.commit()
-    running = allocation_jobs.start_allocation(day=today(), actor=coordinator)
+    running = start_allocation_job(db, day=today(), actor=coordinator)
+    db.commit()
     try:
         token = csrf_of(signed_in(client, coordinator).get("/dashboard").text)
         answer = client.post(
@@ -138,8 +140,9 @@ def test_a_second_allocation_is_refused_while_one_runs(db: Session, client: Test
         assert 'data-status="failed"' in answer.text
         assert "already in progress" in answer.text
     finally:
-        allocation_jobs.run_allocation_job(running.id)  # let it finish (nothing to allocate)
-    assert allocation_jobs.get_job(running.id).status == "done"  # type: ignore[union-attr]
+        runner.Worker().run_one(job_id=running.id)  # let it finish (nothing to allocate)
+    db.refresh(running)
+    assert running.status == "succeeded"
 
 
 def test_dispatch_runs_as_a_job_and_the_routes_reach_the_map(

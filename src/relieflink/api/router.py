@@ -12,6 +12,7 @@ from relieflink.api.routes import (
     dispatch,
     donations,
     households,
+    jobs,
     needs,
     registry,
     stock,
@@ -35,6 +36,7 @@ for module in (
     needs,
     consult,
     donations,
+    jobs,
 ):
     api_router.include_router(module.router)
 api_router.include_router(needs.runs_router)

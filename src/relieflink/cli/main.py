@@ -11,7 +11,7 @@ from rich.table import Table
 from relieflink.bulk import service as bulk
 from relieflink.bulk.formats import FORMATS
 from relieflink.catalog import service as catalog
-from relieflink.cli import consult, dispatch, needs, pledges, registry, route, scenario
+from relieflink.cli import consult, dispatch, jobs, needs, pledges, registry, route, scenario
 from relieflink.cli import stock as stock_cli
 from relieflink.cli.common import console, fail, transaction
 from relieflink.cli.demo import demo
@@ -43,6 +43,8 @@ app.add_typer(route.app, name="route")
 app.command("demo")(demo)
 app.add_typer(needs.requests_app, name="requests")
 app.command("allocate")(needs.allocate)
+app.add_typer(jobs.app, name="jobs")
+app.command("worker")(jobs.worker)
 
 KINDS = ", ".join(FORMATS)
 
@@ -131,18 +133,33 @@ def export_command(
 
 
 @app.command("serve")
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    jobs_in_process: Annotated[
+        bool | None,
+        typer.Option(
+            help="run queued jobs in the server (default: yes on SQLite; on PostgreSQL run "
+            "`relieflink worker`)"
+        ),
+    ] = None,
+) -> None:
     """Run the API server (uvicorn)."""
+    import os
+
     import uvicorn
 
     try:
         require_migrated(get_engine())
     except RelieflinkError as exc:
         raise fail(exc) from None
+    if jobs_in_process is not None:  # read again by each server process's settings
+        os.environ["RELIEFLINK_JOBS_IN_PROCESS"] = "true" if jobs_in_process else "false"
     # Consultation chat messages are small: per-message deflate would cost more CPU than it saves
     # (measured in benchmarks/consult/bench_ws.py), so WebSockets are not compressed.
     uvicorn.run(
-        "relieflink.app:create_app",
+        "relieflink.app:create_serving_app",
         factory=True,
         host=host,
         port=port,

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from relieflink import clock
 from relieflink.cli.common import console, transaction
-from relieflink.needs import allocation
+from relieflink.flows import allocation
 from relieflink.needs import service as needs
 from relieflink.needs.policy import load_policy
 

@@ -1,77 +1,35 @@
-"""The planning job behind ``POST /dispatch/plans``: simple and honest.
+"""A dispatch plan's row as the face of its planning job.
 
-The API creates a :class:`DispatchPlan` row (``queued``) and returns at once; this function then
-runs in a thread of the serving process (FastAPI ``BackgroundTasks``). It reads in one short
-transaction, searches with no transaction open (progress is written to the plan row in short
-transactions of its own, which clients poll with ``GET /dispatch/plans/{id}``), and writes the
-plan in one final transaction. A crash of the process leaves the row ``running``; there is no
-queue, retry or worker pool.
+The job itself runs on the durable runner (:mod:`relieflink.jobs.dispatch`); clients still poll
+the plan (``GET /dispatch/plans/{id}``, the dashboard), so the job mirrors its progress and its
+failure here. Plain ORM updates of one row, in the caller's transaction.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
-
-from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from relieflink import clock
-from relieflink.db import session_scope
-from relieflink.dispatch import planning
-from relieflink.errors import RelieflinkError
-from relieflink.models import DispatchPlan, PlanStatus, User
-
-log = logging.getLogger(__name__)
+from relieflink.errors import NotFound
+from relieflink.models import DispatchPlan, PlanStatus
 
 
-def _progress(plan_id: int, percent: int, message: str) -> None:
-    with session_scope() as session:
-        session.execute(
-            update(DispatchPlan)
-            .where(DispatchPlan.id == plan_id)
-            .values(status=PlanStatus.running, progress=percent, message=message)
-        )
+def require_plan(session: Session, plan_id: int) -> DispatchPlan:
+    plan = session.get(DispatchPlan, plan_id)
+    if plan is None:
+        raise NotFound(f"no dispatch plan {plan_id}")
+    return plan
 
 
-def run_plan_job(
-    plan_id: int,
-    *,
-    actor_id: int | None,
-    time_limit: float | None = None,
-    seed: int = 1,
-    failed_route_ids: Iterable[int] = (),
-) -> None:
-    """Plan (or re-plan) for the plan row ``plan_id``; any error is stored on the row."""
-    try:
-        _progress(plan_id, 2, "reading allocations and fleet")
-        with session_scope() as session:
-            plan = session.get(DispatchPlan, plan_id)
-            assert plan is not None
-            inp = planning.prepare_plan(
-                session,
-                day=plan.day,
-                replan_of_id=plan.replan_of_id,
-                failed_route_ids=failed_route_ids,
-            )
-        sol = planning.solve_plan(
-            inp,
-            time_limit=time_limit,
-            seed=seed,
-            progress=lambda p, m: _progress(plan_id, p, m),
-        )
-        _progress(plan_id, 92, "writing routes")
-        with session_scope() as session:
-            plan = session.get(DispatchPlan, plan_id)
-            actor = session.get(User, actor_id) if actor_id is not None else None
-            assert plan is not None
-            planning.write_plan(session, plan, inp, sol, actor=actor)
-    except Exception as exc:  # stored on the job row for the poller; logged in full
-        message = exc.message if isinstance(exc, RelieflinkError) else f"internal error: {exc}"
-        if not isinstance(exc, RelieflinkError):
-            log.exception("dispatch plan %s failed", plan_id)
-        with session_scope() as session:
-            session.execute(
-                update(DispatchPlan)
-                .where(DispatchPlan.id == plan_id)
-                .values(status=PlanStatus.failed, message=message, finished_at=clock.now())
-            )
+def set_progress(session: Session, plan_id: int, percent: int, message: str) -> None:
+    """The plan is running, at ``percent`` (the step it is at in ``message``)."""
+    plan = require_plan(session, plan_id)
+    if plan.status in (PlanStatus.queued, PlanStatus.running):
+        plan.status, plan.progress, plan.message = PlanStatus.running, percent, message
+
+
+def fail_plan(session: Session, plan_id: int, reason: str) -> None:
+    """The plan's job failed or was cancelled: say why on the plan."""
+    plan = session.get(DispatchPlan, plan_id)
+    if plan is not None and plan.status != PlanStatus.done:
+        plan.status, plan.message, plan.finished_at = PlanStatus.failed, reason, clock.now()

@@ -51,6 +51,7 @@ from relieflink.models.enums import (
 )
 from relieflink.models.household import Household
 from relieflink.models.idempotency import IdempotencyRecord
+from relieflink.models.job import ACTIVE_JOB_STATUSES, Job, JobStatus
 from relieflink.models.needs import (
     Allocation,
     AllocationRun,
@@ -76,6 +77,7 @@ from relieflink.models.stock import (
 from relieflink.models.user import AuthSession, LoginAttempt, User
 
 __all__ = [
+    "ACTIVE_JOB_STATUSES",
     "AdjustmentReason",
     "Allocation",
     "AllocationRun",
@@ -99,6 +101,8 @@ __all__ = [
     "InnerMode",
     "Item",
     "ItemCategory",
+    "Job",
+    "JobStatus",
     "Kit",
     "KitLine",
     "KitPurpose",

@@ -1,9 +1,11 @@
-"""Allocation runs: open request lines and available stock in, reservations and reasons out.
+"""The allocation's rules: open request lines in as arrays, a run's record and reasons out.
 
-The decision itself is :func:`relieflink.optim.allocation.solve_allocation` (pure numpy); this
-module turns the database into its arrays, applies the ration policy (entitlement caps, strict
-classes, the explained priority score), reserves what was decided in the stock ledger, and keeps
-a record of the run with its coverage, unmet need and a first-come-first-served comparison.
+The run itself is the flow :func:`relieflink.flows.allocation.run_allocation` (load, solve with
+:func:`relieflink.optim.allocation.solve_allocation`, reserve, record). This module holds the
+needs side of it: the open lines as arrays under the ration policy (entitlement caps, strict
+classes, the explained priority score), the problem those arrays pose given the available stock,
+the run's summary (coverage, unmet need, a first-come-first-served comparison), and the rows
+that record what was decided. Its SQL is in :mod:`relieflink.needs.repository`.
 
 Running it twice does not double-reserve: a line's ``allocated`` count grows with each run and
 only the remainder up to its entitlement is asked for again.
@@ -15,38 +17,26 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from time import perf_counter
-from typing import Any, Literal, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
-from relieflink.audit import service as audit
 from relieflink.common import crud
-from relieflink.common import repository as common
-from relieflink.db.bulk import add_to_column, insert_rows
 from relieflink.models import (
     Allocation,
     AllocationRun,
     AllocationState,
-    Community,
-    District,
-    Household,
-    Item,
     ItemCategory,
-    Kit,
     KitPurpose,
     LockdownStatus,
-    NeedRequest,
     PriorityClass,
-    RequestLine,
     RequestSource,
-    RequestStatus,
     User,
     Warehouse,
 )
+from relieflink.needs import repository as repo
 from relieflink.needs.policy import (
     HouseholdFacts,
     Policy,
@@ -64,11 +54,8 @@ from relieflink.optim.allocation import (
     Locations,
     Warehouses,
     evaluate,
-    solve_allocation,
-    solve_fcfs,
 )
-from relieflink.stock import service as stock
-from relieflink.stock.bulk import Reservation, reserve_many
+from relieflink.stock.bulk import Reservation
 from relieflink.users import access
 
 Progress = Callable[[str], None]
@@ -100,7 +87,7 @@ class RunReport:
 
 
 @dataclass
-class _Lines:
+class Lines:
     """Open request lines as arrays, in priority order (highest score, then earliest, first).
 
     A line's SKU is one integer: ``kit_id`` for a kit, ``-item_id`` for an item.
@@ -130,37 +117,11 @@ class _Lines:
         return int(self.line_id.shape[0])
 
 
-_COLUMNS = (
-    RequestLine.id,
-    RequestLine.kit_id,
-    RequestLine.item_id,
-    RequestLine.quantity,
-    RequestLine.allocated,
-    NeedRequest.id,
-    NeedRequest.household_id,
-    NeedRequest.source,
-    NeedRequest.medical_urgency,
-    NeedRequest.carried_over,
-    NeedRequest.created_at,
-    Household.size,
-    Household.infants,
-    Household.pregnant,
-    Household.chronic,
-    Household.elderly_80,
-    Household.disabled,
-    Community.id,
-    Community.lat,
-    Community.lon,
-    Community.lockdown_status,
-    District.code,
-)
-
-
-def _sku_table(session: Session, policy: Policy) -> dict[int, dict[str, Any]]:
+def sku_table(session: Session, policy: Policy) -> dict[int, dict[str, Any]]:
     """Per SKU key: class flags, the entitlement rule and the kit size, and weight in grams."""
     table: dict[int, dict[str, Any]] = {}
     rules = {rule.kit: rule.per for rule in policy.entitlements}
-    for kit in session.scalars(select(Kit)):
+    for kit in repo.all_kits(session):
         table[kit.id] = {
             "medical": kit.purpose in _MEDICAL_PURPOSES,
             "infant": kit.purpose in _INFANT_PURPOSES,
@@ -172,7 +133,7 @@ def _sku_table(session: Session, policy: Policy) -> dict[int, dict[str, Any]]:
             if kit.purpose == KitPurpose.family_food
             else 0,
         }
-    for item in session.scalars(select(Item)):
+    for item in repo.all_items(session):
         table[-item.id] = {
             "medical": item.category in _MEDICAL_CATEGORIES,
             "infant": item.category in _INFANT_CATEGORIES,
@@ -199,15 +160,9 @@ def _delivery_history(
     days of food that delivery still covers (family packs' person-days over household size)."""
     since = np.full(household_id.shape[0], -1, dtype=np.int64)
     left = np.zeros(household_id.shape[0], dtype=np.int64)
-    rows = session.execute(
-        select(
-            Allocation.household_id, Allocation.closed_at, Allocation.kit_id, Allocation.quantity
-        ).where(
-            Allocation.state == AllocationState.delivered,
-            Allocation.closed_at
-            >= datetime.combine(today - timedelta(days=HISTORY_DAYS), time(), UTC),
-        )
-    ).all()
+    rows = repo.delivered_since(
+        session, datetime.combine(today - timedelta(days=HISTORY_DAYS), time(), UTC)
+    )
     if not rows:
         return since, left
     last: dict[int, date] = {}
@@ -228,21 +183,12 @@ def _delivery_history(
     return since, left
 
 
-def _load_lines(
+def load_lines(
     session: Session, policy: Policy, skus: dict[int, dict[str, Any]], today: date
-) -> _Lines:
+) -> Lines:
     """Open lines with their household, compound and district, capped at the entitlement."""
-    stmt = (
-        select(*_COLUMNS)
-        .join(NeedRequest, NeedRequest.id == RequestLine.request_id)
-        .join(Household, Household.id == NeedRequest.household_id)
-        .join(Community, Community.id == Household.community_id)
-        .join(District, District.id == Community.district_id)
-        .where(NeedRequest.status == RequestStatus.open)
-        .order_by(NeedRequest.created_at, RequestLine.id)
-    )
-    rows = session.execute(stmt).all()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(_COLUMNS)
+    rows = repo.open_line_rows(session)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(repo.OPEN_LINE_COLUMNS)
 
     def ints(i: int) -> NDArray[np.int64]:
         return np.fromiter(
@@ -327,7 +273,7 @@ def _load_lines(
         "since": since,
         "left": left,
     }
-    return _Lines(
+    return Lines(
         line_id=line_id[order],
         request_id=request_id[order],
         household_id=household_id[order],
@@ -349,17 +295,27 @@ def _load_lines(
     )
 
 
-def _problem(
-    session: Session, lines: _Lines, skus: dict[int, dict[str, Any]], policy: Policy, today: date
-) -> tuple[AllocationProblem, list[Warehouse], NDArray[np.int64]]:
+def warehouses(session: Session) -> list[Warehouse]:
+    """The warehouses a run ships from, in the order of the problem's rows."""
+    return repo.warehouses_by_id(session)
+
+
+def build_problem(
+    lines: Lines,
+    skus: dict[int, dict[str, Any]],
+    policy: Policy,
+    warehouses: list[Warehouse],
+    available: dict[str, dict[tuple[int, int], int]],
+) -> tuple[AllocationProblem, NDArray[np.int64]]:
+    """The problem the open ``lines`` pose, given the units ``available`` per (warehouse, kit)
+    under ``"kit"`` and per (warehouse, item) under ``"item"``; and the SKU key of each of its
+    item columns."""
     keys, item_index = np.unique(lines.sku, return_inverse=True)
     column = {int(k): j for j, k in enumerate(keys)}
-    warehouses = list(session.scalars(select(Warehouse).order_by(Warehouse.id)))
     w_index = {w.id: i for i, w in enumerate(warehouses)}
     matrix = np.zeros((len(warehouses), len(keys)), dtype=np.int64)
     for kind, sign in (("kit", 1), ("item", -1)):
-        available = stock.stock_matrix(session, kind=kind, as_of=today)  # type: ignore[arg-type]
-        for (warehouse_id, sku_id), units in available.items():
+        for (warehouse_id, sku_id), units in available[kind].items():
             j = column.get(sign * sku_id)
             if j is not None and warehouse_id in w_index:
                 matrix[w_index[warehouse_id], j] = units
@@ -383,11 +339,11 @@ def _problem(
         stock=matrix,
         unit_weight=np.array([skus[int(k)]["grams"] for k in keys], dtype=np.int64),
     )
-    return problem, warehouses, keys
+    return problem, keys
 
 
 def _outcome(
-    lines: _Lines,
+    lines: Lines,
     problem: AllocationProblem,
     result: AllocationResult,
     keys: NDArray[np.int64],
@@ -429,7 +385,7 @@ _GROUP_FACT = {
 }
 
 
-def _group_coverage(lines: _Lines, result: AllocationResult) -> dict[str, float | None]:
+def _group_coverage(lines: Lines, result: AllocationResult) -> dict[str, float | None]:
     """Allocated / requested units over the lines of households in each vulnerable group."""
     masks = {g: lines.facts[f] > 0 for g, f in _GROUP_FACT.items()}
     masks["other"] = (
@@ -478,7 +434,7 @@ def open_lines(
     if actor is not None:
         access.ensure_role(actor, access.STAFF)
     policy = policy or default_policy()
-    lines = _load_lines(session, policy, _sku_table(session, policy), today)
+    lines = load_lines(session, policy, sku_table(session, policy), today)
     return [
         OpenLine(request, household, PriorityClass(klass), units)
         for request, household, klass, units in zip(
@@ -491,92 +447,49 @@ def open_lines(
     ]
 
 
-def run_allocation(
-    session: Session,
+def summarize(
+    lines: Lines,
+    problem: AllocationProblem,
+    keys: NDArray[np.int64],
+    skus: dict[int, dict[str, Any]],
     *,
-    actor: User | None,
-    today: date,
-    dry_run: bool = False,
-    policy: Policy | None = None,
-    progress: Progress | None = None,
-    method: Literal["priority", "fcfs"] = "priority",
-) -> RunReport:
-    """Allocate available stock to open requests; reserve it unless ``dry_run``.
-
-    ``method="fcfs"`` applies the first-come-first-served baseline instead of the policy (for
-    side-by-side simulations); both outcomes are always in the run's summary.
-    """
-    if actor is not None:
-        access.ensure_role(actor, access.STAFF)
-    step = progress or (lambda _m: None)
-    policy = policy or default_policy()
-    started = perf_counter()
-    step("reading open requests")
-    skus = _sku_table(session, policy)
-    lines = _load_lines(session, policy, skus, today)
-    report = RunReport(
-        run_id=None,
-        dry_run=dry_run,
-        policy_version=policy.version,
-        lines=len(lines),
-        units_requested=int(lines.demand.sum()),
-        units_allocated=0,
-        runtime_s=0.0,
-    )
-    if not len(lines):
-        if not dry_run:
-            _apply_to_lines(session, lines, {})  # lines already at their entitlement
-        report.runtime_s = round(perf_counter() - started, 3)
-        return report
-    step("reading available stock")
-    problem, warehouses, keys = _problem(session, lines, skus, policy, today)
-    step("allocating")
-    result = solve_allocation(problem)
-    baseline = solve_fcfs(problem)
-    applied = result if method == "priority" else baseline
-    report.units_allocated = int(applied.allocated.sum())
-    report.summary = {
+    policy: Policy,
+    method: str,
+    result: AllocationResult,
+    baseline: AllocationResult,
+) -> dict[str, Any]:
+    """A run's summary: the policy's outcome beside first come, first served, and which applied."""
+    return {
         "policy_version": policy.version,
         "applied": method,
         "priority": _outcome(lines, problem, result, keys, skus),
         "fcfs": _outcome(lines, problem, baseline, keys, skus),
     }
-    if not dry_run:
-        step("reserving stock")
-        run = AllocationRun(
-            created_by_id=actor.id if actor else None,
-            policy_version=policy.version,
-            method=applied.method,
-            lines_considered=report.lines,
-            units_requested=report.units_requested,
-            units_allocated=report.units_allocated,
-            runtime_s=0.0,
-            summary=report.summary,
-        )
-        session.add(run)
-        session.flush()
-        _record(session, run, lines, applied, problem, policy, warehouses, today)
-        report.run_id = run.id
-        audit.record(
-            session,
-            actor=actor,
-            action="allocate",
-            entity="allocation_run",
-            entity_id=run.id,
-            detail={"units": report.units_allocated, "policy": policy.version},
-        )
-    report.runtime_s = round(perf_counter() - started, 3)
-    if report.run_id is not None:
-        session.execute(
-            update(AllocationRun)
-            .where(AllocationRun.id == report.run_id)
-            .values(runtime_s=report.runtime_s)
-        )
-    return report
+
+
+def start_run(session: Session, report: RunReport, *, method: str, actor: User | None) -> int:
+    """The run's record (its runtime is set at the end, :func:`finish_run`); returns its id."""
+    run = AllocationRun(
+        created_by_id=actor.id if actor else None,
+        policy_version=report.policy_version,
+        method=method,
+        lines_considered=report.lines,
+        units_requested=report.units_requested,
+        units_allocated=report.units_allocated,
+        runtime_s=0.0,
+        summary=report.summary,
+    )
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def finish_run(session: Session, run_id: int, runtime_s: float) -> None:
+    repo.set_run_runtime(session, run_id, runtime_s)
 
 
 def _reasons(
-    policy: Policy, lines: _Lines, i: int, cache: dict[tuple[Any, ...], list[str]]
+    policy: Policy, lines: Lines, i: int, cache: dict[tuple[Any, ...], list[str]]
 ) -> list[str]:
     """The words behind line ``i``'s score; households share a few hundred combinations of
     facts, so each combination is put into words once per run."""
@@ -615,17 +528,25 @@ _FACT_NAMES = (
 )
 
 
-def _record(
-    session: Session,
-    run: AllocationRun,
-    lines: _Lines,
+@dataclass
+class Decided:
+    """What a run decided, ready to store: one allocation row and one reservation per (line,
+    warehouse) piece, and the units each line gets."""
+
+    rows: list[dict[str, Any]]
+    reservations: list[Reservation]
+    added: dict[int, int]
+
+
+def decided(
+    run_id: int,
+    lines: Lines,
     result: AllocationResult,
     problem: AllocationProblem,
     policy: Policy,
     warehouses: list[Warehouse],
-    today: date,
-) -> None:
-    """Reserve each (line, warehouse) piece and store it with its reasons, in bulk."""
+) -> Decided:
+    """Each (line, warehouse) piece of ``result`` with its reasons and its stock reference."""
     columns = np.asarray(problem.demands.item)
     line_idx, w_idx, units = result.shipments()
     level = result.group_level
@@ -637,7 +558,7 @@ def _record(
         key = int(lines.sku[i])
         kit_id, item_id = (key, None) if key > 0 else (None, -key)
         line_id = int(lines.line_id[i])
-        reference = f"alloc:{run.id}:{line_id}:{warehouses[w].id}"
+        reference = f"alloc:{run_id}:{line_id}:{warehouses[w].id}"
         reservations.append(
             Reservation(
                 warehouse_id=warehouses[w].id,
@@ -651,7 +572,7 @@ def _record(
         group_level = float(level[klass, int(columns[i])])
         rows.append(
             {
-                "run_id": run.id,
+                "run_id": run_id,
                 "line_id": line_id,
                 "household_id": int(lines.household_id[i]),
                 "warehouse_id": warehouses[w].id,
@@ -674,26 +595,23 @@ def _record(
             }
         )
         added[line_id] += n
-    # References name this run's new id, so none can have been reserved before.
-    reserve_many(session, reservations, actor=None, as_of=today, new_references=True)
-    insert_rows(session, cast(Table, Allocation.__table__), rows)
-    _apply_to_lines(session, lines, added)
+    return Decided(rows, reservations, dict(added))
 
 
-def _apply_to_lines(session: Session, lines: _Lines, added: dict[int, int]) -> None:
+def store_allocations(session: Session, lines: Lines, decision: Decided) -> None:
+    """Store the run's allocation rows (their stock reserved already) and add to the lines."""
+    repo.insert_allocations(session, decision.rows)
+    apply_to_lines(session, lines, decision.added)
+
+
+def apply_to_lines(session: Session, lines: Lines, added: dict[int, int]) -> None:
     """Add to each line's ``allocated``; a request whose lines all reached their entitlement (or
     what was asked, if less) becomes ``allocated``."""
-    add_to_column(session, cast(Table, RequestLine.__table__), "allocated", added)
+    repo.add_allocated(session, added)
     extra = np.array([added.get(int(line), 0) for line in lines.all_line], dtype=np.int64)
     short = lines.all_allocated + extra < lines.all_target
     served = np.setdiff1d(np.unique(lines.all_request), np.unique(lines.all_request[short]))
-    served_ids = served.tolist()
-    for start in range(0, len(served_ids), 5000):
-        session.execute(
-            update(NeedRequest)
-            .where(NeedRequest.id.in_(served_ids[start : start + 5000]))
-            .values(status=RequestStatus.allocated)
-        )
+    repo.mark_allocated(session, served.tolist())
     session.expire_all()  # bulk updates bypass the identity map: reload what callers hold
 
 
@@ -708,9 +626,7 @@ def list_runs(
 ) -> tuple[Sequence[AllocationRun], int]:
     """The newest allocation runs first (staff only)."""
     access.ensure_role(actor, access.STAFF)
-    return common.page(
-        session, select(AllocationRun), offset=offset, limit=limit, order_by=AllocationRun.id.desc()
-    )
+    return repo.runs_page(session, offset=offset, limit=limit)
 
 
 def list_allocations(
@@ -724,8 +640,8 @@ def list_allocations(
 ) -> tuple[Sequence[Allocation], int]:
     """What one run gave to whom and why; a household's own allocations for its residents."""
     stmt = access.scope_by_household(
-        select(Allocation).where(Allocation.run_id == run_id), Allocation.household_id, actor
+        repo.allocations_of_run(run_id), Allocation.household_id, actor
     )
     if household_id is not None:
         stmt = stmt.where(Allocation.household_id == household_id)
-    return common.page(session, stmt, offset=offset, limit=limit, order_by=Allocation.id)
+    return repo.allocations_page(session, stmt, offset=offset, limit=limit)

@@ -1,23 +1,30 @@
-"""SQL for requests, their lines and allocation runs."""
+"""SQL for requests, their lines and allocation runs (the allocation loader and recorder too)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Row, Select, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from relieflink.common import repository as common
+from relieflink.db.bulk import add_to_column, insert_rows
 from relieflink.models import (
     Allocation,
+    AllocationRun,
     AllocationState,
+    Community,
+    District,
     Household,
+    Item,
+    Kit,
     NeedRequest,
     RequestLine,
     RequestSource,
     RequestStatus,
+    Warehouse,
 )
 from relieflink.needs.schemas import RequestFilters
 
@@ -92,3 +99,111 @@ def close_fully_delivered(session: Session, request_ids: Any) -> list[int]:
         .execution_options(synchronize_session=False)
     )
     return sorted(closed)
+
+
+# --- the allocation loader and recorder -------------------------------------------------------
+
+#: The columns of an open request line as the allocation reads it (``open_line_rows``).
+OPEN_LINE_COLUMNS = (
+    RequestLine.id,
+    RequestLine.kit_id,
+    RequestLine.item_id,
+    RequestLine.quantity,
+    RequestLine.allocated,
+    NeedRequest.id,
+    NeedRequest.household_id,
+    NeedRequest.source,
+    NeedRequest.medical_urgency,
+    NeedRequest.carried_over,
+    NeedRequest.created_at,
+    Household.size,
+    Household.infants,
+    Household.pregnant,
+    Household.chronic,
+    Household.elderly_80,
+    Household.disabled,
+    Community.id,
+    Community.lat,
+    Community.lon,
+    Community.lockdown_status,
+    District.code,
+)
+
+
+def open_line_rows(session: Session) -> Sequence[Any]:
+    """Every line of an open request with its household, compound and district
+    (``OPEN_LINE_COLUMNS``), oldest request first."""
+    stmt = (
+        select(*OPEN_LINE_COLUMNS)
+        .join(NeedRequest, NeedRequest.id == RequestLine.request_id)
+        .join(Household, Household.id == NeedRequest.household_id)
+        .join(Community, Community.id == Household.community_id)
+        .join(District, District.id == Community.district_id)
+        .where(NeedRequest.status == RequestStatus.open)
+        .order_by(NeedRequest.created_at, RequestLine.id)
+    )
+    return session.execute(stmt).all()
+
+
+def all_kits(session: Session) -> Sequence[Kit]:
+    return session.scalars(select(Kit)).all()
+
+
+def all_items(session: Session) -> Sequence[Item]:
+    return session.scalars(select(Item)).all()
+
+
+def warehouses_by_id(session: Session) -> list[Warehouse]:
+    return list(session.scalars(select(Warehouse).order_by(Warehouse.id)))
+
+
+def delivered_since(
+    session: Session, since: datetime
+) -> Sequence[Row[int, datetime | None, int | None, int]]:
+    """(household, closed_at, kit, quantity) of every allocation delivered from ``since`` on."""
+    return session.execute(
+        select(
+            Allocation.household_id, Allocation.closed_at, Allocation.kit_id, Allocation.quantity
+        ).where(Allocation.state == AllocationState.delivered, Allocation.closed_at >= since)
+    ).all()
+
+
+def insert_allocations(session: Session, rows: list[dict[str, Any]]) -> None:
+    insert_rows(session, cast(Table, Allocation.__table__), rows)
+
+
+def add_allocated(session: Session, added: dict[int, int]) -> None:
+    """Add units to each request line's ``allocated`` (line id → units)."""
+    add_to_column(session, cast(Table, RequestLine.__table__), "allocated", added)
+
+
+def mark_allocated(session: Session, request_ids: list[int]) -> None:
+    """These requests become ``allocated`` (in chunks: SQLite caps a statement's parameters)."""
+    for start in range(0, len(request_ids), 5000):
+        session.execute(
+            update(NeedRequest)
+            .where(NeedRequest.id.in_(request_ids[start : start + 5000]))
+            .values(status=RequestStatus.allocated)
+        )
+
+
+def set_run_runtime(session: Session, run_id: int, runtime_s: float) -> None:
+    session.execute(
+        update(AllocationRun).where(AllocationRun.id == run_id).values(runtime_s=runtime_s)
+    )
+
+
+def runs_page(session: Session, *, offset: int, limit: int) -> tuple[Sequence[AllocationRun], int]:
+    return common.page(
+        session, select(AllocationRun), offset=offset, limit=limit, order_by=AllocationRun.id.desc()
+    )
+
+
+def allocations_of_run(run_id: int) -> Select[Allocation]:
+    return select(Allocation).where(Allocation.run_id == run_id)
+
+
+def allocations_page(
+    session: Session, stmt: Select[Allocation], *, offset: int, limit: int
+) -> tuple[Sequence[Allocation], int]:
+    return common.page(session, stmt, offset=offset, limit=limit, order_by=Allocation.id)

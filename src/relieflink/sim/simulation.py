@@ -45,6 +45,7 @@ from relieflink.dispatch.schemas import EventIn
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeCreate, PledgeLineIn, ProgramCreate
 from relieflink.errors import RelieflinkError
+from relieflink.flows import allocation
 from relieflink.models import (
     Community,
     EventKind,
@@ -66,7 +67,6 @@ from relieflink.models import (
     Vehicle,
     Warehouse,
 )
-from relieflink.needs import allocation
 from relieflink.needs import service as needs
 from relieflink.needs.policy import HouseholdFacts, default_policy, entitled_packs
 from relieflink.needs.schemas import RequestCreate

@@ -15,7 +15,7 @@ from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common import repository as common
 from relieflink.common.schemas import ListQuery, Page
 from relieflink.db import KeepAndRefuse, run_in_transaction
-from relieflink.dispatch import fleet, jobs, manifests, planning, tracking
+from relieflink.dispatch import fleet, manifests, tracking
 from relieflink.dispatch import repository as repo
 from relieflink.dispatch.schemas import (
     AvailabilityUpdate,
@@ -38,6 +38,8 @@ from relieflink.dispatch.schemas import (
     VehicleRead,
 )
 from relieflink.errors import NotFound
+from relieflink.jobs import runner
+from relieflink.jobs.dispatch import start_plan_job
 from relieflink.models import DispatchPlan, Route, User
 from relieflink.users import access
 
@@ -74,11 +76,12 @@ def set_availability(
 def create_plan(
     data: PlanCreate, background: BackgroundTasks, session: SessionDep, user: Planner
 ) -> PlanRead:
-    """Start planning the day's dispatch; poll ``GET /dispatch/plans/{id}`` for progress."""
-    plan = planning.start_plan(session, day=data.day, actor=user)
-    background.add_task(
-        jobs.run_plan_job, plan.id, actor_id=user.id, time_limit=data.time_limit, seed=data.seed
+    """Start planning the day's dispatch (a job on the runner, queued with the plan); poll
+    ``GET /dispatch/plans/{id}`` for progress."""
+    plan, job = start_plan_job(
+        session, day=data.day, actor=user, time_limit=data.time_limit, seed=data.seed
     )
+    background.add_task(runner.run_in_process, job.id)
     return PlanRead.model_validate(plan)
 
 
@@ -91,15 +94,16 @@ def replan(
     user: Planner,
 ) -> PlanRead:
     """Mid-day re-plan of the undelivered remainder (parcels on board are left alone)."""
-    plan = planning.start_plan(session, day=None, actor=user, replan_of_id=plan_id)
-    background.add_task(
-        jobs.run_plan_job,
-        plan.id,
-        actor_id=user.id,
+    plan, job = start_plan_job(
+        session,
+        day=None,
+        actor=user,
+        replan_of_id=plan_id,
         time_limit=data.time_limit,
         seed=data.seed,
-        failed_route_ids=list(data.failed_route_ids),
+        failed_route_ids=data.failed_route_ids,
     )
+    background.add_task(runner.run_in_process, job.id)
     return PlanRead.model_validate(plan)
 
 

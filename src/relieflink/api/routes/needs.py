@@ -12,6 +12,7 @@ from relieflink import clock
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common import files
 from relieflink.common.schemas import ListQuery, Page
+from relieflink.flows import allocation as allocation_flow
 from relieflink.models import Role, User
 from relieflink.needs import allocation
 from relieflink.needs import service as needs
@@ -105,7 +106,7 @@ def run_allocation(
     data: AllocationRunCreate, session: SessionDep, user: Staff
 ) -> AllocationRunRead:
     """Allocate available stock to open requests and reserve it (``dry_run``: only show)."""
-    report = allocation.run_allocation(
+    report = allocation_flow.run_allocation(
         session, actor=user, today=clock.today(), dry_run=data.dry_run
     )
     if data.dry_run:

@@ -38,9 +38,9 @@ Semantics
 * Deterministic: same input, same output (no randomness, stable sorts).
 """
 
-from ._engine import distance_matrix, solve_allocation, solve_fcfs
+from ._engine import solve_allocation, solve_fcfs
 from ._lp import LPAllocation, fair_objective, objective_constant, solve_fair_lp
-from ._outcome import AllocationOutcome, check_allocation, evaluate, weighted_gini
+from ._outcome import AllocationOutcome, evaluate, weighted_gini
 from ._problem import (
     CLASS_NAMES,
     AllocationParams,
@@ -49,8 +49,14 @@ from ._problem import (
     Locations,
     Warehouses,
 )
-from ._result import LIMIT_CAPACITY, LIMIT_NONE, LIMIT_STOCK, AllocationResult
-from ._sourcing import haversine_matrix
+from ._result import (
+    LIMIT_CAPACITY,
+    LIMIT_NONE,
+    LIMIT_STOCK,
+    AllocationResult,
+    check_allocation,
+)
+from ._sourcing import distance_matrix, haversine_matrix
 
 __all__ = [
     "CLASS_NAMES",

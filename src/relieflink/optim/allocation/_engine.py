@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from ._problem import AllocationParams, AllocationProblem, validate_problem
 from ._result import LIMIT_CAPACITY, LIMIT_NONE, LIMIT_STOCK, AllocationResult
-from ._sourcing import haversine_matrix, source_group
+from ._sourcing import distance_matrix, source_group
 from ._waterfill import waterfill
 
 __all__ = ["solve_allocation", "solve_fcfs"]
@@ -96,18 +96,6 @@ def _argsort_key(key: NDArray[np.int64], max_key: int) -> NDArray[np.int64]:
         p2 = np.argsort(hi, kind="stable")
         return p1[p2].astype(np.int64, copy=False)
     return np.argsort(key, kind="stable").astype(np.int64, copy=False)
-
-
-def distance_matrix(problem: AllocationProblem) -> NDArray[np.float64]:
-    """Location × warehouse distances in metres (``problem.distance`` or haversine)."""
-    if problem.distance is not None:
-        return np.asarray(problem.distance, dtype=np.float64)
-    return haversine_matrix(
-        problem.locations.lat,
-        problem.locations.lon,
-        problem.warehouses.lat,
-        problem.warehouses.lon,
-    )
 
 
 def _solve(

@@ -9,8 +9,9 @@ from numpy.typing import NDArray
 
 from ._problem import CLASS_NAMES, AllocationProblem
 from ._result import AllocationResult
+from ._sourcing import distance_matrix
 
-__all__ = ["AllocationOutcome", "check_allocation", "evaluate", "weighted_gini"]
+__all__ = ["AllocationOutcome", "evaluate", "weighted_gini"]
 
 
 def weighted_gini(values: NDArray[np.floating], weights: NDArray[np.floating]) -> float:
@@ -106,8 +107,6 @@ def evaluate(
     -------
     AllocationOutcome
     """
-    from ._engine import distance_matrix
-
     d = problem.demands
     n_cls = result.group_requested.shape[0]
     n_items = result.group_requested.shape[1]
@@ -141,54 +140,3 @@ def evaluate(
         unmet_by_region=by_region,
         mean_distance_m=mean_d,
     )
-
-
-def check_allocation(problem: AllocationProblem, result: AllocationResult) -> list[str]:
-    """Independent feasibility check; returns a list of violations (empty when feasible).
-
-    Checks whole units, ``0 <= allocated <= quantity``, that shipments add up to each line's
-    allocation, stock per (warehouse, item), outbound capacity per warehouse, and that the
-    reported remaining stock matches.
-    """
-    errors: list[str] = []
-    d = problem.demands
-    q = np.asarray(d.quantity, dtype=np.int64)
-    a = result.allocated.astype(np.int64)
-    n = q.shape[0]
-    if a.shape != (n,):
-        return [f"allocated has shape {a.shape}, expected ({n},)"]
-    if np.any(a < 0) or np.any(a > q):
-        errors.append("allocated outside [0, quantity]")
-    if not np.array_equal(result.unmet.astype(np.int64), q - a):
-        errors.append("unmet != quantity - allocated")
-    stock = np.asarray(problem.stock, dtype=np.int64)
-    m, n_items = stock.shape
-    lines, wh, units = result.shipments()
-    if np.any(units <= 0):
-        errors.append("non-positive shipment")
-    if np.any((wh < 0) | (wh >= m)):
-        errors.append("shipment from unknown warehouse")
-        return errors
-    per_line = np.bincount(lines, weights=units, minlength=n).astype(np.int64)
-    if not np.array_equal(per_line, a):
-        errors.append("shipments do not add up to allocated units per line")
-    item = np.asarray(d.item).astype(np.int64)
-    used = np.zeros((m, n_items), dtype=np.int64)
-    np.add.at(used, (wh, item[lines]), units)
-    if np.any(used > stock):
-        w_, j_ = np.argwhere(used > stock)[0]
-        errors.append(f"warehouse {w_} ships {used[w_, j_]} of item {j_}, stock {stock[w_, j_]}")
-    if not np.array_equal(stock - used, result.stock_remaining):
-        errors.append("stock_remaining inconsistent with shipments")
-    if problem.warehouses.capacity is not None:
-        uw = (
-            np.ones(n_items, dtype=np.int64)
-            if problem.unit_weight is None
-            else np.asarray(problem.unit_weight, dtype=np.int64)
-        )
-        load = used @ uw
-        cap = np.asarray(problem.warehouses.capacity, dtype=np.int64)
-        if np.any(load > cap):
-            w_ = int(np.argmax(load - cap))
-            errors.append(f"warehouse {w_} ships load {load[w_]} over capacity {cap[w_]}")
-    return errors

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from ._problem import AllocationProblem
+
 EARTH_RADIUS_M = 6_371_008.8
 
 
@@ -139,4 +141,16 @@ def source_group(
         np.concatenate(out_w),
         np.concatenate(out_u),
         np.concatenate(out_r),
+    )
+
+
+def distance_matrix(problem: AllocationProblem) -> NDArray[np.float64]:
+    """Location × warehouse distances in metres (``problem.distance`` or haversine)."""
+    if problem.distance is not None:
+        return np.asarray(problem.distance, dtype=np.float64)
+    return haversine_matrix(
+        problem.locations.lat,
+        problem.locations.lon,
+        problem.warehouses.lat,
+        problem.warehouses.lon,
     )

@@ -20,13 +20,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters, KitFilters
-from relieflink.dispatch import jobs as dispatch_jobs
-from relieflink.dispatch import planning
-from relieflink.errors import NotFound, RelieflinkError
+from relieflink.errors import RelieflinkError
 from relieflink.households import service as households
 from relieflink.households.schemas import HouseholdFilters
-from relieflink.models import LockdownStatus
-from relieflink.needs import jobs as allocation_jobs
+from relieflink.jobs import runner
+from relieflink.jobs import service as jobs_service
+from relieflink.jobs.allocation import start_allocation_job
+from relieflink.jobs.dispatch import start_plan_job
+from relieflink.models import JobStatus, LockdownStatus
 from relieflink.places import service as places
 from relieflink.places.schemas import CommunityFilters, NameFilters
 from relieflink.reports import service as reports
@@ -87,13 +88,13 @@ def _panels(web: Web, day: date) -> dict[str, Any]:
 
 @router.page("/dashboard", roles=access.STAFF, nav=N_("Dashboard"), order=10)
 def dashboard(
-    web: WebDep, day: DayQuery = None, allocation: str | None = None, plan: int | None = None
+    web: WebDep, day: DayQuery = None, allocation: int | None = None, plan: int | None = None
 ) -> HTMLResponse:
     """The day at a glance; ``allocation``/``plan`` show a job's progress (after a POST
     without JavaScript, or a reload)."""
     the_day = _day(day)
     jobs = []
-    if allocation:
+    if allocation is not None:
         jobs.append(_allocation_job(web, allocation))
     if plan is not None:
         jobs.append(_plan_job(web, plan))
@@ -143,26 +144,37 @@ def map_data(web: WebDep, day: DayQuery = None) -> JSONResponse:
 # --- jobs: allocation and dispatch ------------------------------------------------------------
 
 
-def _allocation_job(web: Web, job_id: str) -> dict[str, Any]:
-    job = allocation_jobs.get_job(job_id)
-    if job is None:
-        raise NotFound(f"no allocation job {job_id} in this server process (restarted?)")
+# The job's status in the words of the progress fragment (shared with dispatch plans).
+_JOB_STATUS = {
+    JobStatus.queued: "queued",
+    JobStatus.running: "running",
+    JobStatus.succeeded: "done",
+    JobStatus.failed: "failed",
+    JobStatus.cancelled: "failed",
+}
+
+
+def _allocation_job(web: Web, job_id: int) -> dict[str, Any]:
+    job = jobs_service.require_job(web.session, job_id, actor=web.user)
+    status = _JOB_STATUS[job.status]
+    step = job.message if status in ("queued", "running") else ""
+    percent = job.progress_done * 100 // job.progress_total if job.progress_total else 0
     return {
         "kind": "allocation",
         "id": job.id,
-        "day": job.day,
-        "status": job.status,
-        "progress": job.progress,
-        "step": step_label(job.step),
-        "detail": job.step,
-        "message": job.message,
-        "finished": job.finished,
+        "day": date.fromisoformat(job.payload["day"]),
+        "status": status,
+        "progress": percent,
+        "step": step_label(step),
+        "detail": step,
+        "message": job.error,
+        "finished": status in ("done", "failed"),
         "poll": f"/dashboard/jobs?allocation={job.id}",
         "result": {
-            "run_id": job.run_id,
-            "lines": job.lines,
-            "units_requested": job.units_requested,
-            "units_allocated": job.units_allocated,
+            "run_id": job.result.get("run_id"),
+            "lines": job.result.get("lines", 0),
+            "units_requested": job.result.get("units_requested", 0),
+            "units_allocated": job.result.get("units_allocated", 0),
         },
     }
 
@@ -211,14 +223,14 @@ def _failed_job(web: Web, kind: str, day: date, message: str) -> HTMLResponse:
 
 @router.action("/dashboard/allocate", roles=access.STAFF)
 def allocate(web: WebDep, background: BackgroundTasks, day: DayForm) -> Response:
-    """Start an allocation run for ``day`` (in the background); answer its progress."""
+    """Start an allocation run for ``day`` (a job on the runner); answer its progress."""
     try:
-        job = allocation_jobs.start_allocation(day=day, actor=web.user)
+        job = start_allocation_job(web.session, day=day, actor=web.user)
     except RelieflinkError as exc:
         if not web.is_htmx():
             raise
         return _failed_job(web, "allocation", day, exc.message)
-    background.add_task(allocation_jobs.run_allocation_job, job.id)
+    background.add_task(runner.run_in_process, job.id)
     if not web.is_htmx():
         return RedirectResponse(f"/dashboard?day={day}&allocation={job.id}", status_code=303)
     return _job_response(web, _allocation_job(web, job.id))
@@ -226,9 +238,9 @@ def allocate(web: WebDep, background: BackgroundTasks, day: DayForm) -> Response
 
 @router.action("/dashboard/dispatch", roles=access.STAFF)
 def dispatch(web: WebDep, background: BackgroundTasks, day: DayForm) -> Response:
-    """Start planning the day's dispatch (the API's background job); answer its progress."""
-    plan = planning.start_plan(web.session, day=day, actor=web.user)
-    background.add_task(dispatch_jobs.run_plan_job, plan.id, actor_id=web.user.id)
+    """Start planning the day's dispatch (the API's job on the runner); answer its progress."""
+    plan, job = start_plan_job(web.session, day=day, actor=web.user)
+    background.add_task(runner.run_in_process, job.id)
     if not web.is_htmx():
         return RedirectResponse(f"/dashboard?day={day}&plan={plan.id}", status_code=303)
     return _job_response(web, _plan_job(web, plan.id))
@@ -236,11 +248,11 @@ def dispatch(web: WebDep, background: BackgroundTasks, day: DayForm) -> Response
 
 @router.page("/dashboard/jobs", roles=access.STAFF)
 def job_progress(
-    web: WebDep, allocation: str | None = None, plan: int | None = None
+    web: WebDep, allocation: int | None = None, plan: int | None = None
 ) -> HTMLResponse:
     """The progress fragment of an allocation job or a dispatch plan (polled until it
     finishes); nothing when neither is named."""
-    if allocation:
+    if allocation is not None:
         return _job_response(web, _allocation_job(web, allocation))
     if plan is not None:
         return _job_response(web, _plan_job(web, plan))

@@ -1,0 +1,118 @@
+"""An allocation run: open requests and available stock in, reservations and reasons out.
+
+Load (the open lines under the ration policy, the stock each warehouse has), solve with
+:func:`relieflink.optim.allocation.solve_allocation` (beside the first-come-first-served baseline,
+for the run's comparison), then record: reserve the stock, store the run and its allocations with
+their reasons, and add to the request lines. The API, the CLI (``relieflink allocate``), the job
+runner and the simulation all call :func:`run_allocation`; the caller owns the transaction.
+
+Running it twice does not double-reserve: a line's ``allocated`` count grows with each run and
+only the remainder up to its entitlement is asked for again.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from time import perf_counter
+from typing import Literal
+
+from sqlalchemy.orm import Session
+
+from relieflink.audit import service as audit
+from relieflink.models import User
+from relieflink.needs import allocation
+from relieflink.needs.allocation import Progress, RunReport
+from relieflink.needs.policy import Policy, default_policy
+from relieflink.optim.allocation import solve_allocation, solve_fcfs
+from relieflink.stock import service as stock
+from relieflink.stock.bulk import reserve_many
+from relieflink.users import access
+
+__all__ = ["Progress", "RunReport", "run_allocation"]
+
+
+def run_allocation(
+    session: Session,
+    *,
+    actor: User | None,
+    today: date,
+    dry_run: bool = False,
+    policy: Policy | None = None,
+    progress: Progress | None = None,
+    method: Literal["priority", "fcfs"] = "priority",
+) -> RunReport:
+    """Allocate available stock to open requests; reserve it unless ``dry_run``.
+
+    ``method="fcfs"`` applies the first-come-first-served baseline instead of the policy (for
+    side-by-side simulations); both outcomes are always in the run's summary.
+    """
+    if actor is not None:
+        access.ensure_role(actor, access.STAFF)
+    step = progress or (lambda _m: None)
+    policy = policy or default_policy()
+    started = perf_counter()
+
+    # Load.
+    step("reading open requests")
+    skus = allocation.sku_table(session, policy)
+    lines = allocation.load_lines(session, policy, skus, today)
+    report = RunReport(
+        run_id=None,
+        dry_run=dry_run,
+        policy_version=policy.version,
+        lines=len(lines),
+        units_requested=int(lines.demand.sum()),
+        units_allocated=0,
+        runtime_s=0.0,
+    )
+    if not len(lines):
+        if not dry_run:
+            allocation.apply_to_lines(session, lines, {})  # lines already at their entitlement
+        report.runtime_s = round(perf_counter() - started, 3)
+        return report
+    step("reading available stock")
+    warehouses = allocation.warehouses(session)
+    available = {
+        "kit": stock.stock_matrix(session, kind="kit", as_of=today),
+        "item": stock.stock_matrix(session, kind="item", as_of=today),
+    }
+    problem, keys = allocation.build_problem(lines, skus, policy, warehouses, available)
+
+    # Solve.
+    step("allocating")
+    result = solve_allocation(problem)
+    baseline = solve_fcfs(problem)
+    applied = result if method == "priority" else baseline
+    report.units_allocated = int(applied.allocated.sum())
+    report.summary = allocation.summarize(
+        lines,
+        problem,
+        keys,
+        skus,
+        policy=policy,
+        method=method,
+        result=result,
+        baseline=baseline,
+    )
+
+    # Record.
+    if not dry_run:
+        step("reserving stock")
+        run_id = allocation.start_run(session, report, method=applied.method, actor=actor)
+        decision = allocation.decided(run_id, lines, applied, problem, policy, warehouses)
+        # References name this run's new id, so none can have been reserved before.
+        reserve_many(session, decision.reservations, actor=None, as_of=today, new_references=True)
+        allocation.store_allocations(session, lines, decision)
+        report.run_id = run_id
+        audit.record(
+            session,
+            actor=actor,
+            action="allocate",
+            entity="allocation_run",
+            entity_id=run_id,
+            detail={"units": report.units_allocated, "policy": policy.version},
+        )
+    report.runtime_s = round(perf_counter() - started, 3)
+    if report.run_id is not None:
+        allocation.finish_run(session, report.run_id, report.runtime_s)
+    return report
