@@ -124,6 +124,26 @@ def test_scarce_stock_goes_to_the_vulnerable_first_and_fairly(db: Session, city:
     assert "fcfs" in run.summary
 
 
+def test_scarce_first_packs_go_to_the_higher_score_within_a_class(db: Session, city: dict) -> None:
+    # 5 family food kits; 20 people aged 80+ living alone (score 35) ask first, then a
+    # household of 3 with an infant and a pregnant woman (score 70): same class (other
+    # vulnerable people, for the family kit), and the family must not go without.
+    receive(db, city, "KIT-FAMILY-FOOD", 5)
+    community = make_community(db)
+    for _ in range(20):
+        home = make_household(db, community, actor=city["admin"], size=1, elderly_80=1)
+        city["homes"]["x"] = home
+        ask(db, city, "x", ("KIT-FAMILY-FOOD", 1))
+    family = make_household(db, community, actor=city["admin"], size=3, infants=1, pregnant=1)
+    city["homes"]["family"] = family
+    ask(db, city, "family", ("KIT-FAMILY-FOOD", 1))
+    allocation.run_allocation(db, actor=None, today=TODAY)
+    assert given(db, family, "KIT-FAMILY-FOOD") == 1
+    reasons = db.scalars(select(Allocation.reasons).where(Allocation.household_id == family.id))
+    assert "priority class: other vulnerable people" in reasons.one()
+    assert db.scalar(select(func.sum(Allocation.quantity))) == 5
+
+
 def test_running_twice_does_not_double_reserve(db: Session, city: dict) -> None:
     receive(db, city, "KIT-FAMILY-FOOD", 1)
     ask(db, city, "large", ("KIT-FAMILY-FOOD", 2))

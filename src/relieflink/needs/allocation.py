@@ -329,6 +329,7 @@ def build_problem(
             min_ration=np.full(len(lines), policy.min_ration, dtype=np.int32),
             region=lines.region.astype(np.int32),
             arrival=lines.arrival,
+            score=lines.score,
         ),
         warehouses=Warehouses(
             lat=np.array([w.lat for w in warehouses]),
