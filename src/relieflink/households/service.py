@@ -13,13 +13,13 @@ from relieflink.common.schemas import validate_as
 from relieflink.errors import FieldError, Forbidden, Invalid
 from relieflink.households import repository
 from relieflink.households.schemas import (
-    VULNERABLE,
     HouseholdCreate,
     HouseholdFilters,
     HouseholdListItem,
     HouseholdRead,
     HouseholdUpdate,
 )
+from relieflink.households.vulnerability import VULNERABLE
 from relieflink.models import Community, Household, User
 from relieflink.places import service as places
 from relieflink.users import access

@@ -27,6 +27,7 @@ from relieflink.audit import service as audit
 from relieflink.common import crud
 from relieflink.common import repository as common
 from relieflink.db.bulk import add_to_column, insert_rows
+from relieflink.households.vulnerability import any_vulnerable
 from relieflink.models import (
     Allocation,
     AllocationRun,
@@ -51,6 +52,7 @@ from relieflink.needs.policy import (
     HouseholdFacts,
     Policy,
     default_policy,
+    priority_classes,
     priority_score,
     priority_scores,
 )
@@ -277,16 +279,16 @@ def _load_lines(
         days = policy.period_days
         cap[mask] = -(-count[mask] * days // skus[int(key)]["person_days"])  # ceiling division
     target = np.minimum(quantity, cap)
-    vulnerable = (infants > 0) | (pregnant > 0) | (chronic > 0) | (elderly > 0) | (disabled > 0)
-    klass = np.where(
-        medical,
-        PriorityClass.medical,
-        np.where(
-            infant,
-            PriorityClass.infant_maternity,
-            np.where(vulnerable, PriorityClass.vulnerable, PriorityClass.everyone),
-        ),
-    ).astype(np.int8)
+    vulnerable = any_vulnerable(
+        {
+            "infants": infants,
+            "pregnant": pregnant,
+            "chronic": chronic,
+            "elderly_80": elderly,
+            "disabled": disabled,
+        }
+    )
+    klass = priority_classes(medical=medical, infant_or_maternity=infant, vulnerable=vulnerable)
     since, left = _delivery_history(session, skus, today, household_id, size)
     score = priority_scores(
         policy,

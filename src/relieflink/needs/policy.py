@@ -6,6 +6,7 @@ Pure functions over plain values, so they serve one request and a million alike.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -122,23 +123,22 @@ def entitled_packs(
     return math.ceil(count * policy.period_days / (persons * days)) if count else 0
 
 
-def is_vulnerable(facts: HouseholdFacts) -> bool:
-    return bool(
-        facts.infants or facts.pregnant or facts.chronic or facts.elderly_80 or facts.disabled
-    )
-
-
-def priority_class(
-    *, medical: bool, infant_or_maternity: bool, facts: HouseholdFacts
-) -> PriorityClass:
-    """The strict class of one request line."""
-    if medical:
-        return PriorityClass.medical
-    if infant_or_maternity:
-        return PriorityClass.infant_maternity
-    if is_vulnerable(facts):
-        return PriorityClass.vulnerable
-    return PriorityClass.everyone
+def priority_classes(
+    *,
+    medical: NDArray[np.bool_],
+    infant_or_maternity: NDArray[np.bool_],
+    vulnerable: NDArray[np.bool_],
+) -> NDArray[np.int8]:
+    """The strict class of each request line (see :func:`any_vulnerable` for ``vulnerable``)."""
+    return np.where(
+        medical,
+        PriorityClass.medical,
+        np.where(
+            infant_or_maternity,
+            PriorityClass.infant_maternity,
+            np.where(vulnerable, PriorityClass.vulnerable, PriorityClass.everyone),
+        ),
+    ).astype(np.int8)
 
 
 def priority_score(
@@ -151,61 +151,30 @@ def priority_score(
     days_since_delivery: int | None = None,
     supply_days_left: int = 0,
 ) -> tuple[int, list[str]]:
-    """The score and its reasons, in words a coordinator reads (``"pregnant member"``)."""
-    w = policy.weights
-    terms: list[tuple[int, str]] = []
-    if facts.infants:
-        terms.append(
-            (
-                w.infant,
-                "infant under 2" if facts.infants == 1 else f"{facts.infants} infants under 2",
-            )
-        )
-    if facts.pregnant:
-        terms.append((w.pregnant, "pregnant member"))
-    if facts.chronic:
-        terms.append((w.chronic, "member on chronic medication"))
-    if facts.elderly_80 and facts.size == 1:
-        terms.append((w.elderly_80_alone, "aged 80+ and living alone"))
-    elif facts.elderly_80:
-        terms.append((w.elderly_80, "member aged 80+"))
-    if facts.disabled:
-        terms.append((w.disabled, "member with a disability"))
-    if facts.lockdown == LockdownStatus.sealed:
-        terms.append((w.sealed, "sealed compound"))
-    elif facts.lockdown == LockdownStatus.controlled:
-        terms.append((w.controlled, "controlled compound"))
-    if medical_urgency:
-        terms.append(
-            (
-                w.medical_urgency * medical_urgency,
-                f"medical urgency {medical_urgency} set by a doctor",
-            )
-        )
-    if carried_over:
-        terms.append(
-            (
-                w.carried_over * carried_over,
-                f"{carried_over} failed deliver{'y' if carried_over == 1 else 'ies'} carried over",
-            )
-        )
-    if days_since_delivery is None:
-        days = max(0, min(days_waiting, MAX_WAITING_DAYS))
-        if days:
-            terms.append((w.day_waiting * days, f"{_days(days)} waiting, no delivery yet"))
-    else:
-        days = max(0, min(days_since_delivery, MAX_WAITING_DAYS))
-        if days:
-            terms.append((w.day_waiting * days, f"{_days(days)} since the last delivery"))
-    if supply_days_left > 0:
-        terms.append(
-            (w.supply_day_left * supply_days_left, f"food for {_days(supply_days_left)} left")
-        )
-    return sum(points for points, _ in terms), [reason for points, reason in terms if points]
+    """The score and its reasons, in words a coordinator reads (``"pregnant member"``):
+    :func:`priority_scores` over a batch of one."""
 
+    def one(value: int | bool) -> NDArray[Any]:
+        return np.array([value])
 
-def _days(n: int) -> str:
-    return f"{n} day{'s' if n != 1 else ''}"
+    terms = _terms(
+        policy,
+        size=one(facts.size),
+        infants=one(facts.infants),
+        pregnant=one(facts.pregnant),
+        chronic=one(facts.chronic),
+        elderly_80=one(facts.elderly_80),
+        disabled=one(facts.disabled),
+        sealed=one(facts.lockdown == LockdownStatus.sealed),
+        controlled=one(facts.lockdown == LockdownStatus.controlled),
+        medical_urgency=one(medical_urgency),
+        carried_over=one(carried_over),
+        days_waiting=one(days_waiting),
+        days_since_delivery=one(-1 if days_since_delivery is None else days_since_delivery),
+        supply_days_left=one(supply_days_left),
+    )
+    points = [int(p[0]) for p, _ in terms]
+    return sum(points), [say(0) for p, (_, say) in zip(points, terms, strict=True) if p]
 
 
 def priority_scores(
@@ -225,27 +194,94 @@ def priority_scores(
     days_since_delivery: NDArray[np.int64],
     supply_days_left: NDArray[np.int64],
 ) -> NDArray[np.int64]:
-    """:func:`priority_score` for many lines at once (the same terms; a test keeps them equal).
+    """The priority score of many lines at once: the sum of the policy's weighted terms.
     ``days_since_delivery`` is -1 where the household has had no delivery."""
+    terms = _terms(
+        policy,
+        size=size,
+        infants=infants,
+        pregnant=pregnant,
+        chronic=chronic,
+        elderly_80=elderly_80,
+        disabled=disabled,
+        sealed=sealed,
+        controlled=controlled,
+        medical_urgency=medical_urgency,
+        carried_over=carried_over,
+        days_waiting=days_waiting,
+        days_since_delivery=days_since_delivery,
+        supply_days_left=supply_days_left,
+    )
+    total = np.zeros(len(size), dtype=np.int64)
+    for points, _ in terms:
+        total += points
+    return total
+
+
+_Term = tuple[NDArray[np.int64], Callable[[int], str]]
+
+
+def _terms(
+    policy: Policy,
+    *,
+    size: NDArray[np.int64],
+    infants: NDArray[np.int64],
+    pregnant: NDArray[np.int64],
+    chronic: NDArray[np.int64],
+    elderly_80: NDArray[np.int64],
+    disabled: NDArray[np.int64],
+    sealed: NDArray[np.bool_],
+    controlled: NDArray[np.bool_],
+    medical_urgency: NDArray[np.int64],
+    carried_over: NDArray[np.int64],
+    days_waiting: NDArray[np.int64],
+    days_since_delivery: NDArray[np.int64],
+    supply_days_left: NDArray[np.int64],
+) -> list[_Term]:
+    """Each term of the score: its points per line, and its reason for line ``i`` in words
+    (a term with no points gives no reason)."""
     w = policy.weights
     alone = (elderly_80 > 0) & (size == 1)
-    total: NDArray[np.int64] = (
-        w.infant * (infants > 0)
-        + w.pregnant * (pregnant > 0)
-        + w.chronic * (chronic > 0)
-        + w.elderly_80_alone * alone
-        + w.elderly_80 * ((elderly_80 > 0) & ~alone)
-        + w.disabled * (disabled > 0)
-        + w.sealed * sealed
-        + w.controlled * controlled
-        + w.medical_urgency * medical_urgency
-        + w.carried_over * carried_over
-        + w.day_waiting
-        * np.clip(
-            np.where(days_since_delivery < 0, days_waiting, days_since_delivery),
-            0,
-            MAX_WAITING_DAYS,
-        )
-        + w.supply_day_left * np.maximum(supply_days_left, 0)
-    ).astype(np.int64)
-    return total
+    never = days_since_delivery < 0
+    days = np.clip(np.where(never, days_waiting, days_since_delivery), 0, MAX_WAITING_DAYS)
+    supply = np.maximum(supply_days_left, 0)
+
+    def term(points: NDArray[Any], say: Callable[[int], str]) -> _Term:
+        return points.astype(np.int64), say
+
+    return [
+        term(
+            w.infant * (infants > 0),
+            lambda i: "infant under 2" if infants[i] == 1 else f"{infants[i]} infants under 2",
+        ),
+        term(w.pregnant * (pregnant > 0), lambda i: "pregnant member"),
+        term(w.chronic * (chronic > 0), lambda i: "member on chronic medication"),
+        term(w.elderly_80_alone * alone, lambda i: "aged 80+ and living alone"),
+        term(w.elderly_80 * ((elderly_80 > 0) & ~alone), lambda i: "member aged 80+"),
+        term(w.disabled * (disabled > 0), lambda i: "member with a disability"),
+        term(w.sealed * sealed, lambda i: "sealed compound"),
+        term(w.controlled * controlled, lambda i: "controlled compound"),
+        term(
+            w.medical_urgency * medical_urgency,
+            lambda i: f"medical urgency {medical_urgency[i]} set by a doctor",
+        ),
+        term(
+            w.carried_over * carried_over,
+            lambda i: (
+                f"{carried_over[i]} failed deliver"
+                f"{'y' if carried_over[i] == 1 else 'ies'} carried over"
+            ),
+        ),
+        term(
+            w.day_waiting * days,
+            lambda i: (
+                f"{_days(days[i])} "
+                + ("waiting, no delivery yet" if never[i] else "since the last delivery")
+            ),
+        ),
+        term(w.supply_day_left * supply, lambda i: f"food for {_days(supply[i])} left"),
+    ]
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'s' if n != 1 else ''}"
