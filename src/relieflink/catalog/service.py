@@ -35,6 +35,11 @@ SPHERE_PROTEIN_G = SPHERE_KCAL * 0.10 / 4
 SPHERE_FAT_G = SPHERE_KCAL * 0.17 / 9
 
 
+def get_item(session: Session, item_id: int) -> Item | None:
+    """The item with this id, or None."""
+    return repository.get_item(session, item_id)
+
+
 def require_item(session: Session, item_id: int) -> Item:
     """The item with this id; ``NotFound`` if there is none."""
     return crud.require(session, Item, item_id, label="item")
@@ -157,8 +162,15 @@ def kit_to_read(kit: Kit) -> KitRead:
             )
             for line in kit.lines
         ],
-        grams=sum(line.item.grams_per_unit * line.quantity for line in kit.lines),
+        grams=kit_size(kit)[0],
     )
+
+
+def kit_size(kit: Kit) -> tuple[int, int]:
+    """(grams, millilitres) of one pack of a kit: its items' sizes times their quantities."""
+    grams = sum(line.item.grams_per_unit * line.quantity for line in kit.lines)
+    millilitres = sum(line.item.ml_per_unit * line.quantity for line in kit.lines)
+    return grams, millilitres
 
 
 def kit_nutrition(kit: Kit) -> Nutrition:

@@ -67,6 +67,14 @@ def queue_order(stmt: Select[Consultation]) -> Select[Consultation]:
     return stmt.order_by(Consultation.urgency_rank, Consultation.due_at, Consultation.id)
 
 
+def queue(
+    session: Session, stmt: Select[Consultation], *, languages: Collection[str], limit: int
+) -> Sequence[Consultation]:
+    """The first ``limit`` rows of ``stmt`` in a doctor's ``languages``, in queue order."""
+    stmt = queue_order(stmt).where(Consultation.language.in_(list(languages)))
+    return session.scalars(stmt.limit(limit)).all()
+
+
 def waiting_matching(specialties: Collection[str], languages: Collection[str]) -> Select[int]:
     return (
         select(Consultation.id)

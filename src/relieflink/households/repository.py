@@ -23,6 +23,11 @@ def filtered(filters: HouseholdFilters) -> Select[Household]:
     return stmt
 
 
+def exists(session: Session, household_id: int) -> bool:
+    stmt = select(Household.id).where(Household.id == household_id)
+    return session.scalar(stmt) is not None
+
+
 def count(session: Session, stmt: Select[Household]) -> int:
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 

@@ -36,6 +36,11 @@ def require_visible(session: Session, household_id: int, *, actor: User) -> Hous
     return household
 
 
+def household_exists(session: Session, household_id: int) -> bool:
+    """Whether a household with this id exists (reads nothing of its data: not audited)."""
+    return repository.exists(session, household_id)
+
+
 def ids_by_code(session: Session, codes: set[str]) -> dict[str, int]:
     """Household ids by code, for files that name households by code."""
     return common.ids_by_code(session, Household, codes)

@@ -24,6 +24,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
+from relieflink.catalog import service as catalog
 from relieflink.common import crud
 from relieflink.common import repository as common
 from relieflink.db.bulk import add_to_column, insert_rows
@@ -168,7 +169,7 @@ def _sku_table(session: Session, policy: Policy) -> dict[int, dict[str, Any]]:
             "infant": kit.purpose in _INFANT_PURPOSES,
             "per": rules.get(kit.sku),
             "person_days": kit.persons * kit.days,
-            "grams": sum(line.item.grams_per_unit * line.quantity for line in kit.lines),
+            "grams": catalog.kit_size(kit)[0],
             "sku": kit.sku,
             "food_person_days": kit.persons * kit.days
             if kit.purpose == KitPurpose.family_food

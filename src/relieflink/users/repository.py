@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from relieflink.common import repository as common
-from relieflink.models import AuthSession, LoginAttempt, User
+from relieflink.models import AuthSession, Community, Household, LoginAttempt, Organization, User
 from relieflink.users.schemas import UserFilters
 
 
@@ -19,8 +19,26 @@ def get_user(session: Session, user_id: int) -> User | None:
     return common.get_by_id(session, User, user_id)
 
 
+def get_organization(session: Session, organization_id: int) -> Organization | None:
+    # users sit beside organizations and households, not above them: a link is checked here
+    return common.get_by_id(session, Organization, organization_id)
+
+
+def get_household(session: Session, household_id: int) -> Household | None:
+    return common.get_by_id(session, Household, household_id)
+
+
 def get_user_by_username(session: Session, username: str) -> User | None:
     return common.get_by_code(session, User, username, column="username")
+
+
+def managed_households(organization_id: int) -> Select[int]:
+    """The ids of the households in the communities a committee manages (for row scoping)."""
+    return select(Household.id).where(
+        Household.community_id.in_(
+            select(Community.id).where(Community.committee_id == organization_id)
+        )
+    )
 
 
 def list_users(

@@ -13,7 +13,7 @@ from relieflink.audit import service as audit
 from relieflink.common.repository import apply_update
 from relieflink.config import get_settings
 from relieflink.errors import Conflict, FieldError, Invalid, NotFound, TooManyRequests
-from relieflink.models import AuthSession, Household, Organization, User
+from relieflink.models import AuthSession, User
 from relieflink.users import repository, security
 from relieflink.users.schemas import UserCreate, UserFilters, UserUpdate
 
@@ -44,11 +44,14 @@ def list_users(
 
 def _check_links(session: Session, organization_id: int | None, household_id: int | None) -> None:
     errors = []
-    if organization_id is not None and session.get(Organization, organization_id) is None:
+    if (
+        organization_id is not None
+        and repository.get_organization(session, organization_id) is None
+    ):
         errors.append(
             FieldError(("organization_id",), f"no organization with id {organization_id}")
         )
-    if household_id is not None and session.get(Household, household_id) is None:
+    if household_id is not None and repository.get_household(session, household_id) is None:
         errors.append(FieldError(("household_id",), f"no household with id {household_id}"))
     if errors:
         raise Invalid("the user refers to records that do not exist", errors)
