@@ -16,18 +16,19 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import Table, inspect, select, update
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
+from relieflink.bulk import repository
 from relieflink.bulk.formats import FORMATS, Format
 from relieflink.bulk.schemas import ImportReport, RowError
 from relieflink.common import files
 from relieflink.common import repository as common
 from relieflink.db.bulk import insert_rows
 from relieflink.errors import FieldError, Invalid
-from relieflink.models import Community, Role, User
+from relieflink.models import Role, User
 from relieflink.users import access
 
 CHUNK = 20_000
@@ -182,9 +183,7 @@ def _check_actor_rows(
     if fmt.kind != "households" or actor.role != Role.committee:
         access.ensure_role(actor, access.STAFF)
         return
-    managed = set(
-        session.scalars(select(Community.id).where(Community.committee_id == actor.organization_id))
-    )
+    managed = repository.managed_communities(session, actor.organization_id)
     for line, values in zip(parsed.lines, parsed.values, strict=True):
         if values.get("community_id") is not None and values["community_id"] not in managed:
             parsed.errors.append(
@@ -281,8 +280,7 @@ def _upsert(session: Session, fmt: Format, rows: list[dict[str, Any]]) -> tuple[
         r | {"id": existing[r[fmt.key]], "updated_at": now} for r in rows if r[fmt.key] in existing
     ]
     insert_rows(session, cast(Table, fmt.model.__table__), new)
-    for start in range(0, len(changed), CHUNK):
-        session.execute(update(fmt.model), changed[start : start + CHUNK])
+    repository.update_rows(session, fmt.model, changed)
     return len(new), len(changed)
 
 
@@ -294,13 +292,9 @@ def export_file(session: Session, kind: str, path: Path, *, actor: User | None) 
         access.ensure_role(actor, access.STAFF)
     codes = {ref.field: common.codes_by_id(session, ref.model) for ref in fmt.refs}
     fields = fmt.fields
-    columns = [getattr(fmt.model, name) for name in fields]
 
     def rows() -> Iterator[list[Any]]:
-        primary_key = inspect(fmt.model).primary_key[0]
-        stmt = select(*columns).order_by(primary_key).execution_options(yield_per=CHUNK)
-        result = session.execute(stmt)
-        for record in result:
+        for record in repository.stream(session, fmt.model, fields):
             yield [
                 _export_value(codes[name].get(value) if name in codes else value)
                 for name, value in zip(fields, record, strict=True)
