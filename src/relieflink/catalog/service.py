@@ -55,11 +55,6 @@ def kit_ids_by_sku(session: Session, skus: Sequence[str]) -> dict[str, int]:
     return repository.ids_by_sku(session, Kit, skus)
 
 
-def item_ids_by_sku(session: Session, skus: Sequence[str]) -> dict[str, int]:
-    """Item ids by SKU (missing ones are simply absent)."""
-    return repository.ids_by_sku(session, Item, skus)
-
-
 def get_kits_by_sku(session: Session, skus: Sequence[str]) -> list[Kit]:
     """The kits with these SKUs (missing ones are simply absent)."""
     return list(repository.kits_by_sku(session, skus).values())

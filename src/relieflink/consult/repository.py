@@ -157,13 +157,6 @@ def prescription_for(session: Session, consultation_id: int) -> Prescription | N
     ).one_or_none()
 
 
-def prescriptions_for(session: Session, ids: Collection[int]) -> dict[int, Prescription]:
-    if not ids:
-        return {}
-    rows = session.scalars(select(Prescription).where(Prescription.consultation_id.in_(ids)))
-    return {p.consultation_id: p for p in rows}
-
-
 def queue_counts(session: Session, now: datetime) -> list[tuple[str, int, int, int, datetime]]:
     """Per (specialty, urgency rank): waiting count, overdue count, oldest created_at."""
     overdue = func.sum(case((Consultation.due_at < now, 1), else_=0))
