@@ -11,21 +11,12 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from relieflink.common import repository as common
-from relieflink.models import AuthSession, Community, Household, LoginAttempt, Organization, User
+from relieflink.models import AuthSession, Community, Household, LoginAttempt, User
 from relieflink.users.schemas import UserFilters
 
 
 def get_user(session: Session, user_id: int) -> User | None:
     return common.get_by_id(session, User, user_id)
-
-
-def get_organization(session: Session, organization_id: int) -> Organization | None:
-    # users sit beside organizations and households, not above them: a link is checked here
-    return common.get_by_id(session, Organization, organization_id)
-
-
-def get_household(session: Session, household_id: int) -> Household | None:
-    return common.get_by_id(session, Household, household_id)
 
 
 def get_user_by_username(session: Session, username: str) -> User | None:
