@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack, cast
 
 import numpy as np
 import yaml
@@ -141,6 +141,32 @@ def priority_classes(
     ).astype(np.int8)
 
 
+class ScoreColumns(TypedDict):
+    """What the score looks at, one array entry per request line."""
+
+    size: NDArray[np.int64]
+    infants: NDArray[np.int64]
+    pregnant: NDArray[np.int64]
+    chronic: NDArray[np.int64]
+    elderly_80: NDArray[np.int64]
+    disabled: NDArray[np.int64]
+    sealed: NDArray[np.bool_]
+    controlled: NDArray[np.bool_]
+    medical_urgency: NDArray[np.int64]
+    carried_over: NDArray[np.int64]
+    days_waiting: NDArray[np.int64]
+    days_since_delivery: NDArray[np.int64]  # -1: the household has had no delivery
+    supply_days_left: NDArray[np.int64]
+
+
+def priority_scores(policy: Policy, **columns: Unpack[ScoreColumns]) -> NDArray[np.int64]:
+    """The priority score of many lines at once: the sum of the policy's weighted terms."""
+    total = np.zeros(len(columns["size"]), dtype=np.int64)
+    for points, _ in _terms(policy, columns):
+        total += points
+    return total
+
+
 def priority_score(
     policy: Policy,
     facts: HouseholdFacts,
@@ -153,98 +179,40 @@ def priority_score(
 ) -> tuple[int, list[str]]:
     """The score and its reasons, in words a coordinator reads (``"pregnant member"``):
     :func:`priority_scores` over a batch of one."""
-
-    def one(value: int | bool) -> NDArray[Any]:
-        return np.array([value])
-
-    terms = _terms(
-        policy,
-        size=one(facts.size),
-        infants=one(facts.infants),
-        pregnant=one(facts.pregnant),
-        chronic=one(facts.chronic),
-        elderly_80=one(facts.elderly_80),
-        disabled=one(facts.disabled),
-        sealed=one(facts.lockdown == LockdownStatus.sealed),
-        controlled=one(facts.lockdown == LockdownStatus.controlled),
-        medical_urgency=one(medical_urgency),
-        carried_over=one(carried_over),
-        days_waiting=one(days_waiting),
-        days_since_delivery=one(-1 if days_since_delivery is None else days_since_delivery),
-        supply_days_left=one(supply_days_left),
-    )
-    points = [int(p[0]) for p, _ in terms]
-    return sum(points), [say(0) for p, (_, say) in zip(points, terms, strict=True) if p]
-
-
-def priority_scores(
-    policy: Policy,
-    *,
-    size: NDArray[np.int64],
-    infants: NDArray[np.int64],
-    pregnant: NDArray[np.int64],
-    chronic: NDArray[np.int64],
-    elderly_80: NDArray[np.int64],
-    disabled: NDArray[np.int64],
-    sealed: NDArray[np.bool_],
-    controlled: NDArray[np.bool_],
-    medical_urgency: NDArray[np.int64],
-    carried_over: NDArray[np.int64],
-    days_waiting: NDArray[np.int64],
-    days_since_delivery: NDArray[np.int64],
-    supply_days_left: NDArray[np.int64],
-) -> NDArray[np.int64]:
-    """The priority score of many lines at once: the sum of the policy's weighted terms.
-    ``days_since_delivery`` is -1 where the household has had no delivery."""
-    terms = _terms(
-        policy,
-        size=size,
-        infants=infants,
-        pregnant=pregnant,
-        chronic=chronic,
-        elderly_80=elderly_80,
-        disabled=disabled,
-        sealed=sealed,
-        controlled=controlled,
-        medical_urgency=medical_urgency,
-        carried_over=carried_over,
-        days_waiting=days_waiting,
-        days_since_delivery=days_since_delivery,
-        supply_days_left=supply_days_left,
-    )
-    total = np.zeros(len(size), dtype=np.int64)
-    for points, _ in terms:
-        total += points
-    return total
+    values = {
+        "size": facts.size,
+        "infants": facts.infants,
+        "pregnant": facts.pregnant,
+        "chronic": facts.chronic,
+        "elderly_80": facts.elderly_80,
+        "disabled": facts.disabled,
+        "sealed": facts.lockdown == LockdownStatus.sealed,
+        "controlled": facts.lockdown == LockdownStatus.controlled,
+        "medical_urgency": medical_urgency,
+        "carried_over": carried_over,
+        "days_waiting": days_waiting,
+        "days_since_delivery": -1 if days_since_delivery is None else days_since_delivery,
+        "supply_days_left": supply_days_left,
+    }
+    one = cast(ScoreColumns, {name: np.array([value]) for name, value in values.items()})
+    points = [(int(p[0]), say) for p, say in _terms(policy, one)]
+    return sum(p for p, _ in points), [say(0) for p, say in points if p]
 
 
 _Term = tuple[NDArray[np.int64], Callable[[int], str]]
 
 
-def _terms(
-    policy: Policy,
-    *,
-    size: NDArray[np.int64],
-    infants: NDArray[np.int64],
-    pregnant: NDArray[np.int64],
-    chronic: NDArray[np.int64],
-    elderly_80: NDArray[np.int64],
-    disabled: NDArray[np.int64],
-    sealed: NDArray[np.bool_],
-    controlled: NDArray[np.bool_],
-    medical_urgency: NDArray[np.int64],
-    carried_over: NDArray[np.int64],
-    days_waiting: NDArray[np.int64],
-    days_since_delivery: NDArray[np.int64],
-    supply_days_left: NDArray[np.int64],
-) -> list[_Term]:
+def _terms(policy: Policy, c: ScoreColumns) -> list[_Term]:
     """Each term of the score: its points per line, and its reason for line ``i`` in words
     (a term with no points gives no reason)."""
     w = policy.weights
-    alone = (elderly_80 > 0) & (size == 1)
-    never = days_since_delivery < 0
-    days = np.clip(np.where(never, days_waiting, days_since_delivery), 0, MAX_WAITING_DAYS)
-    supply = np.maximum(supply_days_left, 0)
+    infants, urgency, carried = c["infants"], c["medical_urgency"], c["carried_over"]
+    alone = (c["elderly_80"] > 0) & (c["size"] == 1)
+    never = c["days_since_delivery"] < 0
+    days = np.clip(
+        np.where(never, c["days_waiting"], c["days_since_delivery"]), 0, MAX_WAITING_DAYS
+    )
+    supply = np.maximum(c["supply_days_left"], 0)
 
     def term(points: NDArray[Any], say: Callable[[int], str]) -> _Term:
         return points.astype(np.int64), say
@@ -254,22 +222,21 @@ def _terms(
             w.infant * (infants > 0),
             lambda i: "infant under 2" if infants[i] == 1 else f"{infants[i]} infants under 2",
         ),
-        term(w.pregnant * (pregnant > 0), lambda i: "pregnant member"),
-        term(w.chronic * (chronic > 0), lambda i: "member on chronic medication"),
+        term(w.pregnant * (c["pregnant"] > 0), lambda i: "pregnant member"),
+        term(w.chronic * (c["chronic"] > 0), lambda i: "member on chronic medication"),
         term(w.elderly_80_alone * alone, lambda i: "aged 80+ and living alone"),
-        term(w.elderly_80 * ((elderly_80 > 0) & ~alone), lambda i: "member aged 80+"),
-        term(w.disabled * (disabled > 0), lambda i: "member with a disability"),
-        term(w.sealed * sealed, lambda i: "sealed compound"),
-        term(w.controlled * controlled, lambda i: "controlled compound"),
+        term(w.elderly_80 * ((c["elderly_80"] > 0) & ~alone), lambda i: "member aged 80+"),
+        term(w.disabled * (c["disabled"] > 0), lambda i: "member with a disability"),
+        term(w.sealed * c["sealed"], lambda i: "sealed compound"),
+        term(w.controlled * c["controlled"], lambda i: "controlled compound"),
         term(
-            w.medical_urgency * medical_urgency,
-            lambda i: f"medical urgency {medical_urgency[i]} set by a doctor",
+            w.medical_urgency * urgency,
+            lambda i: f"medical urgency {urgency[i]} set by a doctor",
         ),
         term(
-            w.carried_over * carried_over,
+            w.carried_over * carried,
             lambda i: (
-                f"{carried_over[i]} failed deliver"
-                f"{'y' if carried_over[i] == 1 else 'ies'} carried over"
+                f"{carried[i]} failed deliver{'y' if carried[i] == 1 else 'ies'} carried over"
             ),
         ),
         term(
