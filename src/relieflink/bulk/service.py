@@ -50,6 +50,13 @@ class _Parsed:
     values: list[dict[str, Any]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     bad_lines: set[int] = field(default_factory=set)
+    header: list[str] = field(default_factory=list)
+
+    def refuse(self, line: int, column: str | None, reason: str) -> None:
+        """Record why ``line`` is refused (at ``column``, when one is to blame)."""
+        number = self.header.index(column) + 1 if column in self.header else None
+        self.errors.append(RowError(line=line, column=column, column_number=number, reason=reason))
+        self.bad_lines.add(line)
 
 
 def _check_header(fmt: Format, header: list[str], name: str) -> None:
@@ -70,33 +77,17 @@ def _check_header(fmt: Format, header: list[str], name: str) -> None:
 
 
 def _parse(fmt: Format, header: list[str], rows: Iterator[tuple[int, list[str]]]) -> _Parsed:
-    parsed = _Parsed()
+    parsed = _Parsed(header=header)
     seen_keys: dict[str, int] = {}
     width = len(header)
     for line, cells in rows:
         if len(cells) > width:
-            parsed.errors.append(
-                RowError(
-                    line=line,
-                    column=None,
-                    column_number=None,
-                    reason=f"{len(cells)} cells but the header has {width} columns",
-                )
-            )
-            parsed.bad_lines.add(line)
+            parsed.refuse(line, None, f"{len(cells)} cells but the header has {width} columns")
         values = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip() != ""}
         key = values.get(fmt.key)
         if key is not None:
             if key in seen_keys:
-                parsed.errors.append(
-                    RowError(
-                        line=line,
-                        column=fmt.key,
-                        column_number=header.index(fmt.key) + 1,
-                        reason=f"{fmt.key} {key!r} is also on line {seen_keys[key]}",
-                    )
-                )
-                parsed.bad_lines.add(line)
+                parsed.refuse(line, fmt.key, f"{fmt.key} {key!r} is also on line {seen_keys[key]}")
             else:
                 seen_keys[key] = line
         parsed.lines.append(line)
@@ -120,15 +111,8 @@ def _resolve_refs(session: Session, fmt: Format, header: list[str], parsed: _Par
                 values[ref.field] = ids[code]
             else:
                 values[ref.field] = -1  # the row is refused already; no second "missing" error
-                parsed.errors.append(
-                    RowError(
-                        line=line,
-                        column=ref.column,
-                        column_number=header.index(ref.column) + 1,
-                        reason=f"no {ref.model.__tablename__} row with code {code!r}",
-                    )
-                )
-                parsed.bad_lines.add(line)
+                reason = f"no {ref.model.__tablename__} row with code {code!r}"
+                parsed.refuse(line, ref.column, reason)
 
 
 def _validate(fmt: Format, header: list[str], parsed: _Parsed) -> list[dict[str, Any]]:
@@ -150,16 +134,8 @@ def _validate(fmt: Format, header: list[str], parsed: _Parsed) -> list[dict[str,
                 for err in failed.get(offset, []):
                     name = str(err["loc"][1]) if len(err["loc"]) > 1 else None
                     column = column_of.get(name, name) if name else None
-                    parsed.errors.append(
-                        RowError(
-                            line=line,
-                            column=column,
-                            column_number=header.index(column) + 1 if column in header else None,
-                            reason=_reason(err["msg"], column, header),
-                        )
-                    )
+                    parsed.refuse(line, column, _reason(err["msg"], column, header))
                 if offset in failed:
-                    parsed.bad_lines.add(line)
                     models.append(None)  # type: ignore[arg-type]
                 else:
                     models.append(fmt.schema.model_validate(values))
@@ -174,9 +150,7 @@ def _reason(msg: str, column: str | None, header: list[str]) -> str:
     return msg if column is None or column in header else f"{column}: {msg}"
 
 
-def _check_actor_rows(
-    session: Session, fmt: Format, actor: User | None, header: list[str], parsed: _Parsed
-) -> None:
+def _check_actor_rows(session: Session, fmt: Format, actor: User | None, parsed: _Parsed) -> None:
     """A committee may only import households into the communities it manages."""
     if actor is None or actor.role in access.STAFF:
         return
@@ -186,15 +160,7 @@ def _check_actor_rows(
     managed = repository.managed_communities(session, actor.organization_id)
     for line, values in zip(parsed.lines, parsed.values, strict=True):
         if values.get("community_id") is not None and values["community_id"] not in managed:
-            parsed.errors.append(
-                RowError(
-                    line=line,
-                    column="community_code",
-                    column_number=header.index("community_code") + 1,
-                    reason="this community is not managed by your committee",
-                )
-            )
-            parsed.bad_lines.add(line)
+            parsed.refuse(line, "community_code", "this community is not managed by your committee")
 
 
 def import_file(
@@ -212,7 +178,7 @@ def import_file(
     _check_header(fmt, header, path.name)
     parsed = _parse(fmt, header, rows)
     _resolve_refs(session, fmt, header, parsed)
-    _check_actor_rows(session, fmt, actor, header, parsed)
+    _check_actor_rows(session, fmt, actor, parsed)
     good = _validate(fmt, header, parsed)
     parsed.errors.sort(key=lambda e: (e.line, e.column_number or 0))
     if parsed.errors and not skip_invalid:
