@@ -163,17 +163,20 @@ def kit_to_read(kit: Kit) -> KitRead:
 
 def kit_size(kit: Kit) -> tuple[int, int]:
     """(grams, millilitres) of one pack of a kit: its items' sizes times their quantities."""
-    grams = sum(line.item.grams_per_unit * line.quantity for line in kit.lines)
-    millilitres = sum(line.item.ml_per_unit * line.quantity for line in kit.lines)
-    return grams, millilitres
+    return _per_pack(kit, "grams_per_unit"), _per_pack(kit, "ml_per_unit")
+
+
+def _per_pack(kit: Kit, per_unit: str) -> Any:
+    """One pack's total of an item figure (``grams_per_unit``, ``kcal_per_unit``, ...)."""
+    return sum(getattr(line.item, per_unit) * line.quantity for line in kit.lines)
 
 
 def kit_nutrition(kit: Kit) -> Nutrition:
     """Energy, protein and fat per person-day of a kit, against the Sphere minimum."""
     person_days = kit.persons * kit.days
-    kcal = sum(line.item.kcal_per_unit * line.quantity for line in kit.lines) / person_days
-    protein = sum(line.item.protein_g_per_unit * line.quantity for line in kit.lines) / person_days
-    fat = sum(line.item.fat_g_per_unit * line.quantity for line in kit.lines) / person_days
+    kcal = _per_pack(kit, "kcal_per_unit") / person_days
+    protein = _per_pack(kit, "protein_g_per_unit") / person_days
+    fat = _per_pack(kit, "fat_g_per_unit") / person_days
     return Nutrition(
         kit_sku=kit.sku,
         persons=kit.persons,
