@@ -6,12 +6,12 @@ Pure functions over plain values, so they serve one request and a million alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypedDict, Unpack, cast
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import yaml
@@ -177,9 +177,10 @@ def priority_score(
     days_since_delivery: int | None = None,
     supply_days_left: int = 0,
 ) -> tuple[int, list[str]]:
-    """The score and its reasons, in words a coordinator reads (``"pregnant member"``):
-    :func:`priority_scores` over a batch of one."""
-    values = {
+    """The score and its reasons, in words a coordinator reads (``"pregnant member"``): the
+    terms of :func:`priority_scores` over one line (plain numbers: the allocation explains
+    thousands of lines, and one-element arrays cost ten times more)."""
+    one = {
         "size": facts.size,
         "infants": facts.infants,
         "pregnant": facts.pregnant,
@@ -194,60 +195,54 @@ def priority_score(
         "days_since_delivery": -1 if days_since_delivery is None else days_since_delivery,
         "supply_days_left": supply_days_left,
     }
-    one = cast(ScoreColumns, {name: np.array([value]) for name, value in values.items()})
-    points = [(int(p[0]), say) for p, say in _terms(policy, one)]
-    return sum(p for p, _ in points), [say(0) for p, say in points if p]
+    points = [(int(p), say) for p, say in _terms(policy, one)]
+    return sum(p for p, _ in points), [say() for p, say in points if p]
 
 
-_Term = tuple[NDArray[np.int64], Callable[[int], str]]
-
-
-def _terms(policy: Policy, c: ScoreColumns) -> list[_Term]:
-    """Each term of the score: its points per line, and its reason for line ``i`` in words
-    (a term with no points gives no reason)."""
+def _terms(policy: Policy, c: Mapping[str, Any]) -> list[tuple[Any, Callable[[], str]]]:
+    """Each term of the score: its points, and its reason in words (asked only of one line, and
+    only where the term has points). Written with operations that mean the same on numpy
+    columns and on one line's plain numbers, so both are this one function."""
     w = policy.weights
     infants, urgency, carried = c["infants"], c["medical_urgency"], c["carried_over"]
-    alone = (c["elderly_80"] > 0) & (c["size"] == 1)
+    elderly = c["elderly_80"] > 0
     never = c["days_since_delivery"] < 0
-    days = np.clip(
-        np.where(never, c["days_waiting"], c["days_since_delivery"]), 0, MAX_WAITING_DAYS
-    )
-    supply = np.maximum(c["supply_days_left"], 0)
-
-    def term(points: NDArray[Any], say: Callable[[int], str]) -> _Term:
-        return points.astype(np.int64), say
-
+    waited = c["days_since_delivery"] + never * (c["days_waiting"] - c["days_since_delivery"])
+    days = _clip(waited, 0, MAX_WAITING_DAYS)
+    supply = _clip(c["supply_days_left"], 0, None)
     return [
-        term(
+        (
             w.infant * (infants > 0),
-            lambda i: "infant under 2" if infants[i] == 1 else f"{infants[i]} infants under 2",
+            lambda: "infant under 2" if infants == 1 else f"{infants} infants under 2",
         ),
-        term(w.pregnant * (c["pregnant"] > 0), lambda i: "pregnant member"),
-        term(w.chronic * (c["chronic"] > 0), lambda i: "member on chronic medication"),
-        term(w.elderly_80_alone * alone, lambda i: "aged 80+ and living alone"),
-        term(w.elderly_80 * ((c["elderly_80"] > 0) & ~alone), lambda i: "member aged 80+"),
-        term(w.disabled * (c["disabled"] > 0), lambda i: "member with a disability"),
-        term(w.sealed * c["sealed"], lambda i: "sealed compound"),
-        term(w.controlled * c["controlled"], lambda i: "controlled compound"),
-        term(
-            w.medical_urgency * urgency,
-            lambda i: f"medical urgency {urgency[i]} set by a doctor",
-        ),
-        term(
+        (w.pregnant * (c["pregnant"] > 0), lambda: "pregnant member"),
+        (w.chronic * (c["chronic"] > 0), lambda: "member on chronic medication"),
+        (w.elderly_80_alone * (elderly & (c["size"] == 1)), lambda: "aged 80+ and living alone"),
+        (w.elderly_80 * (elderly & (c["size"] != 1)), lambda: "member aged 80+"),
+        (w.disabled * (c["disabled"] > 0), lambda: "member with a disability"),
+        (w.sealed * c["sealed"], lambda: "sealed compound"),
+        (w.controlled * c["controlled"], lambda: "controlled compound"),
+        (w.medical_urgency * urgency, lambda: f"medical urgency {urgency} set by a doctor"),
+        (
             w.carried_over * carried,
-            lambda i: (
-                f"{carried[i]} failed deliver{'y' if carried[i] == 1 else 'ies'} carried over"
-            ),
+            lambda: f"{carried} failed deliver{'y' if carried == 1 else 'ies'} carried over",
         ),
-        term(
+        (
             w.day_waiting * days,
-            lambda i: (
-                f"{_days(days[i])} "
-                + ("waiting, no delivery yet" if never[i] else "since the last delivery")
+            lambda: (
+                f"{_days(days)} "
+                + ("waiting, no delivery yet" if never else "since the last delivery")
             ),
         ),
-        term(w.supply_day_left * supply, lambda i: f"food for {_days(supply[i])} left"),
+        (w.supply_day_left * supply, lambda: f"food for {_days(supply)} left"),
     ]
+
+
+def _clip(x: Any, low: int, high: int | None) -> Any:
+    # numpy's clip costs microseconds on a plain number, which one line's score should not pay
+    if isinstance(x, np.ndarray):
+        return np.clip(x, low, high)
+    return max(x, low) if high is None else min(max(x, low), high)
 
 
 def _days(n: int) -> str:
