@@ -56,11 +56,6 @@ class Invalid(RelieflinkError):
     title = "Invalid input"
 
 
-class Infeasible(RelieflinkError):
-    status_code = 422
-    title = "Infeasible"
-
-
 class TooManyRequests(RelieflinkError):
     status_code = 429
     title = "Too many requests"

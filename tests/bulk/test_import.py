@@ -156,3 +156,8 @@ def test_the_format_page_documents_every_column() -> None:
         section = page.split(f"## {kind}\n", 1)[1].split("\n## ", 1)[0]
         documented = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
         assert documented == fmt.columns, kind
+
+
+def test_each_format_has_a_column_for_each_field_of_its_schema() -> None:
+    for kind, fmt in FORMATS.items():
+        assert sorted(fmt.fields) == sorted(fmt.schema.model_fields), kind

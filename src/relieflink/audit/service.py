@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from relieflink.audit import repository
 from relieflink.models import AuditEvent
 
 if TYPE_CHECKING:
@@ -39,9 +39,4 @@ def list_events(
     session: Session, *, entity: str | None = None, entity_id: int | None = None, limit: int = 100
 ) -> Sequence[AuditEvent]:
     """The newest audit events, optionally for one entity (and record)."""
-    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    if entity is not None:
-        stmt = stmt.where(AuditEvent.entity == entity)
-    if entity_id is not None:
-        stmt = stmt.where(AuditEvent.entity_id == entity_id)
-    return session.scalars(stmt).all()
+    return repository.list_events(session, entity=entity, entity_id=entity_id, limit=limit)

@@ -1,9 +1,10 @@
 """The file formats: which columns each kind has, and how codes in files map to row ids.
 
-Columns are the fields of the kind's ``*Create`` schema, with each foreign key id replaced by the
-referenced row's code (``community_id`` → ``community_code``). A column whose field has a default
-may be left out of a file. Validation reuses the ``*Create`` schemas, so a file row is checked by
-exactly the rules the API applies.
+Columns (listed once, in :mod:`relieflink.columns`) are the fields of the kind's ``*Create``
+schema, with each foreign key id replaced by the referenced row's code (``community_id`` →
+``community_code``); a test keeps the two equal. A column whose field has a default may be left
+out of a file. Validation reuses the ``*Create`` schemas, so a file row is checked by exactly the
+rules the API applies.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from relieflink import columns
 from relieflink.catalog.schemas import ItemCreate
 from relieflink.db import Base
 from relieflink.households.schemas import HouseholdCreate
@@ -37,18 +39,19 @@ class Format:
     kind: str
     model: type[Base]
     schema: type[BaseModel]
+    header: tuple[str, ...]  # the columns in file order, from relieflink.columns
     key: str = "code"
     refs: tuple[Ref, ...] = ()
-    order: tuple[str, ...] = ()  # the schema's fields in file order, where that differs
-
-    @property
-    def fields(self) -> list[str]:
-        return list(self.order or self.schema.model_fields)
 
     @property
     def columns(self) -> list[str]:
-        by_field = {ref.field: ref.column for ref in self.refs}
-        return [by_field.get(name, name) for name in self.fields]
+        return list(self.header)
+
+    @property
+    def fields(self) -> list[str]:
+        """The schema's field behind each column, in file order."""
+        by_column = {ref.column: ref.field for ref in self.refs}
+        return [by_column.get(name, name) for name in self.header]
 
     @property
     def required_columns(self) -> set[str]:
@@ -63,34 +66,29 @@ class Format:
 FORMATS: dict[str, Format] = {
     f.kind: f
     for f in (
-        Format("organizations", Organization, OrganizationCreate),
-        Format("districts", District, DistrictCreate),
+        Format("organizations", Organization, OrganizationCreate, columns.ORGANIZATIONS),
+        Format("districts", District, DistrictCreate, columns.DISTRICTS),
         Format(
             "communities",
             Community,
             CommunityCreate,
+            columns.COMMUNITIES,
             refs=(Ref("district_id", District), Ref("committee_id", Organization)),
         ),
-        Format("warehouses", Warehouse, WarehouseCreate, refs=(Ref("owner_id", Organization),)),
+        Format(
+            "warehouses",
+            Warehouse,
+            WarehouseCreate,
+            columns.WAREHOUSES,
+            refs=(Ref("owner_id", Organization),),
+        ),
         Format(
             "households",
             Household,
             HouseholdCreate,
+            columns.HOUSEHOLDS,
             refs=(Ref("community_id", Community),),
-            order=(
-                "code",
-                "community_id",
-                "building",
-                "unit",
-                "size",
-                "infants",
-                "pregnant",
-                "chronic",
-                "elderly_80",
-                "disabled",
-                "phone",
-            ),
         ),
-        Format("items", Item, ItemCreate, key="sku"),
+        Format("items", Item, ItemCreate, columns.ITEMS, key="sku"),
     )
 }

@@ -16,18 +16,19 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import Table, inspect, select, update
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
+from relieflink.bulk import repository
 from relieflink.bulk.formats import FORMATS, Format
 from relieflink.bulk.schemas import ImportReport, RowError
 from relieflink.common import files
 from relieflink.common import repository as common
 from relieflink.db.bulk import insert_rows
 from relieflink.errors import FieldError, Invalid
-from relieflink.models import Community, Role, User
+from relieflink.models import Role, User
 from relieflink.users import access
 
 CHUNK = 20_000
@@ -49,6 +50,13 @@ class _Parsed:
     values: list[dict[str, Any]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     bad_lines: set[int] = field(default_factory=set)
+    header: list[str] = field(default_factory=list)
+
+    def refuse(self, line: int, column: str | None, reason: str) -> None:
+        """Record why ``line`` is refused (at ``column``, when one is to blame)."""
+        number = self.header.index(column) + 1 if column in self.header else None
+        self.errors.append(RowError(line=line, column=column, column_number=number, reason=reason))
+        self.bad_lines.add(line)
 
 
 def _check_header(fmt: Format, header: list[str], name: str) -> None:
@@ -69,33 +77,17 @@ def _check_header(fmt: Format, header: list[str], name: str) -> None:
 
 
 def _parse(fmt: Format, header: list[str], rows: Iterator[tuple[int, list[str]]]) -> _Parsed:
-    parsed = _Parsed()
+    parsed = _Parsed(header=header)
     seen_keys: dict[str, int] = {}
     width = len(header)
     for line, cells in rows:
         if len(cells) > width:
-            parsed.errors.append(
-                RowError(
-                    line=line,
-                    column=None,
-                    column_number=None,
-                    reason=f"{len(cells)} cells but the header has {width} columns",
-                )
-            )
-            parsed.bad_lines.add(line)
+            parsed.refuse(line, None, f"{len(cells)} cells but the header has {width} columns")
         values = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip() != ""}
         key = values.get(fmt.key)
         if key is not None:
             if key in seen_keys:
-                parsed.errors.append(
-                    RowError(
-                        line=line,
-                        column=fmt.key,
-                        column_number=header.index(fmt.key) + 1,
-                        reason=f"{fmt.key} {key!r} is also on line {seen_keys[key]}",
-                    )
-                )
-                parsed.bad_lines.add(line)
+                parsed.refuse(line, fmt.key, f"{fmt.key} {key!r} is also on line {seen_keys[key]}")
             else:
                 seen_keys[key] = line
         parsed.lines.append(line)
@@ -119,15 +111,8 @@ def _resolve_refs(session: Session, fmt: Format, header: list[str], parsed: _Par
                 values[ref.field] = ids[code]
             else:
                 values[ref.field] = -1  # the row is refused already; no second "missing" error
-                parsed.errors.append(
-                    RowError(
-                        line=line,
-                        column=ref.column,
-                        column_number=header.index(ref.column) + 1,
-                        reason=f"no {ref.model.__tablename__} row with code {code!r}",
-                    )
-                )
-                parsed.bad_lines.add(line)
+                reason = f"no {ref.model.__tablename__} row with code {code!r}"
+                parsed.refuse(line, ref.column, reason)
 
 
 def _validate(fmt: Format, header: list[str], parsed: _Parsed) -> list[dict[str, Any]]:
@@ -149,16 +134,8 @@ def _validate(fmt: Format, header: list[str], parsed: _Parsed) -> list[dict[str,
                 for err in failed.get(offset, []):
                     name = str(err["loc"][1]) if len(err["loc"]) > 1 else None
                     column = column_of.get(name, name) if name else None
-                    parsed.errors.append(
-                        RowError(
-                            line=line,
-                            column=column,
-                            column_number=header.index(column) + 1 if column in header else None,
-                            reason=_reason(err["msg"], column, header),
-                        )
-                    )
+                    parsed.refuse(line, column, _reason(err["msg"], column, header))
                 if offset in failed:
-                    parsed.bad_lines.add(line)
                     models.append(None)  # type: ignore[arg-type]
                 else:
                     models.append(fmt.schema.model_validate(values))
@@ -173,29 +150,17 @@ def _reason(msg: str, column: str | None, header: list[str]) -> str:
     return msg if column is None or column in header else f"{column}: {msg}"
 
 
-def _check_actor_rows(
-    session: Session, fmt: Format, actor: User | None, header: list[str], parsed: _Parsed
-) -> None:
+def _check_actor_rows(session: Session, fmt: Format, actor: User | None, parsed: _Parsed) -> None:
     """A committee may only import households into the communities it manages."""
     if actor is None or actor.role in access.STAFF:
         return
     if fmt.kind != "households" or actor.role != Role.committee:
         access.ensure_role(actor, access.STAFF)
         return
-    managed = set(
-        session.scalars(select(Community.id).where(Community.committee_id == actor.organization_id))
-    )
+    managed = repository.managed_communities(session, actor.organization_id)
     for line, values in zip(parsed.lines, parsed.values, strict=True):
         if values.get("community_id") is not None and values["community_id"] not in managed:
-            parsed.errors.append(
-                RowError(
-                    line=line,
-                    column="community_code",
-                    column_number=header.index("community_code") + 1,
-                    reason="this community is not managed by your committee",
-                )
-            )
-            parsed.bad_lines.add(line)
+            parsed.refuse(line, "community_code", "this community is not managed by your committee")
 
 
 def import_file(
@@ -213,7 +178,7 @@ def import_file(
     _check_header(fmt, header, path.name)
     parsed = _parse(fmt, header, rows)
     _resolve_refs(session, fmt, header, parsed)
-    _check_actor_rows(session, fmt, actor, header, parsed)
+    _check_actor_rows(session, fmt, actor, parsed)
     good = _validate(fmt, header, parsed)
     parsed.errors.sort(key=lambda e: (e.line, e.column_number or 0))
     if parsed.errors and not skip_invalid:
@@ -281,8 +246,7 @@ def _upsert(session: Session, fmt: Format, rows: list[dict[str, Any]]) -> tuple[
         r | {"id": existing[r[fmt.key]], "updated_at": now} for r in rows if r[fmt.key] in existing
     ]
     insert_rows(session, cast(Table, fmt.model.__table__), new)
-    for start in range(0, len(changed), CHUNK):
-        session.execute(update(fmt.model), changed[start : start + CHUNK])
+    repository.update_rows(session, fmt.model, changed)
     return len(new), len(changed)
 
 
@@ -294,13 +258,9 @@ def export_file(session: Session, kind: str, path: Path, *, actor: User | None) 
         access.ensure_role(actor, access.STAFF)
     codes = {ref.field: common.codes_by_id(session, ref.model) for ref in fmt.refs}
     fields = fmt.fields
-    columns = [getattr(fmt.model, name) for name in fields]
 
     def rows() -> Iterator[list[Any]]:
-        primary_key = inspect(fmt.model).primary_key[0]
-        stmt = select(*columns).order_by(primary_key).execution_options(yield_per=CHUNK)
-        result = session.execute(stmt)
-        for record in result:
+        for record in repository.stream(session, fmt.model, fields):
             yield [
                 _export_value(codes[name].get(value) if name in codes else value)
                 for name, value in zip(fields, record, strict=True)

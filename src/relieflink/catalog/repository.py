@@ -10,6 +10,10 @@ from relieflink.common import repository as common
 from relieflink.models import Item, Kit
 
 
+def get_item(session: Session, item_id: int) -> Item | None:
+    return common.get_by_id(session, Item, item_id)
+
+
 def items_by_sku(session: Session, skus: Iterable[str]) -> dict[str, Item]:
     wanted = list(set(skus))
     if not wanted:

@@ -35,6 +35,11 @@ SPHERE_PROTEIN_G = SPHERE_KCAL * 0.10 / 4
 SPHERE_FAT_G = SPHERE_KCAL * 0.17 / 9
 
 
+def get_item(session: Session, item_id: int) -> Item | None:
+    """The item with this id, or None."""
+    return repository.get_item(session, item_id)
+
+
 def require_item(session: Session, item_id: int) -> Item:
     """The item with this id; ``NotFound`` if there is none."""
     return crud.require(session, Item, item_id, label="item")
@@ -48,11 +53,6 @@ def get_items_by_sku(session: Session, skus: Sequence[str]) -> dict[str, Item]:
 def kit_ids_by_sku(session: Session, skus: Sequence[str]) -> dict[str, int]:
     """Kit ids by SKU (missing ones are simply absent), without loading the kits."""
     return repository.ids_by_sku(session, Kit, skus)
-
-
-def item_ids_by_sku(session: Session, skus: Sequence[str]) -> dict[str, int]:
-    """Item ids by SKU (missing ones are simply absent)."""
-    return repository.ids_by_sku(session, Item, skus)
 
 
 def get_kits_by_sku(session: Session, skus: Sequence[str]) -> list[Kit]:
@@ -157,16 +157,26 @@ def kit_to_read(kit: Kit) -> KitRead:
             )
             for line in kit.lines
         ],
-        grams=sum(line.item.grams_per_unit * line.quantity for line in kit.lines),
+        grams=kit_size(kit)[0],
     )
+
+
+def kit_size(kit: Kit) -> tuple[int, int]:
+    """(grams, millilitres) of one pack of a kit: its items' sizes times their quantities."""
+    return _per_pack(kit, "grams_per_unit"), _per_pack(kit, "ml_per_unit")
+
+
+def _per_pack(kit: Kit, per_unit: str) -> Any:
+    """One pack's total of an item figure (``grams_per_unit``, ``kcal_per_unit``, ...)."""
+    return sum(getattr(line.item, per_unit) * line.quantity for line in kit.lines)
 
 
 def kit_nutrition(kit: Kit) -> Nutrition:
     """Energy, protein and fat per person-day of a kit, against the Sphere minimum."""
     person_days = kit.persons * kit.days
-    kcal = sum(line.item.kcal_per_unit * line.quantity for line in kit.lines) / person_days
-    protein = sum(line.item.protein_g_per_unit * line.quantity for line in kit.lines) / person_days
-    fat = sum(line.item.fat_g_per_unit * line.quantity for line in kit.lines) / person_days
+    kcal = _per_pack(kit, "kcal_per_unit") / person_days
+    protein = _per_pack(kit, "protein_g_per_unit") / person_days
+    fat = _per_pack(kit, "fat_g_per_unit") / person_days
     return Nutrition(
         kit_sku=kit.sku,
         persons=kit.persons,

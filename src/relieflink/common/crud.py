@@ -32,16 +32,20 @@ def require(session: Session, model: type[M], id_: int, *, label: str) -> M:
 
 
 def check_references(
-    session: Session, values: Mapping[str, Any], refs: Mapping[str, type[Base]]
+    session: Session,
+    values: Mapping[str, Any],
+    refs: Mapping[str, type[Base]],
+    *,
+    message: str = "the record refers to rows that do not exist",
 ) -> None:
     """Every foreign key in ``values`` named in ``refs`` points at an existing row."""
     errors = [
         FieldError((field,), f"no {model.__tablename__[:-1]} with id {values[field]}")
         for field, model in refs.items()
-        if values.get(field) is not None and session.get(model, values[field]) is None
+        if values.get(field) is not None and common.get_by_id(session, model, values[field]) is None
     ]
     if errors:
-        raise Invalid("the record refers to rows that do not exist", errors)
+        raise Invalid(message, errors)
 
 
 def create(

@@ -67,6 +67,14 @@ def queue_order(stmt: Select[Consultation]) -> Select[Consultation]:
     return stmt.order_by(Consultation.urgency_rank, Consultation.due_at, Consultation.id)
 
 
+def queue(
+    session: Session, stmt: Select[Consultation], *, languages: Collection[str], limit: int
+) -> Sequence[Consultation]:
+    """The first ``limit`` rows of ``stmt`` in a doctor's ``languages``, in queue order."""
+    stmt = queue_order(stmt).where(Consultation.language.in_(list(languages)))
+    return session.scalars(stmt.limit(limit)).all()
+
+
 def waiting_matching(specialties: Collection[str], languages: Collection[str]) -> Select[int]:
     return (
         select(Consultation.id)
@@ -147,13 +155,6 @@ def prescription_for(session: Session, consultation_id: int) -> Prescription | N
     return session.scalars(
         select(Prescription).where(Prescription.consultation_id == consultation_id)
     ).one_or_none()
-
-
-def prescriptions_for(session: Session, ids: Collection[int]) -> dict[int, Prescription]:
-    if not ids:
-        return {}
-    rows = session.scalars(select(Prescription).where(Prescription.consultation_id.in_(ids)))
-    return {p.consultation_id: p for p in rows}
 
 
 def queue_counts(session: Session, now: datetime) -> list[tuple[str, int, int, int, datetime]]:

@@ -13,9 +13,6 @@ Language = Literal["zh", "en"]
 AgeBand = Literal["newborn", "infant", "child", "adolescent", "adult", "older_adult"]
 Sex = Literal["female", "male", "other", "unknown"]
 Status = Literal["waiting", "in_progress", "closed", "cancelled"]
-Outcome = Literal[
-    "call_emergency_services", "doctor_now", "doctor_today", "medicine_refill", "self_care"
-]
 # How a doctor ends a consultation (besides the triage outcome it started with).
 CloseOutcome = Literal[
     "advice_given", "prescription", "referred_emergency", "referred_in_person", "no_answer"

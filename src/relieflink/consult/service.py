@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
+from relieflink.catalog import service as catalog
 from relieflink.common import crud
 from relieflink.consult import repository, staffing, triage
 from relieflink.consult.schemas import (
@@ -33,6 +34,7 @@ from relieflink.consult.schemas import (
     QueueSummary,
 )
 from relieflink.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
+from relieflink.households import service as households
 from relieflink.models import (
     ChronicPatient,
     Consultation,
@@ -133,7 +135,7 @@ def request_consultation(
         )
     if actor.household_id != household_id:
         raise Forbidden("you may ask for a consultation only for your own household")
-    if session.get(Household, household_id) is None:
+    if not households.household_exists(session, household_id):
         raise Invalid("no such household", [FieldError(("household_id",), "does not exist")])
     rules = rules or triage.default_rules()
     errors = triage.check_answers(
@@ -256,14 +258,12 @@ def waiting_queue(session: Session, *, actor: User, limit: int = 50) -> Sequence
     profile = repository.get_profile(session, actor.id)
     if profile is None:
         return []
-    stmt = repository.queue_order(
-        access.scope_consultations(
-            repository.filtered(ConsultationFilters(status="waiting"), user_id=actor.id),
-            actor,
-            specialties=profile.specialties,
-        )
-    ).where(Consultation.language.in_(profile.languages))
-    rows = session.scalars(stmt.limit(limit)).all()
+    stmt = access.scope_consultations(
+        repository.filtered(ConsultationFilters(status="waiting"), user_id=actor.id),
+        actor,
+        specialties=profile.specialties,
+    )
+    rows = repository.queue(session, stmt, languages=profile.languages, limit=limit)
     audit.record(
         session, actor=actor, action="list", entity=ENTITY, detail={"ids": [c.id for c in rows]}
     )
@@ -319,7 +319,7 @@ def prescribe(
     errors = []
     seen: set[int] = set()
     for i, line in enumerate(data.lines):
-        if session.get(Item, line.item_id) is None:
+        if catalog.get_item(session, line.item_id) is None:
             errors.append(FieldError(("lines", i, "item_id"), f"no item with id {line.item_id}"))
         if line.item_id in seen:
             errors.append(FieldError(("lines", i, "item_id"), "the item is listed twice"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from relieflink import columns
 from relieflink.audit import service as audit
 from relieflink.errors import FieldError, Invalid, NotFound
 from relieflink.models import (
@@ -22,19 +23,7 @@ from relieflink.models import (
     Warehouse,
 )
 
-FLEET_COLUMNS = (
-    "code",
-    "carrier_code",
-    "kind",
-    "depot_code",
-    "count",
-    "capacity_kg",
-    "capacity_m3",
-    "speed_kmh",
-    "range_km",
-    "shift_start",
-    "shift_end",
-)
+FLEET_COLUMNS = columns.VEHICLES
 
 
 def _clock(text: str) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from relieflink import db
+from relieflink.catalog import service as catalog
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -115,11 +116,7 @@ def sku_sizes(session: Session) -> tuple[dict[int, tuple[int, int]], dict[int, t
         i: (g, ml)
         for i, g, ml in session.execute(select(Item.id, Item.grams_per_unit, Item.ml_per_unit))
     }
-    kits: dict[int, tuple[int, int]] = {}
-    for kit in session.scalars(select(Kit)):
-        g = sum(items[line.item_id][0] * line.quantity for line in kit.lines)
-        ml = sum(items[line.item_id][1] * line.quantity for line in kit.lines)
-        kits[kit.id] = (g, ml)
+    kits = {kit.id: catalog.kit_size(kit) for kit in session.scalars(select(Kit))}
     return kits, items
 
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from relieflink.common import repository as common
 from relieflink.households.schemas import HouseholdFilters
+from relieflink.households.vulnerability import any_vulnerable
 from relieflink.models import Household
 
 
@@ -15,17 +16,16 @@ def filtered(filters: HouseholdFilters) -> Select[Household]:
     if filters.community_id is not None:
         stmt = stmt.where(Household.community_id == filters.community_id)
     if filters.vulnerable is not None:
-        any_vulnerable = or_(
-            Household.infants > 0,
-            Household.pregnant > 0,
-            Household.chronic > 0,
-            Household.elderly_80 > 0,
-            Household.disabled > 0,
-        )
-        stmt = stmt.where(any_vulnerable if filters.vulnerable else ~any_vulnerable)
+        vulnerable = any_vulnerable(Household)
+        stmt = stmt.where(vulnerable if filters.vulnerable else ~vulnerable)
     if filters.q:
         stmt = stmt.where(Household.code.ilike(f"%{filters.q}%"))
     return stmt
+
+
+def exists(session: Session, household_id: int) -> bool:
+    stmt = select(Household.id).where(Household.id == household_id)
+    return session.scalar(stmt) is not None
 
 
 def count(session: Session, stmt: Select[Household]) -> int:

@@ -6,9 +6,9 @@ from pydantic import Field, model_validator
 
 from relieflink.common.fields import Code, NonNegInt, PositiveInt, Search
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
+from relieflink.households.vulnerability import VULNERABLE
 
 Phone = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{5,40}$")
-VULNERABLE = ("infants", "pregnant", "chronic", "elderly_80", "disabled")
 
 
 class HouseholdMembers(StrictModel):

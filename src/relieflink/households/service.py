@@ -13,13 +13,13 @@ from relieflink.common.schemas import validate_as
 from relieflink.errors import FieldError, Forbidden, Invalid
 from relieflink.households import repository
 from relieflink.households.schemas import (
-    VULNERABLE,
     HouseholdCreate,
     HouseholdFilters,
     HouseholdListItem,
     HouseholdRead,
     HouseholdUpdate,
 )
+from relieflink.households.vulnerability import VULNERABLE
 from relieflink.models import Community, Household, User
 from relieflink.places import service as places
 from relieflink.users import access
@@ -34,6 +34,11 @@ def require_visible(session: Session, household_id: int, *, actor: User) -> Hous
     community = places.require_community(session, household.community_id)
     access.ensure_can_see_household(actor, household, community=community)
     return household
+
+
+def household_exists(session: Session, household_id: int) -> bool:
+    """Whether a household with this id exists (reads nothing of its data: not audited)."""
+    return repository.exists(session, household_id)
 
 
 def ids_by_code(session: Session, codes: set[str]) -> dict[str, int]:

@@ -7,39 +7,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.errors import Conflict, Invalid
+from relieflink.idempotency import repository
 from relieflink.models import IdempotencyRecord
 
 # A claim whose request never finished (the process died) may be taken over after this long.
 ABANDONED_AFTER = timedelta(minutes=5)
-
-# The statements of every keyed request, built once.
-_RECORDS: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
-_COMPLETE = (
-    update(_RECORDS)
-    .where(_RECORDS.c.user_id == bindparam("of_user"), _RECORDS.c.key == bindparam("of_key"))
-    .values(response_status=bindparam("status"), response_body=bindparam("body"))
-)
-_CLAIMS: dict[str, Any] = {}
-
-
-def _claim_statement(session: Session) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING id for the session's dialect (built once)."""
-    dialect = session.get_bind().dialect.name
-    if dialect not in _CLAIMS:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        _CLAIMS[dialect] = (
-            insert(_RECORDS)
-            .on_conflict_do_nothing(index_elements=["user_id", "key"])
-            .returning(_RECORDS.c.id)
-        )
-    return _CLAIMS[dialect]
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -65,14 +42,10 @@ def claim(
     # is read. The statement is built once per dialect.
     values = {"user_id": user_id, "key": key, "method": method, "path": path,
               "request_hash": fingerprint, "created_at": clock.now()}  # fmt: skip
-    if session.connection().execute(_claim_statement(session), values).first() is not None:
+    if repository.insert_new(session, values):
         session.commit()
         return None
-    existing = session.scalars(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-        )
-    ).one_or_none()
+    existing = repository.get_record(session, user_id=user_id, key=key)
     if existing is None:  # released by its failed first request just now: it is not done
         session.rollback()
         raise Conflict("a request with this Idempotency-Key is still being processed")
@@ -92,19 +65,13 @@ def claim(
 def complete(session: Session, *, user_id: int, key: str, status: int, body: Any) -> None:
     """Store the answer to replay for ``key``, in the caller's transaction (which may be the one
     that did the work, so that both are kept or neither)."""
-    session.connection().execute(
-        _COMPLETE, {"of_user": user_id, "of_key": key, "status": status, "body": body}
-    )
+    repository.store_answer(session, user_id=user_id, key=key, status=status, body=body)
 
 
 def release(session: Session, *, user_id: int, key: str) -> None:
     """Forget the claim on ``key`` (the work failed unexpectedly, so a retry may do it), in the
     caller's transaction."""
-    session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-        )
-    )
+    repository.delete_record(session, user_id=user_id, key=key)
 
 
 def recall_or_claim(
@@ -121,11 +88,7 @@ def recall_or_claim(
     fingerprint = request_fingerprint(method, path, b"")
 
     def stored() -> Replay | None:
-        found = session.scalars(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-            )
-        ).one_or_none()
+        found = repository.get_record(session, user_id=user_id, key=key)
         if found is None:
             return None
         if found.request_hash != fingerprint:
@@ -149,11 +112,9 @@ def recall_or_claim(
 
 def answer(session: Session, *, user_id: int, key: str, status: int, body: Any) -> None:
     """Keep the answer of a claimed form key, in the caller's transaction."""
-    record = session.scalars(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-        )
-    ).one()
+    record = repository.get_record(session, user_id=user_id, key=key)
+    if record is None:  # answered without a claim: a bug in the caller
+        raise LookupError(f"form key {key!r} was never claimed")
     record.response_status = status
     record.response_body = body
     session.flush()

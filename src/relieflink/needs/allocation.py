@@ -23,7 +23,9 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
+from relieflink.catalog import service as catalog
 from relieflink.common import crud
+from relieflink.households.vulnerability import any_vulnerable
 from relieflink.models import (
     Allocation,
     AllocationRun,
@@ -41,6 +43,7 @@ from relieflink.needs.policy import (
     HouseholdFacts,
     Policy,
     default_policy,
+    priority_classes,
     priority_score,
     priority_scores,
 )
@@ -127,7 +130,7 @@ def sku_table(session: Session, policy: Policy) -> dict[int, dict[str, Any]]:
             "infant": kit.purpose in _INFANT_PURPOSES,
             "per": rules.get(kit.sku),
             "person_days": kit.persons * kit.days,
-            "grams": sum(line.item.grams_per_unit * line.quantity for line in kit.lines),
+            "grams": catalog.kit_size(kit)[0],
             "sku": kit.sku,
             "food_person_days": kit.persons * kit.days
             if kit.purpose == KitPurpose.family_food
@@ -223,16 +226,16 @@ def load_lines(
         days = policy.period_days
         cap[mask] = -(-count[mask] * days // skus[int(key)]["person_days"])  # ceiling division
     target = np.minimum(quantity, cap)
-    vulnerable = (infants > 0) | (pregnant > 0) | (chronic > 0) | (elderly > 0) | (disabled > 0)
-    klass = np.where(
-        medical,
-        PriorityClass.medical,
-        np.where(
-            infant,
-            PriorityClass.infant_maternity,
-            np.where(vulnerable, PriorityClass.vulnerable, PriorityClass.everyone),
-        ),
-    ).astype(np.int8)
+    vulnerable = any_vulnerable(
+        {
+            "infants": infants,
+            "pregnant": pregnant,
+            "chronic": chronic,
+            "elderly_80": elderly,
+            "disabled": disabled,
+        }
+    )
+    klass = priority_classes(medical=medical, infant_or_maternity=infant, vulnerable=vulnerable)
     since, left = _delivery_history(session, skus, today, household_id, size)
     score = priority_scores(
         policy,

@@ -6,11 +6,12 @@ Pure functions over plain values, so they serve one request and a million alike.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import yaml
@@ -122,23 +123,48 @@ def entitled_packs(
     return math.ceil(count * policy.period_days / (persons * days)) if count else 0
 
 
-def is_vulnerable(facts: HouseholdFacts) -> bool:
-    return bool(
-        facts.infants or facts.pregnant or facts.chronic or facts.elderly_80 or facts.disabled
-    )
+def priority_classes(
+    *,
+    medical: NDArray[np.bool_],
+    infant_or_maternity: NDArray[np.bool_],
+    vulnerable: NDArray[np.bool_],
+) -> NDArray[np.int8]:
+    """The strict class of each request line (see :func:`any_vulnerable` for ``vulnerable``)."""
+    return np.where(
+        medical,
+        PriorityClass.medical,
+        np.where(
+            infant_or_maternity,
+            PriorityClass.infant_maternity,
+            np.where(vulnerable, PriorityClass.vulnerable, PriorityClass.everyone),
+        ),
+    ).astype(np.int8)
 
 
-def priority_class(
-    *, medical: bool, infant_or_maternity: bool, facts: HouseholdFacts
-) -> PriorityClass:
-    """The strict class of one request line."""
-    if medical:
-        return PriorityClass.medical
-    if infant_or_maternity:
-        return PriorityClass.infant_maternity
-    if is_vulnerable(facts):
-        return PriorityClass.vulnerable
-    return PriorityClass.everyone
+class ScoreColumns(TypedDict):
+    """What the score looks at, one array entry per request line."""
+
+    size: NDArray[np.int64]
+    infants: NDArray[np.int64]
+    pregnant: NDArray[np.int64]
+    chronic: NDArray[np.int64]
+    elderly_80: NDArray[np.int64]
+    disabled: NDArray[np.int64]
+    sealed: NDArray[np.bool_]
+    controlled: NDArray[np.bool_]
+    medical_urgency: NDArray[np.int64]
+    carried_over: NDArray[np.int64]
+    days_waiting: NDArray[np.int64]
+    days_since_delivery: NDArray[np.int64]  # -1: the household has had no delivery
+    supply_days_left: NDArray[np.int64]
+
+
+def priority_scores(policy: Policy, **columns: Unpack[ScoreColumns]) -> NDArray[np.int64]:
+    """The priority score of many lines at once: the sum of the policy's weighted terms."""
+    total = np.zeros(len(columns["size"]), dtype=np.int64)
+    for points, _ in _terms(policy, columns):
+        total += points
+    return total
 
 
 def priority_score(
@@ -151,101 +177,73 @@ def priority_score(
     days_since_delivery: int | None = None,
     supply_days_left: int = 0,
 ) -> tuple[int, list[str]]:
-    """The score and its reasons, in words a coordinator reads (``"pregnant member"``)."""
+    """The score and its reasons, in words a coordinator reads (``"pregnant member"``): the
+    terms of :func:`priority_scores` over one line (plain numbers: the allocation explains
+    thousands of lines, and one-element arrays cost ten times more)."""
+    one = {
+        "size": facts.size,
+        "infants": facts.infants,
+        "pregnant": facts.pregnant,
+        "chronic": facts.chronic,
+        "elderly_80": facts.elderly_80,
+        "disabled": facts.disabled,
+        "sealed": facts.lockdown == LockdownStatus.sealed,
+        "controlled": facts.lockdown == LockdownStatus.controlled,
+        "medical_urgency": medical_urgency,
+        "carried_over": carried_over,
+        "days_waiting": days_waiting,
+        "days_since_delivery": -1 if days_since_delivery is None else days_since_delivery,
+        "supply_days_left": supply_days_left,
+    }
+    points = [(int(p), say) for p, say in _terms(policy, one)]
+    return sum(p for p, _ in points), [say() for p, say in points if p]
+
+
+def _terms(policy: Policy, c: Mapping[str, Any]) -> list[tuple[Any, Callable[[], str]]]:
+    """Each term of the score: its points, and its reason in words (asked only of one line, and
+    only where the term has points). Written with operations that mean the same on numpy
+    columns and on one line's plain numbers, so both are this one function."""
     w = policy.weights
-    terms: list[tuple[int, str]] = []
-    if facts.infants:
-        terms.append(
-            (
-                w.infant,
-                "infant under 2" if facts.infants == 1 else f"{facts.infants} infants under 2",
-            )
-        )
-    if facts.pregnant:
-        terms.append((w.pregnant, "pregnant member"))
-    if facts.chronic:
-        terms.append((w.chronic, "member on chronic medication"))
-    if facts.elderly_80 and facts.size == 1:
-        terms.append((w.elderly_80_alone, "aged 80+ and living alone"))
-    elif facts.elderly_80:
-        terms.append((w.elderly_80, "member aged 80+"))
-    if facts.disabled:
-        terms.append((w.disabled, "member with a disability"))
-    if facts.lockdown == LockdownStatus.sealed:
-        terms.append((w.sealed, "sealed compound"))
-    elif facts.lockdown == LockdownStatus.controlled:
-        terms.append((w.controlled, "controlled compound"))
-    if medical_urgency:
-        terms.append(
-            (
-                w.medical_urgency * medical_urgency,
-                f"medical urgency {medical_urgency} set by a doctor",
-            )
-        )
-    if carried_over:
-        terms.append(
-            (
-                w.carried_over * carried_over,
-                f"{carried_over} failed deliver{'y' if carried_over == 1 else 'ies'} carried over",
-            )
-        )
-    if days_since_delivery is None:
-        days = max(0, min(days_waiting, MAX_WAITING_DAYS))
-        if days:
-            terms.append((w.day_waiting * days, f"{_days(days)} waiting, no delivery yet"))
-    else:
-        days = max(0, min(days_since_delivery, MAX_WAITING_DAYS))
-        if days:
-            terms.append((w.day_waiting * days, f"{_days(days)} since the last delivery"))
-    if supply_days_left > 0:
-        terms.append(
-            (w.supply_day_left * supply_days_left, f"food for {_days(supply_days_left)} left")
-        )
-    return sum(points for points, _ in terms), [reason for points, reason in terms if points]
+    infants, urgency, carried = c["infants"], c["medical_urgency"], c["carried_over"]
+    elderly = c["elderly_80"] > 0
+    never = c["days_since_delivery"] < 0
+    waited = c["days_since_delivery"] + never * (c["days_waiting"] - c["days_since_delivery"])
+    days = _clip(waited, 0, MAX_WAITING_DAYS)
+    supply = _clip(c["supply_days_left"], 0, None)
+    return [
+        (
+            w.infant * (infants > 0),
+            lambda: "infant under 2" if infants == 1 else f"{infants} infants under 2",
+        ),
+        (w.pregnant * (c["pregnant"] > 0), lambda: "pregnant member"),
+        (w.chronic * (c["chronic"] > 0), lambda: "member on chronic medication"),
+        (w.elderly_80_alone * (elderly & (c["size"] == 1)), lambda: "aged 80+ and living alone"),
+        (w.elderly_80 * (elderly & (c["size"] != 1)), lambda: "member aged 80+"),
+        (w.disabled * (c["disabled"] > 0), lambda: "member with a disability"),
+        (w.sealed * c["sealed"], lambda: "sealed compound"),
+        (w.controlled * c["controlled"], lambda: "controlled compound"),
+        (w.medical_urgency * urgency, lambda: f"medical urgency {urgency} set by a doctor"),
+        (
+            w.carried_over * carried,
+            lambda: f"{carried} failed deliver{'y' if carried == 1 else 'ies'} carried over",
+        ),
+        (
+            w.day_waiting * days,
+            lambda: (
+                f"{_days(days)} "
+                + ("waiting, no delivery yet" if never else "since the last delivery")
+            ),
+        ),
+        (w.supply_day_left * supply, lambda: f"food for {_days(supply)} left"),
+    ]
+
+
+def _clip(x: Any, low: int, high: int | None) -> Any:
+    # numpy's clip costs microseconds on a plain number, which one line's score should not pay
+    if isinstance(x, np.ndarray):
+        return np.clip(x, low, high)
+    return max(x, low) if high is None else min(max(x, low), high)
 
 
 def _days(n: int) -> str:
     return f"{n} day{'s' if n != 1 else ''}"
-
-
-def priority_scores(
-    policy: Policy,
-    *,
-    size: NDArray[np.int64],
-    infants: NDArray[np.int64],
-    pregnant: NDArray[np.int64],
-    chronic: NDArray[np.int64],
-    elderly_80: NDArray[np.int64],
-    disabled: NDArray[np.int64],
-    sealed: NDArray[np.bool_],
-    controlled: NDArray[np.bool_],
-    medical_urgency: NDArray[np.int64],
-    carried_over: NDArray[np.int64],
-    days_waiting: NDArray[np.int64],
-    days_since_delivery: NDArray[np.int64],
-    supply_days_left: NDArray[np.int64],
-) -> NDArray[np.int64]:
-    """:func:`priority_score` for many lines at once (the same terms; a test keeps them equal).
-    ``days_since_delivery`` is -1 where the household has had no delivery."""
-    w = policy.weights
-    alone = (elderly_80 > 0) & (size == 1)
-    total: NDArray[np.int64] = (
-        w.infant * (infants > 0)
-        + w.pregnant * (pregnant > 0)
-        + w.chronic * (chronic > 0)
-        + w.elderly_80_alone * alone
-        + w.elderly_80 * ((elderly_80 > 0) & ~alone)
-        + w.disabled * (disabled > 0)
-        + w.sealed * sealed
-        + w.controlled * controlled
-        + w.medical_urgency * medical_urgency
-        + w.carried_over * carried_over
-        + w.day_waiting
-        * np.clip(
-            np.where(days_since_delivery < 0, days_waiting, days_since_delivery),
-            0,
-            MAX_WAITING_DAYS,
-        )
-        + w.supply_day_left * np.maximum(supply_days_left, 0)
-    ).astype(np.int64)
-    return total

@@ -62,6 +62,7 @@ from typing import IO, Final
 import numpy as np
 import numpy.typing as npt
 
+from relieflink import columns
 from relieflink.scenario import figures as fg
 
 __all__ = ["FILE_HEADERS", "CityManifest", "ProgressCallback", "generate_city"]
@@ -75,68 +76,14 @@ FloatArray = npt.NDArray[np.float64]
 ProgressCallback = Callable[[str, int, int], None]
 
 FILE_HEADERS: Final[dict[str, tuple[str, ...]]] = {
-    "organizations": ("code", "kind", "name", "name_zh", "country", "contact"),
-    "districts": ("code", "name", "name_zh", "population", "area_km2", "lat", "lon"),
-    "communities": (
-        "code",
-        "name",
-        "name_zh",
-        "district_code",
-        "lat",
-        "lon",
-        "households",
-        "residents",
-        "lockdown_status",
-        "vehicles_allowed",
-    ),
-    "warehouses": (
-        "code",
-        "name",
-        "name_zh",
-        "owner_code",
-        "lat",
-        "lon",
-        "capacity_kg",
-        "capacity_m3",
-        "daily_outbound_kg",
-        "temporary",
-    ),
-    "households": (
-        "code",
-        "community_code",
-        "building",
-        "unit",
-        "size",
-        "infants",
-        "pregnant",
-        "chronic",
-        "elderly_80",
-        "disabled",
-        "phone",
-    ),
-    "vehicles": (
-        "code",
-        "carrier_code",
-        "kind",
-        "depot_code",
-        "count",
-        "capacity_kg",
-        "capacity_m3",
-        "speed_kmh",
-        "range_km",
-        "shift_start",
-        "shift_end",
-    ),
-    "pledges": (
-        "code",
-        "donor_code",
-        "recipient_code",
-        "program",
-        "declared_value_fen",
-        "item_sku",
-        "quantity",
-        "expected_arrival",
-    ),
+    "organizations": columns.ORGANIZATIONS,
+    "districts": columns.DISTRICTS,
+    # The generator assigns no committees: it leaves out that optional column.
+    "communities": tuple(c for c in columns.COMMUNITIES if c != "committee_code"),
+    "warehouses": columns.WAREHOUSES,
+    "households": columns.HOUSEHOLDS,
+    "vehicles": columns.VEHICLES,
+    "pledges": columns.PLEDGES,
 }
 
 LOCKDOWN_STATUSES: Final = ("sealed", "controlled", "open")  # "precautionary" → open

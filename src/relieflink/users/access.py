@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, or_
 from sqlalchemy.orm import QueryableAttribute
 
 from relieflink.errors import Forbidden
 from relieflink.models import Community, Consultation, Household, Role, Route
+from relieflink.users import repository
 
 if TYPE_CHECKING:
     from relieflink.models import User
@@ -72,11 +73,7 @@ def scope_by_household(
     if actor.role in STAFF:
         return stmt
     if actor.role == Role.committee and actor.organization_id is not None:
-        managed = select(Household.id).where(
-            Household.community_id.in_(
-                select(Community.id).where(Community.committee_id == actor.organization_id)
-            )
-        )
+        managed = repository.managed_households(actor.organization_id)
         return stmt.where(household_id.in_(managed))
     if actor.role == Role.resident and actor.household_id is not None:
         return stmt.where(household_id == actor.household_id)

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from relieflink.common import repository as common
-from relieflink.models import AuthSession, LoginAttempt, User
+from relieflink.models import AuthSession, Community, Household, LoginAttempt, User
 from relieflink.users.schemas import UserFilters
 
 
@@ -21,6 +21,15 @@ def get_user(session: Session, user_id: int) -> User | None:
 
 def get_user_by_username(session: Session, username: str) -> User | None:
     return common.get_by_code(session, User, username, column="username")
+
+
+def managed_households(organization_id: int) -> Select[int]:
+    """The ids of the households in the communities a committee manages (for row scoping)."""
+    return select(Household.id).where(
+        Household.community_id.in_(
+            select(Community.id).where(Community.committee_id == organization_id)
+        )
+    )
 
 
 def list_users(

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
+from relieflink.common import crud
 from relieflink.common.repository import apply_update
 from relieflink.config import get_settings
-from relieflink.errors import Conflict, FieldError, Invalid, NotFound, TooManyRequests
+from relieflink.errors import Conflict, NotFound, TooManyRequests
 from relieflink.models import AuthSession, Household, Organization, User
 from relieflink.users import repository, security
 from relieflink.users.schemas import UserCreate, UserFilters, UserUpdate
@@ -42,16 +43,13 @@ def list_users(
     return repository.list_users(session, filters, offset=offset, limit=limit)
 
 
+_LINKS = {"organization_id": Organization, "household_id": Household}
+
+
 def _check_links(session: Session, organization_id: int | None, household_id: int | None) -> None:
-    errors = []
-    if organization_id is not None and session.get(Organization, organization_id) is None:
-        errors.append(
-            FieldError(("organization_id",), f"no organization with id {organization_id}")
-        )
-    if household_id is not None and session.get(Household, household_id) is None:
-        errors.append(FieldError(("household_id",), f"no household with id {household_id}"))
-    if errors:
-        raise Invalid("the user refers to records that do not exist", errors)
+    links = {"organization_id": organization_id, "household_id": household_id}
+    message = "the user refers to records that do not exist"
+    crud.check_references(session, links, _LINKS, message=message)
 
 
 def create_user(session: Session, data: UserCreate, *, actor: User | None) -> User:

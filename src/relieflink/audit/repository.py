@@ -1,0 +1,21 @@
+"""SQL for audit events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from relieflink.models import AuditEvent
+
+
+def list_events(
+    session: Session, *, entity: str | None, entity_id: int | None, limit: int
+) -> Sequence[AuditEvent]:
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if entity is not None:
+        stmt = stmt.where(AuditEvent.entity == entity)
+    if entity_id is not None:
+        stmt = stmt.where(AuditEvent.entity_id == entity_id)
+    return session.scalars(stmt).all()

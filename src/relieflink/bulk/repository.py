@@ -1,0 +1,34 @@
+"""SQL for registry files: bulk updates, streamed exports, the communities a committee manages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Row, inspect, select, update
+from sqlalchemy.orm import Session
+
+from relieflink.db import Base
+from relieflink.models import Community
+
+CHUNK = 20_000
+
+
+def managed_communities(session: Session, organization_id: int | None) -> set[int]:
+    """The ids of the communities a committee manages."""
+    stmt = select(Community.id).where(Community.committee_id == organization_id)
+    return set(session.scalars(stmt))
+
+
+def update_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Update rows by primary key (each dict holds ``id``), in chunks."""
+    for start in range(0, len(rows), CHUNK):
+        session.execute(update(model), rows[start : start + CHUNK])
+
+
+def stream(session: Session, model: type[Base], fields: Sequence[str]) -> Iterator[Row[Any]]:
+    """``fields`` of every row of ``model`` by primary key, read in chunks."""
+    primary_key = inspect(model).primary_key[0]
+    columns = [getattr(model, name) for name in fields]
+    stmt = select(*columns).order_by(primary_key).execution_options(yield_per=CHUNK)
+    yield from session.execute(stmt)

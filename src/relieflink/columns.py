@@ -1,0 +1,91 @@
+"""The columns of each CSV file format, in file order: the one list that the importers
+(``bulk/``, the fleet), the exports and the scenario generator share.
+
+Plain tuples and no imports, so that the scenario generator, which may not import the database
+layer or pydantic, uses them too. ``bulk/formats.py`` checks them against the ``*Create``
+schemas (a foreign key id is written as the referenced row's code: ``community_id`` →
+``community_code``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ORGANIZATIONS: Final = ("code", "kind", "name", "name_zh", "country", "contact")
+DISTRICTS: Final = ("code", "name", "name_zh", "population", "area_km2", "lat", "lon")
+COMMUNITIES: Final = (
+    "code",
+    "name",
+    "name_zh",
+    "district_code",
+    "lat",
+    "lon",
+    "households",
+    "residents",
+    "lockdown_status",
+    "vehicles_allowed",
+    "committee_code",
+)
+WAREHOUSES: Final = (
+    "code",
+    "name",
+    "name_zh",
+    "owner_code",
+    "lat",
+    "lon",
+    "capacity_kg",
+    "capacity_m3",
+    "daily_outbound_kg",
+    "temporary",
+)
+HOUSEHOLDS: Final = (
+    "code",
+    "community_code",
+    "building",
+    "unit",
+    "size",
+    "infants",
+    "pregnant",
+    "chronic",
+    "elderly_80",
+    "disabled",
+    "phone",
+)
+ITEMS: Final = (
+    "sku",
+    "name",
+    "name_zh",
+    "category",
+    "unit",
+    "grams_per_unit",
+    "ml_per_unit",
+    "kcal_per_unit",
+    "protein_g_per_unit",
+    "fat_g_per_unit",
+    "shelf_life_days",
+    "cold_chain",
+    "prescription_only",
+)
+VEHICLES: Final = (
+    "code",
+    "carrier_code",
+    "kind",
+    "depot_code",
+    "count",
+    "capacity_kg",
+    "capacity_m3",
+    "speed_kmh",
+    "range_km",
+    "shift_start",
+    "shift_end",
+)
+PLEDGES: Final = (
+    "code",
+    "donor_code",
+    "recipient_code",
+    "program",
+    "declared_value_fen",
+    "item_sku",
+    "quantity",
+    "expected_arrival",
+)
