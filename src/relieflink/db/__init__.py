@@ -1,5 +1,7 @@
 """Database plumbing: the engine, sessions, the declarative base and portable column types."""
 
+from sqlalchemy.orm import Session
+
 from relieflink.db.base import Base, TimestampMixin, UTCDateTime
 from relieflink.db.engine import (
     begin_write,
@@ -13,6 +15,7 @@ from relieflink.db.engine import (
 
 __all__ = [
     "Base",
+    "Session",
     "TimestampMixin",
     "UTCDateTime",
     "begin_write",
