@@ -200,9 +200,6 @@ class World:
         midnight = datetime.combine(START, time(), clock.zone())
         return (midnight + timedelta(minutes=self.env.now)).astimezone(UTC)
 
-    def today(self) -> date:
-        return START + timedelta(days=int(self.env.now // MINUTES_PER_DAY))
-
     @contextmanager
     def clock(self) -> Iterator[None]:
         """Within the block, :mod:`relieflink.clock` reads the simulated moment; the previous
