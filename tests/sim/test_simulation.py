@@ -3,12 +3,14 @@ must reconcile with the ledger, the dispatch tables and the tracking events."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.bulk import service as bulk
 from relieflink.catalog import service as catalog
 from relieflink.models import (
@@ -26,8 +28,9 @@ from relieflink.models import (
 )
 from relieflink.scenario import generate_city
 from relieflink.sim.assumptions import ASSUMPTIONS
+from relieflink.sim.dispatching import Dispatch
 from relieflink.sim.metrics import GROUPS, outcome, reconcile
-from relieflink.sim.simulation import Simulation, load_fleet
+from relieflink.sim.simulation import START, Simulation, load_fleet
 
 ON_BOARD = (
     ParcelStatus.loaded,
@@ -146,3 +149,32 @@ def test_deliveries_go_through_dispatch_routes_and_courier_events(
     # Nothing was planned around the service: every route belongs to one of the sim's plans.
     plan_ids = set(db.scalars(select(Route.plan_id).distinct()))
     assert plan_ids <= set(log.plans)
+
+
+def test_the_services_read_the_simulated_clock_and_get_the_real_one_back(
+    small_city: Session,
+) -> None:
+    db = small_city
+    Simulation(db, policy="priority", days=1, seed=3).run()
+    # Records are stamped by the one clock, moved to the simulated day (local midnight to
+    # midnight), as are the events the couriers post and the deliveries' closing time.
+    first, last = clock.day_start(START), clock.day_start(START + timedelta(days=1))
+    stamps = [
+        *db.scalars(select(NeedRequest.created_at)),
+        *db.scalars(select(TrackingEvent.recorded_at)),
+        *db.scalars(select(TrackingEvent.occurred_at)),
+    ]
+    assert stamps and all(first <= s <= last for s in stamps)
+    assert clock.today() > START + timedelta(days=365)  # the real clock is back
+
+
+def test_the_clock_comes_back_when_the_simulation_fails(
+    small_city: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the planner crashed")
+
+    monkeypatch.setattr(Dispatch, "_plan", broken)  # at the first wave
+    with pytest.raises(RuntimeError, match="planner crashed"):
+        Simulation(small_city, policy="fifo", days=1, seed=3).run()
+    assert clock.today() > START + timedelta(days=365)

@@ -1,5 +1,7 @@
 """Database plumbing: the engine, sessions, the declarative base and portable column types."""
 
+from sqlalchemy.orm import Session
+
 from relieflink.db.base import Base, TimestampMixin, UTCDateTime
 from relieflink.db.engine import (
     KeepAndRefuse,
@@ -16,6 +18,7 @@ from relieflink.db.retry import run_in_transaction
 __all__ = [
     "Base",
     "KeepAndRefuse",
+    "Session",
     "TimestampMixin",
     "UTCDateTime",
     "begin_write",

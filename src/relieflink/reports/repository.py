@@ -1,4 +1,5 @@
-"""SQL of the operations reports: counts over requests, households, plans, routes and parcels."""
+"""SQL of the operations reports: counts over requests, households, plans, routes and parcels;
+and the simulation's reads of the city and of the dispatch tables (``sim/`` writes no SQL)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from relieflink.models import (
     EventKind,
     Household,
     NeedRequest,
+    Organization,
     Parcel,
+    ParcelLine,
     ParcelStatus,
+    RequestLine,
     RequestStatus,
     Route,
     RouteStatus,
     RouteStop,
     TrackingEvent,
     User,
+    Warehouse,
 )
 from relieflink.users import access
 
@@ -220,3 +225,129 @@ def route_parcel_rows(session: Session, route_id: int) -> list[Any]:
             .order_by(Parcel.stop_id, Household.code, Parcel.id)
         )
     )
+
+
+# --- what the simulation reads of the city and of the dispatch tables (read only) --------------
+
+
+def household_facts(session: Session) -> list[Any]:
+    """Every household's members that its entitlement and priority depend on, by id."""
+    return list(
+        session.execute(
+            select(
+                Household.id,
+                Household.community_id,
+                Household.size,
+                Household.infants,
+                Household.pregnant,
+                Household.chronic,
+                Household.elderly_80,
+                Household.disabled,
+            ).order_by(Household.id)
+        )
+    )
+
+
+def community_places(session: Session) -> list[Any]:
+    """Every community's name, gate and lockdown status."""
+    return list(
+        session.execute(
+            select(
+                Community.id,
+                Community.name,
+                Community.lat,
+                Community.lon,
+                Community.lockdown_status,
+            )
+        )
+    )
+
+
+def warehouse_rows(session: Session) -> list[Any]:
+    """Every warehouse's code, place and outbound capacity, by id."""
+    return list(
+        session.execute(
+            select(
+                Warehouse.id,
+                Warehouse.code,
+                Warehouse.lat,
+                Warehouse.lon,
+                Warehouse.daily_outbound_kg,
+            ).order_by(Warehouse.id)
+        )
+    )
+
+
+def organization_rows(session: Session) -> list[Any]:
+    """Every organization's kind, code and name, by id."""
+    return list(
+        session.execute(
+            select(
+                Organization.id, Organization.kind, Organization.code, Organization.name
+            ).order_by(Organization.id)
+        )
+    )
+
+
+def planned_routes(session: Session, plan_id: int) -> list[Any]:
+    """A plan's routes still to be driven: vehicle, carrier, depot, start, distance and cost."""
+    return list(
+        session.execute(
+            select(
+                Route.id,
+                Route.vehicle_id,
+                Route.vehicle_index,
+                Route.carrier_id,
+                Route.kind,
+                Route.depot_id,
+                Route.start_s,
+                Route.distance_m,
+                Route.cost_fen,
+            )
+            .where(Route.plan_id == plan_id, Route.status == RouteStatus.planned)
+            .order_by(Route.id)
+        )
+    )
+
+
+def route_stops(session: Session, route_id: int) -> list[Any]:
+    """A route's stops in order: community, how the last 100 metres go, and the planned ETA."""
+    return list(
+        session.execute(
+            select(RouteStop.id, RouteStop.community_id, RouteStop.inner_mode, RouteStop.eta_s)
+            .where(RouteStop.route_id == route_id)
+            .order_by(RouteStop.seq)
+        )
+    )
+
+
+def parcel_request_lines(session: Session, route_id: int) -> list[Any]:
+    """(parcel, request, packs) of each parcel line on a route."""
+    return list(
+        session.execute(
+            select(ParcelLine.parcel_id, RequestLine.request_id, ParcelLine.quantity)
+            .join(RequestLine, RequestLine.id == ParcelLine.request_line_id)
+            .join(Parcel, Parcel.id == ParcelLine.parcel_id)
+            .where(Parcel.route_id == route_id)
+            .order_by(ParcelLine.id)
+        )
+    )
+
+
+def parcels_in_status(session: Session, route_id: int, status: ParcelStatus) -> list[Any]:
+    """A route's parcels in ``status``: stop, household, packs and pickup-code nonce."""
+    return list(
+        session.execute(
+            select(Parcel.id, Parcel.stop_id, Parcel.household_id, Parcel.packs, Parcel.code_nonce)
+            .where(Parcel.route_id == route_id, Parcel.status == status)
+            .order_by(Parcel.id)
+        )
+    )
+
+
+def packs_by_parcel_status(session: Session) -> dict[ParcelStatus, int]:
+    """Packs of all parcels, per status."""
+    rows = session.execute(
+        select(Parcel.status, func.coalesce(func.sum(Parcel.packs), 0)).group_by(Parcel.status)
+    )
+    return {ParcelStatus(status): int(packs) for status, packs in rows}

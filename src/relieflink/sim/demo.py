@@ -13,10 +13,9 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from relieflink.bulk import service as bulk
 from relieflink.catalog import service as catalog
+from relieflink.db import Session
 from relieflink.db.engine import build_engine
 from relieflink.db.migrations import upgrade
 from relieflink.scenario import generate_city

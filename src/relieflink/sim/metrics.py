@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from relieflink.models import Parcel, ParcelStatus
-from relieflink.sim.simulation import MINUTES_PER_DAY, SimLog
+from relieflink.db import Session
+from relieflink.models import ParcelStatus
+from relieflink.reports import repository as reads
+from relieflink.sim.world import MINUTES_PER_DAY, SimLog
 from relieflink.stock import service as stock
 
 ON_BOARD = (
@@ -50,14 +50,9 @@ def reconcile(session: Session, log: SimLog) -> Reconciliation:
     # came back from failed deliveries, so it includes parcels still on board.
     delivered_ledger = sum(f.delivered for f in figures)
     delivered_sim = sum(packs for _, packs, _, _ in log.deliveries)
-    by_status = {
-        status: int(packs)
-        for status, packs in session.execute(
-            select(Parcel.status, func.coalesce(func.sum(Parcel.packs), 0)).group_by(Parcel.status)
-        )
-    }
-    delivered_dispatch = int(by_status.get(ParcelStatus.delivered, 0))
-    on_board_dispatch = sum(int(by_status.get(s, 0)) for s in ON_BOARD)
+    by_status = reads.packs_by_parcel_status(session)
+    delivered_dispatch = by_status.get(ParcelStatus.delivered, 0)
+    on_board_dispatch = sum(by_status.get(s, 0) for s in ON_BOARD)
     ok = (
         not problems
         and not unbalanced

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from relieflink.sim.metrics import GROUPS
-from relieflink.sim.simulation import SimLog
+from relieflink.sim.world import SimLog
 
 COLOURS = {"priority": "#1b7f5f", "fifo": "#c2572b"}
 LOCKDOWN = {"sealed": "s", "controlled": "D", "open": "o"}

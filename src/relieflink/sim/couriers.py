@@ -1,0 +1,179 @@
+"""Couriers: each route is given to a courier of its carrier, whose phone posts the tracking
+events through the batch path the API's ``POST /api/v1/dispatch/events:batch`` calls: loaded
+(the ledger issues the stock) and departed, arrived and handed off at each gate, then at each
+door delivered with the resident's pickup code, or failed (not home, refused, access denied,
+damaged: the stock comes back and the request is carried over)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import simpy
+
+from relieflink import clock
+from relieflink.dispatch import codes, tracking
+from relieflink.dispatch.schemas import EventIn
+from relieflink.models import EventKind, FailureReason, InnerMode, ParcelStatus, Role, User
+from relieflink.reports import repository as reads
+from relieflink.sim.world import World
+from relieflink.users import service as users
+from relieflink.users.schemas import UserCreate
+
+FAILURE_REASONS = tuple(FailureReason)  # not home, refused, damaged, access denied
+
+
+@dataclass
+class OnBoard:
+    """A parcel loaded on a route, as its courier's phone knows it."""
+
+    parcel_id: int
+    household_id: int
+    packs: int
+    code: str  # the resident tells it at the door (derived as the resident's view does)
+    requests: list[tuple[int, int]]  # (request id, packs of it in this parcel)
+
+
+def event(kind: EventKind, **target: Any) -> EventIn:
+    """A tracking event as a phone stamps it: now, with an id unique to its kind and target."""
+    name, value = next((k, v) for k, v in target.items() if k.endswith("_id"))
+    return EventIn(
+        client_event_id=f"sim-{kind}-{name[0]}{value}",
+        kind=kind,
+        occurred_at=clock.now(),
+        **target,
+    )
+
+
+class Couriers:
+    """The carriers' couriers (one per vehicle group, created the first time it drives)."""
+
+    def __init__(self, world: World) -> None:
+        self.w = world
+        self.by_vehicle: dict[int, User] = {}  # by vehicle group (a vehicles.csv row)
+        self.on_board: dict[int, int] = {}  # parcel id → packs, loaded and not yet at the door
+
+    def post(self, courier: User, events: list[EventIn]) -> list[tracking.EventOutcome]:
+        """Post a batch from ``courier``'s phone; the simulation expects every event applied."""
+        answers = tracking.record_events(self.w.session, events, actor=courier)
+        outcomes = []
+        for answer in answers:
+            if answer.error is not None:
+                raise answer.error
+            assert answer.outcome is not None  # applied when not refused
+            outcomes.append(answer.outcome)
+        return outcomes
+
+    def courier(self, route_id: int, vehicle_id: int, carrier_id: int) -> User:
+        """The courier of a vehicle group; the route is given to them, so that only they (and
+        staff) may post its events."""
+        w = self.w
+        courier = self.by_vehicle.get(vehicle_id)
+        if courier is None:
+            code = w.vehicle_codes.get(vehicle_id, str(vehicle_id))
+            courier = users.create_user(
+                w.session,
+                UserCreate(
+                    username=f"sim-courier-{code}",
+                    full_name=f"Simulated courier of {w.carriers.get(carrier_id, carrier_id)}",
+                    role=Role.courier,
+                    organization_id=carrier_id,
+                    password=w.password,
+                ),
+                actor=w.coordinator,
+            )
+            self.by_vehicle[vehicle_id] = courier
+        tracking.assign_courier(w.session, route_id, courier.id, actor=w.coordinator)
+        return courier
+
+    def depart(self, route: Any) -> None:
+        """A planned route (a ``planned_routes`` row) is loaded (the ledger issues its stock)
+        and leaves the depot."""
+        w = self.w
+        courier = self.courier(route.id, route.vehicle_id, route.carrier_id)
+        self.post(
+            courier,
+            [
+                event(EventKind.loaded, route_id=route.id),
+                event(EventKind.departed, route_id=route.id),
+            ],
+        )
+        w.log.routes_driven += 1
+        w.log.routes_by_kind[str(route.kind)] += 1
+        w.log.distance_km += route.distance_m / 1000
+        w.log.cost_fen += route.cost_fen
+        w.env.process(self._drive(route.id, route.depot_id, route.start_s, courier))
+
+    def _drive(
+        self, route_id: int, depot_id: int, start_s: int, courier: User
+    ) -> Generator[simpy.Event, Any, None]:
+        """The vehicle makes its stops at the plan's pace; at each gate the parcels go the
+        last 100 metres (by robot in sealed compounds, on foot elsewhere) while it drives on."""
+        w = self.w
+        depart = w.env.now
+        stops = reads.route_stops(w.session, route_id)
+        on_board = self._on_board(route_id)
+        w.log.routes.append(
+            [w.depots[depot_id]] + [w.communities[s.community_id][:2] for s in stops]
+        )
+        for stop in stops:
+            yield w.at(depart + (stop.eta_s - start_s) / 60)
+            parcels = on_board.get(stop.id, [])
+            events = [event(EventKind.arrived, stop_id=stop.id)]
+            if stop.inner_mode != InnerMode.courier:
+                # Handed over at the gate to the robot or the volunteers, counted.
+                events.append(event(EventKind.handed_off, stop_id=stop.id, counted=len(parcels)))
+            self.post(courier, events)
+            w.commit()
+            robot = stop.inner_mode == InnerMode.robot
+            w.env.process(self._last_metre(courier, stop.community_id, robot, parcels))
+
+    def _on_board(self, route_id: int) -> dict[int, list[OnBoard]]:
+        """The route's parcels by stop, with each household's pickup code and requests."""
+        session = self.w.session
+        requests: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for parcel_id, request_id, quantity in reads.parcel_request_lines(session, route_id):
+            requests[parcel_id].append((request_id, quantity))
+        out: dict[int, list[OnBoard]] = defaultdict(list)
+        for parcel_id, stop_id, household_id, packs, nonce in reads.parcels_in_status(
+            session, route_id, ParcelStatus.departed
+        ):
+            assert stop_id is not None  # a loaded parcel is on a stop of its route
+            out[stop_id].append(
+                OnBoard(parcel_id, household_id, packs, codes.derive(nonce), requests[parcel_id])
+            )
+            self.on_board[parcel_id] = packs
+        return out
+
+    def _last_metre(
+        self, courier: User, community_id: int, robot: bool, parcels: list[OnBoard]
+    ) -> Generator[simpy.Event, Any, None]:
+        """From the gate to each door; the resident gives the pickup code, or is not there.
+        Each door's outcome is posted as it happens (a batch of one): held back to the end of
+        the compound, a failed parcel's stock would come back later than it did."""
+        w = self.w
+        step = w.a.last_metre_minutes_robot if robot else w.a.last_metre_minutes_foot
+        for p in parcels:
+            yield w.env.timeout(step)
+            del self.on_board[p.parcel_id]
+            if w.rng.random() < w.a.failure_share:
+                reason = w.rng.choice(FAILURE_REASONS)
+                self.post(courier, [event(EventKind.failed, parcel_id=p.parcel_id, reason=reason)])
+                w.log.failures.append((w.env.now, p.household_id, str(reason)))
+                w.log.failed_parcels.append(p.parcel_id)
+                continue
+            (outcome,) = self.post(
+                courier, [event(EventKind.delivered, parcel_id=p.parcel_id, code=p.code)]
+            )
+            w.log.deliveries.append((w.env.now, p.packs, community_id, robot))
+            w.log.delivered_parcels.append(p.parcel_id)
+            closed = set(outcome.result.get("closed_requests", []))
+            for request_id, quantity in p.requests:
+                record = w.log.requests.get(request_id)
+                if record is not None:
+                    record.delivered += quantity
+                    if request_id in closed:
+                        record.t_delivered = w.env.now
+        w.commit()

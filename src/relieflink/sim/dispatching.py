@@ -1,0 +1,116 @@
+"""Dispatch: at each wave the coordinator runs allocation and the dispatch service plans the
+day's parcels onto the carriers' fleet (multi-depot, robots for sealed compounds). Each morning
+some couriers are locked in (fewer vehicles of a group work); a vehicle that will not start at
+loading time is out for the rest of the day and its parcels are re-planned at once onto
+whatever is still free."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import simpy
+
+from relieflink import clock
+from relieflink.dispatch import fleet, planning
+from relieflink.flows import allocation
+from relieflink.reports import repository as reads
+from relieflink.sim.couriers import Couriers
+from relieflink.sim.world import MINUTES_PER_DAY, World
+
+
+class Dispatch:
+    """The coordinator's allocation runs, dispatch plans and re-plans, and the depots' loading."""
+
+    def __init__(self, world: World, couriers: Couriers) -> None:
+        self.w = world
+        self.couriers = couriers
+
+    def waves(self) -> Generator[simpy.Event, Any, None]:
+        """Allocation and dispatch planning at the wave hours of every day."""
+        w = self.w
+        for day in range(w.days):
+            for k, hour in enumerate(w.a.wave_hours):
+                yield w.env.timeout(day * MINUTES_PER_DAY + hour * 60 - w.env.now)
+                if k == 0:
+                    self._roll_call()
+                allocation.run_allocation(
+                    w.session,
+                    actor=None,
+                    today=clock.today(),
+                    method="priority" if w.policy == "priority" else "fcfs",
+                )
+                w.commit()
+                # Parcels left pending by an earlier plan (no vehicle was free) join this one.
+                self._plan()
+
+    def _roll_call(self) -> None:
+        """Each morning some couriers are locked in or ill: fewer vehicles of a group work."""
+        w = self.w
+        day = clock.today()
+        for vehicle_id, count in sorted(fleet.available_counts(w.session, day).items()):
+            off = sum(w.rng_fleet.random() < w.a.courier_absence_share for _ in range(count))
+            if off:
+                fleet.set_availability(
+                    w.session,
+                    vehicle_id=vehicle_id,
+                    day=day,
+                    available=count - off,
+                    note="couriers locked in (simulated)",
+                    actor=w.coordinator,
+                )
+                w.log.vehicles_off += off
+        w.commit()
+
+    def _plan(self, *, replan_of: int | None = None, broken: Sequence[int] = ()) -> None:
+        """The dispatch service plans (or re-plans) the day; loading starts after it."""
+        w = self.w
+        plan = planning.plan_dispatch(
+            w.session,
+            day=clock.today(),
+            actor=w.coordinator,
+            iterations=w.a.routing_iterations,
+            seed=w.seed + len(w.log.plans),
+            replan_of_id=replan_of,
+            failed_route_ids=broken,
+        )
+        w.log.plans.append(plan.id)
+        w.log.replans += replan_of is not None
+        for reason, n in plan.summary.get("unassigned", {}).items():
+            w.log.unrouted[reason] += n
+        w.commit()
+        w.env.process(self._load(plan.id, w.env.now + w.a.loading_minutes))
+
+    def _load(self, plan_id: int, at: float) -> Generator[simpy.Event, Any, None]:
+        """At the depots: each route of the plan is loaded and leaves, unless its vehicle will
+        not start; those are out for the day and their parcels are re-planned at once."""
+        w = self.w
+        yield w.at(at)
+        broken = []
+        for route in reads.planned_routes(w.session, plan_id):
+            if w.rng.random() < w.a.breakdown_share:
+                broken.append(route)
+                continue
+            self.couriers.depart(route)
+        w.commit()
+        if not broken:
+            return
+        for r in broken:
+            code = w.vehicle_codes.get(r.vehicle_id, str(r.vehicle_id))
+            w.log.breakdowns.append((w.env.now, f"{r.kind} {code} #{r.vehicle_index}"))
+        # The re-plan counts each broken vehicle out; then the day's availability records it,
+        # so that later plans today do not count on it either.
+        self._plan(replan_of=plan_id, broken=[r.id for r in broken])
+        day = clock.today()
+        counts = fleet.available_counts(w.session, day)
+        for vehicle_id, n in sorted(Counter(r.vehicle_id for r in broken).items()):
+            fleet.set_availability(
+                w.session,
+                vehicle_id=vehicle_id,
+                day=day,
+                available=max(counts.get(vehicle_id, 0) - n, 0),
+                note="broke down (simulated)",
+                actor=w.coordinator,
+            )
+        w.commit()
