@@ -70,6 +70,11 @@ from relieflink.config import get_settings  # noqa: E402
 from relieflink.db import reset_engine, session_scope  # noqa: E402
 from relieflink.db.migrations import upgrade  # noqa: E402
 from relieflink.dispatch import codes, planning, tracking  # noqa: E402
+
+try:  # events are recorded by the delivery flow (before it: by dispatch.tracking itself)
+    from relieflink.flows import delivery
+except ImportError:
+    delivery = tracking  # type: ignore[misc]
 from relieflink.dispatch.schemas import EventIn  # noqa: E402
 from relieflink.models import (  # noqa: E402
     Parcel,
@@ -132,7 +137,7 @@ def prepare(url: str, households: int, communities: int) -> None:
         with session_scope() as session:
             actor = session.get(User, admin.id)
             assert actor is not None
-            answers = tracking.record_events(
+            answers = delivery.record_events(
                 session,
                 [
                     EventIn.model_validate({"client_event_id": f"prep-{uuid.uuid4()}", **e})

@@ -13,10 +13,10 @@ from relieflink.consult.schemas import ConsultationClose, PrescriptionCreate
 from relieflink.errors import Conflict, Forbidden, Invalid
 from relieflink.models import Allocation, Item, NeedRequest, OrgKind, RequestSource, User, Warehouse
 from relieflink.needs import allocation
-from relieflink.needs import service as needs
 from relieflink.stock import service as stock
 from tests.consult.factories import make_consultation, make_doctor, make_household_with_resident
 from tests.factories import make_org
+from tests.needs import outcomes
 
 
 def seeded_medicines(db: Session) -> list[Item]:
@@ -132,8 +132,7 @@ def test_after_allocation_and_delivery_the_consultation_shows_the_delivery(db: S
     today = clock.today()
     run = allocation.run_allocation(db, actor=None, today=today)
     assert run.units_allocated == 2  # the medical class is served first
-    for allocated in db.scalars(select(Allocation)):
-        needs.deliver_allocation(db, allocated.id, delivery_ref="parcel-rx", actor=None)
+    outcomes.deliver(db, 1, list(db.scalars(select(Allocation))))
     db.commit()
     view = consult.to_read(db, closed).prescription
     assert view is not None and view.delivery is not None

@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import codes, planning, tracking
+from relieflink.dispatch import codes, planning
 from relieflink.dispatch.schemas import EventIn
 from relieflink.errors import Conflict
+from relieflink.flows import delivery
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -238,13 +239,13 @@ def test_an_event_that_breaks_half_way_leaves_nothing_behind(
         select(Route).where(Route.id != scene["route"].id, Route.status == "planned")
     ).first()
     assert other is not None
-    real = tracking.stock_bulk.issue_many
+    real = delivery.stock_bulk.issue_many
 
     def breaks_half_way(*args: Any, **kwargs: Any) -> int:
         real(*args, **kwargs)  # movements and balances written...
         raise Conflict("the warehouse's scanner rejected the pick list")  # ...then refused
 
-    monkeypatch.setattr(tracking.stock_bulk, "issue_many", breaks_half_way)
+    monkeypatch.setattr(delivery.stock_bulk, "issue_many", breaks_half_way)
     p, q = scene["parcels"][:2]
     before = snapshot(db)
     batch = [
@@ -303,7 +304,7 @@ def test_a_batch_of_deliveries_costs_the_same_statements_whatever_its_size(
         engine = db.get_bind()
         event.listen(engine, "before_cursor_execute", count)
         try:
-            answers = tracking.record_events(db, events, actor=actor)
+            answers = delivery.record_events(db, events, actor=actor)
         finally:
             event.remove(engine, "before_cursor_execute", count)
         db.commit()
@@ -333,7 +334,7 @@ def test_loading_a_route_issues_each_parcel_once(db: Session, client: TestClient
 
     def load(target: dict[str, int]) -> None:
         data = EventIn.model_validate({"client_event_id": eid(), "kind": "loaded", **target})
-        tracking.record_event(db, data, actor=city.admin)
+        delivery.record_event(db, data, actor=city.admin)
         db.commit()
 
     load({"parcel_id": first.id})

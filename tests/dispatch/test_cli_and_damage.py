@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from relieflink.cli.main import app
-from relieflink.dispatch import fleet, planning, tracking
+from relieflink.dispatch import fleet, planning
 from relieflink.dispatch.schemas import EventIn
+from relieflink.flows import delivery
 from relieflink.models import (
     AdjustmentReason,
     NeedRequest,
@@ -68,14 +69,14 @@ def test_a_damaged_parcel_is_written_off_and_the_request_carried_over(db: Sessio
         ("loaded", {"parcel_id": parcel.id}),
         ("departed", {"route_id": parcel.route_id}),
     ):
-        tracking.record_event(
+        delivery.record_event(
             db,
             EventIn.model_validate(
                 {"client_event_id": f"e-{uuid.uuid4()}", "kind": kind, **target}
             ),
             actor=city.admin,
         )
-    out = tracking.record_event(
+    out = delivery.record_event(
         db,
         EventIn(
             client_event_id=f"e-{uuid.uuid4()}",

@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import fleet, manifests, planning, tracking
+from relieflink.dispatch import fleet, manifests, planning
 from relieflink.dispatch.schemas import EventIn
 from relieflink.errors import Invalid
+from relieflink.flows import delivery
 from relieflink.models import (
     Community,
     FleetKind,
@@ -125,7 +126,7 @@ def test_replan_moves_only_parcels_not_on_board(db: Session) -> None:
     routes = db.scalars(select(Route).order_by(Route.id)).all()
     assert len(routes) >= 2
     on_board, broken = routes[0], routes[1]
-    tracking.record_event(
+    delivery.record_event(
         db,
         EventIn(client_event_id=f"e-{uuid.uuid4()}", kind="loaded", route_id=on_board.id),
         actor=city.admin,

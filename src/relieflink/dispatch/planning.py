@@ -51,7 +51,7 @@ from relieflink.models import (
     Vehicle,
     Warehouse,
 )
-from relieflink.needs import delivery_hooks
+from relieflink.needs import service as needs
 from relieflink.optim.geo import haversine_m
 from relieflink.optim.routing import (
     Depot,
@@ -693,7 +693,7 @@ def write_plan(
         if i not in sol.unassigned
         for _, line, *_ in inp.parcels[i].lines
     ]
-    delivery_hooks.mark_dispatched(session, line_ids=planned_lines)
+    needs.mark_dispatched(session, line_ids=planned_lines)
     reasons: dict[str, int] = defaultdict(int)
     for reason in sol.unassigned.values():
         reasons[reason] += 1

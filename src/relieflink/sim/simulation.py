@@ -45,6 +45,7 @@ from relieflink.dispatch.schemas import EventIn
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeCreate, PledgeLineIn, ProgramCreate
 from relieflink.errors import RelieflinkError
+from relieflink.flows import delivery
 from relieflink.models import (
     Community,
     EventKind,
@@ -686,7 +687,7 @@ class Simulation:
         tracking.assign_courier(self.session, route_id, courier.id, actor=self.coordinator)
         return courier
 
-    def _event(self, actor: User, kind: EventKind, **target: Any) -> tracking.EventOutcome:
+    def _event(self, actor: User, kind: EventKind, **target: Any) -> delivery.EventOutcome:
         """One tracking event from the courier's phone, stamped with the simulated clock."""
         name, value = next((k, v) for k, v in target.items() if k.endswith("_id"))
         data = EventIn(
@@ -695,7 +696,7 @@ class Simulation:
             occurred_at=self._clock(),
             **target,
         )
-        return tracking.record_event(self.session, data, actor=actor)
+        return delivery.record_event(self.session, data, actor=actor)
 
     def _drive(
         self, route_id: int, depot_id: int, start_s: int, courier: User

@@ -36,7 +36,9 @@ from relieflink.dispatch.schemas import (
     TrackingEventRead,
     VehicleRead,
 )
+from relieflink.dispatch.tracking_rules import CodeRefused
 from relieflink.errors import NotFound
+from relieflink.flows import delivery
 from relieflink.models import DispatchPlan, Route, User
 from relieflink.users import access
 
@@ -176,8 +178,8 @@ def post_event(data: EventIn, session: SessionDep, user: DeliveryActor) -> Event
     """A tracking event from a driver's or robot's app; safe to retry with the same
     ``client_event_id``."""
     try:
-        outcome = tracking.record_event(session, data, actor=user)
-    except tracking.CodeRefused:
+        outcome = delivery.record_event(session, data, actor=user)
+    except CodeRefused:
         session.commit()  # keep the failed attempt (rate limit), then refuse
         raise
     return EventRead.model_validate(outcome.__dict__ | {"id": outcome.event_id})
@@ -213,7 +215,7 @@ def post_events(data: EventBatchIn, session: SessionDep, user: DeliveryActor) ->
             )
     for attempt in range(3):
         try:
-            answers = tracking.record_events(session, [e for _, e in valid], actor=user)
+            answers = delivery.record_events(session, [e for _, e in valid], actor=user)
             break
         except OperationalError as exc:
             # A deadlock with another batch (PostgreSQL chose this one): nothing of it stays,
