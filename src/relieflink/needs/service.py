@@ -414,16 +414,16 @@ def return_allocations(
         freed: Counter[int] = Counter()
         for allocation, _ in returning.values():
             freed[allocation.line_id] += allocation.quantity
-        repository.return_allocations(session, sorted(returning), freed=freed, carried=carried)
-        for allocation, reason in returning.values():
+        for allocation_id, (_, reason) in returning.items():
             audit.record(
                 session,
                 actor=actor,
                 action="return",
                 entity="allocation",
-                entity_id=allocation.id,
+                entity_id=allocation_id,
                 detail={"reason": reason},
             )
+        repository.return_allocations(session, sorted(returning), freed=freed, carried=carried)
     return requests_of
 
 
