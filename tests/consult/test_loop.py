@@ -11,6 +11,7 @@ from relieflink.catalog import service as catalog
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import ConsultationClose, PrescriptionCreate
 from relieflink.errors import Conflict, Forbidden, Invalid
+from relieflink.flows import prescriptions
 from relieflink.models import Allocation, Item, NeedRequest, OrgKind, RequestSource, User, Warehouse
 from relieflink.needs import allocation
 from relieflink.stock import service as stock
@@ -43,7 +44,7 @@ def test_closed_consultation_with_prescription_carries_the_medical_request(db: S
     rx_only = next(i for i in medicines if i.prescription_only)
     other = next(i for i in medicines if i.id != rx_only.id)
     consultation_id, doctor, household_id = open_consultation(db)
-    closed = consult.close_consultation(
+    closed = prescriptions.close_consultation(
         db,
         consultation_id,
         ConsultationClose.model_validate(
@@ -93,7 +94,7 @@ def test_after_allocation_and_delivery_the_consultation_shows_the_delivery(db: S
     medicines = seeded_medicines(db)
     rx_only = next(i for i in medicines if i.prescription_only)
     consultation_id, doctor, _ = open_consultation(db)
-    closed = consult.close_consultation(
+    closed = prescriptions.close_consultation(
         db,
         consultation_id,
         ConsultationClose.model_validate(
@@ -164,7 +165,7 @@ def test_prescription_needs_a_real_item_and_the_assigned_doctor(db: Session) -> 
 def test_outcome_prescription_without_one_is_refused(db: Session) -> None:
     consultation_id, doctor, _ = open_consultation(db)
     with pytest.raises(Invalid):
-        consult.close_consultation(
+        prescriptions.close_consultation(
             db,
             consultation_id,
             ConsultationClose(notes="n", outcome="prescription"),
@@ -174,10 +175,10 @@ def test_outcome_prescription_without_one_is_refused(db: Session) -> None:
 
 def test_a_closed_consultation_cannot_be_closed_or_prescribed_again(db: Session) -> None:
     consultation_id, doctor, _ = open_consultation(db)
-    consult.close_consultation(
+    prescriptions.close_consultation(
         db, consultation_id, ConsultationClose(notes="advice", outcome="advice_given"), actor=doctor
     )
     with pytest.raises(Conflict):
-        consult.close_consultation(
+        prescriptions.close_consultation(
             db, consultation_id, ConsultationClose(notes="x", outcome="advice_given"), actor=doctor
         )

@@ -45,7 +45,7 @@ from relieflink.dispatch.schemas import EventIn
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeCreate, PledgeLineIn, ProgramCreate
 from relieflink.errors import RelieflinkError
-from relieflink.flows import delivery
+from relieflink.flows import delivery, prescriptions
 from relieflink.models import (
     Community,
     EventKind,
@@ -536,7 +536,7 @@ class Simulation:
             prescription = PrescriptionCreate(
                 lines=[PrescriptionLineCreate(item_id=self.medicine.id, quantity=1)]
             )
-            consult.close_consultation(
+            prescriptions.close_consultation(
                 self.session,
                 taken.id,
                 ConsultationClose(
