@@ -71,6 +71,10 @@ from relieflink.db import reset_engine, session_scope  # noqa: E402
 from relieflink.db.migrations import upgrade  # noqa: E402
 from relieflink.dispatch import codes, planning, tracking  # noqa: E402
 
+try:  # plans are made by the dispatch flow (before it: by dispatch.planning itself)
+    from relieflink.flows import dispatch as dispatch_flow
+except ImportError:
+    dispatch_flow = planning  # type: ignore[misc]
 try:  # events are recorded by the delivery flow (before it: by dispatch.tracking itself)
     from relieflink.flows import delivery
 except ImportError:
@@ -118,7 +122,7 @@ def prepare(url: str, households: int, communities: int) -> None:
     print(f"seeded {made['households']} households in {made['seed_s']} s")
     t0 = time.perf_counter()
     with session_scope() as session:
-        plan = planning.plan_dispatch(session, day=DAY, actor=None, time_limit=20)
+        plan = dispatch_flow.plan_dispatch(session, day=DAY, actor=None, time_limit=20)
         print(f"planned: {plan.message} in {time.perf_counter() - t0:.0f} s")
     with session_scope() as session:
         admin = session.scalars(select(User).where(User.username == "bench-admin")).one()

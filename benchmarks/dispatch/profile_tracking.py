@@ -46,6 +46,10 @@ from relieflink.db import get_engine, reset_engine, session_scope  # noqa: E402
 from relieflink.db.migrations import upgrade  # noqa: E402
 from relieflink.dispatch import codes, planning, tracking  # noqa: E402
 
+try:  # plans are made by the dispatch flow (before it: by dispatch.planning itself)
+    from relieflink.flows import dispatch as dispatch_flow
+except ImportError:
+    dispatch_flow = planning  # type: ignore[misc]
 try:  # events are recorded by the delivery flow (before it: by dispatch.tracking itself)
     from relieflink.flows import delivery
 except ImportError:
@@ -171,7 +175,7 @@ def main() -> None:
     with session_scope() as session:
         seed(session, communities=args.communities, households=args.households, vehicles=60)
     with session_scope() as session:
-        planning.plan_dispatch(session, day=DAY, actor=None, time_limit=5)
+        dispatch_flow.plan_dispatch(session, day=DAY, actor=None, time_limit=5)
     # Planner statistics (this server runs with autovacuum off; see bench_tracking.analyze).
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("ANALYZE")

@@ -12,10 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import codes, planning
+from relieflink.dispatch import codes
 from relieflink.dispatch.schemas import EventIn
 from relieflink.errors import Conflict
 from relieflink.flows import delivery
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -74,7 +75,7 @@ def scene(db: Session, client: TestClient) -> dict[str, Any]:
     city = make_city(db, per_community=5)
     courier = make_user(db, Role.courier, organization_id=city.carrier.id)
     db.commit()
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     headers = sign_in(client, courier)
     route = db.scalars(
@@ -323,7 +324,7 @@ def test_loading_a_route_issues_each_parcel_once(db: Session, client: TestClient
     """Loading one parcel, then its route: the rest of the route is issued in bulk, the parcel
     already loaded is not issued again, and the ledger reconciles."""
     city = make_city(db)
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     route = db.scalars(select(Route).order_by(Route.id)).first()
     assert route is not None

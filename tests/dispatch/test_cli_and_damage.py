@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from relieflink.cli.main import app
-from relieflink.dispatch import fleet, planning
+from relieflink.dispatch import fleet
 from relieflink.dispatch.schemas import EventIn
 from relieflink.flows import delivery
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     AdjustmentReason,
     NeedRequest,
@@ -61,7 +62,7 @@ def test_cli_imports_a_fleet_plans_and_prints_a_manifest(db: Session, tmp_path: 
 
 def test_a_damaged_parcel_is_written_off_and_the_request_carried_over(db: Session) -> None:
     city = make_city(db)
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     parcel = db.scalars(select(Parcel)).first()
     assert parcel is not None

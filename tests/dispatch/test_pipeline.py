@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import codes, planning
+from relieflink.dispatch import codes
 from relieflink.dispatch.schemas import EventIn
 from relieflink.flows import delivery
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     HandoffDiscrepancy,
     NeedRequest,
@@ -78,7 +79,7 @@ def _record(db: Session, events: list[EventIn], actor: User) -> int:
 
 def test_a_routes_whole_day_goes_through_in_one_batch(db: Session) -> None:
     city = make_city(db, per_community=3)
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     route = db.scalars(select(Route).order_by(Route.id)).first()
     assert route is not None
@@ -107,7 +108,7 @@ def test_a_routes_day_costs_the_same_statements_whatever_its_size(db: Session) -
     city = make_city(db, per_community=4)
     for group in (city.vans, city.robots):  # several routes, not all of the same size
         group.capacity_g, group.count = 50_000, 6
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     sizes: dict[int, tuple[int, int]] = {}
     for route in db.scalars(select(Route)):

@@ -17,9 +17,10 @@ from sqlalchemy import update
 
 from relieflink import clock
 from relieflink.db import session_scope
-from relieflink.dispatch import planning
+from relieflink.dispatch import plan_store, planning
 from relieflink.errors import RelieflinkError
 from relieflink.models import DispatchPlan, PlanStatus, User
+from relieflink.needs import service as needs
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,10 @@ def run_plan_job(
             plan = session.get(DispatchPlan, plan_id)
             actor = session.get(User, actor_id) if actor_id is not None else None
             assert plan is not None
-            planning.write_plan(session, plan, inp, sol, actor=actor)
+            # flows.dispatch.write_plan's two steps (this module sits under flows/): the job
+            # runner that replaces it calls the flow.
+            plan_store.store_plan(session, plan, inp, sol, actor=actor)
+            needs.mark_dispatched(session, line_ids=plan_store.planned_lines(inp, sol))
     except Exception as exc:  # stored on the job row for the poller; logged in full
         message = exc.message if isinstance(exc, RelieflinkError) else f"internal error: {exc}"
         if not isinstance(exc, RelieflinkError):

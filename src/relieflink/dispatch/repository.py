@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -35,10 +35,9 @@ from relieflink.models import (
     RouteStatus,
     RouteStop,
     TrackingEvent,
+    Vehicle,
+    Warehouse,
 )
-
-if TYPE_CHECKING:
-    from relieflink.dispatch.planning import PlanParcel
 
 ACTIVE_ROUTE = (RouteStatus.loaded, RouteStatus.departed)
 # Tables for the set-based writes of the tracking hot path (no ORM unit of work).
@@ -87,10 +86,9 @@ def vehicles_of_routes(session: Session, route_ids: Iterable[int]) -> list[int]:
     return list(session.scalars(select(Route.vehicle_id).where(Route.id.in_(ids))))
 
 
-def pending_parcels(session: Session, release_routes: Sequence[int]) -> list[PlanParcel]:
-    """Parcels waiting for a route, and those of ``release_routes`` (not loaded yet)."""
-    from relieflink.dispatch.planning import PlanParcel
-
+def pending_parcels(session: Session, release_routes: Sequence[int]) -> list[tuple[Any, ...]]:
+    """Parcels waiting for a route, and those of ``release_routes`` (not loaded yet): id,
+    household, community, warehouse, grams, millilitres and packs of each."""
     cond = Parcel.status == ParcelStatus.pending
     if release_routes:
         cond = cond | (
@@ -109,7 +107,7 @@ def pending_parcels(session: Session, release_routes: Sequence[int]) -> list[Pla
         .where(cond)
         .order_by(Parcel.id)
     )
-    return [PlanParcel(*r) for r in rows]
+    return [tuple(r) for r in rows]
 
 
 def sku_sizes(session: Session) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
@@ -126,12 +124,10 @@ def sku_sizes(session: Session) -> tuple[dict[int, tuple[int, int]], dict[int, t
     return kits, items
 
 
-def unparcelled_allocations(session: Session) -> list[PlanParcel]:
-    """Allocations of live requests not yet carried by any parcel, grouped into new parcels
-    (one per household and warehouse)."""
-    from relieflink.dispatch.planning import PlanParcel
-
-    kits, items = sku_sizes(session)
+def unparcelled_allocations(session: Session) -> list[tuple[Any, ...]]:
+    """Reserved allocations of live requests not yet carried by any parcel, by household,
+    warehouse and id: allocation, request line, reference, kit, item, quantity, household,
+    warehouse and the household's community."""
     stmt = (
         select(
             Allocation.id,
@@ -156,18 +152,126 @@ def unparcelled_allocations(session: Session) -> list[PlanParcel]:
         )
         .order_by(Allocation.household_id, Allocation.warehouse_id, Allocation.id)
     )
-    parcels: dict[tuple[int, int], PlanParcel] = {}
-    for a, line, ref, kit, item, q, household, warehouse, community in session.execute(stmt):
-        key = (household, warehouse)
-        p = parcels.get(key)
-        if p is None:
-            p = parcels[key] = PlanParcel(None, household, community, warehouse, 0, 0, 0)
-        g, ml = kits[kit] if kit is not None else items[item or 0]
-        p.weight_g += g * q
-        p.volume_ml += ml * q
-        p.packs += q
-        p.lines.append((a, line, ref, kit, item, q))
-    return list(parcels.values())
+    return [tuple(r) for r in session.execute(stmt)]
+
+
+def active_vehicles(session: Session) -> list[Vehicle]:
+    return list(
+        session.scalars(select(Vehicle).where(Vehicle.active.is_(True)).order_by(Vehicle.id))
+    )
+
+
+def warehouse_places(session: Session) -> dict[int, tuple[float, float]]:
+    """(lat, lon) of every warehouse."""
+    rows = session.execute(select(Warehouse.id, Warehouse.lat, Warehouse.lon))
+    return {w: (lat, lon) for w, lat, lon in rows}
+
+
+def community_access(
+    session: Session, community_ids: Iterable[int]
+) -> dict[int, tuple[float, float, str, bool]]:
+    """Per community: lat, lon, lockdown status and whether vehicles may enter."""
+    ids = sorted(set(community_ids))
+    out: dict[int, tuple[float, float, str, bool]] = {}
+    for start in range(0, len(ids), 5000):
+        for cid, lat, lon, status, allowed in session.execute(
+            select(
+                Community.id,
+                Community.lat,
+                Community.lon,
+                Community.lockdown_status,
+                Community.vehicles_allowed,
+            ).where(Community.id.in_(ids[start : start + 5000]))
+        ):
+            out[cid] = (lat, lon, str(status), bool(allowed))
+    return out
+
+
+# --- writing a plan ---------------------------------------------------------------------------
+
+
+def cancel_routes(session: Session, route_ids: Sequence[int]) -> None:
+    session.execute(
+        update(Route)
+        .where(Route.id.in_(list(route_ids)))
+        .values(status=RouteStatus.cancelled)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def insert_routes(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Store routes; returns their ids in the order given."""
+    ids: list[int] = []
+    for start in range(0, len(rows), 2000):
+        ids.extend(
+            session.scalars(
+                insert(Route).returning(Route.id, sort_by_parameter_order=True),
+                list(rows[start : start + 2000]),
+            )
+        )
+    return ids
+
+
+def insert_stops(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Store stops; returns their ids in the order given."""
+    ids: list[int] = []
+    for start in range(0, len(rows), 5000):
+        ids.extend(
+            session.scalars(
+                insert(RouteStop).returning(RouteStop.id, sort_by_parameter_order=True),
+                list(rows[start : start + 5000]),
+            )
+        )
+    return ids
+
+
+def insert_parcels(
+    session: Session, plan_id: int, rows: Sequence[dict[str, Any]]
+) -> dict[str, int]:
+    """Store new parcels of a plan (a Core executemany: no RETURNING, no ORM bookkeeping);
+    returns the plan's parcel ids by their code nonce."""
+    if not rows:
+        return {}
+    for start in range(0, len(rows), 10_000):
+        session.execute(insert(_PARCELS), list(rows[start : start + 10_000]))
+    found = session.execute(select(Parcel.id, Parcel.code_nonce).where(Parcel.plan_id == plan_id))
+    return {nonce: pid for pid, nonce in found}
+
+
+def insert_parcel_lines(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Store parcel lines; an allocation already in a parcel raises ``IntegrityError``."""
+    for start in range(0, len(rows), 10_000):
+        session.execute(
+            insert(cast(Table, ParcelLine.__table__)), list(rows[start : start + 10_000])
+        )
+
+
+def place_parcels(session: Session, moves: Sequence[dict[str, Any]]) -> None:
+    """Parcels of released routes put on new ones: ``moves`` of ``pid``, route ``r``, stop
+    ``s`` and plan ``p``."""
+    if moves:
+        session.execute(
+            update(_PARCELS)
+            .where(_PARCELS.c.id == bindparam("pid"))
+            .values(
+                route_id=bindparam("r"),
+                stop_id=bindparam("s"),
+                plan_id=bindparam("p"),
+                status=ParcelStatus.planned,
+            ),
+            list(moves),
+        )
+
+
+def park_parcels(session: Session, parcel_ids: Sequence[int]) -> None:
+    """Parcels that found no route wait, pending, for the next plan."""
+    for start in range(0, len(parcel_ids), 5000):
+        session.execute(
+            update(Parcel)
+            .where(Parcel.id.in_(list(parcel_ids[start : start + 5000])))
+            .values(route_id=None, stop_id=None, status=ParcelStatus.pending)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _postgres(session: Session) -> bool:

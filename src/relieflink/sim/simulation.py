@@ -40,12 +40,13 @@ from relieflink.consult.schemas import (
     PrescriptionCreate,
     PrescriptionLineCreate,
 )
-from relieflink.dispatch import codes, fleet, planning, tracking
+from relieflink.dispatch import codes, fleet, tracking
 from relieflink.dispatch.schemas import EventIn
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeCreate, PledgeLineIn, ProgramCreate
 from relieflink.errors import RelieflinkError
 from relieflink.flows import delivery, prescriptions
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     Community,
     EventKind,
@@ -597,7 +598,7 @@ class Simulation:
 
     def _plan(self, *, replan_of: int | None = None, broken: Sequence[int] = ()) -> None:
         """The dispatch service plans (or re-plans) the day; loading starts after it."""
-        plan = planning.plan_dispatch(
+        plan = dispatch_flow.plan_dispatch(
             self.session,
             day=self.today(),
             actor=self.coordinator,
