@@ -26,6 +26,8 @@ from relieflink.models import (
     Kit,
     LoginAttempt,
     NeedRequest,
+    Organization,
+    OrgKind,
     Parcel,
     ParcelLine,
     ParcelStatus,
@@ -36,6 +38,7 @@ from relieflink.models import (
     RouteStop,
     TrackingEvent,
     Vehicle,
+    VehicleAvailability,
     Warehouse,
 )
 
@@ -185,6 +188,38 @@ def community_access(
         ):
             out[cid] = (lat, lon, str(status), bool(allowed))
     return out
+
+
+def carriers_by_code(session: Session) -> dict[str, Organization]:
+    stmt = select(Organization).where(Organization.kind == OrgKind.carrier)
+    return {o.code: o for o in session.scalars(stmt)}
+
+
+def warehouse_ids_by_code(session: Session) -> dict[str, int]:
+    return {code: w for w, code in session.execute(select(Warehouse.id, Warehouse.code))}
+
+
+def vehicles_by_code(session: Session) -> dict[str, Vehicle]:
+    return {v.code: v for v in session.scalars(select(Vehicle))}
+
+
+def vehicles(session: Session, *, carrier_id: int | None = None) -> list[Vehicle]:
+    stmt = select(Vehicle).order_by(Vehicle.code)
+    if carrier_id is not None:
+        stmt = stmt.where(Vehicle.carrier_id == carrier_id)
+    return list(session.scalars(stmt))
+
+
+def availability(session: Session, vehicle_id: int, day: date) -> VehicleAvailability | None:
+    return session.scalars(
+        select(VehicleAvailability).where(
+            VehicleAvailability.vehicle_id == vehicle_id, VehicleAvailability.day == day
+        )
+    ).one_or_none()
+
+
+def availabilities(session: Session, day: date) -> list[VehicleAvailability]:
+    return list(session.scalars(select(VehicleAvailability).where(VehicleAvailability.day == day)))
 
 
 # --- writing a plan ---------------------------------------------------------------------------
