@@ -106,7 +106,7 @@ def fresh_pg(name: str) -> str:
 
 def prepare(url: str, households: int, communities: int) -> None:
     """Seed, plan, and put every planned parcel on its way (loaded, departed, at the gate):
-    route and stop events through ``tracking.record_events``, a route's worth at a time."""
+    route and stop events through ``record_events``, a route's worth at a time."""
     os.environ["RELIEFLINK_DATABASE_URL"] = url
     get_settings.cache_clear()
     reset_engine()

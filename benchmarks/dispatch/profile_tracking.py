@@ -5,7 +5,7 @@ of this process changes little), to compare code versions side by side. Each eve
 on a small seeded city (``benchmarks/dispatch/seed.py``) in its own transaction, the way the
 API runs it: ``record_event`` then ``commit`` (statements counted include the COMMIT; a COPY
 of stock movements, which bypasses SQLAlchemy, is not counted). The last row runs the load
-script's mix through ``tracking.record_events`` (one transaction per batch) when the module
+script's mix through ``record_events`` (one transaction per batch) when the module
 has it. Statements and CPU are this process's only: not the HTTP layer, not PostgreSQL's.
 
     .venv/bin/python benchmarks/dispatch/profile_tracking.py
