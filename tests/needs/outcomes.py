@@ -6,16 +6,27 @@ here: a test that uses these breaks when the live path breaks."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch.repository import LineState
 from relieflink.flows import delivery
 from relieflink.models import Allocation, FailureReason, RequestLine
 
 
-def _lines(parcel: int, allocations: Sequence[Allocation]) -> list[LineState]:
-    return [LineState(parcel, a.id, a.reference, a.quantity, a.state) for a in allocations]
+@dataclass(frozen=True)
+class Line:
+    """A parcel line (``flows.delivery.ParcelLine``) for an allocation."""
+
+    parcel_id: int
+    allocation_id: int
+    reference: str
+    quantity: int
+    state: str
+
+
+def _lines(parcel: int, allocations: Sequence[Allocation]) -> list[Line]:
+    return [Line(parcel, a.id, a.reference, a.quantity, a.state) for a in allocations]
 
 
 def deliver(db: Session, parcel: int, allocations: Sequence[Allocation]) -> list[int]:

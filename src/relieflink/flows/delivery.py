@@ -19,7 +19,7 @@ event is refused. A single event (:func:`record_event`) is a batch of one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,21 @@ __all__ = [
     "record_events",
     "return_failed",
 ]
+
+
+class ParcelLine(Protocol):
+    """A parcel line as loading issues it and a failure returns it."""
+
+    @property
+    def parcel_id(self) -> int: ...
+    @property
+    def allocation_id(self) -> int: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def state(self) -> str: ...
 
 
 def record_event(session: Session, data: EventIn, *, actor: User) -> EventOutcome:
@@ -124,9 +139,9 @@ def _outcomes(session: Session, batch: apply.Batch, *, actor: User) -> dict[int,
     return results
 
 
-def issue_loaded(session: Session, lines: Sequence[Any], *, actor: User | None) -> None:
-    """Parcels loaded: issue their reserved stock (``lines``: each parcel line's
-    ``parcel_id``, ``reference`` and ``quantity``) from its warehouse, set-based."""
+def issue_loaded(session: Session, lines: Sequence[ParcelLine], *, actor: User | None) -> None:
+    """Parcels loaded: issue the reserved stock of their ``lines`` from its warehouse,
+    set-based."""
     stock_bulk.issue_many(
         session,
         [
@@ -147,15 +162,14 @@ def close_delivered(
 
 def return_failed(
     session: Session,
-    failures: Sequence[tuple[int, FailureReason, Sequence[Any]]],
+    failures: Sequence[tuple[int, FailureReason, Sequence[ParcelLine]]],
     *,
     actor: User | None,
 ) -> list[tuple[list[int], int]]:
-    """Failed deliveries, each (parcel id, reason, its lines: ``allocation_id``,
-    ``reference``, ``quantity``, ``state``): the stock goes back to where it was issued from
-    (written off if damaged), what the allocations still hold reserved is released, the
-    allocations are returned and their requests carried over. Returns, per failure, its
-    requests and the units written off."""
+    """Failed deliveries, each (parcel id, reason, its lines): the stock goes back to where it
+    was issued from (written off if damaged), what the allocations still hold reserved is
+    released, the allocations are returned and their requests carried over. Returns, per
+    failure, its requests and the units written off."""
     returns = [
         stock_bulk.Return(
             line.reference,
