@@ -70,6 +70,15 @@ from relieflink.config import get_settings  # noqa: E402
 from relieflink.db import reset_engine, session_scope  # noqa: E402
 from relieflink.db.migrations import upgrade  # noqa: E402
 from relieflink.dispatch import codes, planning, tracking  # noqa: E402
+
+try:  # plans are made by the dispatch flow (before it: by dispatch.planning itself)
+    from relieflink.flows import dispatch as dispatch_flow
+except ImportError:
+    dispatch_flow = planning  # type: ignore[misc]
+try:  # events are recorded by the delivery flow (before it: by dispatch.tracking itself)
+    from relieflink.flows import delivery
+except ImportError:
+    delivery = tracking  # type: ignore[misc]
 from relieflink.dispatch.schemas import EventIn  # noqa: E402
 from relieflink.models import (  # noqa: E402
     Parcel,
@@ -97,7 +106,7 @@ def fresh_pg(name: str) -> str:
 
 def prepare(url: str, households: int, communities: int) -> None:
     """Seed, plan, and put every planned parcel on its way (loaded, departed, at the gate):
-    route and stop events through ``tracking.record_events``, a route's worth at a time."""
+    route and stop events through ``record_events``, a route's worth at a time."""
     os.environ["RELIEFLINK_DATABASE_URL"] = url
     get_settings.cache_clear()
     reset_engine()
@@ -113,7 +122,7 @@ def prepare(url: str, households: int, communities: int) -> None:
     print(f"seeded {made['households']} households in {made['seed_s']} s")
     t0 = time.perf_counter()
     with session_scope() as session:
-        plan = planning.plan_dispatch(session, day=DAY, actor=None, time_limit=20)
+        plan = dispatch_flow.plan_dispatch(session, day=DAY, actor=None, time_limit=20)
         print(f"planned: {plan.message} in {time.perf_counter() - t0:.0f} s")
     with session_scope() as session:
         admin = session.scalars(select(User).where(User.username == "bench-admin")).one()
@@ -132,7 +141,7 @@ def prepare(url: str, households: int, communities: int) -> None:
         with session_scope() as session:
             actor = session.get(User, admin.id)
             assert actor is not None
-            answers = tracking.record_events(
+            answers = delivery.record_events(
                 session,
                 [
                     EventIn.model_validate({"client_event_id": f"prep-{uuid.uuid4()}", **e})

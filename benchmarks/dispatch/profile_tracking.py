@@ -5,7 +5,7 @@ of this process changes little), to compare code versions side by side. Each eve
 on a small seeded city (``benchmarks/dispatch/seed.py``) in its own transaction, the way the
 API runs it: ``record_event`` then ``commit`` (statements counted include the COMMIT; a COPY
 of stock movements, which bypasses SQLAlchemy, is not counted). The last row runs the load
-script's mix through ``tracking.record_events`` (one transaction per batch) when the module
+script's mix through ``record_events`` (one transaction per batch) when the module
 has it. Statements and CPU are this process's only: not the HTTP layer, not PostgreSQL's.
 
     .venv/bin/python benchmarks/dispatch/profile_tracking.py
@@ -45,6 +45,15 @@ from relieflink.config import get_settings  # noqa: E402
 from relieflink.db import get_engine, reset_engine, session_scope  # noqa: E402
 from relieflink.db.migrations import upgrade  # noqa: E402
 from relieflink.dispatch import codes, planning, tracking  # noqa: E402
+
+try:  # plans are made by the dispatch flow (before it: by dispatch.planning itself)
+    from relieflink.flows import dispatch as dispatch_flow
+except ImportError:
+    dispatch_flow = planning  # type: ignore[misc]
+try:  # events are recorded by the delivery flow (before it: by dispatch.tracking itself)
+    from relieflink.flows import delivery
+except ImportError:
+    delivery = tracking  # type: ignore[misc]
 from relieflink.dispatch.schemas import EventIn  # noqa: E402
 from relieflink.models import Parcel, Route, RouteStop, User  # noqa: E402
 from relieflink.stock import service as stock  # noqa: E402
@@ -94,7 +103,7 @@ def run_one(body: dict[str, Any], carrier_id: int, profiler: cProfile.Profile | 
             cpu, wall = time.process_time(), time.perf_counter()
             if profiler:
                 profiler.enable()
-            tracking.record_event(session, data, actor=actor)
+            delivery.record_event(session, data, actor=actor)
             session.commit()
             if profiler:
                 profiler.disable()
@@ -114,7 +123,7 @@ def run_batch(
             cpu, wall = time.process_time(), time.perf_counter()
             if profiler:
                 profiler.enable()
-            answers = tracking.record_events(session, data, actor=actor)  # type: ignore[attr-defined]
+            answers = delivery.record_events(session, data, actor=actor)  # type: ignore[attr-defined]
             session.commit()
             if profiler:
                 profiler.disable()
@@ -166,7 +175,7 @@ def main() -> None:
     with session_scope() as session:
         seed(session, communities=args.communities, households=args.households, vehicles=60)
     with session_scope() as session:
-        planning.plan_dispatch(session, day=DAY, actor=None, time_limit=5)
+        dispatch_flow.plan_dispatch(session, day=DAY, actor=None, time_limit=5)
     # Planner statistics (this server runs with autovacuum off; see bench_tracking.analyze).
     with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("ANALYZE")
@@ -248,7 +257,7 @@ def main() -> None:
         for b, (_, r, _) in zip(failed, todo[n:], strict=False)
     ]
     table.append(summarise("failed", rows, "not home: stock back, request carried over"))
-    if hasattr(tracking, "record_events"):
+    if hasattr(delivery, "record_events"):
         # The load script's mix: 97 % deliveries, 3 % failures, 5 % resends; one route's
         # phone sends ``--batch`` at a time.
         rng = random.Random(1)
@@ -275,7 +284,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = out / f"dispatch_tracking_profile_{stamp}.json"
-    path.write_text(json.dumps({"code": tracking.__file__, "args": vars(args), "events": table}))
+    path.write_text(json.dumps({"code": delivery.__file__, "args": vars(args), "events": table}))
     print(f"wrote {path}")
     with session_scope() as session:
         problems = stock.check_ledger(session)

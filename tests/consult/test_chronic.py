@@ -11,6 +11,7 @@ from relieflink.catalog import service as catalog
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import ChronicPatientCreate
 from relieflink.errors import Conflict, Forbidden
+from relieflink.flows import prescriptions
 from relieflink.models import Item, Role
 from tests.consult.factories import make_household_with_resident
 from tests.factories import make_user
@@ -89,7 +90,7 @@ def test_a_due_refill_becomes_one_medical_request_before_the_medicine_runs_out(
     from relieflink.models import NeedRequest, RequestSource
 
     patient_id = register(db, TODAY + timedelta(days=3))
-    requested = consult.request_due_refills(db, today=TODAY, lead_days=5, actor=None)
+    requested = prescriptions.request_due_refills(db, today=TODAY, lead_days=5, actor=None)
     assert [r.patient_id for r in requested] == [patient_id]
     request = db.query(NeedRequest).one()
     assert request.source == RequestSource.prescription
@@ -97,5 +98,5 @@ def test_a_due_refill_becomes_one_medical_request_before_the_medicine_runs_out(
         (requested[0].item_id, requested[0].quantity)
     ]
     # Asked once per supply: a second pass finds nothing new.
-    assert consult.request_due_refills(db, today=TODAY, lead_days=5, actor=None) == []
+    assert prescriptions.request_due_refills(db, today=TODAY, lead_days=5, actor=None) == []
     assert db.query(NeedRequest).count() == 1

@@ -11,12 +11,12 @@ from relieflink.catalog import service as catalog
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import ConsultationClose, PrescriptionCreate
 from relieflink.errors import Conflict, Forbidden, Invalid
-from relieflink.flows import allocation
+from relieflink.flows import allocation, prescriptions
 from relieflink.models import Allocation, Item, NeedRequest, OrgKind, RequestSource, User, Warehouse
-from relieflink.needs import service as needs
 from relieflink.stock import service as stock
 from tests.consult.factories import make_consultation, make_doctor, make_household_with_resident
 from tests.factories import make_org
+from tests.needs import outcomes
 
 
 def seeded_medicines(db: Session) -> list[Item]:
@@ -43,7 +43,7 @@ def test_closed_consultation_with_prescription_carries_the_medical_request(db: S
     rx_only = next(i for i in medicines if i.prescription_only)
     other = next(i for i in medicines if i.id != rx_only.id)
     consultation_id, doctor, household_id = open_consultation(db)
-    closed = consult.close_consultation(
+    closed = prescriptions.close_consultation(
         db,
         consultation_id,
         ConsultationClose.model_validate(
@@ -93,7 +93,7 @@ def test_after_allocation_and_delivery_the_consultation_shows_the_delivery(db: S
     medicines = seeded_medicines(db)
     rx_only = next(i for i in medicines if i.prescription_only)
     consultation_id, doctor, _ = open_consultation(db)
-    closed = consult.close_consultation(
+    closed = prescriptions.close_consultation(
         db,
         consultation_id,
         ConsultationClose.model_validate(
@@ -132,8 +132,7 @@ def test_after_allocation_and_delivery_the_consultation_shows_the_delivery(db: S
     today = clock.today()
     run = allocation.run_allocation(db, actor=None, today=today)
     assert run.units_allocated == 2  # the medical class is served first
-    for allocated in db.scalars(select(Allocation)):
-        needs.deliver_allocation(db, allocated.id, delivery_ref="parcel-rx", actor=None)
+    outcomes.deliver(db, 1, list(db.scalars(select(Allocation))))
     db.commit()
     view = consult.to_read(db, closed).prescription
     assert view is not None and view.delivery is not None
@@ -165,7 +164,7 @@ def test_prescription_needs_a_real_item_and_the_assigned_doctor(db: Session) -> 
 def test_outcome_prescription_without_one_is_refused(db: Session) -> None:
     consultation_id, doctor, _ = open_consultation(db)
     with pytest.raises(Invalid):
-        consult.close_consultation(
+        prescriptions.close_consultation(
             db,
             consultation_id,
             ConsultationClose(notes="n", outcome="prescription"),
@@ -175,10 +174,10 @@ def test_outcome_prescription_without_one_is_refused(db: Session) -> None:
 
 def test_a_closed_consultation_cannot_be_closed_or_prescribed_again(db: Session) -> None:
     consultation_id, doctor, _ = open_consultation(db)
-    consult.close_consultation(
+    prescriptions.close_consultation(
         db, consultation_id, ConsultationClose(notes="advice", outcome="advice_given"), actor=doctor
     )
     with pytest.raises(Conflict):
-        consult.close_consultation(
+        prescriptions.close_consultation(
             db, consultation_id, ConsultationClose(notes="x", outcome="advice_given"), actor=doctor
         )

@@ -12,6 +12,7 @@ from relieflink.catalog import service as catalog
 from relieflink.consult import service as consult
 from relieflink.consult.schemas import ConsultationClose
 from relieflink.errors import Conflict, NotFound
+from relieflink.flows import prescriptions
 from relieflink.models import Item, Role
 from tests.consult.factories import make_consultation, make_doctor, make_household_with_resident
 from tests.consult.test_api import API, resident_headers
@@ -56,7 +57,7 @@ def test_staffing_uses_the_observed_arrivals_and_service_time(db: Session) -> No
     db.commit()
     taken = consult.take_next(db, actor=doctor, now=day + timedelta(hours=15))
     assert taken is not None
-    consult.close_consultation(
+    prescriptions.close_consultation(
         db,
         taken.id,
         ConsultationClose(notes="n", outcome="advice_given"),

@@ -12,9 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import codes, planning, tracking
+from relieflink.dispatch import codes
 from relieflink.dispatch.schemas import EventIn
 from relieflink.errors import Conflict
+from relieflink.flows import delivery
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -73,7 +75,7 @@ def scene(db: Session, client: TestClient) -> dict[str, Any]:
     city = make_city(db, per_community=5)
     courier = make_user(db, Role.courier, organization_id=city.carrier.id)
     db.commit()
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     headers = sign_in(client, courier)
     route = db.scalars(
@@ -238,13 +240,13 @@ def test_an_event_that_breaks_half_way_leaves_nothing_behind(
         select(Route).where(Route.id != scene["route"].id, Route.status == "planned")
     ).first()
     assert other is not None
-    real = tracking.stock_bulk.issue_many
+    real = delivery.stock_bulk.issue_many
 
     def breaks_half_way(*args: Any, **kwargs: Any) -> int:
         real(*args, **kwargs)  # movements and balances written...
         raise Conflict("the warehouse's scanner rejected the pick list")  # ...then refused
 
-    monkeypatch.setattr(tracking.stock_bulk, "issue_many", breaks_half_way)
+    monkeypatch.setattr(delivery.stock_bulk, "issue_many", breaks_half_way)
     p, q = scene["parcels"][:2]
     before = snapshot(db)
     batch = [
@@ -303,7 +305,7 @@ def test_a_batch_of_deliveries_costs_the_same_statements_whatever_its_size(
         engine = db.get_bind()
         event.listen(engine, "before_cursor_execute", count)
         try:
-            answers = tracking.record_events(db, events, actor=actor)
+            answers = delivery.record_events(db, events, actor=actor)
         finally:
             event.remove(engine, "before_cursor_execute", count)
         db.commit()
@@ -322,7 +324,7 @@ def test_loading_a_route_issues_each_parcel_once(db: Session, client: TestClient
     """Loading one parcel, then its route: the rest of the route is issued in bulk, the parcel
     already loaded is not issued again, and the ledger reconciles."""
     city = make_city(db)
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     route = db.scalars(select(Route).order_by(Route.id)).first()
     assert route is not None
@@ -333,7 +335,7 @@ def test_loading_a_route_issues_each_parcel_once(db: Session, client: TestClient
 
     def load(target: dict[str, int]) -> None:
         data = EventIn.model_validate({"client_event_id": eid(), "kind": "loaded", **target})
-        tracking.record_event(db, data, actor=city.admin)
+        delivery.record_event(db, data, actor=city.admin)
         db.commit()
 
     load({"parcel_id": first.id})

@@ -10,8 +10,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from relieflink.cli.main import app
-from relieflink.dispatch import fleet, planning, tracking
+from relieflink.dispatch import fleet
 from relieflink.dispatch.schemas import EventIn
+from relieflink.flows import delivery
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     AdjustmentReason,
     NeedRequest,
@@ -60,7 +62,7 @@ def test_cli_imports_a_fleet_plans_and_prints_a_manifest(db: Session, tmp_path: 
 
 def test_a_damaged_parcel_is_written_off_and_the_request_carried_over(db: Session) -> None:
     city = make_city(db)
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     parcel = db.scalars(select(Parcel)).first()
     assert parcel is not None
@@ -68,14 +70,14 @@ def test_a_damaged_parcel_is_written_off_and_the_request_carried_over(db: Sessio
         ("loaded", {"parcel_id": parcel.id}),
         ("departed", {"route_id": parcel.route_id}),
     ):
-        tracking.record_event(
+        delivery.record_event(
             db,
             EventIn.model_validate(
                 {"client_event_id": f"e-{uuid.uuid4()}", "kind": kind, **target}
             ),
             actor=city.admin,
         )
-    out = tracking.record_event(
+    out = delivery.record_event(
         db,
         EventIn(
             client_event_id=f"e-{uuid.uuid4()}",

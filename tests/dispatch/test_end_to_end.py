@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import planning
 from relieflink.flows import allocation
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -115,7 +115,7 @@ def test_pledge_to_doorstep_and_the_ledger_reconciles(db: Session, client: TestC
     courier, volunteer = sign_in(client, courier_user), sign_in(client, volunteer_user)
     households = [h for group in city.homes.values() for h in group]
 
-    plan = planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
     db.commit()
     assert plan.summary["planned_parcels"] == len(households), plan.summary
     assert plan.summary["violations"] == []
@@ -143,7 +143,7 @@ def test_pledge_to_doorstep_and_the_ledger_reconciles(db: Session, client: TestC
     # The next day: allocate again (the carried-over request first), plan, deliver.
     allocation.run_allocation(db, actor=None, today=TODAY)
     db.commit()
-    plan2 = planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
+    plan2 = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
     db.commit()
     assert plan2.summary["planned_parcels"] == 1
     run_routes(db, client, city, courier, volunteer, plan2.id)

@@ -11,9 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import fleet, manifests, planning, tracking
+from relieflink.dispatch import fleet, manifests, planning
 from relieflink.dispatch.schemas import EventIn
 from relieflink.errors import Invalid
+from relieflink.flows import delivery
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     Community,
     FleetKind,
@@ -43,7 +45,7 @@ def routes_into(db: Session, community: Community) -> set[str]:
 
 def test_no_truck_or_van_enters_a_sealed_compound_and_robots_fit(db: Session) -> None:
     city = make_city(db, per_community=4)
-    plan = planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
     db.commit()
     assert plan.summary["violations"] == []
     assert plan.summary["planned_parcels"] == 12
@@ -91,7 +93,7 @@ def test_robot_payload_and_range_are_respected_by_the_checker(db: Session) -> No
     # Out of range: every sealed load is left unassigned with the reason, never given to a van.
     city.robots.range_m = 500
     db.commit()
-    plan = planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     assert routes_into(db, city.communities["sealed"]) == set()
     reasons = plan.summary["unassigned"]
@@ -111,7 +113,7 @@ def test_unavailable_couriers_are_left_out(db: Session) -> None:
         fleet.set_availability(
             db, vehicle_id=city.vans.id, day=TODAY, available=9, note=None, actor=None
         )
-    plan = planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     assert {r.kind for r in db.scalars(select(Route))} == {"robot"}
     assert plan.summary["planned_parcels"] == 6  # the robot serves everyone, one gate at a time
@@ -120,12 +122,12 @@ def test_unavailable_couriers_are_left_out(db: Session) -> None:
 def test_replan_moves_only_parcels_not_on_board(db: Session) -> None:
     city = make_city(db, per_community=4)
     city.robots.capacity_g = 60_000  # the robot takes the sealed compound only: vans needed
-    plan = planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     routes = db.scalars(select(Route).order_by(Route.id)).all()
     assert len(routes) >= 2
     on_board, broken = routes[0], routes[1]
-    tracking.record_event(
+    delivery.record_event(
         db,
         EventIn(client_event_id=f"e-{uuid.uuid4()}", kind="loaded", route_id=on_board.id),
         actor=city.admin,
@@ -135,7 +137,7 @@ def test_replan_moves_only_parcels_not_on_board(db: Session) -> None:
     issued = db.scalar(
         select(func.count()).select_from(StockMovement).where(StockMovement.kind == "issue")
     )
-    replan = planning.plan_dispatch(
+    replan = dispatch_flow.plan_dispatch(
         db,
         day=TODAY,
         actor=None,
@@ -167,7 +169,7 @@ def test_replan_moves_only_parcels_not_on_board(db: Session) -> None:
 
 def test_manifests_list_every_parcel_in_stop_order_without_codes(db: Session) -> None:
     city = make_city(db)
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     for route in db.scalars(select(Route)):
         text = manifests.manifest_csv(db, route.id, actor=city.admin)

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import codes, planning
+from relieflink.dispatch import codes
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     AuditEvent,
     HandoffDiscrepancy,
@@ -48,7 +49,7 @@ def scene(db: Session, client: TestClient) -> dict[str, object]:
     city = make_city(db)
     courier = make_user(db, Role.courier, organization_id=city.carrier.id)
     db.commit()
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     headers = sign_in(client, courier)
     route = db.scalars(
@@ -230,7 +231,7 @@ def test_gate_handoff_count_mismatch_records_a_discrepancy(db: Session, client: 
     city = make_city(db)
     courier = make_user(db, Role.courier, organization_id=city.carrier.id)
     db.commit()
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     headers = sign_in(client, courier)
     stop = db.scalars(select(RouteStop).where(RouteStop.inner_mode != "courier")).first()
@@ -262,7 +263,7 @@ def test_gate_handoff_count_mismatch_records_a_discrepancy(db: Session, client: 
 
 def test_residents_see_only_their_own_codes(db: Session, client: TestClient) -> None:
     city = make_city(db)
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
     db.commit()
     home = city.homes["open"][0]
     mine = client.get(

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.flows import allocation
 from relieflink.models import (
@@ -16,6 +17,7 @@ from relieflink.models import (
     Kit,
     NeedRequest,
     OrgKind,
+    RequestLine,
     RequestStatus,
     Role,
     Warehouse,
@@ -24,6 +26,7 @@ from relieflink.needs import service as needs
 from relieflink.needs.schemas import RequestCreate
 from relieflink.stock import service as stock
 from tests.factories import headers_for, make_community, make_household, make_org, make_user
+from tests.needs import outcomes
 
 TODAY = date(2026, 11, 30)
 
@@ -224,14 +227,16 @@ def test_delivery_closes_and_failure_carries_over(db: Session, city: dict) -> No
     delivered = by_home[city["homes"]["small"].id]
     failed = by_home[city["homes"]["alone80"].id]
 
-    request = needs.deliver_allocation(db, delivered.id, delivery_ref="parcel-1", actor=None)
-    assert request.status == RequestStatus.delivered
-    assert (
-        needs.deliver_allocation(db, delivered.id, delivery_ref="parcel-1", actor=None) is request
-    )
+    request = db.get(RequestLine, delivered.line_id).request_id
+    assert outcomes.deliver(db, 1, [delivered]) == [request]
+    assert db.get(NeedRequest, request).status == RequestStatus.delivered
+    assert db.get(Allocation, delivered.id).state == AllocationState.delivered
+    assert outcomes.close(db, 1, [delivered]) == []  # delivered twice: nothing more happens
 
-    carried = needs.return_allocation(db, failed.id, reason="not home", actor=None)
-    assert (carried.status, carried.carried_over) == (RequestStatus.open, 1)
+    (carried,), lost = outcomes.fail(db, 2, [failed])
+    assert lost == 0
+    carried_request = db.get(NeedRequest, carried)
+    assert (carried_request.status, carried_request.carried_over) == (RequestStatus.open, 1)
     assert db.get(Allocation, failed.id).state == AllocationState.returned
     family = kit(db, "KIT-FAMILY-FOOD").id
     # One pack left the ledger with the delivery; the failed one is free to allocate again.
@@ -248,7 +253,8 @@ def test_a_recent_delivery_and_food_left_lower_the_priority(db: Session, city: d
     ask(db, city, "alone80", ("KIT-FAMILY-FOOD", 1))
     allocation.run_allocation(db, actor=None, today=TODAY)
     first = db.scalars(select(Allocation)).one()
-    needs.deliver_allocation(db, first.id, delivery_ref="p1", actor=None, as_of=TODAY)
+    with clock.frozen(TODAY):
+        outcomes.deliver(db, 1, [first])
     # A week later, the household asks again: its reasons now speak of that delivery.
     later = TODAY + timedelta(days=7)
     receive(db, city, "KIT-FAMILY-FOOD", 1)

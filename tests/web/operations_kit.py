@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink import clock
-from relieflink.dispatch import planning, tracking
+from relieflink.dispatch import tracking
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     DispatchPlan,
     FleetKind,
@@ -38,7 +39,7 @@ def today() -> date:
 def planned_city(db: Session, day: date | None = None) -> tuple[City, DispatchPlan]:
     """The dispatch tests' city (allocation done) with the day's plan written."""
     city = make_city(db)
-    plan = planning.plan_dispatch(db, day=day or today(), actor=None, time_limit=0.5, seed=1)
+    plan = dispatch_flow.plan_dispatch(db, day=day or today(), actor=None, time_limit=0.5, seed=1)
     db.commit()
     assert plan.summary["violations"] == [], plan.summary
     return city, plan

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
-from relieflink.dispatch import codes, planning
+from relieflink.dispatch import codes
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import NeedRequest, Parcel, RequestSource, Role, User
 from tests.consult.factories import make_doctor, make_household_with_resident
 from tests.dispatch.factories import TODAY, make_city
@@ -105,7 +106,7 @@ def test_a_resident_sees_the_pickup_code_of_their_parcel(
     db: Session, server: str, browser: object
 ) -> None:
     city = make_city(db, per_community=1)
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
     db.commit()
     parcel, *others = db.scalars(select(Parcel).order_by(Parcel.id)).all()
     resident = city.residents[parcel.household_id]

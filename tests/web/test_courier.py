@@ -8,8 +8,9 @@ from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import planning, tracking
+from relieflink.dispatch import tracking
 from relieflink.flows import allocation
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -207,7 +208,7 @@ def test_a_parcel_of_another_route_is_refused_on_this_route_page(
     late = make_household(db, city.communities["open"], actor=city.admin, size=2)
     ask(db, city, late, (city.rice, 1))
     allocation.run_allocation(db, actor=None, today=plan.day)
-    second = planning.plan_dispatch(db, day=plan.day, actor=None, time_limit=0.5)
+    second = dispatch_flow.plan_dispatch(db, day=plan.day, actor=None, time_limit=0.5)
     elsewhere = db.scalars(select(Parcel).where(Parcel.plan_id == second.id)).one()
     assert elsewhere.route_id not in (None, route.id)
     courier = courier_of(db, city)

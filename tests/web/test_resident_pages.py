@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters
-from relieflink.dispatch import codes, planning
+from relieflink.dispatch import codes
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import Consultation, Household, NeedRequest, Parcel, Role, User
 from tests.dispatch.factories import TODAY, make_city
 from tests.factories import make_community, make_household, make_org, make_user
@@ -171,7 +172,7 @@ def _resident_of(db: Session, household_id: int) -> User:
 
 def test_a_resident_sees_only_their_own_pickup_codes(db: Session, client: TestClient) -> None:
     city = make_city(db, per_community=1)
-    planning.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
     db.commit()
     parcels = db.scalars(select(Parcel).order_by(Parcel.id)).all()
     assert len(parcels) == 3

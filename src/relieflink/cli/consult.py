@@ -14,6 +14,7 @@ from relieflink.cli.common import console, err_console, transaction
 from relieflink.consult import service as consult
 from relieflink.consult import staffing as erlang
 from relieflink.consult import triage
+from relieflink.flows import prescriptions
 
 app = typer.Typer(
     help="Online consultations: triage rules, staffing, chronic refills.", no_args_is_help=True
@@ -164,7 +165,9 @@ def due_refills(
     day = date.fromisoformat(today) if today else clock.today()
     with transaction() as session:
         if create:
-            due = consult.request_due_refills(session, today=day, lead_days=lead_days, actor=None)
+            due = prescriptions.request_due_refills(
+                session, today=day, lead_days=lead_days, actor=None
+            )
         else:
             due = consult.due_refills(session, today=day, lead_days=lead_days)
     table = Table(title=f"refills due by {day.isoformat()} + {lead_days} days")

@@ -11,7 +11,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from relieflink.cli.common import console, transaction
-from relieflink.dispatch import fleet, manifests, planning
+from relieflink.dispatch import fleet, manifests
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import Role, User
 
 app = typer.Typer(help="Carriers' fleets, dispatch plans and manifests.", no_args_is_help=True)
@@ -57,7 +58,7 @@ def _run(
 ) -> None:
     with transaction() as session, Progress(console=console, transient=True) as bar:
         task = bar.add_task("planning", total=100)
-        plan = planning.plan_dispatch(
+        plan = dispatch_flow.plan_dispatch(
             session,
             day=day,  # type: ignore[arg-type]
             actor=None,

@@ -363,8 +363,8 @@ def close_consultation(
     now: datetime | None = None,
 ) -> Consultation:
     """The assigned doctor ends the consultation with notes and an outcome (and optionally a
-    prescription). A prescription becomes a medical request for the household (see
-    :func:`prescription_request_lines`; the needs domain sets ``Prescription.request_id``)."""
+    prescription). ``relieflink.flows.prescriptions.close_consultation`` closes it and turns
+    the prescription into a medical request for the household."""
     consultation = _require_assigned(session, consultation_id, actor)
     if data.prescription is not None:
         prescribe(session, consultation_id, data.prescription, actor=actor)
@@ -387,17 +387,6 @@ def close_consultation(
         entity_id=consultation.id,
         detail={"outcome": data.outcome},
     )
-    if written is not None and written.request_id is None:
-        request = needs.create_medical_request(
-            session,
-            household_id=consultation.household_id,
-            items=prescription_request_lines(written),
-            actor=actor,
-            today=(now or clock.now()).date(),
-            note=f"prescription {written.id} from consultation {consultation.id}",
-            consultation_id=consultation.id,
-        )
-        attach_request(session, written, request_id=request.id)
     return consultation
 
 
@@ -702,27 +691,6 @@ def due_refills(
                 days_left=(p.supply_until - today).days,
             )
         )
-    return due
-
-
-def request_due_refills(
-    session: Session, *, today: date, lead_days: int, actor: User | None
-) -> list[RefillDue]:
-    """Turn every refill falling due into a medical request before the medicine runs out (one
-    per patient and supply: a second call finds nothing new). Returns what was requested."""
-    due = due_refills(session, today=today, lead_days=lead_days)
-    for refill in due:
-        request = needs.create_medical_request(
-            session,
-            household_id=refill.household_id,
-            items=[(refill.item_id, refill.quantity)],
-            actor=actor,
-            today=today,
-            note=f"chronic refill for {refill.member_label}: supply ends "
-            f"{refill.supply_until.isoformat()}",
-            medical_urgency=2 if refill.days_left <= 2 else 1,
-        )
-        mark_refill_requested(session, refill.patient_id, request_id=request.id)
     return due
 
 

@@ -7,20 +7,17 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink import columns
 from relieflink.audit import service as audit
+from relieflink.dispatch import repository as repo
 from relieflink.errors import FieldError, Invalid, NotFound
 from relieflink.models import (
     FleetKind,
-    Organization,
-    OrgKind,
     User,
     Vehicle,
     VehicleAvailability,
-    Warehouse,
 )
 
 FLEET_COLUMNS = columns.VEHICLES
@@ -38,11 +35,8 @@ def import_fleet(session: Session, path: Path, *, actor: User | None) -> tuple[i
     """Load ``vehicles.csv`` (the scenario generator's format): all rows valid, or nothing.
     Rows are matched by ``code``: new codes are created, known ones updated.
     Returns (created, updated)."""
-    carriers = {
-        o.code: o
-        for o in session.scalars(select(Organization).where(Organization.kind == OrgKind.carrier))
-    }
-    depots = {w.code: w.id for w in session.scalars(select(Warehouse))}
+    carriers = repo.carriers_by_code(session)
+    depots = repo.warehouse_ids_by_code(session)
     errors: list[FieldError] = []
     rows: list[dict[str, object]] = []
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -118,7 +112,7 @@ def import_fleet(session: Session, path: Path, *, actor: User | None) -> tuple[i
             )
     if errors:
         raise Invalid(f"{path.name}: {len(errors)} errors; nothing was imported", errors)
-    known = {v.code: v for v in session.scalars(select(Vehicle))}
+    known = repo.vehicles_by_code(session)
     created = updated = 0
     for row in rows:
         vehicle = known.get(str(row["code"]))
@@ -141,10 +135,7 @@ def import_fleet(session: Session, path: Path, *, actor: User | None) -> tuple[i
 
 
 def list_vehicles(session: Session, *, carrier_id: int | None = None) -> Sequence[Vehicle]:
-    stmt = select(Vehicle).order_by(Vehicle.code)
-    if carrier_id is not None:
-        stmt = stmt.where(Vehicle.carrier_id == carrier_id)
-    return session.scalars(stmt).all()
+    return repo.vehicles(session, carrier_id=carrier_id)
 
 
 def require_vehicle(session: Session, vehicle_id: int) -> Vehicle:
@@ -170,11 +161,7 @@ def set_availability(
             f"available must be between 0 and the group's {vehicle.count} vehicles",
             [FieldError(("available",), f"0..{vehicle.count}")],
         )
-    row = session.scalars(
-        select(VehicleAvailability).where(
-            VehicleAvailability.vehicle_id == vehicle_id, VehicleAvailability.day == day
-        )
-    ).one_or_none()
+    row = repo.availability(session, vehicle_id, day)
     if row is None:
         row = VehicleAvailability(vehicle_id=vehicle_id, day=day, available=available, note=note)
         session.add(row)
@@ -194,10 +181,8 @@ def set_availability(
 
 def available_counts(session: Session, day: date) -> dict[int, int]:
     """Vehicles of each active group that can work on ``day``."""
-    counts = {
-        v.id: v.count for v in session.scalars(select(Vehicle).where(Vehicle.active.is_(True)))
-    }
-    for row in session.scalars(select(VehicleAvailability).where(VehicleAvailability.day == day)):
+    counts = {v.id: v.count for v in repo.active_vehicles(session)}
+    for row in repo.availabilities(session, day):
         if row.vehicle_id in counts:
             counts[row.vehicle_id] = min(counts[row.vehicle_id], row.available)
     return counts

@@ -9,8 +9,8 @@ Three phases, so that a job runner can keep the database free while the engine s
    gates, split into loads no larger than the biggest vehicle allowed in; access rules come from
    the compound's lockdown status (sealed or no-vehicle compounds admit only robots and
    volunteers on foot). The engine's independent checker verifies every plan.
-3. :func:`write_plan` (one transaction): parcels with their pickup codes, routes, stops with
-   ETAs; the requests become ``dispatched``.
+3. :func:`store_plan` (one transaction): parcels with their pickup codes, routes, stops with
+   ETAs. ``relieflink.flows.dispatch`` runs the three and marks the requests ``dispatched``.
 
 Stock stays reserved until loading: the ``loaded`` tracking event issues it ("picked").
 """
@@ -23,35 +23,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from time import perf_counter
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relieflink import clock
-from relieflink.audit import service as audit
-from relieflink.dispatch import codes, fleet
+from relieflink.dispatch import fleet
 from relieflink.dispatch import repository as repo
-from relieflink.errors import Conflict, FieldError, Invalid
+from relieflink.errors import FieldError, Invalid
 from relieflink.models import (
-    Community,
     DispatchPlan,
     FleetKind,
     InnerMode,
     LockdownStatus,
-    Parcel,
-    ParcelLine,
-    ParcelStatus,
     PlanStatus,
-    Route,
-    RouteStatus,
-    RouteStop,
     User,
-    Vehicle,
-    Warehouse,
 )
-from relieflink.needs import delivery_hooks
 from relieflink.optim.geo import haversine_m
 from relieflink.optim.routing import (
     Depot,
@@ -74,7 +60,7 @@ CIRCUITY = 1.3  # the engine's default provider: haversine × 1.3
 
 @dataclass
 class PlanParcel:
-    """A parcel to route: ``parcel_id`` is None for a new one (created by :func:`write_plan`)."""
+    """A parcel to route: ``parcel_id`` is None for a new one (created by :func:`store_plan`)."""
 
     parcel_id: int | None
     household_id: int
@@ -187,14 +173,14 @@ def prepare_plan(
         for route_id in failed:
             if route_id not in release and repo.route_status(session, route_id) is None:
                 raise Invalid(f"no route {route_id}")
-    parcels = repo.pending_parcels(session, release)
-    parcels.extend(repo.unparcelled_allocations(session))
+    parcels = [PlanParcel(*row) for row in repo.pending_parcels(session, release)]
+    parcels.extend(_new_parcels(session))
     counts = fleet.available_counts(session, day)
     busy = repo.busy_vehicles(session, day)
     for vehicle_id in repo.vehicles_of_routes(session, failed):
         counts[vehicle_id] = counts.get(vehicle_id, 0) - 1  # broken down: out for the day
     groups = []
-    for v in session.scalars(select(Vehicle).where(Vehicle.active.is_(True)).order_by(Vehicle.id)):
+    for v in repo.active_vehicles(session):
         n = counts.get(v.id, 0) - busy.get(v.id, 0)
         if n > 0:
             groups.append(
@@ -214,25 +200,30 @@ def prepare_plan(
                     v.cost_per_km_fen,
                 )
             )
-    warehouses = {
-        w: (lat, lon)
-        for w, lat, lon in session.execute(select(Warehouse.id, Warehouse.lat, Warehouse.lon))
-    }
-    community_ids = {p.community_id for p in parcels}
-    communities: dict[int, tuple[float, float, str, bool]] = {}
-    ids = sorted(community_ids)
-    for start in range(0, len(ids), 5000):
-        for cid, lat, lon, status, allowed in session.execute(
-            select(
-                Community.id,
-                Community.lat,
-                Community.lon,
-                Community.lockdown_status,
-                Community.vehicles_allowed,
-            ).where(Community.id.in_(ids[start : start + 5000]))
-        ):
-            communities[cid] = (lat, lon, str(status), bool(allowed))
+    warehouses = repo.warehouse_places(session)
+    communities = repo.community_access(session, {p.community_id for p in parcels})
     return PlanInput(day, replan_of_id, parcels, groups, warehouses, communities, release)
+
+
+def _new_parcels(session: Session) -> list[PlanParcel]:
+    """Allocations not yet carried by any parcel, grouped into new parcels (one per household
+    and warehouse), weighed from the catalog."""
+    kits, items = repo.sku_sizes(session)
+    parcels: dict[tuple[int, int], PlanParcel] = {}
+    for a, line, ref, kit, item, q, household, warehouse, community in repo.unparcelled_allocations(
+        session
+    ):
+        p = parcels.get((household, warehouse))
+        if p is None:
+            p = parcels[(household, warehouse)] = PlanParcel(
+                None, household, community, warehouse, 0, 0, 0
+            )
+        g, ml = kits[kit] if kit is not None else items[item or 0]
+        p.weight_g += g * q
+        p.volume_ml += ml * q
+        p.packs += q
+        p.lines.append((a, line, ref, kit, item, q))
+    return list(parcels.values())
 
 
 # --- phase 2: solve (pure) --------------------------------------------------------------------
@@ -520,252 +511,3 @@ def start_plan(
     session.add(plan)
     session.flush()
     return plan
-
-
-def write_plan(
-    session: Session, plan: DispatchPlan, inp: PlanInput, sol: PlanSolution, *, actor: User | None
-) -> DispatchPlan:
-    """Store parcels (with pickup codes), routes and stops; requests become ``dispatched``."""
-    repo.begin_write(session)
-    t0 = perf_counter()
-    if inp.release_routes:
-        # Only routes still not loaded: anything loaded meanwhile keeps its parcels.
-        still = repo.routes_not_loaded(session, plan.day, among=inp.release_routes)
-        lost = set(inp.release_routes) - set(still)
-        if lost:
-            raise Conflict(f"routes {sorted(lost)} were loaded while re-planning; re-plan again")
-        session.execute(
-            update(Route)
-            .where(Route.id.in_(still))
-            .values(status=RouteStatus.cancelled)
-            .execution_options(synchronize_session=False)
-        )
-    # Routes and stops.
-    route_rows = [
-        {
-            "plan_id": plan.id,
-            "vehicle_id": r.vehicle_id,
-            "vehicle_index": r.vehicle_index,
-            "carrier_id": r.carrier_id,
-            "kind": r.kind,
-            "depot_id": r.depot_id,
-            "status": RouteStatus.planned,
-            "start_s": r.start_s,
-            "end_s": r.end_s,
-            "distance_m": r.distance_m,
-            "duration_s": r.duration_s,
-            "cost_fen": r.cost_fen,
-            "weight_g": sum(inp.parcels[i].weight_g for s in r.stops for i in s.parcels),
-        }
-        for r in sol.routes
-    ]
-    route_ids: list[int] = []
-    for start in range(0, len(route_rows), 2000):
-        route_ids.extend(
-            session.scalars(
-                insert(Route).returning(Route.id, sort_by_parameter_order=True),
-                route_rows[start : start + 2000],
-            )
-        )
-    stop_rows: list[dict[str, Any]] = []
-    stop_parcels: list[list[int]] = []
-    for route_id, r in zip(route_ids, sol.routes, strict=True):
-        for seq, s in enumerate(r.stops, start=1):
-            stop_rows.append(
-                {
-                    "route_id": route_id,
-                    "seq": seq,
-                    "community_id": s.community_id,
-                    "household_id": None,
-                    "inner_mode": s.inner_mode,
-                    "eta_s": s.eta_s,
-                    "weight_g": sum(inp.parcels[i].weight_g for i in s.parcels),
-                    "parcels": len(s.parcels),
-                }
-            )
-            stop_parcels.append(s.parcels)
-    stop_ids: list[int] = []
-    for start in range(0, len(stop_rows), 5000):
-        stop_ids.extend(
-            session.scalars(
-                insert(RouteStop).returning(RouteStop.id, sort_by_parameter_order=True),
-                stop_rows[start : start + 5000],
-            )
-        )
-    placed: dict[int, tuple[int, int]] = {}
-    for stop_id, row, parcels in zip(stop_ids, stop_rows, stop_parcels, strict=True):
-        for i in parcels:
-            placed[i] = (int(row["route_id"]), stop_id)
-    # New parcels, already on their stops: one insert with RETURNING, codes derived from a
-    # fresh nonce each.
-    new = [i for i, p in enumerate(inp.parcels) if p.parcel_id is None]
-    rows = []
-    nonce_of: dict[str, int] = {}
-    for i in new:
-        p = inp.parcels[i]
-        nonce, hashed = codes.issue()
-        nonce_of[nonce] = i
-        rows.append(
-            {
-                "household_id": p.household_id,
-                "community_id": p.community_id,
-                "warehouse_id": p.warehouse_id,
-                "plan_id": plan.id,
-                "route_id": placed[i][0] if i in placed else None,
-                "stop_id": placed[i][1] if i in placed else None,
-                "status": ParcelStatus.planned if i in placed else ParcelStatus.pending,
-                "packs": p.packs,
-                "weight_g": p.weight_g,
-                "volume_ml": p.volume_ml,
-                "code_nonce": nonce,
-                "code_hash": hashed,
-                "code_attempts": 0,
-                "last_seq": 0,
-            }
-        )
-    # Core executemany (no RETURNING, no ORM bookkeeping); the ids are read back by nonce.
-    parcels_table = cast(Table, Parcel.__table__)
-    for start in range(0, len(rows), 10_000):
-        session.execute(insert(parcels_table), rows[start : start + 10_000])
-    if rows:
-        for pid, nonce in session.execute(
-            select(Parcel.id, Parcel.code_nonce).where(Parcel.plan_id == plan.id)
-        ):
-            if nonce in nonce_of:
-                inp.parcels[nonce_of[nonce]].parcel_id = pid
-    line_rows = [
-        {
-            "parcel_id": inp.parcels[i].parcel_id,
-            "allocation_id": a,
-            "request_line_id": line,
-            "reference": ref,
-            "kit_id": kit,
-            "item_id": item,
-            "quantity": q,
-        }
-        for i in new
-        for a, line, ref, kit, item, q in inp.parcels[i].lines
-    ]
-    try:
-        for start in range(0, len(line_rows), 10_000):
-            session.execute(
-                insert(cast(Table, ParcelLine.__table__)), line_rows[start : start + 10_000]
-            )
-    except IntegrityError:
-        raise Conflict(
-            "another plan took some of these allocations meanwhile; plan again"
-        ) from None
-    new_set = set(new)
-    moves = [
-        {"pid": inp.parcels[i].parcel_id, "r": r, "s": st, "p": plan.id}
-        for i, (r, st) in placed.items()
-        if i not in new_set
-    ]
-    if moves:
-        table = cast(Table, Parcel.__table__)
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("pid"))
-            .values(
-                route_id=bindparam("r"),
-                stop_id=bindparam("s"),
-                plan_id=bindparam("p"),
-                status=ParcelStatus.planned,
-            ),
-            moves,
-        )
-    # Parcels of released routes that found no new route wait, pending, for the next plan.
-    left = [
-        inp.parcels[i].parcel_id
-        for i in sol.unassigned
-        if inp.parcels[i].parcel_id is not None and i not in new_set
-    ]
-    for start in range(0, len(left), 5000):
-        session.execute(
-            update(Parcel)
-            .where(Parcel.id.in_(left[start : start + 5000]))
-            .values(route_id=None, stop_id=None, status=ParcelStatus.pending)
-            .execution_options(synchronize_session=False)
-        )
-    planned_lines = [
-        line
-        for i in range(len(inp.parcels))
-        if i not in sol.unassigned
-        for _, line, *_ in inp.parcels[i].lines
-    ]
-    delivery_hooks.mark_dispatched(session, line_ids=planned_lines)
-    reasons: dict[str, int] = defaultdict(int)
-    for reason in sol.unassigned.values():
-        reasons[reason] += 1
-    plan.status = PlanStatus.done
-    plan.progress = 100
-    plan.finished_at = clock.now()
-    plan.message = (
-        f"{len(sol.routes)} routes, {len(inp.parcels) - len(sol.unassigned)} of "
-        f"{len(inp.parcels)} parcels planned"
-    )
-    plan.summary = {
-        "parcels": len(inp.parcels),
-        "new_parcels": len(new),
-        "planned_parcels": len(inp.parcels) - len(sol.unassigned),
-        "unassigned": dict(reasons),
-        "routes": len(sol.routes),
-        "distance_m": sum(r.distance_m for r in sol.routes),
-        "cost_fen": sum(r.cost_fen for r in sol.routes),
-        "released_routes": len(inp.release_routes),
-        "violations": sol.violations,
-        "solve_s": round(sol.runtime_s, 3),
-        "write_s": round(perf_counter() - t0, 3),
-        "by_kind": _by_kind(sol),
-        **sol.stats,
-    }
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="replan" if plan.replan_of_id else "plan",
-        entity="dispatch_plan",
-        entity_id=plan.id,
-        detail={"day": plan.day.isoformat(), "routes": len(sol.routes)},
-    )
-    session.expire_all()
-    return plan
-
-
-def _by_kind(sol: PlanSolution) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for r in sol.routes:
-        out[str(r.kind)] += 1
-    return dict(out)
-
-
-def plan_dispatch(
-    session: Session,
-    *,
-    day: date,
-    actor: User | None,
-    time_limit: float | None = None,
-    seed: int = 1,
-    workers: int | None = None,
-    replan_of_id: int | None = None,
-    failed_route_ids: Iterable[int] = (),
-    progress: Progress | None = None,
-    iterations: int | None = None,
-) -> DispatchPlan:
-    """All three phases in the caller's transaction (CLI, tests and the simulation)."""
-    step = progress or (lambda _p, _m: None)
-    plan = start_plan(session, day=day, actor=actor, replan_of_id=replan_of_id)
-    step(2, "reading allocations and fleet")
-    inp = prepare_plan(
-        session, day=plan.day, replan_of_id=replan_of_id, failed_route_ids=failed_route_ids
-    )
-    sol = solve_plan(
-        inp,
-        time_limit=time_limit,
-        seed=seed,
-        workers=workers,
-        progress=step,
-        iterations=iterations,
-    )
-    step(92, "writing routes")
-    return write_plan(session, plan, inp, sol, actor=actor)

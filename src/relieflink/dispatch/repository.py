@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -18,12 +18,17 @@ from relieflink.catalog import service as catalog
 from relieflink.models import (
     Allocation,
     AllocationState,
+    Community,
     DispatchPlan,
+    EventKind,
+    HandoffDiscrepancy,
     Household,
     Item,
     Kit,
     LoginAttempt,
     NeedRequest,
+    Organization,
+    OrgKind,
     Parcel,
     ParcelLine,
     ParcelStatus,
@@ -33,10 +38,10 @@ from relieflink.models import (
     RouteStatus,
     RouteStop,
     TrackingEvent,
+    Vehicle,
+    VehicleAvailability,
+    Warehouse,
 )
-
-if TYPE_CHECKING:
-    from relieflink.dispatch.planning import PlanParcel
 
 ACTIVE_ROUTE = (RouteStatus.loaded, RouteStatus.departed)
 # Tables for the set-based writes of the tracking hot path (no ORM unit of work).
@@ -85,10 +90,9 @@ def vehicles_of_routes(session: Session, route_ids: Iterable[int]) -> list[int]:
     return list(session.scalars(select(Route.vehicle_id).where(Route.id.in_(ids))))
 
 
-def pending_parcels(session: Session, release_routes: Sequence[int]) -> list[PlanParcel]:
-    """Parcels waiting for a route, and those of ``release_routes`` (not loaded yet)."""
-    from relieflink.dispatch.planning import PlanParcel
-
+def pending_parcels(session: Session, release_routes: Sequence[int]) -> list[tuple[Any, ...]]:
+    """Parcels waiting for a route, and those of ``release_routes`` (not loaded yet): id,
+    household, community, warehouse, grams, millilitres and packs of each."""
     cond = Parcel.status == ParcelStatus.pending
     if release_routes:
         cond = cond | (
@@ -107,7 +111,7 @@ def pending_parcels(session: Session, release_routes: Sequence[int]) -> list[Pla
         .where(cond)
         .order_by(Parcel.id)
     )
-    return [PlanParcel(*r) for r in rows]
+    return [tuple(r) for r in rows]
 
 
 def sku_sizes(session: Session) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
@@ -120,12 +124,10 @@ def sku_sizes(session: Session) -> tuple[dict[int, tuple[int, int]], dict[int, t
     return kits, items
 
 
-def unparcelled_allocations(session: Session) -> list[PlanParcel]:
-    """Allocations of live requests not yet carried by any parcel, grouped into new parcels
-    (one per household and warehouse)."""
-    from relieflink.dispatch.planning import PlanParcel
-
-    kits, items = sku_sizes(session)
+def unparcelled_allocations(session: Session) -> list[tuple[Any, ...]]:
+    """Reserved allocations of live requests not yet carried by any parcel, by household,
+    warehouse and id: allocation, request line, reference, kit, item, quantity, household,
+    warehouse and the household's community."""
     stmt = (
         select(
             Allocation.id,
@@ -150,18 +152,158 @@ def unparcelled_allocations(session: Session) -> list[PlanParcel]:
         )
         .order_by(Allocation.household_id, Allocation.warehouse_id, Allocation.id)
     )
-    parcels: dict[tuple[int, int], PlanParcel] = {}
-    for a, line, ref, kit, item, q, household, warehouse, community in session.execute(stmt):
-        key = (household, warehouse)
-        p = parcels.get(key)
-        if p is None:
-            p = parcels[key] = PlanParcel(None, household, community, warehouse, 0, 0, 0)
-        g, ml = kits[kit] if kit is not None else items[item or 0]
-        p.weight_g += g * q
-        p.volume_ml += ml * q
-        p.packs += q
-        p.lines.append((a, line, ref, kit, item, q))
-    return list(parcels.values())
+    return [tuple(r) for r in session.execute(stmt)]
+
+
+def active_vehicles(session: Session) -> list[Vehicle]:
+    return list(
+        session.scalars(select(Vehicle).where(Vehicle.active.is_(True)).order_by(Vehicle.id))
+    )
+
+
+def warehouse_places(session: Session) -> dict[int, tuple[float, float]]:
+    """(lat, lon) of every warehouse."""
+    rows = session.execute(select(Warehouse.id, Warehouse.lat, Warehouse.lon))
+    return {w: (lat, lon) for w, lat, lon in rows}
+
+
+def community_access(
+    session: Session, community_ids: Iterable[int]
+) -> dict[int, tuple[float, float, str, bool]]:
+    """Per community: lat, lon, lockdown status and whether vehicles may enter."""
+    ids = sorted(set(community_ids))
+    out: dict[int, tuple[float, float, str, bool]] = {}
+    for start in range(0, len(ids), 5000):
+        for cid, lat, lon, status, allowed in session.execute(
+            select(
+                Community.id,
+                Community.lat,
+                Community.lon,
+                Community.lockdown_status,
+                Community.vehicles_allowed,
+            ).where(Community.id.in_(ids[start : start + 5000]))
+        ):
+            out[cid] = (lat, lon, str(status), bool(allowed))
+    return out
+
+
+def carriers_by_code(session: Session) -> dict[str, Organization]:
+    stmt = select(Organization).where(Organization.kind == OrgKind.carrier)
+    return {o.code: o for o in session.scalars(stmt)}
+
+
+def warehouse_ids_by_code(session: Session) -> dict[str, int]:
+    return {code: w for w, code in session.execute(select(Warehouse.id, Warehouse.code))}
+
+
+def vehicles_by_code(session: Session) -> dict[str, Vehicle]:
+    return {v.code: v for v in session.scalars(select(Vehicle))}
+
+
+def vehicles(session: Session, *, carrier_id: int | None = None) -> list[Vehicle]:
+    stmt = select(Vehicle).order_by(Vehicle.code)
+    if carrier_id is not None:
+        stmt = stmt.where(Vehicle.carrier_id == carrier_id)
+    return list(session.scalars(stmt))
+
+
+def availability(session: Session, vehicle_id: int, day: date) -> VehicleAvailability | None:
+    return session.scalars(
+        select(VehicleAvailability).where(
+            VehicleAvailability.vehicle_id == vehicle_id, VehicleAvailability.day == day
+        )
+    ).one_or_none()
+
+
+def availabilities(session: Session, day: date) -> list[VehicleAvailability]:
+    return list(session.scalars(select(VehicleAvailability).where(VehicleAvailability.day == day)))
+
+
+# --- writing a plan ---------------------------------------------------------------------------
+
+
+def cancel_routes(session: Session, route_ids: Sequence[int]) -> None:
+    session.execute(
+        update(Route)
+        .where(Route.id.in_(list(route_ids)))
+        .values(status=RouteStatus.cancelled)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def insert_routes(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Store routes; returns their ids in the order given."""
+    ids: list[int] = []
+    for start in range(0, len(rows), 2000):
+        ids.extend(
+            session.scalars(
+                insert(Route).returning(Route.id, sort_by_parameter_order=True),
+                list(rows[start : start + 2000]),
+            )
+        )
+    return ids
+
+
+def insert_stops(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Store stops; returns their ids in the order given."""
+    ids: list[int] = []
+    for start in range(0, len(rows), 5000):
+        ids.extend(
+            session.scalars(
+                insert(RouteStop).returning(RouteStop.id, sort_by_parameter_order=True),
+                list(rows[start : start + 5000]),
+            )
+        )
+    return ids
+
+
+def insert_parcels(
+    session: Session, plan_id: int, rows: Sequence[dict[str, Any]]
+) -> dict[str, int]:
+    """Store new parcels of a plan (a Core executemany: no RETURNING, no ORM bookkeeping);
+    returns the plan's parcel ids by their code nonce."""
+    if not rows:
+        return {}
+    for start in range(0, len(rows), 10_000):
+        session.execute(insert(_PARCELS), list(rows[start : start + 10_000]))
+    found = session.execute(select(Parcel.id, Parcel.code_nonce).where(Parcel.plan_id == plan_id))
+    return {nonce: pid for pid, nonce in found}
+
+
+def insert_parcel_lines(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Store parcel lines; an allocation already in a parcel raises ``IntegrityError``."""
+    for start in range(0, len(rows), 10_000):
+        session.execute(
+            insert(cast(Table, ParcelLine.__table__)), list(rows[start : start + 10_000])
+        )
+
+
+def place_parcels(session: Session, moves: Sequence[dict[str, Any]]) -> None:
+    """Parcels of released routes put on new ones: ``moves`` of ``pid``, route ``r``, stop
+    ``s`` and plan ``p``."""
+    if moves:
+        session.execute(
+            update(_PARCELS)
+            .where(_PARCELS.c.id == bindparam("pid"))
+            .values(
+                route_id=bindparam("r"),
+                stop_id=bindparam("s"),
+                plan_id=bindparam("p"),
+                status=ParcelStatus.planned,
+            ),
+            list(moves),
+        )
+
+
+def park_parcels(session: Session, parcel_ids: Sequence[int]) -> None:
+    """Parcels that found no route wait, pending, for the next plan."""
+    for start in range(0, len(parcel_ids), 5000):
+        session.execute(
+            update(Parcel)
+            .where(Parcel.id.in_(list(parcel_ids[start : start + 5000])))
+            .values(route_id=None, stop_id=None, status=ParcelStatus.pending)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _postgres(session: Session) -> bool:
@@ -216,28 +358,39 @@ def lock_route(session: Session, route_id: int) -> Route | None:
 # through the ORM cost more CPU than PostgreSQL spends running it. FOR UPDATE is left out by
 # SQLite's compiler (its writers hold the database lock instead).
 
-_STATE = (
-    select(
-        Parcel.id,
-        Parcel.route_id,
-        Parcel.stop_id,
-        Parcel.status,
-        Parcel.last_seq,
-        Parcel.code_nonce,
-        Parcel.code_hash,
-        Parcel.code_attempts,
-        Route.status.label("route_status"),
-        Route.carrier_id,
-        Route.courier_id,
-        RequestLine.request_id,
-    )
-    .outerjoin(Route, Route.id == Parcel.route_id)
-    .outerjoin(ParcelLine, ParcelLine.parcel_id == Parcel.id)
-    .outerjoin(RequestLine, RequestLine.id == ParcelLine.request_line_id)
-    .where(Parcel.id.in_(bindparam("ids", expanding=True)))
-    .order_by(Parcel.id, ParcelLine.id)
-    .with_for_update(of=Parcel)
+_STATE_COLUMNS = (
+    Parcel.id,
+    Parcel.route_id,
+    Parcel.stop_id,
+    Parcel.status,
+    Parcel.last_seq,
+    Parcel.code_nonce,
+    Parcel.code_hash,
+    Parcel.code_attempts,
+    Route.status.label("route_status"),
+    Route.carrier_id,
+    Route.courier_id,
+    RequestLine.request_id,
+    ParcelLine.allocation_id,
 )
+
+
+def _state(*where: Any) -> Any:
+    return (
+        select(*_STATE_COLUMNS)
+        .outerjoin(Route, Route.id == Parcel.route_id)
+        .outerjoin(ParcelLine, ParcelLine.parcel_id == Parcel.id)
+        .outerjoin(RequestLine, RequestLine.id == ParcelLine.request_line_id)
+        .where(*where)
+        .order_by(Parcel.id, ParcelLine.id)
+        .with_for_update(of=Parcel)
+    )
+
+
+_IDS = Parcel.id.in_(bindparam("ids", expanding=True))
+_STATE = _state(_IDS)
+# Route and stop events move every parcel of their routes.
+_STATE_OF_ROUTES = _state(_IDS | Parcel.route_id.in_(bindparam("routes", expanding=True)))
 _RECENT = (
     select(func.count())
     .select_from(LoginAttempt)
@@ -245,24 +398,76 @@ _RECENT = (
     .scalar_subquery()
 )
 _STATE_RECENT = _STATE.add_columns(_RECENT.label("recent"))
+_STATE_OF_ROUTES_RECENT = _STATE_OF_ROUTES.add_columns(_RECENT.label("recent"))
 
 
 def lock_parcel_states(
-    session: Session, ids: Sequence[int], *, attempts_key: str | None = None, since: datetime
+    session: Session,
+    ids: Iterable[int],
+    *,
+    route_ids: Iterable[int] = (),
+    attempts_key: str | None = None,
+    since: datetime,
 ) -> tuple[list[Any], int]:
-    """What a delivery or a failure checks about these parcels (their state, their pickup
-    code's nonce and hash, their route's status, carrier and courier) and the requests their
-    lines are for, as plain rows (one per line), locked in id order, in one statement; and the
-    failed pickup-code attempts under ``attempts_key`` since ``since`` (the per-account rate
-    limit), read in the same statement."""
+    """What a tracking event checks about these parcels and every parcel of ``route_ids``
+    (their state, their pickup code's nonce and hash, their route's status, carrier and
+    courier) with the request and allocation of each of their lines, as plain rows (one per
+    line), locked in id order, in one statement; and the failed pickup-code attempts under
+    ``attempts_key`` since ``since`` (the per-account rate limit), read in the same statement."""
     conn = session.connection()
     params: dict[str, Any] = {"ids": sorted(set(ids))}
+    routes = sorted(set(route_ids))
+    if routes:
+        params["routes"] = routes
     if attempts_key is None:
-        return list(conn.execute(_STATE, params)), 0
+        return list(conn.execute(_STATE_OF_ROUTES if routes else _STATE, params)), 0
     params |= {"key": attempts_key, "since": since}
-    rows: list[Any] = list(conn.execute(_STATE_RECENT, params))
+    rows: list[Any] = list(
+        conn.execute(_STATE_OF_ROUTES_RECENT if routes else _STATE_RECENT, params)
+    )
     recent = rows[0].recent if rows else conn.execute(select(_RECENT), params).scalar()
     return rows, int(recent or 0)
+
+
+@dataclass(frozen=True)
+class StopRow:
+    """What a stop event checks about its stop."""
+
+    id: int
+    route_id: int
+    community_id: int
+    inner_mode: str
+
+
+def stops_by_id(session: Session, ids: Iterable[int]) -> dict[int, StopRow]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(
+            RouteStop.id, RouteStop.route_id, RouteStop.community_id, RouteStop.inner_mode
+        ).where(RouteStop.id.in_(wanted))
+    )
+    return {row.id: StopRow(*row) for row in rows}
+
+
+def lock_routes(session: Session, ids: Iterable[int]) -> list[Any]:
+    """Routes (id, status, carrier_id, courier_id) as plain rows, locked in id order: a route
+    or stop event holds its route while it moves the route's parcels."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    stmt = (
+        select(Route.id, Route.status, Route.carrier_id, Route.courier_id)
+        .where(Route.id.in_(wanted))
+        .order_by(Route.id)
+        .with_for_update()
+    )
+    return list(session.execute(stmt))
+
+
+def committee_of_community(session: Session, community_id: int) -> int | None:
+    return session.scalar(select(Community.committee_id).where(Community.id == community_id))
 
 
 @dataclass(frozen=True)
@@ -327,9 +532,9 @@ def mark_failed(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 
 @dataclass
-class ReturnLine:
-    """A parcel line as a failed delivery returns it: its allocation, reference, units and
-    the allocation's state."""
+class LineState:
+    """A parcel line as loading issues it and a failed delivery returns it: its allocation,
+    reference, units and the allocation's state."""
 
     parcel_id: int
     allocation_id: int
@@ -338,9 +543,9 @@ class ReturnLine:
     state: str
 
 
-def return_lines(session: Session, parcel_ids: Sequence[int]) -> dict[int, list[ReturnLine]]:
+def parcel_lines(session: Session, parcel_ids: Iterable[int]) -> dict[int, list[LineState]]:
     """The lines of these parcels with their allocations' states, by parcel, in line order."""
-    out: dict[int, list[ReturnLine]] = defaultdict(list)
+    out: dict[int, list[LineState]] = defaultdict(list)
     rows = session.execute(
         select(
             ParcelLine.parcel_id,
@@ -354,7 +559,7 @@ def return_lines(session: Session, parcel_ids: Sequence[int]) -> dict[int, list[
         .order_by(ParcelLine.id)
     )
     for parcel_id, allocation_id, reference, quantity, state in rows:
-        out[parcel_id].append(ReturnLine(parcel_id, allocation_id, reference, quantity, state))
+        out[parcel_id].append(LineState(parcel_id, allocation_id, reference, quantity, state))
     return out
 
 
@@ -416,15 +621,65 @@ def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str,
     return {cid: event_id for event_id, cid in stored}
 
 
-def advance_parcels(session: Session, parcels: Sequence[Parcel], status: ParcelStatus) -> None:
-    """Move ``parcels`` to ``status``, one step on in their event sequence (one UPDATE; the
-    objects are updated in memory too)."""
-    session.execute(
-        update(Parcel)
-        .where(Parcel.id.in_([p.id for p in parcels]))
-        .values(status=status, last_seq=Parcel.last_seq + 1)
-        .execution_options(synchronize_session="evaluate")
+def advance_parcels(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Parcels moved on by route, stop or loading events: ``rows`` of ``pid``, ``status`` and
+    ``seq`` (the new last_seq), in one executemany."""
+    session.connection().execute(
+        update(_PARCELS)
+        .where(_PARCELS.c.id == bindparam("pid"))
+        .values(status=bindparam("status"), last_seq=bindparam("seq")),
+        list(rows),
     )
+
+
+def set_route_statuses(session: Session, statuses: dict[int, str]) -> None:
+    """Routes loaded or departed (route id → status), in one executemany."""
+    session.connection().execute(
+        update(_ROUTES).where(_ROUTES.c.id == bindparam("rid")).values(status=bindparam("st")),
+        [{"rid": r, "st": s} for r, s in sorted(statuses.items())],
+    )
+    expire(session, Route, statuses)
+
+
+def set_stop_arrivals(session: Session, arrivals: dict[int, datetime]) -> None:
+    stops = cast(Table, RouteStop.__table__)
+    session.connection().execute(
+        update(stops).where(stops.c.id == bindparam("sid")).values(arrived_at=bindparam("at")),
+        [{"sid": s, "at": at} for s, at in sorted(arrivals.items())],
+    )
+    expire(session, RouteStop, arrivals)
+
+
+def set_stop_handoffs(session: Session, counted: dict[int, int]) -> None:
+    stops = cast(Table, RouteStop.__table__)
+    session.connection().execute(
+        update(stops).where(stops.c.id == bindparam("sid")).values(handed_off=bindparam("n")),
+        [{"sid": s, "n": n} for s, n in sorted(counted.items())],
+    )
+    expire(session, RouteStop, counted)
+
+
+def add_discrepancy(
+    session: Session, *, stop_id: int, expected: int, counted: int, note: str | None, actor_id: int
+) -> int:
+    discrepancy = HandoffDiscrepancy(
+        stop_id=stop_id, expected=expected, counted=counted, note=note, actor_id=actor_id
+    )
+    session.add(discrepancy)
+    session.flush()
+    return discrepancy.id
+
+
+def add_login_attempts(session: Session, key: str, count: int) -> None:
+    session.add_all([LoginAttempt(key=key) for _ in range(count)])
+
+
+def expire(session: Session, model: Any, ids: Iterable[int]) -> None:
+    """Objects of this session written around the ORM are read again when used."""
+    for pk in ids:
+        obj = session.identity_map.get(identity_key(model, pk))
+        if obj is not None:
+            session.expire(obj)
 
 
 _COMPLETE = (
@@ -474,8 +729,6 @@ def stops_of_route(session: Session, route_id: int) -> list[RouteStop]:
 
 
 def manifest_rows(session: Session, route_id: int) -> list[tuple[Any, ...]]:
-    from relieflink.models import Community
-
     stmt = (
         select(
             RouteStop.seq,
@@ -499,3 +752,43 @@ def manifest_rows(session: Session, route_id: int) -> list[tuple[Any, ...]]:
         .order_by(RouteStop.seq, Household.code)
     )
     return [tuple(r) for r in session.execute(stmt)]
+
+
+def scoped_route(session: Session, scope: Any, route_id: int, actor: Any) -> Route | None:
+    """One route, through ``scope`` (the actor's row scoping of routes)."""
+    return session.scalars(scope(select(Route).where(Route.id == route_id), actor)).one_or_none()
+
+
+def parcels_of_household(session: Session, household_id: int) -> list[tuple[Parcel, int | None]]:
+    """A household's parcels with their stops' ETAs."""
+    rows = session.execute(
+        select(Parcel, RouteStop.eta_s)
+        .outerjoin(RouteStop, RouteStop.id == Parcel.stop_id)
+        .where(Parcel.household_id == household_id)
+        .order_by(Parcel.id)
+    )
+    return [(p, eta) for p, eta in rows]
+
+
+def events_of_route(session: Session, route_id: int | None) -> list[TrackingEvent]:
+    return list(
+        session.scalars(
+            select(TrackingEvent)
+            .where(TrackingEvent.route_id == route_id)
+            .order_by(TrackingEvent.id)
+        )
+    )
+
+
+def first_loader(session: Session, route_id: int) -> int | None:
+    """Who posted a route's first loading."""
+    return session.scalar(
+        select(TrackingEvent.actor_id)
+        .where(TrackingEvent.route_id == route_id, TrackingEvent.kind == EventKind.loaded)
+        .order_by(TrackingEvent.id)
+        .limit(1)
+    )
+
+
+def discrepancies(session: Session) -> list[HandoffDiscrepancy]:
+    return list(session.scalars(select(HandoffDiscrepancy).order_by(HandoffDiscrepancy.id)))

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from relieflink.db import session_scope
 from relieflink.dispatch import jobs as plan_rows
 from relieflink.dispatch import planning
+from relieflink.flows import dispatch as dispatch_flow
 from relieflink.jobs import service
 from relieflink.jobs.runner import JobContext, Outcome, register
 from relieflink.models import DispatchPlan, Job, PlanStatus, User
@@ -82,7 +83,7 @@ def run(ctx: JobContext) -> Outcome:
     with session_scope() as session:
         plan = plan_rows.require_plan(session, plan_id)
         actor = session.get(User, ctx.created_by_id) if ctx.created_by_id is not None else None
-        planning.write_plan(session, plan, inp, sol, actor=actor)
+        dispatch_flow.write_plan(session, plan, inp, sol, actor=actor)
         outcome = _outcome(plan)
         ctx.succeed(session, outcome)
     return outcome

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, func, select, update
+from sqlalchemy import Row, Select, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
+from relieflink import clock
 from relieflink.common import repository as common
 from relieflink.db.bulk import add_to_column, insert_rows
 from relieflink.models import (
@@ -207,3 +209,112 @@ def allocations_page(
     session: Session, stmt: Select[Allocation], *, offset: int, limit: int
 ) -> tuple[Sequence[Allocation], int]:
     return common.page(session, stmt, offset=offset, limit=limit, order_by=Allocation.id)
+
+
+def requests_of_lines(session: Session, line_ids: Iterable[int]) -> list[int]:
+    """The requests these lines belong to."""
+    ids = sorted(set(line_ids))
+    out: set[int] = set()
+    for start in range(0, len(ids), 5000):
+        out.update(
+            session.scalars(
+                select(RequestLine.request_id).where(RequestLine.id.in_(ids[start : start + 5000]))
+            )
+        )
+    return sorted(out)
+
+
+def mark_dispatched(session: Session, request_ids: Sequence[int]) -> int:
+    """Allocated requests among ``request_ids`` become ``dispatched``; returns how many."""
+    moved = 0
+    for start in range(0, len(request_ids), 5000):
+        result = session.execute(
+            update(NeedRequest)
+            .where(
+                NeedRequest.id.in_(request_ids[start : start + 5000]),
+                NeedRequest.status == RequestStatus.allocated,
+            )
+            .values(status=RequestStatus.dispatched)
+            .execution_options(synchronize_session=False)
+        )
+        moved += result.rowcount or 0  # type: ignore[attr-defined]
+    return moved
+
+
+# Built once (its cache key and compiled form are reused): it runs for every delivery.
+_DELIVER = (
+    update(Allocation)
+    .where(
+        Allocation.id.in_(bindparam("ids", expanding=True)),
+        Allocation.state == AllocationState.reserved,
+    )
+    .values(state=AllocationState.delivered, closed_at=bindparam("at"))
+)
+
+
+def deliver_allocations(session: Session, allocation_ids: Sequence[int]) -> None:
+    """Reserved allocations among these become ``delivered``, closed now."""
+    if allocation_ids:
+        session.connection().execute(_DELIVER, {"ids": list(allocation_ids), "at": clock.now()})
+        _expire(session, Allocation, allocation_ids)
+
+
+def allocations_with_requests(
+    session: Session, allocation_ids: Sequence[int]
+) -> dict[int, tuple[Allocation, int]]:
+    """Allocations by id, each with the request its line belongs to."""
+    return {
+        a.id: (a, request)
+        for a, request in session.execute(
+            select(Allocation, RequestLine.request_id)
+            .join(RequestLine, RequestLine.id == Allocation.line_id)
+            .where(Allocation.id.in_(list(allocation_ids)))
+        )
+    }
+
+
+_LINES = cast(Table, RequestLine.__table__)
+_REQUESTS = cast(Table, NeedRequest.__table__)
+
+
+def return_allocations(
+    session: Session,
+    allocation_ids: Sequence[int],
+    *,
+    freed: Mapping[int, int],
+    carried: Mapping[int, int],
+) -> None:
+    """Allocations returned (closed now); ``freed``: units each request line gets back;
+    ``carried``: how many times each request is carried over (it reopens)."""
+    session.execute(
+        update(Allocation)
+        .where(Allocation.id.in_(list(allocation_ids)))
+        .values(state=AllocationState.returned, closed_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(_LINES)
+        .where(_LINES.c.id == bindparam("line"))
+        .values(allocated=_LINES.c.allocated - bindparam("units")),
+        [{"line": line, "units": units} for line, units in sorted(freed.items())],
+    )
+    session.execute(
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == bindparam("rid"))
+        .values(
+            status=RequestStatus.open.value,
+            carried_over=_REQUESTS.c.carried_over + bindparam("times"),
+        ),
+        [{"rid": r, "times": n} for r, n in sorted(carried.items())],
+    )
+    _expire(session, Allocation, allocation_ids)
+    _expire(session, RequestLine, freed)
+    _expire(session, NeedRequest, carried)
+
+
+def _expire(session: Session, model: Any, ids: Iterable[int]) -> None:
+    """Objects of this session written around the ORM above are read again when used."""
+    for pk in ids:
+        obj = session.identity_map.get(identity_key(model, pk))
+        if obj is not None:
+            session.expire(obj)

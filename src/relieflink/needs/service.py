@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.catalog import service as catalog
 from relieflink.common import crud, files
@@ -37,7 +37,6 @@ from relieflink.needs.schemas import (
     RequestOutcome,
     RequestRead,
 )
-from relieflink.stock import service as stock
 from relieflink.users import access
 
 # Ration periods are counted from a Monday, so a 7-day period runs Monday to Sunday.
@@ -342,84 +341,90 @@ def import_requests(
     return BulkRequestReport(rows=len(parsed), created=created, merged=merged)
 
 
-def deliver_allocation(
-    session: Session,
-    allocation_id: int,
-    *,
-    delivery_ref: str,
-    actor: User | None,
-    as_of: date | None = None,
-) -> NeedRequest:
-    """The units of an allocation reached the household: issue them from the ledger and close
-    the request once everything it is entitled to has arrived. Delivering twice is a no-op."""
-    allocation = crud.require(session, Allocation, allocation_id, label="allocation")
-    request = _request_of(session, allocation)
-    if allocation.state == AllocationState.delivered:
-        return request
-    if allocation.state != AllocationState.reserved:
-        raise Conflict(f"allocation {allocation_id} is {allocation.state}; it cannot be delivered")
-    stock.issue(
-        session, reference=allocation.reference, delivery_ref=delivery_ref, actor=actor, as_of=as_of
-    )
-    allocation.state = AllocationState.delivered
-    allocation.closed_at = _moment(as_of)
-    session.flush()
-    if repository.close_fully_delivered(session, [request.id]):
-        session.refresh(request)
-    audit.record(
-        session,
-        actor=actor,
-        action="deliver",
-        entity="allocation",
-        entity_id=allocation.id,
-        detail={"reference": allocation.reference, "delivery": delivery_ref},
-    )
-    return request
+def mark_dispatched(session: Session, *, line_ids: Iterable[int]) -> int:
+    """Requests whose allocated lines went onto routes: ``allocated`` → ``dispatched`` (a
+    request still partly open stays open and may get more stock). Returns how many moved."""
+    return repository.mark_dispatched(session, repository.requests_of_lines(session, line_ids))
 
 
-def return_allocation(
-    session: Session, allocation_id: int, *, reason: str, actor: User | None
-) -> NeedRequest:
-    """A delivery failed: put the units back in stock and carry the request to the next plan
-    with a raised priority (one more ``carried_over``). Returning twice is a no-op."""
-    return return_allocations(session, [allocation_id], reason=reason, actor=actor)[0]
+def deliver_allocations(
+    session: Session, deliveries: Mapping[int, tuple[Sequence[int], Sequence[int]]]
+) -> dict[int, list[int]]:
+    """Deliveries that reached their households (their stock was issued when they left):
+    ``deliveries`` maps a delivery (a parcel) to its allocations and the requests they serve,
+    in the order they were made. The allocations become ``delivered``; each request with
+    nothing left reserved becomes ``delivered``. Returns the requests closed, per delivery: a
+    request that several deliveries carry is credited to the last one (it closed with its last
+    reserved allocation). Three statements, however many deliveries."""
+    if not deliveries:
+        return {}
+    repository.deliver_allocations(
+        session, sorted({a for allocations, _ in deliveries.values() for a in allocations})
+    )
+    closed = set(
+        repository.close_fully_delivered(
+            session, sorted({r for _, requests in deliveries.values() for r in requests})
+        )
+    )
+    last: dict[int, int] = {}
+    for key, (_, requests) in deliveries.items():  # later deliveries overwrite earlier ones
+        for request in requests:
+            if request in closed:
+                last[request] = key
+    out: dict[int, list[int]] = {key: [] for key in deliveries}
+    for request, key in sorted(last.items()):
+        out[key].append(request)
+    return out
 
 
 def return_allocations(
-    session: Session, allocation_ids: Sequence[int], *, reason: str, actor: User | None
-) -> list[NeedRequest]:
-    """Several allocations of one failed delivery (a parcel with several lines): each request
-    is carried over once, however many of its lines came back. Returns the requests."""
-    requests: dict[int, NeedRequest] = {}
-    carried: set[int] = set()
-    for allocation_id in allocation_ids:
-        allocation = crud.require(session, Allocation, allocation_id, label="allocation")
-        request = _request_of(session, allocation)
-        requests[request.id] = request
-        if allocation.state == AllocationState.returned:
-            continue
-        if allocation.state != AllocationState.reserved:
-            raise Conflict(
-                f"allocation {allocation_id} is {allocation.state}; it cannot be returned"
+    session: Session, failures: Sequence[tuple[Sequence[int], str]], *, actor: User | None
+) -> list[list[int]]:
+    """Failed deliveries, each (the allocations it carried, the reason); the stock is back
+    (the caller moved it). An allocation already returned is left alone, one neither reserved
+    nor returned is a ``Conflict``; the others become ``returned`` and leave their lines, and
+    each request is reopened and carried over (a raised priority) once per failure that
+    returned any of it. Returns, per failure, its requests. Four statements, however many."""
+    ids = sorted({a for allocations, _ in failures for a in allocations})
+    if not ids:
+        return [[] for _ in failures]
+    rows = repository.allocations_with_requests(session, ids)
+    returning: dict[int, tuple[Allocation, str]] = {}
+    carried: Counter[int] = Counter()
+    requests_of: list[list[int]] = []
+    for allocations, reason in failures:
+        requests: dict[int, None] = {}
+        carries: set[int] = set()
+        for allocation_id in allocations:
+            if allocation_id not in rows:
+                raise Conflict(f"no allocation with id {allocation_id}")
+            allocation, request_id = rows[allocation_id]
+            requests[request_id] = None
+            if allocation.state == AllocationState.returned or allocation_id in returning:
+                continue
+            if allocation.state != AllocationState.reserved:
+                raise Conflict(
+                    f"allocation {allocation_id} is {allocation.state}; it cannot be returned"
+                )
+            returning[allocation_id] = (allocation, reason)
+            carries.add(request_id)
+        carried.update(carries)
+        requests_of.append(list(requests))
+    if returning:
+        freed: Counter[int] = Counter()
+        for allocation, _ in returning.values():
+            freed[allocation.line_id] += allocation.quantity
+        for allocation_id, (_, reason) in returning.items():
+            audit.record(
+                session,
+                actor=actor,
+                action="return",
+                entity="allocation",
+                entity_id=allocation_id,
+                detail={"reason": reason},
             )
-        stock.release(session, reference=allocation.reference, actor=actor)
-        allocation.state = AllocationState.returned
-        allocation.closed_at = clock.now()
-        line = crud.require(session, RequestLine, allocation.line_id, label="request line")
-        line.allocated -= allocation.quantity
-        request.status = RequestStatus.open
-        if request.id not in carried:
-            request.carried_over += 1
-            carried.add(request.id)
-        audit.record(
-            session,
-            actor=actor,
-            action="return",
-            entity="allocation",
-            entity_id=allocation.id,
-            detail={"reason": reason},
-        )
-    return list(requests.values())
+        repository.return_allocations(session, sorted(returning), freed=freed, carried=carried)
+    return requests_of
 
 
 @dataclass(frozen=True)
@@ -436,17 +441,3 @@ def delivery_state(session: Session, request_id: int) -> DeliveryState:
     request = crud.require(session, NeedRequest, request_id, label="request")
     units, last = repository.delivered_totals(session, request_id)
     return DeliveryState(status=request.status, units_delivered=units, delivered_at=last)
-
-
-def _moment(as_of: date | None) -> datetime:
-    """When something happened: midday of the caller's ``as_of`` day (in UTC) when the caller
-    says which day it is, the current time otherwise. Mixing the two made a delivery recorded
-    "as of" a past day look as if it came today."""
-    if as_of is None:
-        return clock.now()
-    return datetime.combine(as_of, time(12), UTC)
-
-
-def _request_of(session: Session, allocation: Allocation) -> NeedRequest:
-    line = crud.require(session, RequestLine, allocation.line_id, label="request line")
-    return crud.require(session, NeedRequest, line.request_id, label="request")

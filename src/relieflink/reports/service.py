@@ -56,6 +56,19 @@ from relieflink.stock import service as stock
 from relieflink.users import access
 
 PAGE = 1000
+
+# The simulation's read-only rows: the repository's queries are the whole answer, so the service
+# hands them on (the simulation, like every caller, never imports a repository).
+community_places = repo.community_places
+household_facts = repo.household_facts
+organization_rows = repo.organization_rows
+packs_by_parcel_status = repo.packs_by_parcel_status
+parcel_request_lines = repo.parcel_request_lines
+parcels_in_status = repo.parcels_in_status
+planned_routes = repo.planned_routes
+route_stops = repo.route_stops
+warehouse_rows = repo.warehouse_rows
+
 MAX_COMMUNITIES = 50_000  # a city's communities; beyond that the map shows the first ones
 MAX_ROUTES = 5_000
 FAILED_SHOWN = 50

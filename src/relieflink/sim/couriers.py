@@ -16,8 +16,10 @@ import simpy
 from relieflink import clock
 from relieflink.dispatch import codes, tracking
 from relieflink.dispatch.schemas import EventIn
+from relieflink.dispatch.tracking_rules import EventOutcome
+from relieflink.flows import delivery
 from relieflink.models import EventKind, FailureReason, InnerMode, ParcelStatus, Role, User
-from relieflink.reports import repository as reads
+from relieflink.reports import service as reads
 from relieflink.sim.world import World
 from relieflink.users import service as users
 from relieflink.users.schemas import UserCreate
@@ -55,9 +57,9 @@ class Couriers:
         self.by_vehicle: dict[int, User] = {}  # by vehicle group (a vehicles.csv row)
         self.on_board: dict[int, int] = {}  # parcel id → packs, loaded and not yet at the door
 
-    def post(self, courier: User, events: list[EventIn]) -> list[tracking.EventOutcome]:
+    def post(self, courier: User, events: list[EventIn]) -> list[EventOutcome]:
         """Post a batch from ``courier``'s phone; the simulation expects every event applied."""
-        answers = tracking.record_events(self.w.session, events, actor=courier)
+        answers = delivery.record_events(self.w.session, events, actor=courier)
         outcomes = []
         for answer in answers:
             if answer.error is not None:

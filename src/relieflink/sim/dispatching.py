@@ -13,9 +13,10 @@ from typing import Any
 import simpy
 
 from relieflink import clock
-from relieflink.dispatch import fleet, planning
+from relieflink.dispatch import fleet
 from relieflink.flows import allocation
-from relieflink.reports import repository as reads
+from relieflink.flows import dispatch as dispatch_flow
+from relieflink.reports import service as reads
 from relieflink.sim.couriers import Couriers
 from relieflink.sim.world import MINUTES_PER_DAY, World
 
@@ -66,7 +67,7 @@ class Dispatch:
     def _plan(self, *, replan_of: int | None = None, broken: Sequence[int] = ()) -> None:
         """The dispatch service plans (or re-plans) the day; loading starts after it."""
         w = self.w
-        plan = planning.plan_dispatch(
+        plan = dispatch_flow.plan_dispatch(
             w.session,
             day=clock.today(),
             actor=w.coordinator,

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from relieflink.db import Session
 from relieflink.models import ParcelStatus
-from relieflink.reports import repository as reads
+from relieflink.reports import service as reads
 from relieflink.sim.world import MINUTES_PER_DAY, SimLog
 from relieflink.stock import service as stock
 

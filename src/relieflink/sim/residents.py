@@ -19,6 +19,7 @@ from relieflink.consult.schemas import (
     PrescriptionLineCreate,
 )
 from relieflink.errors import RelieflinkError
+from relieflink.flows import prescriptions
 from relieflink.models import Role, User
 from relieflink.needs import service as needs
 from relieflink.needs.schemas import RequestCreate
@@ -196,7 +197,7 @@ class Residents:
             prescription = PrescriptionCreate(
                 lines=[PrescriptionLineCreate(item_id=w.medicine.id, quantity=1)]
             )
-            consult.close_consultation(
+            prescriptions.close_consultation(
                 w.session,
                 taken.id,
                 ConsultationClose(

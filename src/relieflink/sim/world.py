@@ -29,7 +29,7 @@ from relieflink.models import LockdownStatus, OrgKind, Role
 from relieflink.needs.policy import HouseholdFacts, default_policy, entitled_packs
 from relieflink.places import service as places
 from relieflink.places.schemas import WarehouseUpdate
-from relieflink.reports import repository as reads
+from relieflink.reports import service as reads
 from relieflink.sim.assumptions import ASSUMPTIONS, SimAssumptions
 from relieflink.stock import service as stock
 from relieflink.users import service as users

@@ -57,6 +57,7 @@ from relieflink.consult.schemas import (
 )
 from relieflink.db import KeepAndRefuse, get_sessionmaker, session_scope
 from relieflink.errors import RelieflinkError
+from relieflink.flows import prescriptions
 from relieflink.models import Role, User
 from relieflink.users import access
 from relieflink.users import service as users
@@ -311,7 +312,7 @@ def close_consultation(
     background: BackgroundTasks,
 ) -> ConsultationRead:
     """End the consultation with notes and an outcome (and optionally a prescription)."""
-    consultation = consult.close_consultation(session, consultation_id, data, actor=user)
+    consultation = prescriptions.close_consultation(session, consultation_id, data, actor=user)
     # Runs after the commit: connected participants learn the consultation ended.
     background.add_task(
         get_hub(request.app).announce,

@@ -37,7 +37,9 @@ from relieflink.dispatch.schemas import (
     TrackingEventRead,
     VehicleRead,
 )
+from relieflink.dispatch.tracking_rules import CodeRefused
 from relieflink.errors import NotFound
+from relieflink.flows import delivery
 from relieflink.jobs import runner
 from relieflink.jobs.dispatch import start_plan_job
 from relieflink.models import DispatchPlan, Route, User
@@ -179,8 +181,8 @@ def post_event(data: EventIn, session: SessionDep, user: DeliveryActor) -> Event
     """A tracking event from a driver's or robot's app; safe to retry with the same
     ``client_event_id``."""
     try:
-        outcome = tracking.record_event(session, data, actor=user)
-    except tracking.CodeRefused as exc:  # the failed attempt is kept: it counts towards a lock
+        outcome = delivery.record_event(session, data, actor=user)
+    except CodeRefused as exc:  # the failed attempt is kept: it counts towards a lock
         raise KeepAndRefuse(exc) from exc
     return EventRead.model_validate(outcome.__dict__ | {"id": outcome.event_id})
 
@@ -212,7 +214,7 @@ def post_events(data: EventBatchIn, session: SessionDep, user: DeliveryActor) ->
     # A deadlock with another batch (PostgreSQL chose this one): nothing of it stays, and the
     # same batch applied again, as a whole, gives the same answers.
     answers = run_in_transaction(
-        session, lambda: tracking.record_events(session, [e for _, e in valid], actor=user)
+        session, lambda: delivery.record_events(session, [e for _, e in valid], actor=user)
     )
     for (index, _), answer in zip(valid, answers, strict=True):
         if answer.outcome is not None:

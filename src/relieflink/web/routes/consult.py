@@ -52,6 +52,7 @@ from relieflink.consult.schemas import (
     Specialty,
 )
 from relieflink.errors import Conflict, Forbidden, Invalid
+from relieflink.flows import prescriptions
 from relieflink.models import Consultation, ConsultMessage, Item, RequestStatus, Role
 from relieflink.users import access
 from relieflink.web.listing import localized
@@ -548,7 +549,7 @@ def close(
                 ),
             },
         )
-        consult.close_consultation(web.session, consultation_id, data, actor=web.user)
+        prescriptions.close_consultation(web.session, consultation_id, data, actor=web.user)
     except Invalid as exc:
         web.session.rollback()  # nothing of a refused prescription is kept
         consult.begin_write(web.session)  # the page below reads, then audits the read

@@ -3,8 +3,8 @@ that record tracking events (loaded, departed, arrived, handed off, delivered wi
 resident's pickup code, failed with a reason).
 
 Every form carries a client event id made when the page was rendered: a double submit (a
-double tap, a retry on a poor connection) reaches ``tracking.record_event`` with the same id and
-is answered from the first event, so nothing moves twice. A courier sees only its own routes
+double tap, a retry on a poor connection) reaches ``flows.delivery.record_event`` with the same
+id and is answered from the first event, so nothing moves twice. A courier sees only its own routes
 (``tracking.require_route``: another courier's route is "not found"). A wrong pickup code
 moves nothing; the failed attempt itself is kept (it counts towards the parcel's lock).
 """
@@ -20,9 +20,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from relieflink import clock
 from relieflink.common.schemas import validate_as
-from relieflink.dispatch import tracking
 from relieflink.dispatch.schemas import EventIn
+from relieflink.dispatch.tracking_rules import CodeRefused
 from relieflink.errors import FieldError, Invalid, RelieflinkError
+from relieflink.flows import delivery
 from relieflink.models import EventKind, FailureReason, Role
 from relieflink.reports import service as reports
 from relieflink.reports.schemas import RouteSheet
@@ -160,8 +161,8 @@ def record_event(
     target = f"parcel-{parcel_id}" if parcel_id else f"stop-{stop_id}" if stop_id else None
     try:
         data = _event(route_id, sheet, form)
-        outcome = tracking.record_event(session, data, actor=web.user)
-    except tracking.CodeRefused as exc:
+        outcome = delivery.record_event(session, data, actor=web.user)
+    except CodeRefused as exc:
         # A page answers: the failed attempt is kept (it counts towards the lock); nothing moved.
         sheet = reports.route_sheet(session, route_id, actor=web.user)
         message = _wrong_code_message(web, sheet, _int(parcel_id, "parcel_id"))

@@ -1,0 +1,71 @@
+"""Plan and re-plan dispatch, written once: the day's allocations become parcels on routes, and
+the requests they serve become ``dispatched``.
+
+Three phases (see :mod:`relieflink.dispatch.planning`): read, solve (pure, with no transaction
+needed), store. A job runner calls the phases itself, to keep the database free while the
+engine searches, and ends with :func:`write_plan`; the CLI, tests and the simulation call
+:func:`plan_dispatch`, which runs all three in the caller's transaction. A re-plan (after a
+vehicle broke down or parcels failed) is the same flow with ``replan_of_id``: routes not loaded
+yet are released and planned again with whatever is pending. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from relieflink.dispatch import plan_store, planning
+from relieflink.models import DispatchPlan, User
+from relieflink.needs import service as needs
+
+__all__ = ["plan_dispatch", "write_plan"]
+
+
+def write_plan(
+    session: Session,
+    plan: DispatchPlan,
+    inp: planning.PlanInput,
+    sol: planning.PlanSolution,
+    *,
+    actor: User | None,
+) -> DispatchPlan:
+    """Store a solved plan (parcels, routes, stops); the requests it serves become
+    ``dispatched``."""
+    plan = plan_store.store_plan(session, plan, inp, sol, actor=actor)
+    needs.mark_dispatched(session, line_ids=plan_store.planned_lines(inp, sol))
+    return plan
+
+
+def plan_dispatch(
+    session: Session,
+    *,
+    day: date,
+    actor: User | None,
+    time_limit: float | None = None,
+    seed: int = 1,
+    workers: int | None = None,
+    replan_of_id: int | None = None,
+    failed_route_ids: Iterable[int] = (),
+    progress: planning.Progress | None = None,
+    iterations: int | None = None,
+) -> DispatchPlan:
+    """Plan (or, with ``replan_of_id``, re-plan) a day, all three phases in the caller's
+    transaction."""
+    step = progress or (lambda _p, _m: None)
+    plan = planning.start_plan(session, day=day, actor=actor, replan_of_id=replan_of_id)
+    step(2, "reading allocations and fleet")
+    inp = planning.prepare_plan(
+        session, day=plan.day, replan_of_id=replan_of_id, failed_route_ids=failed_route_ids
+    )
+    sol = planning.solve_plan(
+        inp,
+        time_limit=time_limit,
+        seed=seed,
+        workers=workers,
+        progress=step,
+        iterations=iterations,
+    )
+    step(92, "writing routes")
+    return write_plan(session, plan, inp, sol, actor=actor)
