@@ -15,6 +15,7 @@ from sqlalchemy.orm.util import identity_key
 
 from relieflink import db
 from relieflink.catalog import service as catalog
+from relieflink.common import repository as common
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -718,6 +719,22 @@ def lines_of(session: Session, parcel_ids: Sequence[int]) -> dict[int, list[Parc
     ):
         out[line.parcel_id].append(line)
     return out
+
+
+def routes_page(
+    session: Session,
+    scope: Any,
+    actor: Any,
+    *,
+    plan_id: int | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[Route], int]:
+    stmt = scope(select(Route), actor)
+    if plan_id is not None:
+        stmt = stmt.where(Route.plan_id == plan_id)
+    rows, total = common.page(session, stmt, offset=offset, limit=limit, order_by=Route.id)
+    return list(rows), total
 
 
 def stops_of_route(session: Session, route_id: int) -> list[RouteStop]:

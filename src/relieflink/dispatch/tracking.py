@@ -27,6 +27,7 @@ from relieflink.models import (
     ParcelStatus,
     Role,
     Route,
+    RouteStop,
     TrackingEvent,
     User,
 )
@@ -41,6 +42,21 @@ def require_route(session: Session, route_id: int, *, actor: User) -> Route:
     if route is None:
         raise NotFound(f"no route {route_id} that you may see")
     return route
+
+
+def list_routes(
+    session: Session, *, actor: User, plan_id: int | None, offset: int, limit: int
+) -> tuple[list[Route], int]:
+    """A page of the routes ``actor`` may see (a courier only its own), and their total."""
+    return repo.routes_page(
+        session, access.scope_routes, actor, plan_id=plan_id, offset=offset, limit=limit
+    )
+
+
+def route_stops(session: Session, route_id: int, *, actor: User) -> list[RouteStop]:
+    """A route's stops in order, for whoever may see the route."""
+    require_route(session, route_id, actor=actor)
+    return repo.stops_of_route(session, route_id)
 
 
 def my_deliveries(session: Session, *, actor: User) -> list[tuple[Parcel, str | None, int | None]]:

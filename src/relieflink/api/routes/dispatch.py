@@ -8,15 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from relieflink.api import problems
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
-from relieflink.common import repository as common
 from relieflink.common.schemas import ListQuery, Page
 from relieflink.db import KeepAndRefuse, run_in_transaction
 from relieflink.dispatch import fleet, manifests, tracking
-from relieflink.dispatch import repository as repo
 from relieflink.dispatch.schemas import (
     AvailabilityUpdate,
     CourierAssign,
@@ -42,7 +39,7 @@ from relieflink.errors import NotFound
 from relieflink.flows import delivery
 from relieflink.jobs import runner
 from relieflink.jobs.dispatch import start_plan_job
-from relieflink.models import DispatchPlan, Route, User
+from relieflink.models import DispatchPlan, User
 from relieflink.users import access
 
 router = APIRouter(prefix="/dispatch", tags=["dispatch"])
@@ -126,11 +123,8 @@ def list_routes(
     plan_id: int | None = None,
 ) -> Page[RouteRead]:
     """Routes the caller may see (a courier only its own)."""
-    stmt = access.scope_routes(select(Route), user)
-    if plan_id is not None:
-        stmt = stmt.where(Route.plan_id == plan_id)
-    rows, total = common.page(
-        session, stmt, offset=query.offset, limit=query.limit, order_by=Route.id
+    rows, total = tracking.list_routes(
+        session, actor=user, plan_id=plan_id, offset=query.offset, limit=query.limit
     )
     return Page(
         items=[RouteRead.model_validate(r) for r in rows],
@@ -148,8 +142,7 @@ def read_route(route_id: int, session: SessionDep, user: RouteReader) -> RouteRe
 @router.get("/routes/{route_id}/stops", response_model=list[StopRead])
 def route_stops(route_id: int, session: SessionDep, user: RouteReader) -> list[StopRead]:
     """The stops in order, with ETAs (seconds after midnight of the plan's day)."""
-    tracking.require_route(session, route_id, actor=user)
-    return [StopRead.model_validate(s) for s in repo.stops_of_route(session, route_id)]
+    return [StopRead.model_validate(s) for s in tracking.route_stops(session, route_id, actor=user)]
 
 
 @router.put("/routes/{route_id}/courier", response_model=RouteRead)

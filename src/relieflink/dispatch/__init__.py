@@ -1,0 +1,1 @@
+"""Dispatch: fleets, plans, routes, stops, parcels and tracking."""
