@@ -66,7 +66,7 @@ from relieflink.models import (
     User,
 )
 from relieflink.needs import delivery_hooks
-from relieflink.stock import bulk as stock_bulk
+from relieflink.stock import ledger as stock_bulk
 from relieflink.stock import service as stock
 from relieflink.users import access
 

@@ -68,7 +68,7 @@ from relieflink.optim.allocation import (
     solve_fcfs,
 )
 from relieflink.stock import service as stock
-from relieflink.stock.bulk import Reservation, reserve_many
+from relieflink.stock.ledger import Reservation, reserve_many
 from relieflink.users import access
 
 Progress = Callable[[str], None]

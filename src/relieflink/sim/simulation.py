@@ -388,6 +388,7 @@ class Simulation:
                     self.session,
                     ReceiveIn(
                         warehouse_id=warehouse.id,
+                        donor_org_id=donor.id,
                         pledge_id=pledge.id,
                         lots=lots
                         + [
