@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Select,
@@ -36,6 +36,7 @@ from relieflink.models import (
     Pledge,
     PledgeLine,
     PledgeStatus,
+    Program,
     StockBalance,
     StockLot,
     StockMovement,
@@ -697,3 +698,76 @@ def lot_programs(session: Session, lot_ids: Iterable[int]) -> dict[int, int | No
         .where(StockLot.id.in_(ids))
     )
     return {int(lot_id): program_id for lot_id, program_id in session.execute(stmt).all()}
+
+
+# --- for the exports (IATI, HXL) ---------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def all_of(session: Session, model: type[T]) -> list[T]:
+    """Every row of a small reference table (organizations, items, kits, warehouses) or of the
+    lots and their sources, for a whole-ledger export."""
+    return list(session.scalars(select(model)))
+
+
+def receipt_lot_programs(session: Session) -> dict[int, int]:
+    """The program of every receipt lot received against a pledge."""
+    rows = session.execute(
+        select(StockLot.id, Pledge.program_id).join(Pledge, Pledge.id == StockLot.pledge_id)
+    ).all()
+    return {int(lot_id): int(program_id) for lot_id, program_id in rows}
+
+
+def issues_and_returns_of_lots(
+    session: Session, lot_ids: Sequence[int]
+) -> list[tuple[int, datetime, int]]:
+    """(lot, when, units on hand moved) of every issue and return out of these lots."""
+    rows = session.execute(
+        select(StockMovement.lot_id, StockMovement.created_at, StockMovement.d_on_hand).where(
+            StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]),
+            StockMovement.lot_id.in_(list(lot_ids)),
+        )
+    ).all()
+    return [(int(lot), at, int(d)) for lot, at, d in rows]
+
+
+def program_pledges(session: Session, program_id: int) -> list[Pledge]:
+    """The program's pledges that were not cancelled, oldest first."""
+    stmt = (
+        select(Pledge)
+        .where(Pledge.program_id == program_id, Pledge.status != PledgeStatus.cancelled)
+        .order_by(Pledge.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def pledge_regions(session: Session) -> dict[int, str]:
+    """The region of each pledge's program."""
+    rows = session.execute(
+        select(Pledge.id, Program.region).join(Program, Program.id == Pledge.program_id)
+    )
+    return {int(p): str(r) for p, r in rows}
+
+
+def on_hand_by_lot(session: Session) -> list[tuple[int, int, int]]:
+    """(warehouse, lot, on hand) of every balance row."""
+    rows = session.execute(
+        select(StockBalance.warehouse_id, StockBalance.lot_id, StockBalance.on_hand)
+    )
+    return [(int(w), int(lot), int(q)) for w, lot, q in rows]
+
+
+def issued_by_delivery(session: Session) -> list[tuple[int, int, int, str | None]]:
+    """(warehouse, lot, net units on hand moved, delivery) over issues and returns."""
+    rows = session.execute(
+        select(
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            func.sum(StockMovement.d_on_hand),
+            StockMovement.delivery_ref,
+        )
+        .where(StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]))
+        .group_by(StockMovement.warehouse_id, StockMovement.lot_id, StockMovement.delivery_ref)
+    )
+    return [(int(w), int(lot), int(d or 0), ref) for w, lot, d, ref in rows]
