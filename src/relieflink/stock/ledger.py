@@ -257,8 +257,7 @@ def release_many(
                 f"reference {r.reference!r} holds {total} reserved; cannot release {wanted}",
                 [FieldError(("quantity",), f"at most {total}")],
             )
-        order = sorted(mine, key=lambda k: rules.fefo_key(balances[k]), reverse=True)
-        for key, take in rules.pick(((k, mine[k]) for k in order), wanted):
+        for key, take in _draw(balances, mine, wanted, latest_first=True):
             held[r.reference][key] -= take
             rows.append(
                 rules.apply(
@@ -278,6 +277,19 @@ def release(
 ) -> list[StockMovement]:
     """Release what ``reference`` holds reserved: a batch of one of :func:`release_many`."""
     return release_many(session, [Release(reference, quantity)], actor=actor)
+
+
+def _draw(
+    balances: dict[tuple[int, int], StockBalance],
+    units: dict[tuple[int, int], int],
+    wanted: int,
+    *,
+    latest_first: bool,
+) -> list[tuple[tuple[int, int], int]]:
+    """Take ``wanted`` of the ``units`` a reference holds per (warehouse, lot): first expiry
+    first (issues), or latest first (what goes back: releases, returns)."""
+    order = sorted(units, key=lambda k: rules.fefo_key(balances[k]), reverse=latest_first)
+    return rules.pick(((k, units[k]) for k in order), wanted)
 
 
 def _held(
@@ -387,8 +399,7 @@ def _issue(
                 f"{wanted}" + detail,
                 [FieldError(("quantity",), f"at most {usable}")],
             )
-        order = sorted(good, key=lambda k: rules.fefo_key(balances[k]))
-        for key, take in rules.pick(((k, good[k]) for k in order), wanted):
+        for key, take in _draw(balances, good, wanted, latest_first=False):
             held[i.reference][key] -= take
             rows.append(
                 rules.apply(
@@ -469,8 +480,7 @@ def return_many(
                 [FieldError(("quantity",), f"at most {total}")],
             )
         lost = 0
-        order = sorted(mine, key=lambda k: rules.fefo_key(balances[k]), reverse=True)
-        for key, take in rules.pick(((k, mine[k]) for k in order), r.quantity):
+        for key, take in _draw(balances, mine, r.quantity, latest_first=True):
             balance = balances[key]
             out[r.reference][key] -= take
             rows.append(
