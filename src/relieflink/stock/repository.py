@@ -215,14 +215,16 @@ def insert_movements(
     session.flush()  # Core statements below do not autoflush pending ORM changes
     if not rows:
         return []
+    if not returning:
+        # As given: one COPY (or executemany) needs rows with the same keys, which the
+        # ledger's row builders give (every delta and ``created_at`` included).
+        insert_rows(session, _MOV, rows)
+        return []
     now = clock.now()
     full = [_BLANK_MOVEMENT | {"created_at": now} | row for row in rows]
     for row in full:
         for delta in ("d_on_hand", "d_reserved", "d_in_transit"):
             row[delta] = row[delta] or 0
-    if not returning:
-        insert_rows(session, _MOV, full)
-        return []
     conn = session.connection()
     if len(full) == 1:
         ids = [conn.execute(_INSERT_MOVEMENT, full[0]).scalar_one()]

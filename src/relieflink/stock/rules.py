@@ -114,7 +114,13 @@ def apply(
             f"{kind} of lot {balance.lot_id} in warehouse {balance.warehouse_id} would leave "
             f"on hand {on_hand}, reserved {reserved}, in transit {in_transit}"
         )
-    balance.on_hand, balance.reserved, balance.in_transit = on_hand, reserved, in_transit
+    # Only what changes is set: a batch applies thousands of movements to ORM rows.
+    if d_on_hand:
+        balance.on_hand = on_hand
+    if d_reserved:
+        balance.reserved = reserved
+    if d_in_transit:
+        balance.in_transit = in_transit
     return {
         "kind": kind,
         "warehouse_id": balance.warehouse_id,
