@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink.donations import service as donations
-from relieflink.flows import allocation
+from relieflink.flows import allocation, receipts
 from relieflink.models import (
     Community,
     FleetKind,
@@ -29,7 +29,6 @@ from relieflink.models import (
 )
 from relieflink.needs import service as needs
 from relieflink.needs.schemas import RequestCreate
-from relieflink.stock import service as stock
 from relieflink.stock.schemas import ReceiveIn
 from tests.factories import make_community, make_district, make_household, make_org, make_user
 from tests.stock.factories import make_item, make_pledge, make_program, make_warehouse
@@ -90,7 +89,7 @@ def receive_pledged(
     program = make_program(db, org=city_ngo)
     pledge = make_pledge(db, donor=donor, recipient=city_ngo, program=program, lines=items)
     donations.change_status(db, pledge.id, "confirmed", actor=None)  # type: ignore[arg-type]
-    receipt = stock.receive(
+    receipts.receive_against_pledge(
         db,
         ReceiveIn.model_validate(
             {
@@ -103,7 +102,6 @@ def receive_pledged(
         ),
         actor=None,
     )
-    donations.settle_receipt(db, receipt_id=receipt.id, actor=None)
 
 
 def ask(db: Session, city: City, home: Household, *lines: tuple[Item, int]) -> NeedRequest:

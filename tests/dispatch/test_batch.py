@@ -240,13 +240,13 @@ def test_an_event_that_breaks_half_way_leaves_nothing_behind(
         select(Route).where(Route.id != scene["route"].id, Route.status == "planned")
     ).first()
     assert other is not None
-    real = delivery.stock_bulk.issue_many
+    real = delivery.ledger.issue_many
 
     def breaks_half_way(*args: Any, **kwargs: Any) -> int:
         real(*args, **kwargs)  # movements and balances written...
         raise Conflict("the warehouse's scanner rejected the pick list")  # ...then refused
 
-    monkeypatch.setattr(delivery.stock_bulk, "issue_many", breaks_half_way)
+    monkeypatch.setattr(delivery.ledger, "issue_many", breaks_half_way)
     p, q = scene["parcels"][:2]
     before = snapshot(db)
     batch = [

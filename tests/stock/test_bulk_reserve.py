@@ -10,7 +10,7 @@ from relieflink.catalog import service as catalog
 from relieflink.errors import Conflict
 from relieflink.models import Item, OrgKind, StockLot, StockMovement, Warehouse
 from relieflink.stock import service as stock
-from relieflink.stock.bulk import Reservation, reserve_many
+from relieflink.stock.ledger import Reservation, reserve_many
 from tests.factories import make_org
 
 TODAY = date(2026, 11, 30)

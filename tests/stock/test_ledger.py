@@ -217,3 +217,63 @@ def test_rebuilding_balances_from_movements_gives_the_same_table(db: Session) ->
     assert stock.rebuild_balances(db) == len(before)
     assert table() == before
     assert stock.check_ledger(db) == []
+
+
+def test_a_single_call_is_a_batch_of_one(db: Session) -> None:
+    """The same asks, one call each and as batches, leave the same movements."""
+    item = make_item(db)
+    kinds = []
+    for single in (True, False):
+        wh = make_warehouse(db)
+        early = make_lot(db, wh, item, 4, expiry=TODAY + timedelta(days=2))
+        late = make_lot(db, wh, item, 10, expiry=TODAY + timedelta(days=9))
+        lot = {early.id: "early", late.id: "late"}
+        ref = f"batch-of-one:{single}"
+        if single:
+            stock.reserve(db, warehouse_id=wh.id, item_id=item.id, quantity=9, reference=ref,
+                          actor=None, as_of=TODAY)  # fmt: skip
+            stock.release(db, reference=ref, quantity=2, actor=None)
+            stock.issue(db, reference=ref, quantity=6, delivery_ref="d", actor=None, as_of=TODAY)
+            stock.return_stock(db, reference=ref, quantity=5, delivery_ref="d", actor=None)
+        else:
+            stock.reserve_many(db, [stock.Reservation(wh.id, item.id, None, 9, ref)],
+                               actor=None, as_of=TODAY)  # fmt: skip
+            stock.release_many(db, [stock.Release(ref, 2)], actor=None)
+            stock.issue_many(db, [stock.Issue(ref, 6, "d")], actor=None, as_of=TODAY)
+            stock.return_many(db, [stock.Return(ref, 5, "d")], actor=None)
+        moves = db.scalars(
+            select(StockMovement).where(StockMovement.reference == ref).order_by(StockMovement.id)
+        ).all()
+        kinds.append([(m.kind, lot[m.lot_id], m.d_on_hand, m.d_reserved) for m in moves])
+    assert kinds[0] == kinds[1]
+    assert kinds[0] == [
+        (MovementKind.reservation, "early", 0, 4),  # first expiry first
+        (MovementKind.reservation, "late", 0, 5),
+        (MovementKind.release, "late", 0, -2),  # latest expiry first
+        (MovementKind.issue, "early", -4, -4),  # first expiry first
+        (MovementKind.issue, "late", -2, -2),
+        (MovementKind.return_, "late", 2, 0),  # latest expiry first
+        (MovementKind.return_, "early", 3, 0),
+    ]
+    assert stock.check_ledger(db) == []
+
+
+def test_a_batch_is_all_or_nothing(db: Session) -> None:
+    wh, item = make_warehouse(db), make_item(db)
+    make_lot(db, wh, item, 10, expiry=TODAY + timedelta(days=5))
+    stock.reserve_many(db, [stock.Reservation(wh.id, item.id, None, 3, r) for r in "ab"],
+                       actor=None, as_of=TODAY)  # fmt: skip
+    db.commit()
+    with pytest.raises(Conflict, match="holds 3 reserved; cannot release 4"):
+        stock.release_many(db, [stock.Release("a"), stock.Release("b", 4)], actor=None)
+    db.rollback()
+    with pytest.raises(Conflict, match="cannot issue 4"):
+        stock.issue_many(db, [stock.Issue("a", 3, "d1"), stock.Issue("b", 4, "d2")], actor=None,
+                         as_of=TODAY)  # fmt: skip
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(StockMovement)) == 3
+    # A whole reference, twice for the same delivery: issued once.
+    assert stock.issue_many(db, [stock.Issue("a", None, "d1")] * 2, actor=None, as_of=TODAY) == 1
+    with pytest.raises(Invalid):
+        stock.reserve_many(db, [stock.Reservation(wh.id, item.id, None, 0, "c")], actor=None)
+    assert stock.check_ledger(db) == []

@@ -69,7 +69,7 @@ def supply_world(db: Session) -> SupplyWorld:
 def supply_ids(db: Session, *, donor: Organization, ngo: Organization) -> dict[str, int]:
     """For the role tests: a pledge from ``donor`` to ``ngo``, a receipt against it and a
     cross-border transfer, by the ids their pages take."""
-    from relieflink.donations import service as donations
+    from relieflink.flows import receipts
     from relieflink.stock import service as stock
     from relieflink.stock.schemas import ReceiveIn
 
@@ -80,8 +80,9 @@ def supply_ids(db: Session, *, donor: Organization, ngo: Organization) -> dict[s
     pledge = make_pledge(db, donor=donor, recipient=ngo, program=program, lines=[(rice, 10, 100)])
     lots = [{"item_id": rice.id, "quantity": 8, "unit_value_fen": 100}]
     data = {"warehouse_id": warehouse.id, "pledge_id": pledge.id, "lots": lots}
-    receipt = stock.receive(db, ReceiveIn.model_validate(data), actor=None)
-    donations.settle_receipt(db, receipt_id=receipt.id, actor=None)
+    receipt = receipts.receive_against_pledge(
+        db, ReceiveIn.model_validate(data), actor=None
+    ).receipt
     shipment = stock.transfer(
         db,
         from_warehouse_id=warehouse.id,

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relieflink.donations import service as donations
+from relieflink.flows import receipts
 from relieflink.models import AdjustmentReason, Message, MessageKind, PledgeStatus
 from relieflink.stock import service as stock
 from relieflink.stock.schemas import ReceiveIn
@@ -51,8 +52,7 @@ def _receive(db: Session, w: SupplyWorld, rice: int, oil: int = 0) -> int:
     data = ReceiveIn.model_validate(
         {"warehouse_id": w.warehouse.id, "pledge_id": w.pledge.id, "lots": lots}
     )
-    receipt = stock.receive(db, data, actor=w.warehouse_user)
-    donations.settle_receipt(db, receipt_id=receipt.id, actor=w.warehouse_user)
+    receipt = receipts.receive_against_pledge(db, data, actor=w.warehouse_user).receipt
     db.commit()
     return receipt.id
 

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from relieflink.cli.common import console, transaction
-from relieflink.donations import service as donations
 from relieflink.errors import Invalid
+from relieflink.flows import receipts
 from relieflink.models import AdjustmentReason
 from relieflink.stock import exports
 from relieflink.stock import service as stock
@@ -52,11 +52,9 @@ def receive(
                 )
             ],
         )
-        receipt = stock.receive(session, data, actor=None)
-        found = donations.settle_receipt(session, receipt_id=receipt.id, final=final, actor=None)
-        lots = stock.receipt_lots(session, receipt.id)
-    console.print(f"receipt {receipt.id}: lot {lots[0].id}, {quantity} × {sku}")
-    for d in found:
+        done = receipts.receive_against_pledge(session, data, final=final, actor=None)
+    console.print(f"receipt {done.receipt.id}: lot {done.lots[0].id}, {quantity} × {sku}")
+    for d in done.discrepancies:
         console.print(f"  discrepancy: pledged {d.pledged}, received {d.received} ({d.note})")
 
 

@@ -58,6 +58,10 @@ def list_pledges(
     return rows, total
 
 
+def list_programs(session: Session) -> list[Program]:
+    return list(session.scalars(select(Program).order_by(Program.id)))
+
+
 def lines_of(session: Session, pledge_id: int) -> list[PledgeLine]:
     stmt = select(PledgeLine).where(PledgeLine.pledge_id == pledge_id).order_by(PledgeLine.id)
     return list(session.scalars(stmt))

@@ -2,8 +2,9 @@
 
 A pledge moves pledged → confirmed → partly received → received → closed (or cancelled); every
 change is recorded (who, when), posts a system message on the pledge thread and queues a signed
-webhook event for both organizations. Receipts are created by the stock ledger
-(``stock.service.receive``); :func:`settle_receipt` then compares received with pledged.
+webhook event for both organizations. Goods are received against a pledge by
+:func:`relieflink.flows.receipts.receive_against_pledge`: :func:`ensure_receivable`, the stock
+ledger's receipt, then :func:`settle_receipt`, which compares received with pledged.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ TRANSITIONS: dict[PledgeStatus, set[PledgeStatus]] = {
     S.closed: set(),
     S.cancelled: set(),
 }
-RECEIVABLE = {S.pledged, S.confirmed, S.partly_received}
+# The statuses in which a pledge takes receipts: the one place this is decided (the receipt
+# flow, the pages' "receive" links and the list of pledges to receive against all ask here).
+RECEIVABLE: tuple[PledgeStatus, ...] = (S.pledged, S.confirmed, S.partly_received)
 SIGNATURE_HEADER = "X-RelieFlink-Signature"
 
 
@@ -81,9 +84,7 @@ def require_program(session: Session, program_id: int) -> Program:
 
 
 def list_programs(session: Session) -> Sequence[Program]:
-    from sqlalchemy import select
-
-    return session.scalars(select(Program).order_by(Program.id)).all()
+    return repository.list_programs(session)
 
 
 # --- pledges ----------------------------------------------------------------------------------
@@ -314,12 +315,34 @@ def allowed_changes(pledge: Pledge, *, actor: User) -> list[PledgeStatus]:
     return [s for s in MANUAL if s in allowed and (not donor_side or s == S.cancelled)]
 
 
-def ensure_receivable(session: Session, pledge_id: int) -> Pledge:
-    """The pledge goods may be received against (not cancelled, closed or fully received)."""
+def accepts_receipts(pledge: Pledge) -> bool:
+    """Whether goods may still be received against ``pledge`` (see :data:`RECEIVABLE`)."""
+    return PledgeStatus(pledge.status) in RECEIVABLE
+
+
+def ensure_receivable(
+    session: Session, pledge_id: int, *, donor_org_id: int | None = None
+) -> Pledge:
+    """The pledge goods may be received against (not cancelled, closed or fully received);
+    ``Invalid`` if the receipt names another donor than the pledge's."""
     pledge = crud.require(session, Pledge, pledge_id, label="pledge")
-    if pledge.status not in RECEIVABLE:
+    if not accepts_receipts(pledge):
         raise Conflict(f"a {pledge.status} pledge takes no more receipts")
+    if donor_org_id is not None and donor_org_id != pledge.donor_org_id:
+        raise Invalid(
+            "the donor is not the pledge's donor",
+            [FieldError(("donor_org_id",), f"pledge {pledge.id} is from {pledge.donor_org_id}")],
+        )
     return pledge
+
+
+def receivable_pledges(session: Session, *, actor: User | None, limit: int = 500) -> list[Pledge]:
+    """Pledges the actor sees that still take receipts, oldest first."""
+    out: list[Pledge] = []
+    for status in RECEIVABLE:
+        rows, _ = list_pledges(session, PledgeFilters(status=status, limit=limit), actor=actor)
+        out.extend(rows)
+    return sorted(out, key=lambda p: p.id)
 
 
 # --- threads ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from relieflink.needs.allocation import Progress, RunReport
 from relieflink.needs.policy import Policy, default_policy
 from relieflink.optim.allocation import solve_allocation, solve_fcfs
 from relieflink.stock import service as stock
-from relieflink.stock.bulk import reserve_many
+from relieflink.stock.ledger import reserve_many
 from relieflink.users import access
 
 __all__ = ["Progress", "RunReport", "run_allocation"]

@@ -29,7 +29,7 @@ from relieflink.dispatch.tracking_rules import MAX_BATCH, EventAnswer, EventOutc
 from relieflink.errors import FieldError, Invalid, RelieflinkError
 from relieflink.models import AllocationState, FailureReason, User
 from relieflink.needs import service as needs
-from relieflink.stock import bulk as stock_bulk
+from relieflink.stock import ledger
 from relieflink.stock import service as stock
 from relieflink.users import access
 
@@ -142,12 +142,9 @@ def _outcomes(session: Session, batch: apply.Batch, *, actor: User) -> dict[int,
 def issue_loaded(session: Session, lines: Sequence[ParcelLine], *, actor: User | None) -> None:
     """Parcels loaded: issue the reserved stock of their ``lines`` from its warehouse,
     set-based."""
-    stock_bulk.issue_many(
+    ledger.issue_many(
         session,
-        [
-            stock_bulk.Issue(line.reference, line.quantity, f"parcel:{line.parcel_id}")
-            for line in lines
-        ],
+        [ledger.Issue(line.reference, line.quantity, f"parcel:{line.parcel_id}") for line in lines],
         actor=actor,
     )
 
@@ -171,7 +168,7 @@ def return_failed(
     released, the allocations are returned and their requests carried over. Returns, per
     failure, its requests and the units written off."""
     returns = [
-        stock_bulk.Return(
+        ledger.Return(
             line.reference,
             line.quantity,
             f"parcel:{parcel_id}",
@@ -185,7 +182,7 @@ def return_failed(
         for parcel_id, reason, lines in failures
         for line in lines
     ]
-    back = stock_bulk.return_many(session, returns, actor=actor)
+    back = ledger.return_many(session, returns, actor=actor)
     held = {
         line.reference
         for _, _, lines in failures

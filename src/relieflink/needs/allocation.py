@@ -58,7 +58,7 @@ from relieflink.optim.allocation import (
     Warehouses,
     evaluate,
 )
-from relieflink.stock.bulk import Reservation
+from relieflink.stock.ledger import Reservation
 from relieflink.users import access
 
 Progress = Callable[[str], None]

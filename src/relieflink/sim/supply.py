@@ -13,8 +13,8 @@ import simpy
 from relieflink import clock
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeCreate, PledgeLineIn
+from relieflink.flows import receipts
 from relieflink.sim.world import MINUTES_PER_DAY, Depot, World
-from relieflink.stock import service as stock
 from relieflink.stock.schemas import LotIn, ReceiveIn
 
 KIT_SHELF_DAYS = 180
@@ -94,7 +94,7 @@ class Supply:
             actor=None,
         )
         warehouse = self.receiving[(day + d_index) % len(self.receiving)]
-        stock.receive(
+        receipts.receive_against_pledge(
             w.session,
             ReceiveIn(
                 warehouse_id=warehouse.id,

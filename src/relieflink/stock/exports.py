@@ -15,25 +15,12 @@ from collections import defaultdict
 from datetime import date
 from fractions import Fraction
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.errors import NotFound
-from relieflink.models import (
-    Item,
-    Kit,
-    LotSource,
-    MovementKind,
-    Organization,
-    Pledge,
-    PledgeStatus,
-    Program,
-    StockBalance,
-    StockLot,
-    StockMovement,
-    Warehouse,
-)
+from relieflink.models import Item, Kit, LotSource, Organization, Program, StockLot, Warehouse
+from relieflink.stock import repository
 
 IATI_VERSION = "2.03"
 # The order of the child elements of <iati-activity> and <transaction> in the IATI schema.
@@ -73,37 +60,20 @@ def _org_el(parent: ET.Element, tag: str, org: Organization, **attrs: str) -> No
     _narrative(parent, tag, org.name, ref=org.code, type=ORG_TYPE.get(org.kind, "70"), **attrs)
 
 
-def _lot_program(session: Session) -> dict[int, int]:
-    """The program of every receipt lot received against a pledge."""
-    rows = session.execute(
-        select(StockLot.id, Pledge.program_id).join(Pledge, Pledge.id == StockLot.pledge_id)
-    ).all()
-    return {int(lot_id): int(program_id) for lot_id, program_id in rows}
-
-
 def disbursements(session: Session, program_id: int) -> dict[tuple[int, date], Fraction]:
     """Value in fen of goods issued (net of returns) out of the program's donated goods, per
     (donor, day). Assembled kits count each contributing donor's component value."""
-    lot_program = _lot_program(session)
-    sources = session.execute(
-        select(LotSource, StockLot).join(StockLot, StockLot.id == LotSource.lot_id)
-    ).all()
+    lot_program = repository.receipt_lot_programs(session)
     per_lot: dict[int, list[tuple[int, Fraction]]] = defaultdict(list)
-    for source, lot in sources:
+    for source, lot in repository.all_sources(session, None):
         origin = source.source_lot_id if source.source_lot_id is not None else lot.id
         if lot_program.get(origin) != program_id:
             continue
         per_lot[lot.id].append((source.donor_org_id, Fraction(source.value_fen, lot.quantity)))
     if not per_lot:
         return {}
-    moves = session.execute(
-        select(StockMovement.lot_id, StockMovement.created_at, StockMovement.d_on_hand).where(
-            StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]),
-            StockMovement.lot_id.in_(list(per_lot)),
-        )
-    ).all()
     out: dict[tuple[int, date], Fraction] = defaultdict(Fraction)
-    for lot_id, at, d_on_hand in moves:
+    for lot_id, at, d_on_hand in repository.issues_and_returns_of_lots(session, list(per_lot)):
         for donor, unit_value in per_lot[lot_id]:
             out[(donor, at.date())] += unit_value * -d_on_hand
     return {k: v for k, v in sorted(out.items()) if v}
@@ -116,12 +86,8 @@ def iati_activity_xml(session: Session, program_id: int) -> bytes:
         raise NotFound(f"no program with id {program_id}")
     reporter = session.get(Organization, program.organization_id)
     assert reporter is not None
-    pledges = session.scalars(
-        select(Pledge)
-        .where(Pledge.program_id == program_id, Pledge.status != PledgeStatus.cancelled)
-        .order_by(Pledge.id)
-    ).all()
-    orgs = {o.id: o for o in session.scalars(select(Organization))}
+    pledges = repository.program_pledges(session, program_id)
+    orgs = {o.id: o for o in repository.all_of(session, Organization)}
     now = clock.now().replace(microsecond=0).isoformat()
     root = ET.Element("iati-activities", {"version": IATI_VERSION, "generated-datetime": now})
     act = ET.SubElement(
@@ -196,20 +162,16 @@ def hxl_csv(session: Session) -> str:
     Quantities of assembled kits are attributed to donors by their exact share, rounded to the
     nearest whole unit for the CSV; "households reached" counts distinct delivery references.
     """
-    orgs = {o.id: o for o in session.scalars(select(Organization))}
-    items = {i.id: i for i in session.scalars(select(Item))}
-    kits = {k.id: k for k in session.scalars(select(Kit))}
-    warehouses = {w.id: w for w in session.scalars(select(Warehouse))}
-    lots = {lot.id: lot for lot in session.scalars(select(StockLot))}
-    regions = dict(
-        session.execute(
-            select(Pledge.id, Program.region).join(Program, Program.id == Pledge.program_id)
-        ).all()
-    )
+    orgs = {o.id: o for o in repository.all_of(session, Organization)}
+    items = {i.id: i for i in repository.all_of(session, Item)}
+    kits = {k.id: k for k in repository.all_of(session, Kit)}
+    warehouses = {w.id: w for w in repository.all_of(session, Warehouse)}
+    lots = {lot.id: lot for lot in repository.all_of(session, StockLot)}
+    regions = repository.pledge_regions(session)
     shares: dict[int, dict[int, Fraction]] = defaultdict(dict)
     weights: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     region_of: dict[int, str] = {}
-    for source in session.scalars(select(LotSource)):
+    for source in repository.all_of(session, LotSource):
         weights[source.lot_id][source.donor_org_id] += source.value_fen or source.quantity
         origin = lots[source.source_lot_id] if source.source_lot_id else lots[source.lot_id]
         if origin.pledge_id in regions:
@@ -218,24 +180,13 @@ def hxl_csv(session: Session) -> str:
         total = sum(w.values())
         shares[lot_id] = {d: Fraction(v, total) for d, v in w.items()} if total else {}
     stock: dict[tuple[int, int], int] = defaultdict(int)
-    for wh, lot_id, on_hand in session.execute(
-        select(StockBalance.warehouse_id, StockBalance.lot_id, StockBalance.on_hand)
-    ):
+    for wh, lot_id, on_hand in repository.on_hand_by_lot(session):
         stock[(wh, lot_id)] += on_hand
     distributed: dict[tuple[int, int], int] = defaultdict(int)
     reached: dict[tuple[int, int], set[str]] = defaultdict(set)
-    for wh, lot_id, d, ref in session.execute(
-        select(
-            StockMovement.warehouse_id,
-            StockMovement.lot_id,
-            func.sum(StockMovement.d_on_hand),
-            StockMovement.delivery_ref,
-        )
-        .where(StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]))
-        .group_by(StockMovement.warehouse_id, StockMovement.lot_id, StockMovement.delivery_ref)
-    ):
-        distributed[(wh, lot_id)] += -int(d or 0)
-        if ref and -int(d or 0) > 0:
+    for wh, lot_id, d, ref in repository.issued_by_delivery(session):
+        distributed[(wh, lot_id)] += -d
+        if ref and -d > 0:
             reached[(wh, lot_id)].add(ref)
     rows: dict[tuple[int, str, int], list[Fraction | set[str]]] = {}
     for key in sorted(set(stock) | set(distributed)):

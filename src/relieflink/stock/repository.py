@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Select,
     Table,
     and_,
     bindparam,
+    case,
     delete,
     false,
     func,
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from relieflink import clock, db
+from relieflink.db.bulk import insert_rows
 from relieflink.models import (
     Item,
     Kit,
@@ -34,6 +36,7 @@ from relieflink.models import (
     Pledge,
     PledgeLine,
     PledgeStatus,
+    Program,
     StockBalance,
     StockLot,
     StockMovement,
@@ -60,8 +63,16 @@ def _item_or_kit(stmt: Select[Any], model: Any, item_id: int | None, kit_id: int
 
 
 def fefo_order(model: Any = StockBalance) -> tuple[Any, ...]:
-    """First expiry first out; lots without expiry last; then the oldest lot."""
+    """First expiry first out; lots without expiry last; then the oldest lot (in SQL: the
+    order of :func:`relieflink.stock.rules.fefo_key`). ``model``: a mapped class or a table's
+    columns."""
     return (model.expiry.is_(None), model.expiry, model.lot_id)
+
+
+def not_expired(model: Any, today: Any) -> Any:
+    """The rows whose lot has not expired on ``today`` (in SQL: not
+    :func:`relieflink.stock.rules.expired`)."""
+    return or_(model.expiry.is_(None), model.expiry >= today)
 
 
 def lock_balances_of(
@@ -87,10 +98,10 @@ def _lock_free(column: Any) -> Select[Any]:
         .where(
             _BAL.c.warehouse_id == bindparam("warehouse_id"),
             column == bindparam("what_id"),
-            or_(_BAL.c.expiry.is_(None), _BAL.c.expiry >= bindparam("today")),
+            not_expired(_BAL.c, bindparam("today")),
             _BAL.c.on_hand > _BAL.c.reserved,
         )
-        .order_by(_BAL.c.expiry.is_(None), _BAL.c.expiry, _BAL.c.lot_id)  # fefo_order()
+        .order_by(*fefo_order(_BAL.c))
         .with_for_update()
     )
 
@@ -102,17 +113,17 @@ _HAS_RESERVATION = (
     .where(_MOV.c.reference == bindparam("reference"), _MOV.c.kind == MovementKind.reservation)
     .limit(1)
 )
-_ADD_RESERVED = (
+_ADD_RESERVED_UNITS = (
     update(_BAL)
     .where(
         _BAL.c.id == bindparam("balance_id"),
         _BAL.c.on_hand - _BAL.c.reserved >= bindparam("units"),
-        ~_HAS_RESERVATION.exists(),
     )
     .values(reserved=_BAL.c.reserved + bindparam("units"))
 )
+_ADD_RESERVED = _ADD_RESERVED_UNITS.where(~_HAS_RESERVATION.exists())
 _INSERT_MOVEMENT = insert(_MOV).returning(_MOV.c.id, sort_by_parameter_order=True)
-_MOVEMENT_COLUMNS = tuple(c.key for c in _MOV.c)
+_BLANK_MOVEMENT: dict[str, Any] = {c.key: None for c in _MOV.c if c.key != "id"}
 
 
 def lock_free_balances(
@@ -137,10 +148,28 @@ def has_reservation(session: Session, reference: str) -> bool:
     return found is not None
 
 
-def add_reserved(session: Session, balance_id: int, units: int, *, reference: str) -> bool:
-    """Reserve ``units`` more on one (locked) balance row for ``reference``, only if that many
-    are free and ``reference`` has no reservation yet; False if not (the row is left as it was:
-    see :func:`has_reservation` for which).
+def reserved_references(session: Session, references: Sequence[str]) -> set[str]:
+    """Which of ``references`` have a reservation movement already."""
+    found: set[str] = set()
+    for start in range(0, len(references), 5000):
+        chunk = list(references[start : start + 5000])
+        found.update(
+            r
+            for r in session.scalars(
+                select(StockMovement.reference).where(
+                    StockMovement.reference.in_(chunk),
+                    StockMovement.kind == MovementKind.reservation,
+                )
+            )
+            if r is not None
+        )
+    return found
+
+
+def add_reserved(session: Session, balance_id: int, units: int, *, reference: str | None) -> bool:
+    """Reserve ``units`` more on one (locked) balance row, only if that many are free and (when
+    ``reference`` is given) ``reference`` has no reservation yet; False if not (the row is left
+    as it was: see :func:`has_reservation` for which).
 
     A single conditional UPDATE. The unit guard repeats in SQL what the caller checked under the
     row lock (the table's CHECK constraints stand behind both). The reference guard is the
@@ -148,8 +177,9 @@ def add_reserved(session: Session, balance_id: int, units: int, *, reference: st
     reservation of the same reference and rows has committed by then, so it is seen. An ORM
     object of the row already in this session is expired so that it rereads the new figures.
     """
+    stmt = _ADD_RESERVED if reference is not None else _ADD_RESERVED_UNITS
     result = session.connection().execute(
-        _ADD_RESERVED, {"balance_id": balance_id, "units": units, "reference": reference}
+        stmt, {"balance_id": balance_id, "units": units, "reference": reference}
     )
     if result.rowcount != 1:
         return False
@@ -159,13 +189,40 @@ def add_reserved(session: Session, balance_id: int, units: int, *, reference: st
     return True
 
 
-def append_movements(session: Session, rows: Sequence[dict[str, Any]]) -> list[StockMovement]:
-    """Insert movements in one statement and return them as persistent objects of ``session``
-    (built from the values given and the ids returned, with no second read)."""
+def add_reserved_many(session: Session, units: dict[int, int]) -> bool:
+    """:func:`add_reserved` without the reference guard for many (locked) rows, balance id →
+    units, in one ``executemany``; False if a row had too few free units (where the driver
+    reports it)."""
+    if not units:
+        return True
+    params = [{"balance_id": b, "units": n, "reference": None} for b, n in units.items()]
+    result = session.connection().execute(_ADD_RESERVED_UNITS, params)
+    for balance_id in units:
+        stale = session.identity_map.get(identity_key(StockBalance, balance_id))
+        if stale is not None:
+            session.expire(stale, ["reserved"])
+    sane = session.get_bind().dialect.supports_sane_multi_rowcount
+    return not sane or result.rowcount in (-1, len(params))
+
+
+def insert_movements(
+    session: Session, rows: Sequence[dict[str, Any]], *, returning: bool
+) -> list[StockMovement]:
+    """Insert movements (after flushing the balance rows they changed): with ``returning``, in
+    one INSERT ... RETURNING, given back as persistent objects of ``session`` (built from the
+    values given and the ids returned, with no second read); without, as fast as the database
+    can (COPY on PostgreSQL, for a city's worth of rows) and nothing is given back."""
+    session.flush()  # Core statements below do not autoflush pending ORM changes
+    if not rows:
+        return []
+    if not returning:
+        # As given: one COPY (or executemany) needs rows with the same keys, which the
+        # ledger's row builders give (every delta and ``created_at`` included).
+        insert_rows(session, _MOV, rows)
+        return []
     now = clock.now()
-    full = [dict.fromkeys(_MOVEMENT_COLUMNS) | {"created_at": now} | row for row in rows]
+    full = [_BLANK_MOVEMENT | {"created_at": now} | row for row in rows]
     for row in full:
-        del row["id"]
         for delta in ("d_on_hand", "d_reserved", "d_in_transit"):
             row[delta] = row[delta] or 0
     conn = session.connection()
@@ -196,20 +253,73 @@ def lock_balance_pairs(session: Session, pairs: Iterable[tuple[int, int]]) -> li
     return list(session.scalars(stmt.execution_options(populate_existing=True)))
 
 
-def lock_balances_of_reference(session: Session, reference: str) -> list[StockBalance]:
-    """The balance rows ``reference`` ever moved, locked in a fixed order (one statement)."""
-    touched = (
-        select(StockMovement.warehouse_id, StockMovement.lot_id)
-        .where(StockMovement.reference == reference)
-        .distinct()
+def lock_balances_of_references(
+    session: Session, references: Sequence[str]
+) -> dict[tuple[int, int], StockBalance]:
+    """The balance rows these references ever moved, per (warehouse, lot), locked in a fixed
+    order (by id) in one statement, read afresh."""
+    where = (
+        StockMovement.reference == references[0]
+        if len(references) == 1
+        else StockMovement.reference.in_(list(references))
     )
+    touched = select(StockMovement.warehouse_id, StockMovement.lot_id).where(where).distinct()
     stmt = (
         select(StockBalance)
         .where(tuple_(StockBalance.warehouse_id, StockBalance.lot_id).in_(touched))
         .order_by(StockBalance.id)
         .with_for_update()
     )
-    return list(session.scalars(stmt.execution_options(populate_existing=True)))
+    return {
+        (b.warehouse_id, b.lot_id): b
+        for b in session.scalars(stmt.execution_options(populate_existing=True))
+    }
+
+
+def reserved_by_delivery(
+    session: Session, references: Sequence[str]
+) -> list[tuple[str, int, int, int, str | None]]:
+    """(reference, warehouse, lot, reserved units, delivery) over the movements of
+    ``references``, grouped by delivery: issues carry their delivery (reservations and releases
+    none, returns no reserved units), so a group with a delivery and units taken is an issue
+    made."""
+    rows = session.execute(
+        select(
+            StockMovement.reference,
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            func.sum(StockMovement.d_reserved),
+            StockMovement.delivery_ref,
+        )
+        .where(StockMovement.reference.in_(list(references)))
+        .group_by(
+            StockMovement.reference,
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            StockMovement.delivery_ref,
+        )
+        .having(func.sum(StockMovement.d_reserved) != 0)
+    )
+    return [(str(r), int(w), int(lot), int(q), d) for r, w, lot, q, d in rows]
+
+
+def issued_and_reserved(
+    session: Session, references: Sequence[str]
+) -> list[tuple[str, int, int, int, int]]:
+    """(reference, warehouse, lot, units issued and not returned, units still reserved)."""
+    moved = StockMovement.kind.in_([MovementKind.issue, MovementKind.return_])
+    rows = session.execute(
+        select(
+            StockMovement.reference,
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            func.sum(case((moved, StockMovement.d_on_hand), else_=0)),
+            func.sum(StockMovement.d_reserved),
+        )
+        .where(StockMovement.reference.in_(list(references)))
+        .group_by(StockMovement.reference, StockMovement.warehouse_id, StockMovement.lot_id)
+    )
+    return [(str(r), int(w), int(lot), -int(o or 0), int(q or 0)) for r, w, lot, o, q in rows]
 
 
 def ensure_balance(session: Session, *, warehouse_id: int, lot: StockLot) -> None:
@@ -240,32 +350,6 @@ def movements_by_reference(
     if kinds:
         stmt = stmt.where(StockMovement.kind.in_(list(kinds)))
     return list(session.scalars(stmt.order_by(StockMovement.id)))
-
-
-def outstanding_by_reference(
-    session: Session, reference: str, column: str
-) -> dict[tuple[int, int], int]:
-    """Per (warehouse, lot): the sum of one delta column over the movements of ``reference``."""
-    col = getattr(StockMovement, column)
-    rows = session.execute(
-        select(StockMovement.warehouse_id, StockMovement.lot_id, func.sum(col))
-        .where(StockMovement.reference == reference)
-        .group_by(StockMovement.warehouse_id, StockMovement.lot_id)
-    ).all()
-    return {(w, lot): int(total or 0) for w, lot, total in rows}
-
-
-def issued_by_reference(session: Session, reference: str) -> dict[tuple[int, int], int]:
-    """Per (warehouse, lot): units issued under ``reference`` and not yet returned."""
-    rows = session.execute(
-        select(StockMovement.warehouse_id, StockMovement.lot_id, func.sum(StockMovement.d_on_hand))
-        .where(
-            StockMovement.reference == reference,
-            StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]),
-        )
-        .group_by(StockMovement.warehouse_id, StockMovement.lot_id)
-    ).all()
-    return {(w, lot): -int(total or 0) for w, lot, total in rows}
 
 
 def lots_by_id(session: Session, ids: Iterable[int]) -> dict[int, StockLot]:
@@ -301,7 +385,7 @@ def available_rows(
         StockBalance.item_id,
         StockBalance.kit_id,
         func.sum(StockBalance.on_hand - StockBalance.reserved),
-    ).where(or_(StockBalance.expiry.is_(None), StockBalance.expiry >= today))
+    ).where(not_expired(StockBalance, today))
     if warehouse_id is not None:
         stmt = stmt.where(StockBalance.warehouse_id == warehouse_id)
     if item_id is not None:
@@ -616,3 +700,76 @@ def lot_programs(session: Session, lot_ids: Iterable[int]) -> dict[int, int | No
         .where(StockLot.id.in_(ids))
     )
     return {int(lot_id): program_id for lot_id, program_id in session.execute(stmt).all()}
+
+
+# --- for the exports (IATI, HXL) ---------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def all_of(session: Session, model: type[T]) -> list[T]:
+    """Every row of a small reference table (organizations, items, kits, warehouses) or of the
+    lots and their sources, for a whole-ledger export."""
+    return list(session.scalars(select(model)))
+
+
+def receipt_lot_programs(session: Session) -> dict[int, int]:
+    """The program of every receipt lot received against a pledge."""
+    rows = session.execute(
+        select(StockLot.id, Pledge.program_id).join(Pledge, Pledge.id == StockLot.pledge_id)
+    ).all()
+    return {int(lot_id): int(program_id) for lot_id, program_id in rows}
+
+
+def issues_and_returns_of_lots(
+    session: Session, lot_ids: Sequence[int]
+) -> list[tuple[int, datetime, int]]:
+    """(lot, when, units on hand moved) of every issue and return out of these lots."""
+    rows = session.execute(
+        select(StockMovement.lot_id, StockMovement.created_at, StockMovement.d_on_hand).where(
+            StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]),
+            StockMovement.lot_id.in_(list(lot_ids)),
+        )
+    ).all()
+    return [(int(lot), at, int(d)) for lot, at, d in rows]
+
+
+def program_pledges(session: Session, program_id: int) -> list[Pledge]:
+    """The program's pledges that were not cancelled, oldest first."""
+    stmt = (
+        select(Pledge)
+        .where(Pledge.program_id == program_id, Pledge.status != PledgeStatus.cancelled)
+        .order_by(Pledge.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def pledge_regions(session: Session) -> dict[int, str]:
+    """The region of each pledge's program."""
+    rows = session.execute(
+        select(Pledge.id, Program.region).join(Program, Program.id == Pledge.program_id)
+    )
+    return {int(p): str(r) for p, r in rows}
+
+
+def on_hand_by_lot(session: Session) -> list[tuple[int, int, int]]:
+    """(warehouse, lot, on hand) of every balance row."""
+    rows = session.execute(
+        select(StockBalance.warehouse_id, StockBalance.lot_id, StockBalance.on_hand)
+    )
+    return [(int(w), int(lot), int(q)) for w, lot, q in rows]
+
+
+def issued_by_delivery(session: Session) -> list[tuple[int, int, int, str | None]]:
+    """(warehouse, lot, net units on hand moved, delivery) over issues and returns."""
+    rows = session.execute(
+        select(
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            func.sum(StockMovement.d_on_hand),
+            StockMovement.delivery_ref,
+        )
+        .where(StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]))
+        .group_by(StockMovement.warehouse_id, StockMovement.lot_id, StockMovement.delivery_ref)
+    )
+    return [(int(w), int(lot), int(d or 0), ref) for w, lot, d, ref in rows]

@@ -16,8 +16,8 @@ from pydantic import TypeAdapter
 
 from relieflink.api.deps import SessionDep, require_role
 from relieflink.common.schemas import Page
-from relieflink.donations import service as donations
 from relieflink.errors import Forbidden
+from relieflink.flows import receipts
 from relieflink.models import Role, User
 from relieflink.stock import exports
 from relieflink.stock import service as stock
@@ -59,9 +59,10 @@ def post_receipt(
     user: Annotated[User, require_role(access.STOCK_WRITERS)],
 ) -> ReceiptRead:
     """Receive goods: a lot per line; against a pledge, discrepancies go to its thread."""
-    receipt = stock.receive(session, ReceiveIn(**data.model_dump(exclude={"final"})), actor=user)
-    donations.settle_receipt(session, receipt_id=receipt.id, final=data.final, actor=user)
-    lots = stock.receipt_lots(session, receipt.id)
+    done = receipts.receive_against_pledge(
+        session, ReceiveIn(**data.model_dump(exclude={"final"})), final=data.final, actor=user
+    )
+    receipt, lots = done.receipt, done.lots
     return ReceiptRead(
         id=receipt.id,
         warehouse_id=receipt.warehouse_id,

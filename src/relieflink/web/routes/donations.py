@@ -336,10 +336,7 @@ def _pledge_page(
         }
         for m in messages
     ]
-    receivable = (
-        web.user.role in access.STOCK_WRITERS
-        and PledgeStatus(pledge.status) in donations.RECEIVABLE
-    )
+    receivable = web.user.role in access.STOCK_WRITERS and donations.accepts_receipts(pledge)
     context = {
         "pledge": pledge,
         "status_label": PLEDGE_STATUS_LABELS[pledge.status],

@@ -3,8 +3,8 @@
 Every write goes through the stock ledger service (``stock.service``) in the request's
 transaction: a form with any bad field writes nothing and comes back with each problem next to
 its field; a good one redirects (303) to what it made, and sending the same form twice (its
-hidden ``form_key``) does the work once. Receiving against a pledge settles it
-(``donations.settle_receipt``), which posts any discrepancy to the pledge's thread.
+hidden ``form_key``) does the work once. Receiving against a pledge is one flow
+(``flows.receipts.receive_against_pledge``), which posts any discrepancy to the pledge's thread.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from fastapi.responses import RedirectResponse, Response
 from relieflink import db
 from relieflink.common.schemas import validate_as
 from relieflink.donations import service as donations
-from relieflink.donations.schemas import PledgeFilters
 from relieflink.errors import RelieflinkError
-from relieflink.models import AdjustmentReason, Pledge, PledgeStatus, TransferStatus
+from relieflink.flows import receipts
+from relieflink.models import AdjustmentReason, TransferStatus
 from relieflink.stock import service as stock
 from relieflink.stock.schemas import ReceiveIn
 from relieflink.users import access
@@ -152,17 +152,6 @@ class LotRow:
     pledged: int | None = None  # this line's outstanding pledged quantity (a hint)
 
 
-def _receivable(web: Web) -> list[Pledge]:
-    """Pledges the user sees that still take receipts, oldest first."""
-    out: list[Pledge] = []
-    for status in (PledgeStatus.pledged, PledgeStatus.confirmed, PledgeStatus.partly_received):
-        rows, _ = donations.list_pledges(
-            web.session, PledgeFilters(status=status, limit=500), actor=web.user
-        )
-        out.extend(rows)
-    return sorted(out, key=lambda p: p.id)
-
-
 def _pledge_rows(web: Web, pledge_id: int) -> list[LotRow]:
     """The form's first lines: what is still to come on each pledged line."""
     received = donations.received_so_far(web.session, pledge_id)
@@ -206,7 +195,7 @@ def _receive_form(
         {
             "pledge": pledge,
             "pledge_status": PLEDGE_STATUS_LABELS[pledge.status],
-            "receivable": PledgeStatus(pledge.status) in donations.RECEIVABLE,
+            "receivable": donations.accepts_receipts(pledge),
             "donor": names.org(pledge.donor_org_id),
             "program": names.program(pledge.program_id),
             "rows": rows,
@@ -237,7 +226,7 @@ def receive_page(web: WebDep) -> Response:
             "status": PLEDGE_STATUS_LABELS[p.status],
             "expected": p.expected_arrival,
         }
-        for p in _receivable(web)
+        for p in donations.receivable_pledges(web.session, actor=web.user)
     ]
     return _render(web, "warehouse/receive_choose.html", {"pledges": pledges})
 
@@ -309,8 +298,9 @@ def receive(
             {"warehouse_id": chosen, "pledge_id": pledge_id, "note": note.strip() or None,
              "lots": lots},
         )  # fmt: skip
-        receipt = stock.receive(web.session, data, actor=web.user)
-        donations.settle_receipt(web.session, receipt_id=receipt.id, final=final, actor=web.user)
+        receipt = receipts.receive_against_pledge(
+            web.session, data, final=final, actor=web.user
+        ).receipt
     except RelieflinkError as exc:
         row_errors(exc.errors, "lots", used, errors, fields=fields)
         if not exc.errors or errors.general:
