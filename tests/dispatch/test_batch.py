@@ -21,6 +21,7 @@ from relieflink.models import (
     Allocation,
     AllocationState,
     LoginAttempt,
+    MovementKind,
     NeedRequest,
     Parcel,
     ParcelLine,
@@ -43,10 +44,15 @@ def eid() -> str:
 
 
 def snapshot(db: Session) -> tuple[object, ...]:
-    """Everything an event could move."""
+    """Everything an event could move: stock movements that change a balance (a delivery's
+    handover changes none: the stock left at loading), events, parcels."""
     db.rollback()
     return (
-        db.scalar(select(func.count()).select_from(StockMovement)),
+        db.scalar(
+            select(func.count())
+            .select_from(StockMovement)
+            .where(StockMovement.kind != MovementKind.handover)
+        ),
         db.scalar(select(func.count()).select_from(TrackingEvent)),
         tuple(
             db.execute(
@@ -209,6 +215,10 @@ def test_one_bad_event_is_refused_without_touching_the_others(
     assert db.get(Parcel, q.id).status == ParcelStatus.delivered
     assert db.scalar(select(func.count()).select_from(LoginAttempt)) == 1
     assert after[1] == before[1] + 1  # one new event stored: q's delivery
+    handed = select(StockMovement.delivery_ref).where(StockMovement.kind == MovementKind.handover)
+    at_door = set(db.scalars(handed))
+    assert f"parcel:{q.id}" in at_door  # q's stock reached the door; p's did not
+    assert f"parcel:{p.id}" not in at_door
 
     # A failure checks every rule before it writes: an allocation delivered meanwhile (by
     # hand, at the warehouse) cannot go back, so the failure is refused and moves nothing.

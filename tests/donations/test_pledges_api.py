@@ -238,6 +238,13 @@ def test_iati_and_hxl_exports(db: Session, client: TestClient) -> None:
                         json={"reference": "alloc:9", "quantity": 2, "delivery_ref": hh},
                         headers=coordinator)  # fmt: skip
         assert r.status_code == 201
+    # hh:1's two bags reached the door; hh:2's are on the way (loaded, not delivered)
+    r = client.post("/api/v1/stock/handovers", json={"delivery_refs": ["hh:1"]},
+                    headers=coordinator)  # fmt: skip
+    assert r.status_code == 201 and r.json() == {"movements": 1}
+    again = client.post("/api/v1/stock/handovers", json={"delivery_refs": ["hh:1"]},
+                        headers=coordinator)  # fmt: skip
+    assert again.json() == {"movements": 0}
 
     xml = client.get(f"/api/v1/programs/{s['program'].id}/iati.xml", headers=coordinator)
     assert xml.status_code == 200
@@ -261,7 +268,7 @@ def test_iati_and_hxl_exports(db: Session, client: TestClient) -> None:
         tx.find("transaction-type").get("code"): tx.find("value").text  # type: ignore[union-attr]
         for tx in transactions
     }
-    assert by_type == {"11": "100000000.00", "3": "200.00"}  # 4 bags × 50 yuan disbursed
+    assert by_type == {"11": "100000000.00", "3": "100.00"}  # 2 bags at the door × 50 yuan
 
     hxl = client.get("/api/v1/stock/exports/hxl.csv", headers=coordinator)
     rows = list(csv.reader(io.StringIO(hxl.text)))
@@ -269,8 +276,8 @@ def test_iati_and_hxl_exports(db: Session, client: TestClient) -> None:
     (data,) = rows[2:]
     record = dict(zip(rows[1], data, strict=True))
     assert record["#org+donor"] == "Acme Foods" and record["#adm1+name"] == "Shanghai"
-    assert (record["#item+stock+num"], record["#item+distributed+num"]) == ("6", "4")
-    assert record["#reached+hh"] == "2"
+    assert (record["#item+stock+num"], record["#item+distributed+num"]) == ("6", "2")
+    assert record["#reached+hh"] == "1"  # reached means at the door
     donor_user = headers_for(db, client, Role.donor, organization_id=s["donor"].id)
     assert client.get("/api/v1/stock/exports/hxl.csv", headers=donor_user).status_code == 403
     assert db.get(Organization, s["donor"].id) is not None

@@ -69,9 +69,10 @@ def test_a_simulated_day_reconciles_with_the_ledger(small_city: Session, policy:
     assert check.ledger_problems == []
     assert check.donors_unbalanced == []
     assert check.delivered_by_simulation > 0
-    # The ledger's "delivered" is what was issued at loading net of failed deliveries' returns:
-    # the packs the simulation saw delivered plus those still on board at the end.
-    assert check.delivered_by_ledger == check.delivered_by_simulation + log.on_board_packs
+    # The ledger's "delivered" is what was handed over at the door; what was issued at loading
+    # (net of failed deliveries' returns) and is still on board is "on the way".
+    assert check.delivered_by_ledger == check.delivered_by_simulation
+    assert check.on_the_way_by_ledger == log.on_board_packs
     assert check.delivered_by_dispatch == check.delivered_by_simulation
     assert check.on_board_by_dispatch == log.on_board_packs
     assert check.ok

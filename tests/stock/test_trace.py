@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from relieflink.errors import Conflict
 from relieflink.models import AdjustmentReason, OrgKind
+from relieflink.stock import ledger
 from relieflink.stock import service as stock
 from tests.factories import make_org
 from tests.stock.factories import make_item, make_kit, make_lot, make_warehouse
@@ -65,6 +66,7 @@ def test_donor_totals_reconcile_after_assembly_partial_delivery_and_write_off(
                 as_of=TODAY)  # fmt: skip
     stock.return_stock(db, reference="alloc:1:line:1", quantity=1, actor=None)
     stock.release(db, reference="alloc:1:line:1", actor=None)
+    ledger.hand_over(db, ["hh:1"], actor=None)  # hh:1's two kits reached the door
     # Ship a kit away (still in transit), write one kit and some oil off.
     stock.transfer(db, from_warehouse_id=wh.id, to_warehouse_id=far.id,
                    lines=[stock.TransferLine(quantity=1, lot_id=kits.id)], actor=None,
@@ -82,6 +84,7 @@ def test_donor_totals_reconcile_after_assembly_partial_delivery_and_write_off(
     # and 2 oil of B. Kits: 7 made; 2 delivered net (3 issued − 1 returned), 1 in transit,
     # 1 damaged, 3 in stock.
     fa = report[(a.id, rice.id)]
+    assert fa.on_the_way == 0  # everything issued and not returned reached a door
     assert (fa.received, fa.in_stock, fa.in_transit, fa.delivered, fa.written_off) == (
         7, 3, 1, 2, 1,
     )  # fmt: skip

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from relieflink.flows import receipts
 from relieflink.models import OrgKind
+from relieflink.stock import ledger
 from relieflink.stock import service as stock
 from relieflink.stock.schemas import ReceiveIn
 from tests.factories import make_org
@@ -34,7 +35,7 @@ def test_per_program_figures_add_up_and_sum_to_the_whole(db: Session) -> None:
     kits = stock.assemble_kits(db, warehouse_id=wh.id, kit_id=kit.id, quantity=7, actor=None)
     stock.reserve(db, warehouse_id=wh.id, kit_id=kit.id, quantity=3, reference="a:1",
                   actor=None)  # fmt: skip
-    stock.issue(db, reference="a:1", actor=None)
+    stock.issue(db, reference="a:1", delivery_ref="parcel:1", actor=None)
     stock.adjust(db, warehouse_id=wh.id, lot_id=kits.id, delta=-1, reason="damage", actor=None)
 
     whole = {(f.item_id, f.kit_id): f for f in stock.donor_report(db, donor_org_id=donor.id)}
@@ -47,12 +48,25 @@ def test_per_program_figures_add_up_and_sum_to_the_whole(db: Session) -> None:
     assert parts[autumn.id][(rice.id, None)].pledged == 7
     for figures in parts.values():
         assert all(f.balanced for f in figures.values()), figures
-    fields = ("pledged", "received", "in_stock", "in_transit", "delivered", "written_off")
+    fields = ("pledged", "received", "in_stock", "in_transit", "on_the_way", "delivered",
+              "written_off")  # fmt: skip
     for key, f in whole.items():
         for name in fields:
             total = sum((Fraction(getattr(p[key], name)) for p in parts.values() if key in p),
                         Fraction(0))  # fmt: skip
             assert total == getattr(f, name), (key, name)
-    # Delivered kits count each program's component units: 3 kits of 7, rice 14 = 10 + 4.
-    delivered_rice = {p: parts[p][(rice.id, None)].delivered for p in parts}
-    assert delivered_rice == {spring.id: Fraction(3 * 10, 7), autumn.id: Fraction(3 * 4, 7)}
+    # Issued kits count each program's component units: 3 kits of 7, rice 14 = 10 + 4. Loaded
+    # on a vehicle they are on the way, not delivered; at the door they are delivered.
+    issued_rice = {spring.id: Fraction(3 * 10, 7), autumn.id: Fraction(3 * 4, 7)}
+    assert {p: parts[p][(rice.id, None)].on_the_way for p in parts} == issued_rice
+    assert {p: parts[p][(rice.id, None)].delivered for p in parts} == dict.fromkeys(parts, 0)
+    ledger.hand_over(db, ["parcel:1"], actor=None)
+    after = {
+        p.id: stock.donor_report(db, donor_org_id=donor.id, program_id=p.id)
+        for p in (spring, autumn)
+    }
+    for program_id, figures in after.items():
+        rice_row = next(f for f in figures if f.item_id == rice.id)
+        assert (rice_row.delivered, rice_row.on_the_way) == (issued_rice[program_id], 0)
+        assert all(f.balanced for f in figures)
+    assert ledger.hand_over(db, ["parcel:1"], actor=None) == 0  # twice writes nothing

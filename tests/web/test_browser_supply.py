@@ -10,6 +10,7 @@ import re
 from sqlalchemy.orm import Session
 
 from relieflink.models import User
+from relieflink.stock import ledger
 from relieflink.stock import service as stock
 from tests.factories import PASSWORD
 from tests.web.browser_kit import BROWSER_MARKS, PHONE, WIDE, fits, new_context, shot
@@ -115,7 +116,8 @@ def test_the_donor_opens_their_trace_and_sees_the_chart(
     receipts.receive_against_pledge(db, ReceiveIn.model_validate(data), actor=None)
     stock.reserve(db, warehouse_id=w.warehouse.id, item_id=w.rice.id, quantity=40,
                   reference="alloc:1:line:1", actor=None)  # fmt: skip
-    stock.issue(db, reference="alloc:1:line:1", actor=None)
+    stock.issue(db, reference="alloc:1:line:1", delivery_ref="parcel:1", actor=None)
+    ledger.hand_over(db, ["parcel:1"], actor=None)  # at the door: delivered, not on the way
     db.commit()
 
     for locale, viewport, name in (("en-GB", WIDE, "1280-en"), ("zh-CN", PHONE, "360-zh")):

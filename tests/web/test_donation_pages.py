@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from relieflink.donations import service as donations
 from relieflink.flows import receipts
 from relieflink.models import AdjustmentReason, Message, MessageKind, PledgeStatus
+from relieflink.stock import ledger
 from relieflink.stock import service as stock
 from relieflink.stock.schemas import ReceiveIn
 from tests.web.helpers import signed_in
@@ -177,7 +178,10 @@ def test_the_trace_figures_add_up_and_the_chart_shows_them(db: Session, client: 
     _receive(db, w, rice=80, oil=20)
     stock.reserve(db, warehouse_id=w.warehouse.id, item_id=w.rice.id, quantity=30,
                   reference="alloc:1:line:1", actor=None)  # fmt: skip
-    stock.issue(db, reference="alloc:1:line:1", quantity=25, delivery_ref="hh:1", actor=None)
+    # 20 reached a door, 5 are loaded on a vehicle: delivered and on the way apart.
+    stock.issue(db, reference="alloc:1:line:1", quantity=20, delivery_ref="hh:1", actor=None)
+    stock.issue(db, reference="alloc:1:line:1", quantity=5, delivery_ref="hh:2", actor=None)
+    ledger.hand_over(db, ["hh:1"], actor=None)
     five_rice = [stock.TransferLine(quantity=5, item_id=w.rice.id)]
     stock.transfer(db, from_warehouse_id=w.warehouse.id, to_warehouse_id=w.abroad.id,
                    lines=five_rice, actor=None)  # fmt: skip
@@ -199,12 +203,13 @@ def test_the_trace_figures_add_up_and_the_chart_shows_them(db: Session, client: 
 
     figures = {("Rice" if "Rice" in r else "Oil"): cells(r) for r in rows}
     assert figures["Rice"] == {
-        "pledged": 100, "received": 80, "in_stock": 50, "in_transit": 5, "delivered": 25,
-        "written_off": 0,
+        "pledged": 100, "received": 80, "in_stock": 50, "in_transit": 5, "on_the_way": 5,
+        "delivered": 20, "written_off": 0,
     }  # fmt: skip
     assert figures["Oil"]["written_off"] == 2 and figures["Oil"]["in_stock"] == 18
     for f in figures.values():
-        assert f["received"] == f["in_stock"] + f["in_transit"] + f["delivered"] + f["written_off"]
+        parts = ("in_stock", "in_transit", "on_the_way", "delivered", "written_off")
+        assert f["received"] == sum(f[k] for k in parts)
     assert html.count('data-balanced="yes"') == 2
     # The same figures as the service's report.
     report = {r.item_id: r for r in stock.donor_report(db, donor_org_id=w.donor.id)}
@@ -215,7 +220,10 @@ def test_the_trace_figures_add_up_and_the_chart_shows_them(db: Session, client: 
     rice_bar = next(b for b in chart.split('<li class="bar-row">') if "Rice" in b)
     widths = dict(re.findall(r'<rect class="(seg-[\w-]+)" x="[\d.]+" y="2" width="([\d.]+)"',
                              rice_bar))  # fmt: skip
-    assert widths == {"seg-delivered": "250.0", "seg-stock": "500.0", "seg-transit": "50.0"}
+    assert widths == {
+        "seg-delivered": "200.0", "seg-on-the-way": "50.0", "seg-stock": "500.0",
+        "seg-transit": "50.0",
+    }  # fmt: skip
     assert 'class="pledged-outline"' in rice_bar
     assert "<script" not in html.split("</head>")[1]  # drawn on the server, no inline script
     assert 'data-total="received">6,400.00<' in html  # 80 × 50.00 + 20 × 120.00

@@ -220,15 +220,16 @@ def donors(donor: Annotated[str | None, typer.Option(help="organization code")] 
         names = stock.sku_names(session)
         orgs = stock.org_codes(session)
     table = Table(title="donor trace")
-    cols = ("donor", "sku", "pledged", "received", "in stock", "in transit", "delivered",
-            "written off", "adds up")  # fmt: skip
+    cols = ("donor", "sku", "pledged", "received", "in stock", "in transit", "on the way",
+            "delivered", "written off", "adds up")  # fmt: skip
     for col in cols:
         table.add_column(col)
     for f in figures:
         sku_text = names[("item", f.item_id)] if f.item_id else names[("kit", f.kit_id)]
         table.add_row(orgs[f.donor_org_id], sku_text, str(f.pledged), str(f.received),
                       stock.exact(f.in_stock), stock.exact(f.in_transit),
-                      stock.exact(f.delivered), stock.exact(f.written_off),
+                      stock.exact(f.on_the_way), stock.exact(f.delivered),
+                      stock.exact(f.written_off),
                       "yes" if f.balanced else "NO")  # fmt: skip
     console.print(table)
 

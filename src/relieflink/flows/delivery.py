@@ -122,7 +122,9 @@ def _outcomes(session: Session, batch: apply.Batch, *, actor: User) -> dict[int,
     results: dict[int, dict[str, Any]] = {}
     if batch.deliveries:
         closed = close_delivered(
-            session, {d.parcel_id: (d.allocations, d.requests) for d in batch.deliveries}
+            session,
+            {d.parcel_id: (d.allocations, d.requests) for d in batch.deliveries},
+            actor=actor,
         )
         for d in batch.deliveries:
             results[d.index] = {"closed_requests": closed[d.parcel_id]}
@@ -150,10 +152,15 @@ def issue_loaded(session: Session, lines: Sequence[ParcelLine], *, actor: User |
 
 
 def close_delivered(
-    session: Session, deliveries: Mapping[int, tuple[Sequence[int], Sequence[int]]]
+    session: Session,
+    deliveries: Mapping[int, tuple[Sequence[int], Sequence[int]]],
+    *,
+    actor: User | None,
 ) -> dict[int, list[int]]:
-    """Parcels delivered (their stock was issued when they were loaded): parcel id → (its
-    allocations, the requests they serve). Returns the requests closed, per parcel."""
+    """Parcels delivered at the door: parcel id → (its allocations, the requests they serve).
+    Their stock, issued when they were loaded, is handed over in the ledger (from on the way to
+    delivered). Returns the requests closed, per parcel."""
+    ledger.hand_over(session, [f"parcel:{parcel_id}" for parcel_id in deliveries], actor=actor)
     return needs.deliver_allocations(session, deliveries)
 
 

@@ -39,6 +39,10 @@ class MovementKind(StrEnum):
     adjustment = "adjustment"
     assembly_consume = "assembly_consume"
     assembly_produce = "assembly_produce"
+    # Units issued under (reference, delivery) reached the household's door. Changes no
+    # balance (the stock left the warehouse when it was issued, at loading); it is what
+    # reports count as delivered, apart from what is on the way.
+    handover = "handover"
 
 
 class AdjustmentReason(StrEnum):

@@ -29,7 +29,8 @@ class Reconciliation:
     ledger_problems: list[str]
     donors_checked: int
     donors_unbalanced: list[str]
-    delivered_by_ledger: int  # issued net of returns: delivered + still on board
+    delivered_by_ledger: int  # handed over at the door
+    on_the_way_by_ledger: int  # issued at loading, net of returns, not at a door yet
     delivered_by_simulation: int
     on_board_by_simulation: int
     delivered_by_dispatch: int  # packs of parcels the dispatch service holds as delivered
@@ -38,17 +39,17 @@ class Reconciliation:
 
 def reconcile(session: Session, log: SimLog) -> Reconciliation:
     """Every balance equals its movements; every donor's received = in stock + in transit +
-    delivered + written off; the ledger's issues (net of returns) are exactly the packs the
-    simulation saw delivered plus those still on board; and the parcels the dispatch service
-    holds as delivered (and on board) are exactly those."""
+    on the way + delivered + written off; the ledger's delivered (handed over at the door) and
+    on the way (issued at loading, not at a door yet) are exactly the packs the simulation saw
+    delivered and those still on board; and the parcels the dispatch service holds as
+    delivered (and on board) are exactly those."""
     problems = stock.check_ledger(session)
     figures = stock.donor_report(session)
     unbalanced = [
         f"donor {f.donor_org_id} kit {f.kit_id} item {f.item_id}" for f in figures if not f.balanced
     ]
-    # The ledger calls "delivered" what left the shelf for good: issued at loading, less what
-    # came back from failed deliveries, so it includes parcels still on board.
     delivered_ledger = sum(f.delivered for f in figures)
+    on_the_way_ledger = sum(f.on_the_way for f in figures)
     delivered_sim = sum(packs for _, packs, _, _ in log.deliveries)
     by_status = reads.packs_by_parcel_status(session)
     delivered_dispatch = by_status.get(ParcelStatus.delivered, 0)
@@ -57,7 +58,8 @@ def reconcile(session: Session, log: SimLog) -> Reconciliation:
         not problems
         and not unbalanced
         and bool(figures)
-        and delivered_ledger == delivered_sim + log.on_board_packs
+        and delivered_ledger == delivered_sim
+        and on_the_way_ledger == log.on_board_packs
         and delivered_dispatch == delivered_sim
         and on_board_dispatch == log.on_board_packs
     )
@@ -67,6 +69,7 @@ def reconcile(session: Session, log: SimLog) -> Reconciliation:
         donors_checked=len({f.donor_org_id for f in figures}),
         donors_unbalanced=unbalanced[:20],
         delivered_by_ledger=int(delivered_ledger),
+        on_the_way_by_ledger=int(on_the_way_ledger),
         delivered_by_simulation=delivered_sim,
         on_board_by_simulation=log.on_board_packs,
         delivered_by_dispatch=delivered_dispatch,

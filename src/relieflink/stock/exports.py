@@ -61,8 +61,9 @@ def _org_el(parent: ET.Element, tag: str, org: Organization, **attrs: str) -> No
 
 
 def disbursements(session: Session, program_id: int) -> dict[tuple[int, date], Fraction]:
-    """Value in fen of goods issued (net of returns) out of the program's donated goods, per
-    (donor, day). Assembled kits count each contributing donor's component value."""
+    """Value in fen of goods delivered at the door out of the program's donated goods, per
+    (donor, day of the handover); goods loaded and on the way are not disbursed yet. Assembled
+    kits count each contributing donor's component value."""
     lot_program = repository.receipt_lot_programs(session)
     per_lot: dict[int, list[tuple[int, Fraction]]] = defaultdict(list)
     for source, lot in repository.all_sources(session, None):
@@ -73,9 +74,9 @@ def disbursements(session: Session, program_id: int) -> dict[tuple[int, date], F
     if not per_lot:
         return {}
     out: dict[tuple[int, date], Fraction] = defaultdict(Fraction)
-    for lot_id, at, d_on_hand in repository.issues_and_returns_of_lots(session, list(per_lot)):
+    for lot_id, at, units in repository.handovers_of_lots(session, list(per_lot)):
         for donor, unit_value in per_lot[lot_id]:
-            out[(donor, at.date())] += unit_value * -d_on_hand
+            out[(donor, at.date())] += unit_value * units
     return {k: v for k, v in sorted(out.items()) if v}
 
 
@@ -184,9 +185,9 @@ def hxl_csv(session: Session) -> str:
         stock[(wh, lot_id)] += on_hand
     distributed: dict[tuple[int, int], int] = defaultdict(int)
     reached: dict[tuple[int, int], set[str]] = defaultdict(set)
-    for wh, lot_id, d, ref in repository.issued_by_delivery(session):
-        distributed[(wh, lot_id)] += -d
-        if ref and -d > 0:
+    for wh, lot_id, units, ref in repository.delivered_by_delivery(session):
+        distributed[(wh, lot_id)] += units  # at the door; goods on the way are not reached yet
+        if units > 0:
             reached[(wh, lot_id)].add(ref)
     rows: dict[tuple[int, str, int], list[Fraction | set[str]]] = {}
     for key in sorted(set(stock) | set(distributed)):

@@ -421,6 +421,46 @@ def _issue(
     return _Written(movements, len(rows), skipped)
 
 
+# --- at the door ------------------------------------------------------------------------------
+
+
+def hand_over(session: Session, delivery_refs: Sequence[str], *, actor: User | None) -> int:
+    """What was issued to these deliveries reached the door: one ``handover`` movement per
+    (reference, warehouse, lot) still out under each delivery. It changes no balance (the stock
+    left the warehouse when it was issued, at loading); reports count these units as
+    delivered, and what was issued but not handed over as on the way. Handing over twice
+    writes nothing. Returns the movements written."""
+    for ref in delivery_refs:
+        rules.reference(ref, "delivery_ref")
+    if not delivery_refs:
+        return 0
+    now = clock.now()
+    rows = [
+        {
+            "kind": MovementKind.handover,
+            "warehouse_id": warehouse_id,
+            "lot_id": lot_id,
+            "item_id": item_id,
+            "kit_id": kit_id,
+            "d_on_hand": 0,
+            "d_reserved": 0,
+            "d_in_transit": 0,
+            "reference": reference,
+            "delivery_ref": delivery_ref,
+            "transfer_id": None,
+            "reason": None,
+            "note": f"{units} at the door",
+            "actor_id": actor.id if actor is not None else None,
+            "created_at": now,
+        }
+        for reference, delivery_ref, warehouse_id, lot_id, item_id, kit_id, units in (
+            repository.out_for_delivery(session, sorted(set(delivery_refs)))
+        )
+    ]
+    repository.insert_movements(session, rows, returning=False)
+    return len(rows)
+
+
 # --- returns ----------------------------------------------------------------------------------
 
 

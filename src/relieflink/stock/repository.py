@@ -303,6 +303,63 @@ def reserved_by_delivery(
     return [(str(r), int(w), int(lot), int(q), d) for r, w, lot, q, d in rows]
 
 
+def out_for_delivery(
+    session: Session, delivery_refs: Sequence[str]
+) -> list[tuple[str, str, int, int, int | None, int | None, int]]:
+    """(reference, delivery, warehouse, lot, item, kit, units issued and not returned) for the
+    ``delivery_refs`` that have no handover yet."""
+    moved = StockMovement.kind.in_([MovementKind.issue, MovementKind.return_])
+    out = func.sum(case((moved, -StockMovement.d_on_hand), else_=0))
+    handed = func.sum(case((StockMovement.kind == MovementKind.handover, 1), else_=0))
+    rows = session.execute(
+        select(
+            StockMovement.reference,
+            StockMovement.delivery_ref,
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            StockMovement.item_id,
+            StockMovement.kit_id,
+            out,
+        )
+        .where(StockMovement.delivery_ref.in_(list(delivery_refs)))
+        .group_by(
+            StockMovement.reference,
+            StockMovement.delivery_ref,
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            StockMovement.item_id,
+            StockMovement.kit_id,
+        )
+        .having(out > 0, handed == 0)
+    )
+    return [(str(r), str(d), int(w), int(lot), i, k, int(u)) for r, d, w, lot, i, k, u in rows]
+
+
+def delivered_by_lot(session: Session, lot_ids: Iterable[int] | None) -> dict[int, int]:
+    """Per lot: units handed over at the door (issued, not returned, under a (reference,
+    delivery) that has a handover)."""
+    handed = (
+        select(StockMovement.reference, StockMovement.delivery_ref, StockMovement.lot_id)
+        .where(StockMovement.kind == MovementKind.handover)
+        .subquery()
+    )
+    stmt = (
+        select(StockMovement.lot_id, func.sum(-StockMovement.d_on_hand))
+        .join(
+            handed,
+            (handed.c.reference == StockMovement.reference)
+            & (handed.c.delivery_ref == StockMovement.delivery_ref)
+            & (handed.c.lot_id == StockMovement.lot_id),
+        )
+        .where(StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]))
+        .group_by(StockMovement.lot_id)
+    )
+    if lot_ids is not None:
+        ids = list(set(lot_ids))
+        stmt = stmt.where(StockMovement.lot_id.in_(ids)) if ids else stmt.where(false())
+    return {int(lot): int(units or 0) for lot, units in session.execute(stmt)}
+
+
 def issued_and_reserved(
     session: Session, references: Sequence[str]
 ) -> list[tuple[str, int, int, int, int]]:
@@ -721,17 +778,53 @@ def receipt_lot_programs(session: Session) -> dict[int, int]:
     return {int(lot_id): int(program_id) for lot_id, program_id in rows}
 
 
-def issues_and_returns_of_lots(
-    session: Session, lot_ids: Sequence[int]
-) -> list[tuple[int, datetime, int]]:
-    """(lot, when, units on hand moved) of every issue and return out of these lots."""
-    rows = session.execute(
-        select(StockMovement.lot_id, StockMovement.created_at, StockMovement.d_on_hand).where(
-            StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]),
-            StockMovement.lot_id.in_(list(lot_ids)),
+def _at_door() -> Any:
+    """Per (reference, delivery, warehouse, lot) handed over at the door: the units issued to
+    it (net of returns) and when the handover was recorded."""
+    handover = (
+        select(
+            StockMovement.reference,
+            StockMovement.delivery_ref,
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+            func.min(StockMovement.created_at).label("at"),
         )
-    ).all()
-    return [(int(lot), at, int(d)) for lot, at, d in rows]
+        .where(StockMovement.kind == MovementKind.handover)
+        .group_by(
+            StockMovement.reference,
+            StockMovement.delivery_ref,
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+        )
+        .subquery()
+    )
+    return (
+        select(
+            handover.c.warehouse_id,
+            handover.c.lot_id,
+            handover.c.delivery_ref,
+            handover.c.at,
+            func.sum(-StockMovement.d_on_hand).label("units"),
+        )
+        .join(
+            handover,
+            (handover.c.reference == StockMovement.reference)
+            & (handover.c.delivery_ref == StockMovement.delivery_ref)
+            & (handover.c.warehouse_id == StockMovement.warehouse_id)
+            & (handover.c.lot_id == StockMovement.lot_id),
+        )
+        .where(StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]))
+        .group_by(
+            handover.c.warehouse_id, handover.c.lot_id, handover.c.delivery_ref, handover.c.at
+        )
+    )
+
+
+def handovers_of_lots(session: Session, lot_ids: Sequence[int]) -> list[tuple[int, datetime, int]]:
+    """(lot, when, units) of every handover at the door out of these lots."""
+    q = _at_door().subquery()
+    rows = session.execute(select(q.c.lot_id, q.c.at, q.c.units).where(q.c.lot_id.in_(lot_ids)))
+    return [(int(lot), at, int(units or 0)) for lot, at, units in rows]
 
 
 def program_pledges(session: Session, program_id: int) -> list[Pledge]:
@@ -760,16 +853,8 @@ def on_hand_by_lot(session: Session) -> list[tuple[int, int, int]]:
     return [(int(w), int(lot), int(q)) for w, lot, q in rows]
 
 
-def issued_by_delivery(session: Session) -> list[tuple[int, int, int, str | None]]:
-    """(warehouse, lot, net units on hand moved, delivery) over issues and returns."""
-    rows = session.execute(
-        select(
-            StockMovement.warehouse_id,
-            StockMovement.lot_id,
-            func.sum(StockMovement.d_on_hand),
-            StockMovement.delivery_ref,
-        )
-        .where(StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]))
-        .group_by(StockMovement.warehouse_id, StockMovement.lot_id, StockMovement.delivery_ref)
-    )
-    return [(int(w), int(lot), int(d or 0), ref) for w, lot, d, ref in rows]
+def delivered_by_delivery(session: Session) -> list[tuple[int, int, int, str]]:
+    """(warehouse, lot, units handed over at the door, delivery) per delivery."""
+    q = _at_door().subquery()
+    rows = session.execute(select(q.c.warehouse_id, q.c.lot_id, q.c.units, q.c.delivery_ref))
+    return [(int(w), int(lot), int(units or 0), str(ref)) for w, lot, units, ref in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from relieflink.common.fields import PositiveInt
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
@@ -57,6 +57,26 @@ class IssueIn(StrictModel):
     reference: str = Field(min_length=1, max_length=200)
     quantity: PositiveInt | None = None
     delivery_ref: str | None = Field(default=None, max_length=200)
+
+
+class HandoverIn(StrictModel):
+    """Goods issued to these deliveries reached the household (handed out at a distribution
+    point, or delivered outside the dispatch module); the tracking app's ``delivered`` event
+    records the same for planned parcels."""
+
+    delivery_refs: list[str] = Field(min_length=1, max_length=500)
+
+    @field_validator("delivery_refs")
+    @classmethod
+    def _each_given(cls, refs: list[str]) -> list[str]:
+        for ref in refs:
+            if not ref or len(ref) > 200:
+                raise ValueError("each delivery_ref is 1 to 200 characters")
+        return refs
+
+
+class HandoverRead(ReadModel):
+    movements: int = Field(description="handover movements written (0: all handed over before)")
 
 
 class ReturnIn(StrictModel):
@@ -192,12 +212,15 @@ class DonorLine(ReadModel):
     received: int
     received_value_fen: int
     in_stock: str
-    in_transit: str
-    delivered: str
+    in_transit: str = Field(description="between warehouses (a transfer)")
+    on_the_way: str = Field(description="issued from a warehouse: on a vehicle, not at the door")
+    delivered: str = Field(description="handed over at the household's door")
     written_off: str
     in_stock_value_fen: str
     delivered_value_fen: str
-    balanced: bool = Field(description="received = in stock + in transit + delivered + written off")
+    balanced: bool = Field(
+        description="received = in stock + in transit + on the way + delivered + written off"
+    )
 
 
 class ShareRead(ReadModel):

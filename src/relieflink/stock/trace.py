@@ -1,5 +1,6 @@
 """Traceability: the donors behind a lot or a reference (exact shares), and the per-donor report
-(pledged, received, in stock, in transit, delivered, written off)."""
+(pledged, received, in stock, in transit between warehouses, on the way to the door, delivered
+at the door, written off)."""
 
 from __future__ import annotations
 
@@ -114,8 +115,9 @@ class DonorFigures:
     received: int = 0
     received_value_fen: int = 0
     in_stock: Fraction = Fraction(0)
-    in_transit: Fraction = Fraction(0)
-    delivered: Fraction = Fraction(0)
+    in_transit: Fraction = Fraction(0)  # between warehouses (a transfer)
+    on_the_way: Fraction = Fraction(0)  # issued: on a vehicle, not yet at the door
+    delivered: Fraction = Fraction(0)  # handed over at the household's door
     written_off: Fraction = Fraction(0)
     in_stock_value_fen: Fraction = Fraction(0)
     delivered_value_fen: Fraction = Fraction(0)
@@ -123,15 +125,16 @@ class DonorFigures:
     @property
     def balanced(self) -> bool:
         return self.received == (
-            self.in_stock + self.in_transit + self.delivered + self.written_off
+            self.in_stock + self.in_transit + self.on_the_way + self.delivered + self.written_off
         )
 
 
 def donor_report(
     session: Session, *, donor_org_id: int | None = None, program_id: int | None = None
 ) -> list[DonorFigures]:
-    """Per donor and item (or kit as received): pledged, received, in stock, in transit,
-    delivered, written off — exact, so that received = in stock + in transit + delivered +
+    """Per donor and item (or kit as received): pledged, received, in stock, in transit
+    (between warehouses), on the way (issued, not yet at the door), delivered (at the door),
+    written off — exact, so that received = in stock + in transit + on the way + delivered +
     written off. Kits assembled from a donor's items count that donor's component units.
     With ``program_id``: only what was pledged and received for that program's pledges."""
     figures: dict[tuple[int, int | None, int | None], DonorFigures] = {}
@@ -149,7 +152,9 @@ def donor_report(
     pairs = repository.all_sources(session, donor_org_id)
     if program_id is not None:
         pairs = _of_program(session, pairs, program_id)
-    states = repository.lot_state_totals(session, {lot.id for _, lot in pairs})
+    lot_ids = {lot.id for _, lot in pairs}
+    states = repository.lot_state_totals(session, lot_ids)
+    at_door = repository.delivered_by_lot(session, lot_ids)
     for source, lot in pairs:
         r = row(source.donor_org_id, source.item_id, source.kit_id)
         if lot.origin == "receipt":
@@ -158,9 +163,11 @@ def donor_report(
         st = states.get(lot.id, {})
         scale = Fraction(source.quantity, lot.quantity)
         vscale = Fraction(source.value_fen, lot.quantity)
-        delivered = -st.get(MovementKind.issue, 0) - st.get(MovementKind.return_, 0)
+        issued = -st.get(MovementKind.issue, 0) - st.get(MovementKind.return_, 0)
+        delivered = at_door.get(lot.id, 0)
         r.in_stock += scale * st.get("on_hand", 0)
         r.in_transit += scale * st.get("in_transit", 0)
+        r.on_the_way += scale * (issued - delivered)
         r.delivered += scale * delivered
         r.written_off += scale * -st.get(MovementKind.adjustment, 0)
         r.in_stock_value_fen += vscale * st.get("on_hand", 0)

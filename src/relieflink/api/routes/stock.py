@@ -19,12 +19,14 @@ from relieflink.common.schemas import Page
 from relieflink.errors import Forbidden
 from relieflink.flows import receipts
 from relieflink.models import Role, User
-from relieflink.stock import exports
+from relieflink.stock import exports, ledger
 from relieflink.stock import service as stock
 from relieflink.stock.schemas import (
     AdjustIn,
     AssembleIn,
     DonorLine,
+    HandoverIn,
+    HandoverRead,
     IssueIn,
     LotRead,
     MovementFilters,
@@ -116,6 +118,17 @@ def post_issue(
         actor=user,
     )
     return [MovementRead.model_validate(m) for m in moves]
+
+
+@router.post("/handovers", response_model=HandoverRead, status_code=status.HTTP_201_CREATED)
+def post_handover(
+    data: HandoverIn,
+    session: SessionDep,
+    user: Annotated[User, require_role(access.STOCK_WRITERS)],
+) -> HandoverRead:
+    """What was issued to these deliveries reached the door: reports count it as delivered
+    (until then it is on the way). Safe to repeat."""
+    return HandoverRead(movements=ledger.hand_over(session, data.delivery_refs, actor=user))
 
 
 @router.post("/returns", response_model=list[MovementRead], status_code=status.HTTP_201_CREATED)
@@ -382,6 +395,7 @@ def get_donor_report(
             received_value_fen=f.received_value_fen,
             in_stock=stock.exact(f.in_stock),
             in_transit=stock.exact(f.in_transit),
+            on_the_way=stock.exact(f.on_the_way),
             delivered=stock.exact(f.delivered),
             written_off=stock.exact(f.written_off),
             in_stock_value_fen=stock.exact(f.in_stock_value_fen),

@@ -114,6 +114,7 @@ class TraceRow:
     received: int
     in_stock: Fraction
     in_transit: Fraction
+    on_the_way: Fraction
     delivered: Fraction
     written_off: Fraction
     balanced: bool
@@ -123,6 +124,7 @@ class TraceRow:
 SEGMENTS = [
     ("delivered", N_("Delivered"), "seg-delivered"),
     ("in_stock", N_("In stock"), "seg-stock"),
+    ("on_the_way", N_("On the way"), "seg-on-the-way"),
     ("in_transit", N_("In transit"), "seg-transit"),
     ("written_off", N_("Written off"), "seg-written-off"),
 ]
@@ -226,6 +228,7 @@ def trace(web: WebDep) -> HTMLResponse:
             received=f.received,
             in_stock=f.in_stock,
             in_transit=f.in_transit,
+            on_the_way=f.on_the_way,
             delivered=f.delivered,
             written_off=f.written_off,
             balanced=f.balanced,
