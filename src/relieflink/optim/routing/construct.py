@@ -137,9 +137,11 @@ def pick_route_groups(
 ) -> list[list[int]]:
     """Pick up to ``width`` disjoint groups of routes that trade clients with each other.
 
-    A group grows from a random seed route by adding, each time, the free route with the most
-    client-neighbour links to the routes already in the group (ties and routes with no link:
-    nearest centroid), until it holds at least ``size`` clients.
+    A group grows from a random seed route by adding, each time, the free route nearest the
+    seed (by centroid) among those with a client that is a near neighbour of a client in the
+    group (when none is linked: the nearest free route), until it holds at least ``size``
+    clients. A route that shares no neighbourhood with the group, however close its centroid,
+    waits until the linked ones are taken.
 
     Parameters
     ----------
@@ -181,19 +183,15 @@ def pick_route_groups(
         free[cur] = False
         links = np.zeros(n_routes, dtype=np.int64)
         n = route_sizes[cur]
+        d2 = ((centroids - centroids[cur]) ** 2).sum(axis=1)
         while n < size and free.any():
             nb = route_of[neighbours[members[cur]].reshape(-1)]
             links += np.bincount(nb[nb >= 0], minlength=n_routes)
-            cent = centroids[grp].mean(axis=0)
-            d2 = ((centroids - cent) ** 2).sum(axis=1)
-            score = np.where(free, links, -1)
-            best = int(score.max())
-            if best > 0:
-                tied = np.flatnonzero(score == best)
-                cur = int(tied[np.argmin(d2[tied])])
-            else:
-                fr = np.flatnonzero(free)
-                cur = int(fr[np.argmin(d2[fr])])
+            linked = np.flatnonzero(free & (links > 0))
+            # Among routes sharing client neighbours with the group, the one nearest the seed
+            # keeps the part compact (fewer clients on its border); none linked: nearest.
+            pool = linked if len(linked) else np.flatnonzero(free)
+            cur = int(pool[np.argmin(d2[pool])])
             grp.append(cur)
             free[cur] = False
             n += route_sizes[cur]

@@ -81,8 +81,8 @@ class RoutingParams:
     construction: str = "auto"
     neighbours: int = 8
     savings_neighbours: int = 32
-    group_routes: int = 6
-    max_slice_growth: float = 3.0
+    group_routes: int = 4
+    max_slice_growth: float = 2.0
 
     def __post_init__(self) -> None:
         if self.direct_limit < 1 or self.part_size < 2:
@@ -760,10 +760,11 @@ def _solve_decomposed(
             if remaining < 1.0:
                 break
             base = min(base_time, remaining - 0.5)
-            slices: list[float | None] = [
-                min(base * _growth(routes, grp, params.max_slice_growth), remaining - 0.5)
-                for grp in groups
-            ]
+            # Parts of one round run side by side and the round waits for the slowest, so
+            # they share one slice: the base grown by the parts' mean recent improvement
+            # (unequal slices would leave a worker idle).
+            grow = float(np.mean([_growth(routes, g, params.max_slice_growth) for g in groups]))
+            slices: list[float | None] = [min(base * grow, remaining - 0.5)] * len(groups)
         else:
             slices = [None] * len(groups)
         routes, dropped = _improve_round(
