@@ -201,6 +201,7 @@ def run_engine(loaded: LoadedInstance, tl: float, workers: int, seed: int) -> di
         "unassigned": len(res.unassigned),
         "mode": res.stats.get("mode"),
         "first_feasible_s": res.stats.get("first_feasible_s"),
+        "first_feasible_cpu_s": res.stats.get("first_feasible_cpu_s"),
         "engine_cost": res.cost() / loaded.cost_divisor,
     }
     return out
@@ -390,9 +391,11 @@ def bks_of(path: Path) -> float | None:
     return None
 
 
-# Clients per route (capacity ÷ mean demand) from which an instance counts as long-route;
-# the X instances at or above it are those `variants.py --list-x` lists.
-LONG_ROUTE_MIN = 16.0
+# Clients per route (capacity ÷ mean demand) from which an instance counts as long-route.
+# Belgium "1" has 15-29 (the short regime); among the X instances (at most 24) those
+# at or above LONG_X_MIN are the long-route ones `variants.py --list-x` lists.
+LONG_ROUTE_MIN = 40.0
+LONG_X_MIN = 16.0
 
 
 def regime(loaded: LoadedInstance) -> str:
@@ -410,7 +413,8 @@ def regime(loaded: LoadedInstance) -> str:
     c = xy.mean(axis=0)
     spread = float(np.sqrt(((xy - c) ** 2).sum(axis=1).mean()))
     off = float(np.hypot(p.depots[0].lon - c[0], p.depots[0].lat - c[1])) / max(spread, 1e-9)
-    return "long" if per_route >= LONG_ROUTE_MIN or off >= 1.0 else "short"
+    long_x = p.name.startswith("X-") and per_route >= LONG_X_MIN
+    return "long" if per_route >= LONG_ROUTE_MIN or off >= 1.0 or long_x else "short"
 
 
 def load_reference(path: Path | None) -> dict[str, float]:
@@ -594,6 +598,11 @@ def markdown(rows: list[dict], meta: dict[str, Any]) -> str:
                 note = (
                     f"mode {r.get('mode')}, checker violations {r.get('checker_violations')}, "
                     f"first feasible {r.get('first_feasible_s')} s"
+                    + (
+                        f" ({r['first_feasible_cpu_s']} CPU s)"
+                        if r.get("first_feasible_cpu_s") is not None
+                        else ""
+                    )
                 )
             if r.get("vroom_unassigned"):
                 note = f"{r['vroom_unassigned']} unassigned"
