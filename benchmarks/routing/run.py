@@ -202,6 +202,7 @@ def run_engine(loaded: LoadedInstance, tl: float, workers: int, seed: int) -> di
         "mode": res.stats.get("mode"),
         "first_feasible_s": res.stats.get("first_feasible_s"),
         "first_feasible_cpu_s": res.stats.get("first_feasible_cpu_s"),
+        "construction": res.stats.get("construction"),
         "engine_cost": res.cost() / loaded.cost_divisor,
     }
     return out
@@ -596,7 +597,9 @@ def markdown(rows: list[dict], meta: dict[str, Any]) -> str:
             note = r.get("note", "")
             if s == "engine":
                 note = (
-                    f"mode {r.get('mode')}, checker violations {r.get('checker_violations')}, "
+                    f"mode {r.get('mode')}"
+                    + (f", start {r['construction']}" if r.get("construction") else "")
+                    + f", checker violations {r.get('checker_violations')}, "
                     f"first feasible {r.get('first_feasible_s')} s"
                     + (
                         f" ({r['first_feasible_cpu_s']} CPU s)"
