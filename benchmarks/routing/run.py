@@ -203,6 +203,7 @@ def run_engine(loaded: LoadedInstance, tl: float, workers: int, seed: int) -> di
         "first_feasible_s": res.stats.get("first_feasible_s"),
         "first_feasible_cpu_s": res.stats.get("first_feasible_cpu_s"),
         "construction": res.stats.get("construction"),
+        "result_from": res.stats.get("result_from"),
         "engine_cost": res.cost() / loaded.cost_divisor,
     }
     return out
@@ -599,6 +600,7 @@ def markdown(rows: list[dict], meta: dict[str, Any]) -> str:
                 note = (
                     f"mode {r.get('mode')}"
                     + (f", start {r['construction']}" if r.get("construction") else "")
+                    + (", savings plan kept" if r.get("result_from") == "savings" else "")
                     + f", checker violations {r.get('checker_violations')}, "
                     f"first feasible {r.get('first_feasible_s')} s"
                     + (
