@@ -201,6 +201,9 @@ def run_engine(loaded: LoadedInstance, tl: float, workers: int, seed: int) -> di
         "unassigned": len(res.unassigned),
         "mode": res.stats.get("mode"),
         "first_feasible_s": res.stats.get("first_feasible_s"),
+        "first_feasible_cpu_s": res.stats.get("first_feasible_cpu_s"),
+        "construction": res.stats.get("construction"),
+        "result_from": res.stats.get("result_from"),
         "engine_cost": res.cost() / loaded.cost_divisor,
     }
     return out
@@ -390,9 +393,50 @@ def bks_of(path: Path) -> float | None:
     return None
 
 
+# Clients per route (capacity ÷ mean demand) from which an instance counts as long-route.
+# Belgium "1" has 15-29 (the issue's short regime); among the X instances (at most 24) those
+# at or above LONG_X_MIN are the long-route ones `variants.py --list-x` lists.
+LONG_ROUTE_MIN = 40.0
+LONG_X_MIN = 16.0
+
+
+def regime(loaded: LoadedInstance) -> str:
+    """``long`` (long routes, or a depot at the edge of the clients) or ``short``.
+
+    The issue's two regimes: a central depot with ~20 clients a route (Belgium "1") against
+    long routes and/or an eccentric depot (the variants, the long-route X instances).
+    """
+    p = loaded.problem
+    if len(p.depots) != 1 or not p.stops:
+        return "other"
+    dem = np.array([s.weight_g for s in p.stops], dtype=np.float64)
+    per_route = max(vt.capacity_g for vt in p.vehicle_types) / max(dem.mean(), 1e-9)
+    xy = np.array([[s.lon, s.lat] for s in p.stops])
+    c = xy.mean(axis=0)
+    spread = float(np.sqrt(((xy - c) ** 2).sum(axis=1).mean()))
+    off = float(np.hypot(p.depots[0].lon - c[0], p.depots[0].lat - c[1])) / max(spread, 1e-9)
+    long_x = p.name.startswith("X-") and per_route >= LONG_X_MIN
+    return "long" if per_route >= LONG_ROUTE_MIN or off >= 1.0 or long_x else "short"
+
+
+def load_reference(path: Path | None) -> dict[str, float]:
+    """Reference costs of instances with no published BKS (e.g. the variants)."""
+    if path is None or not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    return {k: float(v["cost"] if isinstance(v, dict) else v) for k, v in data.items()}
+
+
+REFERENCE: dict[str, float] = {}
+
+
 def bench_file(path: Path, solvers: list[str], tl: float, workers: int, seed: int) -> list[dict]:
     loaded = load_instance(path)
     bks = bks_of(path)
+    gap_to = "BKS"
+    if bks is None and path.stem in REFERENCE:
+        bks, gap_to = REFERENCE[path.stem], "reference"
+    reg = regime(loaded)
     rows = []
     sol = path.with_suffix(".sol")
     bks_check = None
@@ -430,6 +474,8 @@ def bench_file(path: Path, solvers: list[str], tl: float, workers: int, seed: in
             "peak_mem_mb": round(mem.peak / 2**20),
             "cpu_s": round(mem.cpu_s, 1),
             "bks": bks,
+            "gap_to": gap_to if bks is not None else None,
+            "regime": reg,
             "bks_recomputed": bks_check,
             "load1_at_start": load1,
             **out,
@@ -539,9 +585,9 @@ def markdown(rows: list[dict], meta: dict[str, Any]) -> str:
         f"at end {meta.get('load_end')}"
         + (f" ({meta['load_note']})" if "load_note" in meta else ""),
         "",
-        "| instance | n | BKS | solver | cost | gap % | feasible | wall s | CPU s | peak MB "
-        "| note |",
-        "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---|",
+        "| instance | regime | n | BKS | solver | cost | gap % | feasible | wall s | CPU s "
+        "| peak MB | note |",
+        "|---|---|---:|---:|---|---:|---:|---|---:|---:|---:|---|",
     ]
     for inst, d in by_inst.items():
         for s in solvers:
@@ -552,31 +598,50 @@ def markdown(rows: list[dict], meta: dict[str, Any]) -> str:
             note = r.get("note", "")
             if s == "engine":
                 note = (
-                    f"mode {r.get('mode')}, checker violations {r.get('checker_violations')}, "
+                    f"mode {r.get('mode')}"
+                    + (f", start {r['construction']}" if r.get("construction") else "")
+                    + (", savings plan kept" if r.get("result_from") == "savings" else "")
+                    + f", checker violations {r.get('checker_violations')}, "
                     f"first feasible {r.get('first_feasible_s')} s"
+                    + (
+                        f" ({r['first_feasible_cpu_s']} CPU s)"
+                        if r.get("first_feasible_cpu_s") is not None
+                        else ""
+                    )
                 )
             if r.get("vroom_unassigned"):
                 note = f"{r['vroom_unassigned']} unassigned"
             bks = r.get("bks")
+            ref = " (ref)" if r.get("gap_to") == "reference" else ""
             lines.append(
-                f"| {inst} | {r.get('n', '')} | {'-' if bks is None else f'{bks:,.1f}'} | {s} "
+                f"| {inst} | {r.get('regime', '-')} | {r.get('n', '')} "
+                f"| {'-' if bks is None else f'{bks:,.1f}'}{ref} | {s} "
                 f"| {'-' if c is None else f'{c:,.1f}'} | {r.get('gap_pct', '-')} "
                 f"| {r.get('feasible', '-')} | {r.get('wall_s', '-')} | {r.get('cpu_s', '-')} "
                 f"| {r.get('peak_mem_mb', '-')} | {note} |"
             )
     lines.append("")
-    for s in solvers:
-        gaps = [
-            r["gap_pct"]
-            for r in rows
-            if r["solver"] == s and "gap_pct" in r and r.get("feasible") == "ok"
-        ]
-        n_all = len({r["instance"] for r in rows if r["solver"] == s})
-        if gaps:
-            lines.append(
-                f"- {s}: mean gap {sum(gaps) / len(gaps):.2f} % over {len(gaps)} feasible "
-                f"plans of {n_all} instances"
-            )
+    if any(r.get("gap_to") == "reference" for r in rows):
+        lines.append(
+            "Gaps marked as to a *reference* are to the best plan recorded in the reference file "
+            "(no published BKS exists for these instances)."
+        )
+    for reg in sorted({r.get("regime", "-") for r in rows}):
+        for s in solvers:
+            gaps = [
+                r["gap_pct"]
+                for r in rows
+                if r["solver"] == s
+                and r.get("regime", "-") == reg
+                and "gap_pct" in r
+                and r.get("feasible") == "ok"
+            ]
+            n_all = len({r["instance"] for r in rows if r["solver"] == s})
+            if gaps:
+                lines.append(
+                    f"- regime {reg}, {s}: mean gap {sum(gaps) / len(gaps):.2f} % over "
+                    f"{len(gaps)} feasible plans of {n_all} instances"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -601,6 +666,12 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument(
+        "--reference",
+        type=Path,
+        default=Path("benchmarks/routing/reference.json"),
+        help="JSON {instance: cost} of reference plans for instances with no BKS file",
+    )
+    ap.add_argument(
         "--render",
         nargs="*",
         type=Path,
@@ -618,11 +689,13 @@ def main() -> None:
         print(markdown(merged, meta))
         return
     load_start = [round(x, 2) for x in os.getloadavg()]
+    REFERENCE.update(load_reference(args.reference))
     solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
     files: list[Path] = []
     for pat in args.instances:
-        if pat != "none":
-            files += sorted(Path(p) for p in glob.glob(str(ROOT / pat)))
+        if pat != "none":  # a path that exists as given (e.g. a variant) or one under ROOT
+            found = glob.glob(pat) or glob.glob(str(ROOT / pat))
+            files += sorted(Path(p) for p in found)
     rows: list[dict] = []
     for f in files:
         rows += bench_file(f, solvers, args.time_limit, args.workers, args.seed)

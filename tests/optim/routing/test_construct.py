@@ -1,0 +1,144 @@
+"""Granular savings and route neighbourhoods on hand-checkable instances."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from relieflink.optim.routing import (
+    Depot,
+    RoutingParams,
+    RoutingProblem,
+    SerialExecutor,
+    Stop,
+    solve_routing,
+)
+from relieflink.optim.routing.construct import (
+    nearest_neighbours,
+    pick_route_groups,
+    savings_routes,
+)
+
+from .conftest import assert_clean, planar, truck
+
+
+def _line_savings(xs: list[float], cap: int, k: int = 4) -> list[list[int]]:
+    """Savings on a line with the depot at 0 (distances |x|), demand 1 each."""
+    x = np.array(xs, dtype=np.float64)
+    nb = nearest_neighbours(np.column_stack([x, np.zeros_like(x)]), k)
+    d0 = np.rint(np.abs(x)).astype(np.int64)
+    nd = np.rint(np.abs(x[:, None] - x[nb])).astype(np.int64)
+    return savings_routes(d0, d0, nb, nd, np.ones((len(x), 1), dtype=np.int64), [cap])
+
+
+def test_nearest_neighbours_skip_self_and_come_nearest_first() -> None:
+    xy = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [7.0, 0.0]])
+    nb = nearest_neighbours(xy, 2)
+    assert nb.tolist() == [[1, 2], [0, 2], [1, 0], [2, 1]]
+    # Duplicate points: a row still holds k others and never itself.
+    dup = nearest_neighbours(np.zeros((4, 2)), 3)
+    assert all(sorted(row) == sorted(set(range(4)) - {i}) for i, row in enumerate(dup.tolist()))
+    assert nearest_neighbours(np.zeros((1, 2)), 3).shape == (1, 0)
+
+
+def test_savings_on_a_line_give_the_optimum() -> None:
+    # Depot at 0, clients at 10..60, capacity 3: {40,50,60} (120) + {10,20,30} (60) = 180.
+    routes = _line_savings([10, 20, 30, 40, 50, 60], cap=3)
+    assert sorted(sorted(r) for r in routes) == [[0, 1, 2], [3, 4, 5]]
+    assert all(r in ([0, 1, 2], [2, 1, 0], [3, 4, 5], [5, 4, 3]) for r in routes)
+
+
+def test_savings_keep_opposite_sides_apart_and_respect_capacity() -> None:
+    # Two arms: joining across the depot saves nothing (|-10 - 10| = 20 = 10 + 10).
+    routes = _line_savings([-20, -10, 10, 20, 30], cap=10)
+    assert sorted(sorted(r) for r in routes) == [[0, 1], [2, 3, 4]]
+    tight = _line_savings([10, 20, 30, 40, 50], cap=2)
+    assert sorted(c for r in tight for c in r) == [0, 1, 2, 3, 4]
+    assert all(len(r) <= 2 for r in tight)
+
+
+def test_savings_build_one_long_route_from_an_eccentric_depot() -> None:
+    # Depot far west of a row of 40 clients: capacity for all of them gives one route.
+    routes = _line_savings([100.0 + i for i in range(40)], cap=40, k=6)
+    assert len(routes) == 1
+    assert routes[0] in (list(range(40)), list(range(39, -1, -1)))
+
+
+def test_route_groups_follow_shared_neighbours_not_centroids() -> None:
+    # A: a ring of radius 50 (centroid at the origin); B: a half-ring of radius 53 beside it;
+    # C: a tight cluster at the origin. By centroid C is A's nearest route; by shared client
+    # neighbours B is, and B is the route A can trade clients with.
+    ang_a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    ang_b = np.linspace(0, np.pi, 20)
+    a = np.column_stack([50 * np.cos(ang_a), 50 * np.sin(ang_a)])
+    b = np.column_stack([53 * np.cos(ang_b), 53 * np.sin(ang_b)])
+    c = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.5]])
+    xy = np.vstack([a, b, c])
+    route_of = np.array([0] * 40 + [1] * 20 + [2] * 5, dtype=np.int64)
+    cents = np.array([a.mean(axis=0), b.mean(axis=0), c.mean(axis=0)])
+    assert np.linalg.norm(cents[2] - cents[0]) < np.linalg.norm(cents[1] - cents[0])
+    nb = nearest_neighbours(xy, 3)
+    seen_a_first = False
+    for s in range(20):
+        groups = pick_route_groups(
+            route_of, [40, 20, 5], nb, cents, 3, 41, np.random.default_rng(s)
+        )
+        assert sorted(r for g in groups for r in g) == [0, 1, 2]  # disjoint, all covered
+        if groups[0][0] == 0:
+            seen_a_first = True
+            assert groups[0] == [0, 1]
+    assert seen_a_first
+
+
+def _eccentric_problem(n: int = 60) -> RoutingProblem:
+    """Depot at the west edge of a 100 x 40 field; capacity for about 15 clients a route."""
+    rng = np.random.default_rng(7)
+    depot = Depot("D", 20.0, 0.0)  # lat = y, lon = x (planar in these tests)
+    stops = tuple(
+        Stop(f"S{i}", float(rng.uniform(0, 40)), float(rng.uniform(10, 110)), weight_g=1)
+        for i in range(n)
+    )
+    return RoutingProblem((depot,), stops, (truck(count=n, cap=15),), name="eccentric")
+
+
+def test_decomposed_plain_cvrp_has_a_savings_plan_and_stays_feasible() -> None:
+    p = _eccentric_problem()
+    params = RoutingParams(direct_limit=10, part_size=20, rounds=2, group_routes=2)
+    res = solve_routing(
+        p, iterations=100, seed=1, executor=SerialExecutor(), provider=planar(p), params=params
+    )
+    assert_clean(p, res)
+    assert res.stats["construction"] == "sweep"  # the sweep plan seeds the rounds
+    # Rounds only keep improvements, and the savings plan is returned if still cheaper.
+    assert res.cost() <= float(res.stats["initial_cost"])
+    assert res.cost() <= float(res.stats["savings_cost"])
+    assert res.stats["result_from"] in ("savings", "search")
+    assert len(res.routes) >= math.ceil(60 / 15)
+    assert not res.unassigned
+
+
+def test_time_windows_fall_back_to_the_sweep_start() -> None:
+    p = _eccentric_problem()
+    p = RoutingProblem(
+        p.depots,
+        tuple(Stop(s.id, s.lat, s.lon, weight_g=1, tw_start=0, tw_end=10_000) for s in p.stops),
+        p.vehicle_types,
+    )
+    params = RoutingParams(direct_limit=10, part_size=20, rounds=1)
+    res = solve_routing(
+        p, iterations=50, seed=1, executor=SerialExecutor(), provider=planar(p), params=params
+    )
+    assert_clean(p, res)
+    assert res.stats["construction"] == "sweep"
+    assert "savings_cost" not in res.stats
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"construction": "savings"}, {"neighbours": 0}, {"max_slice_growth": 0.5}],
+)
+def test_bad_params_are_refused(kw: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        RoutingParams(**kw)  # type: ignore[arg-type]
