@@ -39,7 +39,9 @@ def deliver(db: Session, parcel: int, allocations: Sequence[Allocation]) -> list
 def close(db: Session, parcel: int, allocations: Sequence[Allocation]) -> list[int]:
     """The delivered outcome alone (a parcel whose stock was issued)."""
     requests = sorted({db.get(RequestLine, a.line_id).request_id for a in allocations})  # type: ignore[union-attr]
-    closed = delivery.close_delivered(db, {parcel: ([a.id for a in allocations], requests)})
+    closed = delivery.close_delivered(
+        db, {parcel: ([a.id for a in allocations], requests)}, actor=None
+    )
     return closed[parcel]
 
 
