@@ -434,31 +434,12 @@ def hand_over(session: Session, delivery_refs: Sequence[str], *, actor: User | N
         rules.reference(ref, "delivery_ref")
     if not delivery_refs:
         return 0
-    now = clock.now()
-    rows = [
-        {
-            "kind": MovementKind.handover,
-            "warehouse_id": warehouse_id,
-            "lot_id": lot_id,
-            "item_id": item_id,
-            "kit_id": kit_id,
-            "d_on_hand": 0,
-            "d_reserved": 0,
-            "d_in_transit": 0,
-            "reference": reference,
-            "delivery_ref": delivery_ref,
-            "transfer_id": None,
-            "reason": None,
-            "note": f"{units} at the door",
-            "actor_id": actor.id if actor is not None else None,
-            "created_at": now,
-        }
-        for reference, delivery_ref, warehouse_id, lot_id, item_id, kit_id, units in (
-            repository.out_for_delivery(session, sorted(set(delivery_refs)))
-        )
-    ]
-    repository.insert_movements(session, rows, returning=False)
-    return len(rows)
+    return repository.insert_handovers(
+        session,
+        sorted(set(delivery_refs)),
+        actor_id=actor.id if actor is not None else None,
+        now=clock.now(),
+    )
 
 
 # --- returns ----------------------------------------------------------------------------------

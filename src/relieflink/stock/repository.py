@@ -7,15 +7,19 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Integer,
     Select,
+    String,
     Table,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     tuple_,
@@ -303,23 +307,31 @@ def reserved_by_delivery(
     return [(str(r), int(w), int(lot), int(q), d) for r, w, lot, q, d in rows]
 
 
-def out_for_delivery(
-    session: Session, delivery_refs: Sequence[str]
-) -> list[tuple[str, str, int, int, int | None, int | None, int]]:
-    """(reference, delivery, warehouse, lot, item, kit, units issued and not returned) for the
-    ``delivery_refs`` that have no handover yet."""
+def insert_handovers(
+    session: Session, delivery_refs: Sequence[str], *, actor_id: int | None, now: datetime
+) -> int:
+    """One statement: a ``handover`` movement (no balance change) per (reference, delivery,
+    warehouse, lot) of ``delivery_refs`` with units issued and not returned, and no handover
+    yet. Returns the movements written."""
     moved = StockMovement.kind.in_([MovementKind.issue, MovementKind.return_])
     out = func.sum(case((moved, -StockMovement.d_on_hand), else_=0))
     handed = func.sum(case((StockMovement.kind == MovementKind.handover, 1), else_=0))
-    rows = session.execute(
+    columns = StockMovement.__table__.c
+    source = (
         select(
-            StockMovement.reference,
-            StockMovement.delivery_ref,
+            literal(MovementKind.handover.value, String),
             StockMovement.warehouse_id,
             StockMovement.lot_id,
             StockMovement.item_id,
             StockMovement.kit_id,
-            out,
+            literal(0),
+            literal(0),
+            literal(0),
+            StockMovement.reference,
+            StockMovement.delivery_ref,
+            cast(out, String) + literal(" at the door", String),
+            literal(actor_id, Integer),
+            literal(now, columns.created_at.type),
         )
         .where(StockMovement.delivery_ref.in_(list(delivery_refs)))
         .group_by(
@@ -332,7 +344,11 @@ def out_for_delivery(
         )
         .having(out > 0, handed == 0)
     )
-    return [(str(r), str(d), int(w), int(lot), i, k, int(u)) for r, d, w, lot, i, k, u in rows]
+    names = ["kind", "warehouse_id", "lot_id", "item_id", "kit_id", "d_on_hand", "d_reserved",
+             "d_in_transit", "reference", "delivery_ref", "note", "actor_id",
+             "created_at"]  # fmt: skip
+    stmt = insert(StockMovement).from_select(names, source).returning(StockMovement.id)
+    return len(session.execute(stmt).all())
 
 
 def delivered_by_lot(session: Session, lot_ids: Iterable[int] | None) -> dict[int, int]:
