@@ -27,7 +27,8 @@ from relieflink.jobs import runner
 from relieflink.jobs import service as jobs_service
 from relieflink.jobs.allocation import start_allocation_job
 from relieflink.jobs.dispatch import start_plan_job
-from relieflink.models import JobStatus, LockdownStatus
+from relieflink.models import JobStatus, LockdownStatus, PriorityClass
+from relieflink.needs.allocation import cap_line
 from relieflink.places import service as places
 from relieflink.places.schemas import CommunityFilters, NameFilters
 from relieflink.reports import service as reports
@@ -175,6 +176,12 @@ def _allocation_job(web: Web, job_id: int) -> dict[str, Any]:
             "lines": job.result.get("lines", 0),
             "units_requested": job.result.get("units_requested", 0),
             "units_allocated": job.result.get("units_allocated", 0),
+            # Coverage per class in class order; None (shown "—") for a class with no lines.
+            "coverage": [
+                (PriorityClass(c), share)
+                for c, share in enumerate(job.result.get("coverage", {}).values())
+            ],
+            "caps": [cap_line(cap) for cap in job.result.get("caps", [])],
         },
     }
 
