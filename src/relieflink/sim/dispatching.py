@@ -6,7 +6,6 @@ whatever is still free."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -100,18 +99,6 @@ class Dispatch:
         for r in broken:
             code = w.vehicle_codes.get(r.vehicle_id, str(r.vehicle_id))
             w.log.breakdowns.append((w.env.now, f"{r.kind} {code} #{r.vehicle_index}"))
-        # The re-plan counts each broken vehicle out; then the day's availability records it,
-        # so that later plans today do not count on it either.
+        # The re-plan records each broken vehicle in the day's availability (the dispatch
+        # flow does, as for a breakdown reported through the API): out for the rest of the day.
         self._plan(replan_of=plan_id, broken=[r.id for r in broken])
-        day = clock.today()
-        counts = fleet.available_counts(w.session, day)
-        for vehicle_id, n in sorted(Counter(r.vehicle_id for r in broken).items()):
-            fleet.set_availability(
-                w.session,
-                vehicle_id=vehicle_id,
-                day=day,
-                available=max(counts.get(vehicle_id, 0) - n, 0),
-                note="broke down (simulated)",
-                actor=w.coordinator,
-            )
-        w.commit()
