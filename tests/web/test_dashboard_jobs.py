@@ -4,11 +4,13 @@ dispatch buttons start jobs whose progress fragments poll until they finish."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, time
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.jobs import runner
 from relieflink.jobs.allocation import start_allocation_job
 from relieflink.models import (
@@ -211,3 +213,17 @@ def test_the_allocation_job_says_what_a_capped_warehouse_held_back(
     assert _row(done, 'data-class="medical"') == ["—"]
     assert _row(done, 'data-class="vulnerable"') == ["100 %"]
     assert _row(done, 'data-class="everyone"') == ["0 %"]
+
+
+def test_the_dashboard_shows_the_dispatch_waves_and_the_next_one(
+    db: Session, client: TestClient
+) -> None:
+    coordinator = make_user(db, Role.coordinator)
+    db.commit()
+    afternoon = datetime.combine(today(), time(16, 30), clock.zone())
+    with clock.frozen(afternoon):  # signed in on the frozen clock: the session is fresh
+        page = signed_in(client, coordinator).get("/dashboard").text
+    assert "Dispatch waves: 09:00 · 15:00 · 20:00." in page
+    assert "Next today at 20:00." in page
+    with clock.frozen(afternoon.replace(hour=21)):
+        assert "No wave left today." in signed_in(client, coordinator).get("/dashboard").text

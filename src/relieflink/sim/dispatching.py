@@ -12,6 +12,7 @@ from typing import Any
 import simpy
 
 from relieflink import clock
+from relieflink.config import get_settings
 from relieflink.dispatch import fleet
 from relieflink.flows import allocation
 from relieflink.flows import dispatch as dispatch_flow
@@ -26,12 +27,15 @@ class Dispatch:
     def __init__(self, world: World, couriers: Couriers) -> None:
         self.w = world
         self.couriers = couriers
+        self.wave_hours = get_settings().dispatch_waves  # RELIEFLINK_DISPATCH_WAVES
 
     def waves(self) -> Generator[simpy.Event, Any, None]:
-        """Allocation and dispatch planning at the wave hours of every day."""
+        """Allocation and dispatch planning at the wave hours of every day (the setting, as
+        the operation runs them): a request made before a wave goes out in it, the evening
+        wave included, so a medical or infant request made in the afternoon leaves that day."""
         w = self.w
         for day in range(w.days):
-            for k, hour in enumerate(w.a.wave_hours):
+            for k, hour in enumerate(self.wave_hours):
                 yield w.env.timeout(day * MINUTES_PER_DAY + hour * 60 - w.env.now)
                 if k == 0:
                     self._roll_call()

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters, KitFilters
+from relieflink.config import get_settings
 from relieflink.errors import RelieflinkError
 from relieflink.households import service as households
 from relieflink.households.schemas import HouseholdFilters
@@ -99,8 +100,20 @@ def dashboard(
         jobs.append(_allocation_job(web, allocation))
     if plan is not None:
         jobs.append(_plan_job(web, plan))
-    context = {**_registry(web), **_panels(web, the_day), "jobs": jobs}
+    context = {**_registry(web), **_panels(web, the_day), "jobs": jobs, "waves": _waves(the_day)}
     return web.render("dashboard.html", context | {"map_labels": map_labels(web.gettext)})
+
+
+def _waves(day: date) -> dict[str, Any]:
+    """The dispatch waves (RELIEFLINK_DISPATCH_WAVES) and, for today, the next one to come."""
+    hours = get_settings().dispatch_waves
+    now = clock.local(clock.now())
+    today = day == now.date()
+    return {
+        "hours": [f"{h:02d}:00" for h in hours],
+        "today": today,
+        "next": next((f"{h:02d}:00" for h in hours if h > now.hour), None) if today else None,
+    }
 
 
 @router.page("/dashboard/panels", roles=access.STAFF)
