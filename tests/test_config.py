@@ -33,3 +33,36 @@ def test_env_example_documents_every_setting() -> None:
     example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
     for name in Settings.model_fields:
         assert f"RELIEFLINK_{name.upper()}" in example, name
+
+
+def test_dispatch_waves_default_to_three_with_an_evening_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RELIEFLINK_DISPATCH_WAVES", raising=False)
+    waves = Settings(_env_file=None).dispatch_waves  # type: ignore[call-arg]
+    assert len(waves) == 3 and waves[-1] >= 18
+
+
+def test_dispatch_waves_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELIEFLINK_DISPATCH_WAVES", " 8, 14 ,21")
+    assert Settings(_env_file=None).dispatch_waves == (8, 14, 21)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("25", "25 is not an hour of the day"),
+        ("9,x", "'x' is not a whole hour"),
+        ("9,,15", "'' is not a whole hour"),
+        ("-1,9", "'-1' is not a whole hour"),
+        ("15,9", "in increasing order"),
+        ("9,9", "each hour once"),
+    ],
+)
+def test_malformed_dispatch_waves_are_refused_with_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv("RELIEFLINK_DISPATCH_WAVES", value)
+    with pytest.raises(ValidationError, match="RELIEFLINK_DISPATCH_WAVES") as refused:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert message in str(refused.value)

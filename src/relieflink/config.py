@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me"
 
@@ -35,6 +35,41 @@ class Settings(BaseSettings):
     jobs_lease_seconds: int = Field(default=120, ge=10)
     jobs_poll_seconds: float = Field(default=2.0, gt=0)
     jobs_in_process: bool | None = None
+    # Hours of the day (local) at which allocation runs and dispatch is planned: "9,15,20".
+    dispatch_waves: Annotated[tuple[int, ...], NoDecode] = (9, 15, 20)
+
+    @field_validator("dispatch_waves", mode="before")
+    @classmethod
+    def _split_waves(cls, value: object) -> object:
+        """The environment gives "9,15,20": whole hours, comma-separated."""
+        if not isinstance(value, str):
+            return value
+        hours = []
+        for part in value.split(","):
+            if not part.strip().isdigit():
+                raise ValueError(
+                    f"RELIEFLINK_DISPATCH_WAVES={value!r}: {part.strip()!r} is not a whole hour; "
+                    "give hours of the day separated by commas, e.g. 9,15,20"
+                )
+            hours.append(int(part))
+        return tuple(hours)
+
+    @field_validator("dispatch_waves")
+    @classmethod
+    def _check_waves(cls, hours: tuple[int, ...]) -> tuple[int, ...]:
+        if not hours:
+            raise ValueError("RELIEFLINK_DISPATCH_WAVES: give at least one hour, e.g. 9,15,20")
+        wrong = [h for h in hours if not 0 <= h <= 23]
+        if wrong:
+            raise ValueError(
+                f"RELIEFLINK_DISPATCH_WAVES: {', '.join(map(str, wrong))} is not an hour of the "
+                "day (0-23)"
+            )
+        if list(hours) != sorted(set(hours)):
+            raise ValueError(
+                "RELIEFLINK_DISPATCH_WAVES: give each hour once, in increasing order, e.g. 9,15,20"
+            )
+        return hours
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -4,6 +4,7 @@ manifests, the fleet import and the planning job behind the API."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,74 @@ def test_plan_job_through_the_api_reports_progress(db: Session, client: TestClie
         )
         == 6
     )
+
+
+def _robot_routes(db: Session, plan_id: int, robots: Vehicle) -> list[Route]:
+    return list(
+        db.scalars(select(Route).where(Route.plan_id == plan_id, Route.vehicle_id == robots.id))
+    )
+
+
+def test_a_broken_down_robot_stays_out_of_every_later_replan_that_day(db: Session) -> None:
+    city = make_city(db)
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    db.commit()
+    (robot_route,) = _robot_routes(db, plan.id, city.robots)  # the sealed compound's
+    replan = dispatch_flow.plan_dispatch(
+        db,
+        day=TODAY,
+        actor=None,
+        time_limit=0.3,
+        replan_of_id=plan.id,
+        failed_route_ids=[robot_route.id],
+    )
+    db.commit()
+    assert _robot_routes(db, replan.id, city.robots) == []
+    # The breakdown is the day's availability: the group's one robot is out ...
+    assert fleet.available_counts(db, TODAY)[city.robots.id] == 0
+    # ... so the next re-plan (nothing else broke) does not put it back on a route.
+    again = dispatch_flow.plan_dispatch(
+        db, day=TODAY, actor=None, time_limit=0.3, replan_of_id=replan.id
+    )
+    db.commit()
+    assert _robot_routes(db, again.id, city.robots) == []
+    assert again.summary["unassigned"]  # the sealed compound's parcels wait, with a reason
+    # Reporting the same (now cancelled) route again does not count it twice; the next day
+    # the robot works again.
+    assert fleet.record_breakdowns(db, day=TODAY, route_ids=[robot_route.id], actor=None) == {}
+    assert fleet.available_counts(db, TODAY + timedelta(days=1))[city.robots.id] == 1
+
+
+def test_a_breakdown_reported_through_the_api_lowers_the_days_count(
+    db: Session, client: TestClient
+) -> None:
+    city = make_city(db, per_community=4)
+    city.robots.capacity_g = 60_000  # the robot takes the sealed compound only: vans needed
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    db.commit()
+    vans = [
+        r
+        for r in db.scalars(select(Route).where(Route.plan_id == plan.id))
+        if r.vehicle_id == city.vans.id
+    ]
+    assert vans
+    coordinator = headers_for(db, client, Role.coordinator)
+    unknown = client.post(
+        f"/api/v1/dispatch/plans/{plan.id}/replan",
+        json={"failed_route_ids": [vans[0].id, 99_999], "time_limit": 0.3},
+        headers=coordinator,
+    )
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["errors"][0]["loc"] == ["failed_route_ids", 1]
+    db.rollback()
+    assert fleet.available_counts(db, TODAY)[city.vans.id] == 3  # nothing written
+    answer = client.post(
+        f"/api/v1/dispatch/plans/{plan.id}/replan",
+        json={"failed_route_ids": [vans[0].id], "time_limit": 0.3},
+        headers=coordinator,
+    )
+    assert answer.status_code == 202, answer.text
+    db.rollback()
+    assert fleet.available_counts(db, TODAY)[city.vans.id] == 2
+    replanned = db.scalars(select(Route).where(Route.plan_id == answer.json()["id"])).all()
+    assert sum(r.vehicle_id == city.vans.id for r in replanned) <= 2

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from relieflink import clock
 from relieflink.catalog import service as catalog
+from relieflink.cli import app
 from relieflink.flows import allocation
 from relieflink.models import (
     Allocation,
@@ -22,6 +26,7 @@ from relieflink.models import (
     Role,
     Warehouse,
 )
+from relieflink.needs import allocation as allocation_rules
 from relieflink.needs import service as needs
 from relieflink.needs.schemas import RequestCreate
 from relieflink.stock import service as stock
@@ -285,3 +290,104 @@ def test_asking_for_more_after_an_allocation_reopens_the_same_request(
     assert db.scalar(select(func.count()).select_from(NeedRequest)) == 1
     assert request.status == RequestStatus.open
     assert sorted(line.allocated for line in request.lines) == [0, 1]
+
+
+def _cap_warehouse(db: Session, city: dict, kits: int) -> int:
+    """Lower the warehouse's daily outbound limit to what ``kits`` family kits weigh; its kg."""
+    grams = catalog.kit_size(kit(db, "KIT-FAMILY-FOOD"))[0]
+    city["warehouse"].daily_outbound_kg = kits * grams // 1000 + 1
+    assert (kits * grams // 1000 + 1) * 1000 // grams == kits  # exactly ``kits`` fit
+    db.flush()
+    return int(city["warehouse"].daily_outbound_kg)
+
+
+def _ask_five_family_kits(db: Session, city: dict) -> None:
+    for home in ("infant", "alone80", "small", "large"):
+        ask(db, city, home, ("KIT-FAMILY-FOOD", 1))
+    ask(db, city, "large", ("KIT-FAMILY-FOOD", 1))
+
+
+def test_a_capped_warehouse_says_what_it_held_back_and_why(
+    db: Session, client: TestClient, city: dict
+) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 10)
+    kg = _cap_warehouse(db, city, 2)
+    _ask_five_family_kits(db, city)
+    db.commit()
+    coordinator = headers_for(db, client, Role.coordinator)
+    answer = client.post("/api/v1/allocation-runs", json={}, headers=coordinator)
+    assert answer.status_code == 200, answer.text
+    run = answer.json()
+    assert run["units_allocated"] == 2
+    held = run["units_requested"] - run["units_allocated"]
+    cap = {
+        "warehouse_code": "W1",
+        "sku": "KIT-FAMILY-FOOD",
+        "held_back_units": held,
+        "reason": f"outbound capacity {kg:,} kg/day reached",
+    }
+    assert run["caps"] == [cap]
+    # The run read says the same, and a class with no lines has no coverage (not 100 %).
+    read = client.get(f"/api/v1/allocation-runs/{run['id']}", headers=coordinator).json()
+    assert read["caps"] == [cap]
+    assert read["summary"]["priority"]["coverage"]["medical"] is None
+    assert client.get("/api/v1/allocation-runs", headers=coordinator).json()["items"][0][
+        "caps"
+    ] == [cap]
+    assert (
+        allocation_rules.cap_line(cap)
+        == f"W1: {held} × KIT-FAMILY-FOOD held back: outbound capacity {kg:,} kg/day reached"
+    )
+
+
+def test_stock_short_is_not_reported_as_held_back(db: Session, city: dict) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 2)
+    _ask_five_family_kits(db, city)
+    report = allocation.run_allocation(db, actor=None, today=TODAY, dry_run=True)
+    assert report.units_allocated == 2
+    assert report.caps == []
+
+
+def test_allocate_json_writes_allocations_and_caps(db: Session, city: dict, tmp_path: Path) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 10)
+    kg = _cap_warehouse(db, city, 2)
+    _ask_five_family_kits(db, city)
+    db.commit()
+    out = tmp_path / "run.json"
+    result = CliRunner().invoke(app, ["allocate", "--dry-run", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "held back: outbound capacity" in result.output
+    assert "—" in result.output  # the medical class has no lines
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert set(document) == {"run_id", "allocations", "caps"}
+    assert document["run_id"] is None
+    assert sum(a["units"] for a in document["allocations"]) == 2
+    first = document["allocations"][0]
+    assert set(first) == {
+        "household_code",
+        "sku",
+        "units",
+        "warehouse_code",
+        "priority_class",
+        "score",
+        "reasons",
+    }
+    codes = {h.code for h in city["homes"].values()}
+    assert first["household_code"] in codes
+    assert (first["sku"], first["warehouse_code"]) == ("KIT-FAMILY-FOOD", "W1")
+    assert document["caps"] == [
+        {
+            "warehouse_code": "W1",
+            "sku": "KIT-FAMILY-FOOD",
+            "held_back_units": document["caps"][0]["held_back_units"],
+            "reason": f"outbound capacity {kg:,} kg/day reached",
+        }
+    ]
+    assert db.scalar(select(func.count()).select_from(Allocation)) == 0  # a dry run
+    # A real run writes its id.
+    result = CliRunner().invoke(app, ["allocate", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text(encoding="utf-8"))
+    db.rollback()  # end the read transaction: see what the CLI committed
+    assert document["run_id"] == db.scalar(select(func.max(AllocationRun.id)))
+    assert sum(a["units"] for a in document["allocations"]) == 2

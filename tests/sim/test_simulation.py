@@ -13,12 +13,18 @@ from sqlalchemy.orm import Session
 from relieflink import clock
 from relieflink.bulk import service as bulk
 from relieflink.catalog import service as catalog
+from relieflink.config import get_settings
 from relieflink.models import (
+    Allocation,
+    AllocationState,
+    DispatchPlan,
     EventKind,
     MovementKind,
     NeedRequest,
     Parcel,
     ParcelStatus,
+    RequestLine,
+    RequestSource,
     Role,
     Route,
     RouteStatus,
@@ -179,3 +185,45 @@ def test_the_clock_comes_back_when_the_simulation_fails(
     with pytest.raises(RuntimeError, match="planner crashed"):
         Simulation(small_city, policy="fifo", days=1, seed=3).run()
     assert clock.today() > START + timedelta(days=365)
+
+
+def test_the_evening_wave_sends_afternoon_medical_and_infant_requests_the_same_day(
+    small_city: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = small_city
+    monkeypatch.setenv("RELIEFLINK_DISPATCH_WAVES", "9,15,20")
+    get_settings.cache_clear()
+    try:
+        log = Simulation(db, policy="priority", days=1, seed=3).run()
+    finally:
+        monkeypatch.delenv("RELIEFLINK_DISPATCH_WAVES")
+        get_settings.cache_clear()
+    hours = {
+        clock.local(created).hour
+        for created in db.scalars(
+            select(DispatchPlan.created_at).where(DispatchPlan.replan_of_id.is_(None))
+        )
+    }
+    assert hours == {9, 15, 20}
+    # Asked between the afternoon and the evening wave by a household with an infant, or
+    # written by a doctor: out with the evening wave, not the next day.
+    late = [
+        r.request_id
+        for r in log.requests.values()
+        if 15 * 60 < r.t_request < 20 * 60
+        and ("infant" in r.groups or r.request_id in _prescribed(db))
+    ]
+    assert late
+    # (A request keeps its status while a line of it waits for stock: look at what was issued.)
+    sent = db.scalars(
+        select(RequestLine.request_id)
+        .join(Allocation, Allocation.line_id == RequestLine.id)
+        .where(RequestLine.request_id.in_(late), Allocation.state == AllocationState.delivered)
+    ).all()
+    assert sent
+
+
+def _prescribed(db: Session) -> set[int]:
+    return set(
+        db.scalars(select(NeedRequest.id).where(NeedRequest.source == RequestSource.prescription))
+    )

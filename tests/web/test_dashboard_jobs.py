@@ -4,11 +4,13 @@ dispatch buttons start jobs whose progress fragments poll until they finish."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, time
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.jobs import runner
 from relieflink.jobs.allocation import start_allocation_job
 from relieflink.models import (
@@ -184,3 +186,44 @@ def test_dispatch_runs_as_a_job_and_the_routes_reach_the_map(
     assert parcels == 6
     # Another day has none of them.
     assert client.get("/dashboard/map.json?day=2001-01-01").json()["routes"] == []
+
+
+def test_the_allocation_job_says_what_a_capped_warehouse_held_back(
+    db: Session, client: TestClient
+) -> None:
+    city = make_city(db)
+    _late_requests(db, city)
+    city.warehouse.daily_outbound_kg = 5  # one 5 kg bag of rice a day
+    coordinator = make_user(db, Role.coordinator)
+    db.commit()
+    token = csrf_of(signed_in(client, coordinator).get("/dashboard").text)
+    started = client.post(
+        "/dashboard/allocate", data={"csrf_token": token, "day": str(today())}, headers=HTMX
+    )
+    job_id = re.search(r'hx-get="/dashboard/jobs\?allocation=(\w+)"', started.text)
+    assert job_id, started.text
+    done = client.get(f"/dashboard/jobs?allocation={job_id.group(1)}", headers=HTMX).text
+    # Rice for the infant's household (more vulnerable) ships; the other bag stays in.
+    assert "Reserved 1 of the 4 units asked for" in done
+    assert (
+        f"{city.warehouse.code}: 1 × {city.rice.sku} held back: outbound capacity 5 kg/day reached"
+        in done
+    )
+    # A class with no lines shows "—", not 100 %.
+    assert _row(done, 'data-class="medical"') == ["—"]
+    assert _row(done, 'data-class="vulnerable"') == ["100 %"]
+    assert _row(done, 'data-class="everyone"') == ["0 %"]
+
+
+def test_the_dashboard_shows_the_dispatch_waves_and_the_next_one(
+    db: Session, client: TestClient
+) -> None:
+    coordinator = make_user(db, Role.coordinator)
+    db.commit()
+    afternoon = datetime.combine(today(), time(16, 30), clock.zone())
+    with clock.frozen(afternoon):  # signed in on the frozen clock: the session is fresh
+        page = signed_in(client, coordinator).get("/dashboard").text
+    assert "Dispatch waves: 09:00 · 15:00 · 20:00." in page
+    assert "Next today at 20:00." in page
+    with clock.frozen(afternoon.replace(hour=21)):
+        assert "No wave left today." in signed_in(client, coordinator).get("/dashboard").text

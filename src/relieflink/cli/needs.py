@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.table import Table
 from relieflink import clock
 from relieflink.cli.common import console, transaction
 from relieflink.flows import allocation
+from relieflink.needs import allocation as allocation_rules
 from relieflink.needs import service as needs
 from relieflink.needs.policy import load_policy
 
@@ -36,6 +38,12 @@ def allocate(
     policy: Annotated[
         Path | None, typer.Option(help="a ration policy YAML (default: configured)")
     ] = None,
+    json_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--json", help="also write the allocations and the capped warehouses to this file"
+        ),
+    ] = None,
 ) -> None:
     """Allocate available stock to open requests, the most vulnerable first, fairly.
 
@@ -52,6 +60,7 @@ def allocate(
                 dry_run=dry_run,
                 policy=chosen,
                 progress=lambda message: status.update(message),
+                with_allocations=json_file is not None,
             )
         if dry_run:
             session.rollback()
@@ -60,6 +69,10 @@ def allocate(
         f"{title} · policy {report.policy_version} · {report.lines:,} lines · "
         f"{report.units_allocated:,} of {report.units_requested:,} units · {report.runtime_s} s"
     )
+    if json_file is not None:
+        document = {"run_id": report.run_id, "allocations": report.allocations, "caps": report.caps}
+        json_file.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
+        console.print(f"wrote {len(report.allocations):,} allocations to {json_file}")
     if not report.summary:
         return
     priority, fcfs = report.summary["priority"], report.summary["fcfs"]
@@ -70,15 +83,22 @@ def allocate(
         gini = priority["gini"][name]
         table.add_row(
             name,
-            f"{value:.1%}",
-            f"{fcfs['coverage'][name]:.1%}",
-            f"{priority['lines_served'][name]:.1%}",
-            f"{fcfs['lines_served'][name]:.1%}",
-            "-" if gini is None else f"{gini:.3f}",
+            _share(value),
+            _share(fcfs["coverage"][name]),
+            _share(priority["lines_served"][name]),
+            _share(fcfs["lines_served"][name]),
+            "—" if gini is None else f"{gini:.3f}",
         )
     console.print(table)
+    for cap in report.caps:
+        console.print(allocation_rules.cap_line(cap))
     if priority["unmet_by_item"]:
         console.print(
             "unmet units by item: "
             + ", ".join(f"{k} {v:,}" for k, v in priority["unmet_by_item"].items())
         )
+
+
+def _share(value: float | None) -> str:
+    """A share as a percentage; "—" for a class with no lines (nothing to cover)."""
+    return "—" if value is None else f"{value:.1%}"

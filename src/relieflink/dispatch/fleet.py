@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from relieflink.dispatch import repository as repo
 from relieflink.errors import FieldError, Invalid, NotFound
 from relieflink.models import (
     FleetKind,
+    RouteStatus,
     User,
     Vehicle,
     VehicleAvailability,
@@ -179,8 +181,47 @@ def set_availability(
     return row
 
 
+# A route that is already replaced by a re-plan or finished cannot break down (again).
+_OVER = {RouteStatus.cancelled, RouteStatus.completed}
+
+
+def record_breakdowns(
+    session: Session, *, day: date, route_ids: Iterable[int], actor: User | None
+) -> dict[int, int]:
+    """The vehicles of ``route_ids`` broke down: each lowers its group's available count for
+    ``day`` by one, so that every later plan and re-plan of the day leaves it out (the day's
+    availability is the one record of it). Returns the new count per group touched.
+
+    A route already cancelled or completed is not counted again; an unknown route is refused
+    and nothing is written."""
+    ids = list(dict.fromkeys(route_ids))
+    status = {route_id: repo.route_status(session, route_id) for route_id in ids}
+    unknown = [(i, r) for i, r in enumerate(ids) if status[r] is None]
+    if unknown:
+        raise Invalid(
+            "no route " + ", ".join(str(r) for _, r in unknown),
+            [FieldError(("failed_route_ids", i), f"no route {r}") for i, r in unknown],
+        )
+    live = [r for r in ids if status[r] not in _OVER]
+    broken = Counter(repo.vehicles_of_routes(session, live))
+    counts = available_counts(session, day)
+    out: dict[int, int] = {}
+    for vehicle_id, n in sorted(broken.items()):
+        out[vehicle_id] = max(counts.get(vehicle_id, 0) - n, 0)
+        set_availability(
+            session,
+            vehicle_id=vehicle_id,
+            day=day,
+            available=out[vehicle_id],
+            note=f"{n} broke down",
+            actor=actor,
+        )
+    return out
+
+
 def available_counts(session: Session, day: date) -> dict[int, int]:
-    """Vehicles of each active group that can work on ``day``."""
+    """Vehicles of each active group that can work on ``day``: the group's count, or less where
+    the day's availability says so (couriers locked in, vehicles broken down)."""
     counts = {v.id: v.count for v in repo.active_vehicles(session)}
     for row in repo.availabilities(session, day):
         if row.vehicle_id in counts:

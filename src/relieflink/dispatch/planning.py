@@ -175,10 +175,8 @@ def prepare_plan(
                 raise Invalid(f"no route {route_id}")
     parcels = [PlanParcel(*row) for row in repo.pending_parcels(session, release)]
     parcels.extend(_new_parcels(session))
-    counts = fleet.available_counts(session, day)
+    counts = fleet.available_counts(session, day)  # breakdowns included (record_breakdowns)
     busy = repo.busy_vehicles(session, day)
-    for vehicle_id in repo.vehicles_of_routes(session, failed):
-        counts[vehicle_id] = counts.get(vehicle_id, 0) - 1  # broken down: out for the day
     groups = []
     for v in repo.active_vehicles(session):
         n = counts.get(v.id, 0) - busy.get(v.id, 0)

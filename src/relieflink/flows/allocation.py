@@ -40,11 +40,14 @@ def run_allocation(
     policy: Policy | None = None,
     progress: Progress | None = None,
     method: Literal["priority", "fcfs"] = "priority",
+    with_allocations: bool = False,
 ) -> RunReport:
     """Allocate available stock to open requests; reserve it unless ``dry_run``.
 
     ``method="fcfs"`` applies the first-come-first-served baseline instead of the policy (for
-    side-by-side simulations); both outcomes are always in the run's summary.
+    side-by-side simulations); both outcomes are always in the run's summary, with the stock
+    capped warehouses held back. ``with_allocations`` puts each decided piece in words on the
+    report (also for a dry run).
     """
     if actor is not None:
         access.ensure_role(actor, access.STAFF)
@@ -93,13 +96,20 @@ def run_allocation(
         method=method,
         result=result,
         baseline=baseline,
+        warehouses=warehouses,
     )
 
     # Record.
-    if not dry_run:
+    if dry_run:
+        if with_allocations:
+            decision = allocation.decided(0, lines, applied, problem, policy, warehouses)
+            report.allocations = allocation.described(session, decision, skus, warehouses)
+    else:
         step("reserving stock")
         run_id = allocation.start_run(session, report, method=applied.method, actor=actor)
         decision = allocation.decided(run_id, lines, applied, problem, policy, warehouses)
+        if with_allocations:
+            report.allocations = allocation.described(session, decision, skus, warehouses)
         # References name this run's new id, so none can have been reserved before.
         reserve_many(session, decision.reservations, actor=None, as_of=today, new_references=True)
         allocation.store_allocations(session, lines, decision)

@@ -16,7 +16,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import plan_store, planning
+from relieflink.dispatch import fleet, plan_store, planning
 from relieflink.models import DispatchPlan, User
 from relieflink.needs import service as needs
 
@@ -54,7 +54,9 @@ def plan_dispatch(
     """Plan (or, with ``replan_of_id``, re-plan) a day, all three phases in the caller's
     transaction."""
     step = progress or (lambda _p, _m: None)
+    failed_route_ids = list(failed_route_ids)
     plan = planning.start_plan(session, day=day, actor=actor, replan_of_id=replan_of_id)
+    fleet.record_breakdowns(session, day=plan.day, route_ids=failed_route_ids, actor=actor)
     step(2, "reading allocations and fleet")
     inp = planning.prepare_plan(
         session, day=plan.day, replan_of_id=replan_of_id, failed_route_ids=failed_route_ids

@@ -64,6 +64,8 @@ def run(ctx: JobContext) -> Outcome:
                 "lines": report.lines,
                 "units_requested": report.units_requested,
                 "units_allocated": report.units_allocated,
+                "coverage": report.summary.get("priority", {}).get("coverage", {}),
+                "caps": report.caps,
             },
         )
         ctx.succeed(session, outcome)

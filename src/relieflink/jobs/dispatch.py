@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from relieflink.db import session_scope
+from relieflink.dispatch import fleet, planning
 from relieflink.dispatch import jobs as plan_rows
-from relieflink.dispatch import planning
 from relieflink.flows import dispatch as dispatch_flow
 from relieflink.jobs import service
 from relieflink.jobs.runner import JobContext, Outcome, register
@@ -35,7 +35,10 @@ def start_plan_job(
     failed_route_ids: Iterable[int] = (),
 ) -> tuple[DispatchPlan, Job]:
     """A queued plan row and the job that will fill it, in the caller's transaction."""
+    failed_route_ids = list(failed_route_ids)
     plan = planning.start_plan(session, day=day, actor=actor, replan_of_id=replan_of_id)
+    # Recorded once, here: a retried job must not count the same breakdown twice.
+    fleet.record_breakdowns(session, day=plan.day, route_ids=failed_route_ids, actor=actor)
     job = service.enqueue(
         session,
         kind=KIND,

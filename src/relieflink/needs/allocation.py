@@ -25,11 +25,13 @@ from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
 from relieflink.common import crud
+from relieflink.common import repository as common
 from relieflink.households.vulnerability import any_vulnerable
 from relieflink.models import (
     Allocation,
     AllocationRun,
     AllocationState,
+    Household,
     ItemCategory,
     KitPurpose,
     LockdownStatus,
@@ -87,6 +89,13 @@ class RunReport:
     units_allocated: int
     runtime_s: float
     summary: dict[str, Any] = field(default_factory=dict)
+    # Each (line, warehouse) piece in words (only when the caller asks for them).
+    allocations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def caps(self) -> list[dict[str, Any]]:
+        """Stock held back at warehouses whose outbound capacity was reached (see :func:`caps`)."""
+        return list(self.summary.get("caps", []))
 
 
 @dataclass
@@ -355,14 +364,20 @@ def _outcome(
 ) -> dict[str, Any]:
     measures = evaluate(problem, result)
     names = [skus[int(k)]["sku"] for k in keys]
+    # A class with no lines has no coverage (None, shown as "—"), not 100 %.
+    quantity = np.asarray(problem.demands.quantity)
+    klass = np.asarray(problem.demands.priority).astype(np.intp)
+    asked = np.bincount(klass[quantity > 0], minlength=len(CLASS_NAMES))
+
+    def per_class(values: NDArray[np.float64]) -> dict[str, float | None]:
+        return {
+            CLASS_NAMES[c]: round(float(v), 4) if asked[c] else None for c, v in enumerate(values)
+        }
+
     return {
         "method": result.method,
-        "coverage": {
-            CLASS_NAMES[c]: round(float(v), 4) for c, v in enumerate(measures.class_coverage)
-        },
-        "lines_served": {
-            CLASS_NAMES[c]: round(float(v), 4) for c, v in enumerate(measures.class_lines_served)
-        },
+        "coverage": per_class(measures.class_coverage),
+        "lines_served": per_class(measures.class_lines_served),
         "gini": {
             CLASS_NAMES[c]: (None if np.isnan(v) else round(float(v), 4))
             for c, v in enumerate(measures.gini)
@@ -451,6 +466,38 @@ def open_lines(
     ]
 
 
+def caps(
+    result: AllocationResult,
+    keys: NDArray[np.int64],
+    skus: dict[int, dict[str, Any]],
+    warehouses: list[Warehouse],
+) -> list[dict[str, Any]]:
+    """Stock each warehouse held back because its daily outbound capacity was reached: one
+    entry per (warehouse, SKU), with the reason in words."""
+    out: list[dict[str, Any]] = []
+    for w, j in np.argwhere(result.held_back > 0).tolist():
+        warehouse = warehouses[w]
+        units = int(result.held_back[w, j])
+        out.append(
+            {
+                "warehouse_code": warehouse.code,
+                "sku": skus[int(keys[j])]["sku"],
+                "held_back_units": units,
+                "reason": f"outbound capacity {warehouse.daily_outbound_kg:,} kg/day reached",
+            }
+        )
+    return out
+
+
+def cap_line(cap: dict[str, Any]) -> str:
+    """One cap in words, e.g. "WH-09: 27 × KIT-FAMILY-FOOD held back: outbound capacity 180
+    kg/day reached"."""
+    return (
+        f"{cap['warehouse_code']}: {cap['held_back_units']:,} × {cap['sku']} held back: "
+        f"{cap['reason']}"
+    )
+
+
 def summarize(
     lines: Lines,
     problem: AllocationProblem,
@@ -461,13 +508,17 @@ def summarize(
     method: str,
     result: AllocationResult,
     baseline: AllocationResult,
+    warehouses: list[Warehouse],
 ) -> dict[str, Any]:
-    """A run's summary: the policy's outcome beside first come, first served, and which applied."""
+    """A run's summary: the policy's outcome beside first come, first served, which applied,
+    and the stock the applied one held back at capped warehouses."""
+    applied = result if method == "priority" else baseline
     return {
         "policy_version": policy.version,
         "applied": method,
         "priority": _outcome(lines, problem, result, keys, skus),
         "fcfs": _outcome(lines, problem, baseline, keys, skus),
+        "caps": caps(applied, keys, skus, warehouses),
     }
 
 
@@ -600,6 +651,29 @@ def decided(
         )
         added[line_id] += n
     return Decided(rows, reservations, dict(added))
+
+
+def described(
+    session: Session,
+    decision: Decided,
+    skus: dict[int, dict[str, Any]],
+    warehouses: list[Warehouse],
+) -> list[dict[str, Any]]:
+    """The decided pieces as codes and words (for ``relieflink allocate --json``)."""
+    households = common.codes_by_id(session, Household)
+    codes = {w.id: w.code for w in warehouses}
+    return [
+        {
+            "household_code": households[row["household_id"]],
+            "sku": skus[row["kit_id"] if row["kit_id"] is not None else -row["item_id"]]["sku"],
+            "units": row["quantity"],
+            "warehouse_code": codes[row["warehouse_id"]],
+            "priority_class": CLASS_NAMES[row["priority_class"]],
+            "score": row["score"],
+            "reasons": row["reasons"],
+        }
+        for row in decision.rows
+    ]
 
 
 def store_allocations(session: Session, lines: Lines, decision: Decided) -> None:

@@ -96,6 +96,15 @@ class AllocationRunCreate(StrictModel):
     dry_run: bool = False
 
 
+class CapRead(ReadModel):
+    """Stock a warehouse held back because its daily outbound capacity was reached."""
+
+    warehouse_code: str
+    sku: str
+    held_back_units: int
+    reason: str
+
+
 class AllocationRunRead(ReadModel):
     id: int | None
     dry_run: bool = False
@@ -105,6 +114,7 @@ class AllocationRunRead(ReadModel):
     units_allocated: int
     runtime_s: float
     summary: dict[str, Any]
+    caps: list[CapRead] = Field(default_factory=list)
 
 
 class AllocationRead(ReadModel):

@@ -25,8 +25,7 @@ class SimAssumptions:
     # kit code or a zero quantity, as hand-typed messages would have).
     duplicate_share: float = 0.06
     malformed_share: float = 0.03
-    # Allocation and dispatch waves (hour of day).
-    wave_hours: tuple[int, ...] = (9, 15)
+    # The allocation and dispatch waves are a setting, not an assumption: RELIEFLINK_DISPATCH_WAVES.
     # Loading at the warehouse after a plan (or a re-plan) before the routes leave, minutes.
     loading_minutes: int = 60
     # The extra minutes of the last 100 metres per household, after the vehicle reached the

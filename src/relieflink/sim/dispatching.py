@@ -6,13 +6,13 @@ whatever is still free."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Generator, Sequence
 from typing import Any
 
 import simpy
 
 from relieflink import clock
+from relieflink.config import get_settings
 from relieflink.dispatch import fleet
 from relieflink.flows import allocation
 from relieflink.flows import dispatch as dispatch_flow
@@ -27,12 +27,15 @@ class Dispatch:
     def __init__(self, world: World, couriers: Couriers) -> None:
         self.w = world
         self.couriers = couriers
+        self.wave_hours = get_settings().dispatch_waves  # RELIEFLINK_DISPATCH_WAVES
 
     def waves(self) -> Generator[simpy.Event, Any, None]:
-        """Allocation and dispatch planning at the wave hours of every day."""
+        """Allocation and dispatch planning at the wave hours of every day (the setting, as
+        the operation runs them): a request made before a wave goes out in it, the evening
+        wave included, so a medical or infant request made in the afternoon leaves that day."""
         w = self.w
         for day in range(w.days):
-            for k, hour in enumerate(w.a.wave_hours):
+            for k, hour in enumerate(self.wave_hours):
                 yield w.env.timeout(day * MINUTES_PER_DAY + hour * 60 - w.env.now)
                 if k == 0:
                     self._roll_call()
@@ -100,18 +103,6 @@ class Dispatch:
         for r in broken:
             code = w.vehicle_codes.get(r.vehicle_id, str(r.vehicle_id))
             w.log.breakdowns.append((w.env.now, f"{r.kind} {code} #{r.vehicle_index}"))
-        # The re-plan counts each broken vehicle out; then the day's availability records it,
-        # so that later plans today do not count on it either.
+        # The re-plan records each broken vehicle in the day's availability (the dispatch
+        # flow does, as for a breakdown reported through the API): out for the rest of the day.
         self._plan(replan_of=plan_id, broken=[r.id for r in broken])
-        day = clock.today()
-        counts = fleet.available_counts(w.session, day)
-        for vehicle_id, n in sorted(Counter(r.vehicle_id for r in broken).items()):
-            fleet.set_availability(
-                w.session,
-                vehicle_id=vehicle_id,
-                day=day,
-                available=max(counts.get(vehicle_id, 0) - n, 0),
-                note="broke down (simulated)",
-                actor=w.coordinator,
-            )
-        w.commit()

@@ -182,6 +182,20 @@ def test_capacity_limits_and_is_reported() -> None:
     assert r.capacity_remaining is not None
     assert r.capacity_remaining.tolist() == [0]
     assert r.stock_remaining.tolist() == [[8]]
+    # 2 units short, and stock was there: the capacity held them back (not all 8 left).
+    assert r.held_back.tolist() == [[2]]
+
+
+def test_held_back_counts_only_what_capacity_kept_in() -> None:
+    # Two warehouses, 3 units each, 2 kg/day each at 1 kg a unit: 4 ship, 2 stay in stock.
+    # 9 asked: 2 short for capacity (held back, the fuller warehouse counted first), 3 for stock.
+    p = make_problem(quantity=[9], stock=[[3], [3]], capacity=[2, 2], unit_weight=[1], location=[0])
+    r = alloc(p)
+    assert r.allocated.tolist() == [4]
+    assert int(r.held_back.sum()) == 2
+    assert r.held_back.tolist() == [[1], [1]]
+    # Short of stock only: nothing held back.
+    assert alloc(make_problem(quantity=[5], stock=[[3]])).held_back.tolist() == [[0]]
 
 
 def test_capacity_shared_across_items_in_item_order() -> None:

@@ -13,7 +13,7 @@ from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common import files
 from relieflink.common.schemas import ListQuery, Page
 from relieflink.flows import allocation as allocation_flow
-from relieflink.models import Role, User
+from relieflink.models import AllocationRun, Role, User
 from relieflink.needs import allocation
 from relieflink.needs import service as needs
 from relieflink.needs.schemas import (
@@ -111,7 +111,9 @@ def run_allocation(
     )
     if data.dry_run:
         session.rollback()
-    return AllocationRunRead.model_validate({**report.__dict__, "id": report.run_id})
+    return AllocationRunRead.model_validate(
+        {**report.__dict__, "id": report.run_id, "caps": report.caps}
+    )
 
 
 @runs_router.get("", response_model=Page[AllocationRunRead])
@@ -120,19 +122,28 @@ def list_runs(
 ) -> Page[AllocationRunRead]:
     """Allocation runs, newest first."""
     rows, total = allocation.list_runs(session, actor=user, offset=query.offset, limit=query.limit)
-    items = [
-        AllocationRunRead(
-            id=r.id,
-            policy_version=r.policy_version,
-            lines=r.lines_considered,
-            units_requested=r.units_requested,
-            units_allocated=r.units_allocated,
-            runtime_s=r.runtime_s,
-            summary=r.summary,
-        )
-        for r in rows
-    ]
+    items = [_run_read(r) for r in rows]
     return Page(items=items, total=total, offset=query.offset, limit=query.limit)
+
+
+@runs_router.get("/{run_id}", response_model=AllocationRunRead)
+def read_run(run_id: int, session: SessionDep, user: Staff) -> AllocationRunRead:
+    """One allocation run: what it allocated, its summary and the stock capped warehouses held
+    back."""
+    return _run_read(allocation.require_run(session, run_id, actor=user))
+
+
+def _run_read(r: AllocationRun) -> AllocationRunRead:
+    return AllocationRunRead(
+        id=r.id,
+        policy_version=r.policy_version,
+        lines=r.lines_considered,
+        units_requested=r.units_requested,
+        units_allocated=r.units_allocated,
+        runtime_s=r.runtime_s,
+        summary=r.summary,
+        caps=r.summary.get("caps", []),
+    )
 
 
 @runs_router.get("/{run_id}/allocations", response_model=Page[AllocationRead])

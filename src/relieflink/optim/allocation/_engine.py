@@ -98,6 +98,32 @@ def _argsort_key(key: NDArray[np.int64], max_key: int) -> NDArray[np.int64]:
     return np.argsort(key, kind="stable").astype(np.int64, copy=False)
 
 
+def _held_back(
+    stock: NDArray[np.int64],
+    unmet: NDArray[np.int32],
+    limit: NDArray[np.int8],
+    item: NDArray[np.integer],
+) -> NDArray[np.int64]:
+    """Units per (warehouse, item) that outbound capacity kept in, up to the unmet demand.
+
+    A group short for capacity took all the supply it could ship, and capacity only shrinks, so
+    whatever stock of its item is left at the end is stock no warehouse could send out.
+    """
+    held = np.zeros_like(stock)
+    capped = limit == LIMIT_CAPACITY
+    short = np.bincount(
+        item[capped], weights=unmet[capped].astype(np.float64), minlength=stock.shape[1]
+    ).astype(np.int64)
+    for j in np.flatnonzero(short).tolist():
+        left = int(short[j])
+        for w in np.argsort(-stock[:, j], kind="stable").tolist():
+            if left <= 0 or stock[w, j] <= 0:
+                break
+            held[w, j] = min(left, int(stock[w, j]))
+            left -= int(held[w, j])
+    return held
+
+
 def _solve(
     problem: AllocationProblem, params: AllocationParams, method: Literal["waterfill", "fcfs"]
 ) -> AllocationResult:
@@ -328,6 +354,7 @@ def _solve(
     limit = np.zeros(n, dtype=np.int8)
     short = np.flatnonzero(unmet > 0)
     limit[short] = g_limit[priority[short], item[short]]
+    held_back = _held_back(stock, unmet, limit, item)
     if split_parts:
         sl = np.concatenate([p[0] for p in split_parts])
         sw = np.concatenate([p[1] for p in split_parts]).astype(np.int32)
@@ -365,6 +392,7 @@ def _solve(
         shipped=shipped,
         stock_remaining=stock,
         capacity_remaining=cap,
+        held_back=held_back,
         method=method,
         runtime_s=t1 - t0,
     )

@@ -57,6 +57,11 @@ class AllocationResult:
         Units leaving each warehouse.
     stock_remaining : ndarray of int64, shape (m, n_items)
     capacity_remaining : ndarray of int64, shape (m,) or None
+    held_back : ndarray of int64, shape (m, n_items)
+        Units each warehouse still held but could not ship because its outbound capacity was
+        used up, counted up to the demand that went unmet for that reason (lines with
+        :data:`LIMIT_CAPACITY`); where several warehouses held such stock, the one holding the
+        most is counted first. All zeros without capacities.
     method : str
         ``"waterfill"`` (the engine) or ``"fcfs"`` (first-come-first-served baseline).
     runtime_s : float
@@ -79,6 +84,7 @@ class AllocationResult:
     shipped: NDArray[np.int64]
     stock_remaining: NDArray[np.int64]
     capacity_remaining: NDArray[np.int64] | None
+    held_back: NDArray[np.int64]
     method: str
     runtime_s: float
 

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters, KitFilters
+from relieflink.config import get_settings
 from relieflink.errors import RelieflinkError
 from relieflink.households import service as households
 from relieflink.households.schemas import HouseholdFilters
@@ -27,7 +28,8 @@ from relieflink.jobs import runner
 from relieflink.jobs import service as jobs_service
 from relieflink.jobs.allocation import start_allocation_job
 from relieflink.jobs.dispatch import start_plan_job
-from relieflink.models import JobStatus, LockdownStatus
+from relieflink.models import JobStatus, LockdownStatus, PriorityClass
+from relieflink.needs.allocation import cap_line
 from relieflink.places import service as places
 from relieflink.places.schemas import CommunityFilters, NameFilters
 from relieflink.reports import service as reports
@@ -98,8 +100,20 @@ def dashboard(
         jobs.append(_allocation_job(web, allocation))
     if plan is not None:
         jobs.append(_plan_job(web, plan))
-    context = {**_registry(web), **_panels(web, the_day), "jobs": jobs}
+    context = {**_registry(web), **_panels(web, the_day), "jobs": jobs, "waves": _waves(the_day)}
     return web.render("dashboard.html", context | {"map_labels": map_labels(web.gettext)})
+
+
+def _waves(day: date) -> dict[str, Any]:
+    """The dispatch waves (RELIEFLINK_DISPATCH_WAVES) and, for today, the next one to come."""
+    hours = get_settings().dispatch_waves
+    now = clock.local(clock.now())
+    today = day == now.date()
+    return {
+        "hours": [f"{h:02d}:00" for h in hours],
+        "today": today,
+        "next": next((f"{h:02d}:00" for h in hours if h > now.hour), None) if today else None,
+    }
 
 
 @router.page("/dashboard/panels", roles=access.STAFF)
@@ -175,6 +189,12 @@ def _allocation_job(web: Web, job_id: int) -> dict[str, Any]:
             "lines": job.result.get("lines", 0),
             "units_requested": job.result.get("units_requested", 0),
             "units_allocated": job.result.get("units_allocated", 0),
+            # Coverage per class in class order; None (shown "—") for a class with no lines.
+            "coverage": [
+                (PriorityClass(c), share)
+                for c, share in enumerate(job.result.get("coverage", {}).values())
+            ],
+            "caps": [cap_line(cap) for cap in job.result.get("caps", [])],
         },
     }
 
