@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from relieflink.audit import service as audit
+from relieflink.common import crud
+from relieflink.errors import Conflict, FieldError, Invalid
+from relieflink.models import Community, Role, TeamAvailability, User, VolunteerTeam
+from relieflink.teams import repository
+from relieflink.teams.schemas import AvailabilitySet, TeamCreate, TeamFilters, TeamUpdate
+
+
+@dataclass(frozen=True)
+class TeamDay:
+    """A team as the planner sees it on one day: members at work, each with one trolley."""
+
+    team_id: int
+    code: str
+    community_id: int
+    available: int
+    trolley_capacity_kg: int
+    shift_start_s: int
+    shift_end_s: int
+
+    @property
+    def capacity_kg(self) -> int:
+        """What the team can carry in one trip of all its members at work."""
+        return self.available * self.trolley_capacity_kg
+
+
+def get_team(session: Session, team_id: int) -> VolunteerTeam | None:
+    """The team with this id, or None."""
+    return session.get(VolunteerTeam, team_id)
+
+
+def require_team(session: Session, team_id: int) -> VolunteerTeam:
+    """The team with this id; ``NotFound`` if there is none."""
+    return crud.require(session, VolunteerTeam, team_id, label="volunteer team")
+
+
+def team_of_community(session: Session, community_id: int) -> VolunteerTeam | None:
+    """The volunteer team of a compound, or None if it has none."""
+    return repository.team_of_community(session, community_id)
+
+
+def teams_led_by(session: Session, user: User) -> Sequence[VolunteerTeam]:
+    """The teams this user leads (none unless the user has the ``volunteer`` role)."""
+    if user.role != Role.volunteer:
+        return []
+    return repository.teams_led_by(session, user.id)
+
+
+def list_teams(
+    session: Session, filters: TeamFilters, *, offset: int = 0, limit: int = 50
+) -> tuple[Sequence[VolunteerTeam], int]:
+    """One page of volunteer teams."""
+    return repository.list_teams(session, filters, offset=offset, limit=limit)
+
+
+def _check_leader(session: Session, leader_id: int | None) -> None:
+    if leader_id is None:
+        return
+    leader = session.get(User, leader_id)
+    if leader is None:
+        raise Invalid(
+            "no such leader", [FieldError(("leader_id",), f"no user with id {leader_id}")]
+        )
+    if leader.role != Role.volunteer:
+        raise Invalid(
+            "a team's leader must have the volunteer role",
+            [FieldError(("leader_id",), f"user {leader.username!r} is a {leader.role}")],
+        )
+
+
+def create_team(session: Session, data: TeamCreate, *, actor: User | None) -> VolunteerTeam:
+    """Register a compound's volunteer team (one per compound)."""
+    if session.get(Community, data.community_id) is None:
+        raise Invalid(
+            "no such compound",
+            [FieldError(("community_id",), f"no community with id {data.community_id}")],
+        )
+    if repository.team_of_community(session, data.community_id) is not None:
+        raise Conflict(
+            "this compound has a volunteer team already",
+            [FieldError(("community_id",), "already has a team")],
+        )
+    _check_leader(session, data.leader_id)
+    return crud.create(session, VolunteerTeam, data, actor=actor, entity="volunteer_team")
+
+
+def update_team(
+    session: Session, team_id: int, data: TeamUpdate, *, actor: User | None
+) -> VolunteerTeam:
+    """Change a team: its leader, headcount, trolley capacity or shift."""
+    team = require_team(session, team_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "leader_id" in changes:
+        _check_leader(session, changes["leader_id"])
+    start = changes.get("shift_start_s", team.shift_start_s)
+    end = changes.get("shift_end_s", team.shift_end_s)
+    if end <= start:
+        raise Invalid(
+            "the shift must end after it starts",
+            [FieldError(("shift_end_s",), "must be after shift_start_s")],
+        )
+    for field in ("headcount", "trolley_capacity_kg"):
+        if field in changes and changes[field] is None:
+            raise Invalid("a required value is missing", [FieldError((field,), "may not be null")])
+    return crud.update(session, team, data, actor=actor, entity="volunteer_team")
+
+
+def available_members(session: Session, team: VolunteerTeam, day: date) -> int:
+    """Members able to work on ``day``: the day's record, else the whole headcount."""
+    row = repository.availability(session, team.id, day)
+    return team.headcount if row is None else min(row.available, team.headcount)
+
+
+def set_availability(
+    session: Session, team_id: int, day: date, data: AvailabilitySet, *, actor: User | None
+) -> TeamAvailability:
+    """Record how many of a team's members can work on ``day`` (others in quarantine)."""
+    team = require_team(session, team_id)
+    if data.available > team.headcount:
+        raise Invalid(
+            "more members available than the team has",
+            [FieldError(("available",), f"at most the headcount, {team.headcount}")],
+        )
+    row = repository.availability(session, team.id, day)
+    if row is None:
+        row = TeamAvailability(team_id=team.id, day=day, available=data.available)
+        session.add(row)
+    row.available = data.available
+    row.note = data.note
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="availability",
+        entity="volunteer_team",
+        entity_id=team.id,
+        detail={"day": day.isoformat(), "available": data.available},
+    )
+    return row
+
+
+def availability_on(session: Session, team_id: int, day: date) -> TeamAvailability:
+    """The team's availability on ``day`` (unsaved, full headcount, if none was recorded)."""
+    team = require_team(session, team_id)
+    row = repository.availability(session, team.id, day)
+    if row is not None:
+        return row
+    return TeamAvailability(team_id=team.id, day=day, available=team.headcount, note=None)
+
+
+def team_days(
+    session: Session, *, day: date, community_ids: Iterable[int] | None = None
+) -> dict[int, TeamDay]:
+    """Each active team's capacity on ``day``, by community id (all compounds if none given)."""
+    teams = repository.active_teams(session, community_ids)
+    recorded = repository.availability_by_team(session, (t.id for t in teams), day)
+    return {
+        t.community_id: TeamDay(
+            team_id=t.id,
+            code=t.code,
+            community_id=t.community_id,
+            available=min(recorded.get(t.id, t.headcount), t.headcount),
+            trolley_capacity_kg=t.trolley_capacity_kg,
+            shift_start_s=t.shift_start_s,
+            shift_end_s=t.shift_end_s,
+        )
+        for t in teams
+    }
