@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
 from relieflink.common import crud
-from relieflink.errors import Conflict, FieldError, Invalid
+from relieflink.errors import Conflict, FieldError, Forbidden, Invalid
 from relieflink.models import Community, Role, TeamAvailability, User, VolunteerTeam
 from relieflink.teams import repository
 from relieflink.teams.schemas import AvailabilitySet, TeamCreate, TeamFilters, TeamUpdate
@@ -124,6 +124,8 @@ def set_availability(
 ) -> TeamAvailability:
     """Record how many of a team's members can work on ``day`` (others in quarantine)."""
     team = require_team(session, team_id)
+    if actor is not None and actor.role == Role.volunteer and team.leader_id != actor.id:
+        raise Forbidden(f"you do not lead volunteer team {team.code}")
     if data.available > team.headcount:
         raise Invalid(
             "more members available than the team has",
