@@ -74,6 +74,9 @@ EXPECTED = {
     "/courier": {Role.courier},
     "/courier/routes/{route_id}": {Role.admin, Role.coordinator, Role.courier},
     "/courier/routes/{route_id}/events": {Role.admin, Role.coordinator, Role.courier},
+    # A volunteer team's leader: the parcels at its compound's gate.
+    "/gate": {Role.volunteer},
+    "/gate/events": {Role.volunteer},
 }
 PHONE = "+86 170 1234 5678"
 OTHER_PHONE = "+86 171 8765 4321"
