@@ -5,6 +5,7 @@ refused with 403 and the ledger does not move."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -22,7 +23,8 @@ from relieflink.models import (
     StockMovement,
     User,
 )
-from tests.factories import make_user
+from tests.dispatch.factories import City
+from tests.factories import make_user, sign_in
 from tests.teams.factories import make_team
 from tests.web.helpers import signed_in
 from tests.web.operations_kit import courier_of, event_form, pickup_code, planned_city
@@ -39,26 +41,42 @@ def _ledger(db: Session) -> tuple[int, list[tuple[int, str]]]:
     return movements, [(i, str(s)) for i, s in states]
 
 
-def test_a_leader_hands_out_at_its_gate_only(db: Session, client: TestClient) -> None:
+@dataclass
+class Gate:
+    city: City
+    leader: User
+    ours: list[Parcel]
+    theirs: Parcel
+    codes: dict[int, str]
+
+
+def _at_the_gates(db: Session) -> Gate:
+    """The dispatch tests' city planned for today; the sealed and the controlled compound each
+    have a team; the courier has driven every route to its gates."""
     city, plan = planned_city(db)
-    sealed, other = city.communities["sealed"], city.communities["open"]
+    # Both compounds' last 100 metres go on foot or by robot, each with its own team.
+    sealed, other = city.communities["sealed"], city.communities["controlled"]
     leader = make_user(db, Role.volunteer, organization_id=city.committee.id)
     make_team(db, sealed, leader=leader, headcount=7)
+    make_team(db, other, leader=make_user(db, Role.volunteer), headcount=5)
     courier = courier_of(db, city)
     db.commit()
-
-    # The courier drives every route of the plan to its gates.
     for route in db.scalars(select(Route).where(Route.plan_id == plan.id)):
         _event(db, courier, kind="loaded", route_id=route.id)
         _event(db, courier, kind="departed", route_id=route.id)
         for stop in db.scalars(select(RouteStop).where(RouteStop.route_id == route.id)):
             _event(db, courier, kind="arrived", stop_id=stop.id)
     db.commit()
-    ours = db.scalars(select(Parcel).where(Parcel.community_id == sealed.id)).all()
+    ours = list(db.scalars(select(Parcel).where(Parcel.community_id == sealed.id)))
     theirs = db.scalars(select(Parcel).where(Parcel.community_id == other.id)).first()
     assert len(ours) == 2 and theirs is not None
     codes = {p.id: pickup_code(db, city, p) for p in [*ours, theirs]}
+    return Gate(city, leader, ours, theirs, codes)
 
+
+def test_a_leader_hands_out_at_its_gate_only(db: Session, client: TestClient) -> None:
+    gate = _at_the_gates(db)
+    leader, ours, theirs, codes = gate.leader, gate.ours, gate.theirs, gate.codes
     signed_in(client, leader)
     page = client.get("/gate")
     assert page.status_code == 200, page.text
@@ -102,3 +120,27 @@ def test_a_leader_hands_out_at_its_gate_only(db: Session, client: TestClient) ->
     db.expire_all()
     back = db.get(Parcel, ours[1].id)
     assert back is not None and back.status == ParcelStatus.failed
+
+
+def test_the_api_applies_the_same_rule(db: Session, client: TestClient) -> None:
+    gate = _at_the_gates(db)
+    headers = sign_in(client, gate.leader)
+    before = _ledger(db)
+    theirs = {
+        "client_event_id": f"api-{uuid.uuid4().hex}",
+        "kind": "delivered",
+        "parcel_id": gate.theirs.id,
+        "code": gate.codes[gate.theirs.id],
+    }
+    refused = client.post("/api/v1/dispatch/events", json=theirs, headers=headers)
+    assert refused.status_code == 403, refused.text
+    db.rollback()
+    assert _ledger(db) == before
+    mine = theirs | {
+        "client_event_id": f"api-{uuid.uuid4().hex}",
+        "parcel_id": gate.ours[0].id,
+        "code": gate.codes[gate.ours[0].id],
+    }
+    done = client.post("/api/v1/dispatch/events", json=mine, headers=headers)
+    assert done.status_code == 200, done.text
+    assert done.json()["parcels"] == [gate.ours[0].id]
