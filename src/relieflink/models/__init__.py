@@ -74,6 +74,7 @@ from relieflink.models.stock import (
     StockTransfer,
     TransferStatus,
 )
+from relieflink.models.team import TeamAvailability, VolunteerTeam
 from relieflink.models.user import AuthSession, LoginAttempt, User
 
 __all__ = [
@@ -141,11 +142,13 @@ __all__ = [
     "StockLot",
     "StockMovement",
     "StockTransfer",
+    "TeamAvailability",
     "TrackingEvent",
     "TransferStatus",
     "User",
     "Vehicle",
     "VehicleAvailability",
+    "VolunteerTeam",
     "Warehouse",
     "WebhookDelivery",
 ]

@@ -14,6 +14,7 @@ class Role(StrEnum):
     donor = "donor"
     committee = "committee"
     resident = "resident"
+    volunteer = "volunteer"  # a compound volunteer team's leader
 
 
 class OrgKind(StrEnum):
