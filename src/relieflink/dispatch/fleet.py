@@ -239,10 +239,13 @@ def reach_matrix(
     community_ids: Sequence[int],
     warehouse_ids: Sequence[int],
     teams: Mapping[int, GateTeam] | None = None,
-) -> NDArray[np.bool_]:
+) -> NDArray[np.bool_] | None:
     """``out[c, w]``: the day's fleet (and the compound's team inside) can bring stock from
     warehouse ``warehouse_ids[w]`` to the door of compound ``community_ids[c]`` (the rule is
-    :func:`relieflink.dispatch.reach.reachable`)."""
+    :func:`relieflink.dispatch.reach.reachable`). None when no fleet is registered at all
+    (allocation without dispatch: nothing to restrict by)."""
+    if not repo.active_vehicles(session):
+        return None
     places = repo.warehouse_places(session)
     gates = repo.community_access(session, community_ids)
     if teams is None:

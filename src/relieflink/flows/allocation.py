@@ -19,6 +19,7 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
+from relieflink.dispatch import fleet
 from relieflink.models import User
 from relieflink.needs import allocation
 from relieflink.needs.allocation import Progress, RunReport
@@ -76,7 +77,16 @@ def run_allocation(
         "kit": stock.stock_matrix(session, kind="kit", as_of=today),
         "item": stock.stock_matrix(session, kind="item", as_of=today),
     }
-    problem, keys = allocation.build_problem(lines, skus, policy, warehouses, available)
+    # Only stock the day's fleet (and a sealed compound's team inside) can bring to the door.
+    reach = fleet.reach_matrix(
+        session,
+        day=today,
+        community_ids=[int(c) for c in lines.communities],
+        warehouse_ids=[w.id for w in warehouses],
+    )
+    problem, keys = allocation.build_problem(
+        lines, skus, policy, warehouses, available, reach=reach
+    )
 
     # Solve.
     step("allocating")

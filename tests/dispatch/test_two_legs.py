@@ -1,0 +1,164 @@
+"""Two-leg delivery to a sealed compound: a van to the gate, the compound's volunteer team the
+last 100 m (with the residents' pickup codes), robots where they reach; and the reach rule the
+allocation shares with the planner."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from relieflink.dispatch import fleet, reach
+from relieflink.flows import allocation
+from relieflink.flows import dispatch as dispatch_flow
+from relieflink.models import (
+    NeedRequest,
+    Parcel,
+    ParcelStatus,
+    RequestStatus,
+    Role,
+    Route,
+    RouteStop,
+)
+from relieflink.stock import service as stock
+from relieflink.teams import service as teams
+from relieflink.teams.schemas import AvailabilitySet
+from tests.dispatch.factories import TODAY, make_city
+from tests.dispatch.test_end_to_end import run_routes
+from tests.factories import make_user, sign_in
+from tests.teams.factories import make_team
+
+
+def sealed_stops(db: Session, community_id: int) -> list[tuple[str, str, int, int]]:
+    """(vehicle kind, inner mode, gate ETA, parcels) of every stop at a compound."""
+    return [
+        (str(kind), str(stop.inner_mode), stop.eta_s, stop.parcels)
+        for stop, kind in db.execute(
+            select(RouteStop, Route.kind)
+            .join(Route, Route.id == RouteStop.route_id)
+            .where(RouteStop.community_id == community_id)
+        )
+    ]
+
+
+def test_van_to_the_gate_then_the_team_with_codes_and_the_ledger_reconciles(
+    db: Session, client: TestClient
+) -> None:
+    city = make_city(db)
+    sealed = city.communities["sealed"]
+    # No robot reaches the sealed compound: before its team, its parcels cannot go.
+    city.robots.range_m = 500
+    db.commit()
+    assert not fleet.reach_matrix(
+        db, day=TODAY, community_ids=[sealed.id], warehouse_ids=[city.warehouse.id]
+    ).any()
+    # The committee's volunteer hands over at the gate and delivers with the residents' codes.
+    leader = make_user(db, Role.committee, organization_id=city.committee.id)
+    make_team(db, sealed, headcount=4, trolley_capacity_kg=30)
+    db.commit()
+    assert fleet.reach_matrix(
+        db, day=TODAY, community_ids=[sealed.id], warehouse_ids=[city.warehouse.id]
+    ).all()
+
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
+    db.commit()
+    assert plan.summary["violations"] == [] and plan.summary["released"] == {}, plan.summary
+    stops = sealed_stops(db, sealed.id)
+    assert stops and {(kind, mode) for kind, mode, *_ in stops} == {("van", "volunteer")}
+    # The doors' ETA includes the team's inner leg: after the van's arrival at the gate.
+    (leg,) = plan.summary["inner_legs"].values()
+    assert leg["volunteers"] == 4 and leg["done_s"] >= leg["first_s"] + reach.INNER_TRIP_S
+
+    courier_user = make_user(db, Role.courier, organization_id=city.carrier.id)
+    db.commit()
+    courier, volunteer = sign_in(client, courier_user), sign_in(client, leader)
+    run_routes(db, client, city, courier, volunteer, plan.id)
+    db.rollback()
+    assert {p.status for p in db.scalars(select(Parcel))} == {ParcelStatus.delivered}
+    assert {r.status for r in db.scalars(select(NeedRequest))} == {RequestStatus.delivered}
+    assert stock.check_ledger(db) == []
+    assert all(row.balanced for row in stock.donor_report(db))
+
+
+def test_robots_and_the_team_both_carry_into_a_sealed_compound(db: Session) -> None:
+    city = make_city(db, per_community=6)
+    sealed = city.communities["sealed"]
+    # One robot of 60 kg (four packs of ~14.6 kg); a team of one with a 60 kg trolley for a
+    # quarter of an hour: one trip today. The team takes one load, the robot the other.
+    city.robots.capacity_g, city.robots.range_m = 60_000, 8_000
+    team = make_team(
+        db,
+        sealed,
+        headcount=3,
+        trolley_capacity_kg=60,
+        shift_start_s=8 * 3600,
+        shift_end_s=8 * 3600 + 900,
+    )
+    teams.set_availability(
+        db, team.id, TODAY, AvailabilitySet(available=1, note="2 in quarantine"), actor=None
+    )
+    db.commit()
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=1.0)
+    db.commit()
+    assert plan.summary["violations"] == []
+    modes = {(kind, mode) for kind, mode, *_ in sealed_stops(db, sealed.id)}
+    assert modes == {("van", "volunteer"), ("robot", "robot")}, plan.summary
+    assert plan.summary["inner_legs"][str(sealed.id)]["volunteers"] == 1
+
+
+def test_parcels_no_route_takes_are_released_and_allocated_again(db: Session) -> None:
+    city = make_city(db)
+    sealed = city.communities["sealed"]
+    city.robots.range_m = 500  # out of range, and no team: nothing reaches the sealed gate
+    db.commit()
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    db.commit()
+    released = plan.summary["released"]
+    assert len(released) == len(city.homes["sealed"])
+    assert all("no volunteer team" in why for why in released.values())
+    assert not db.scalars(select(Parcel).where(Parcel.status == ParcelStatus.pending)).all()
+    requests = db.scalars(
+        select(NeedRequest).where(
+            NeedRequest.household_id.in_([h.id for h in city.homes["sealed"]])
+        )
+    ).all()
+    assert {r.status for r in requests} == {RequestStatus.open}
+    assert stock.check_ledger(db) == []
+    # The next wave: unreachable, the sealed compound is not given stock again...
+    again = allocation.run_allocation(db, actor=None, today=TODAY)
+    db.commit()
+    assert again.units_allocated == 0
+    # ...until its team works: then it is, and the plan takes it to the gate.
+    make_team(db, sealed, headcount=2, trolley_capacity_kg=40)
+    db.commit()
+    assert allocation.run_allocation(db, actor=None, today=TODAY).units_allocated > 0
+    db.commit()
+    plan2 = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
+    db.commit()
+    assert plan2.summary["released"] == {} and plan2.summary["planned_parcels"] == 2
+
+
+def test_the_reach_rule() -> None:
+    van = reach.FleetGroup(
+        1, 1, reach.FleetKind.van, 10, 1, 800_000, 5_000_000, 30, None, 7 * 3600, 19 * 3600, 0, 0
+    )
+    robot = reach.FleetGroup(
+        2, 1, reach.FleetKind.robot, 10, 1, 200_000, 2_000_000, 15, 8_000, 7 * 3600, 19 * 3600, 0, 0
+    )
+    gates = [(31.205, 121.43, "sealed", False), (31.21, 121.42, "open", True)]
+    place = {10: (31.20, 121.40)}
+    no_team = reach.reachable(gates, [None, None], [place[10]], place, [van])
+    assert no_team.tolist() == [[False], [True]]
+    assert reach.reachable(gates, [None, None], [place[10]], place, [robot]).all()
+
+    class Team:
+        available, trolley_capacity_kg, shift_start_s, shift_end_s = 2, 40, 8 * 3600, 20 * 3600
+
+    assert reach.reachable(gates, [Team(), None], [place[10]], place, [van]).all()
+    # A team whose shift is over before the van could come back is no help.
+    late = Team()
+    late.shift_start_s, late.shift_end_s = 3600, 2 * 3600
+    assert not reach.reachable(gates, [late, None], [place[10]], place, [van])[0, 0]
+    assert reach.inner_leg_s(100_000, Team()) == 2 * reach.INNER_TRIP_S  # 80 kg per trip
+    assert np.isclose(reach.team_day_g(Team()), 80_000 * 72)
