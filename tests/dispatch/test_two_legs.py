@@ -162,3 +162,13 @@ def test_the_reach_rule() -> None:
     assert not reach.reachable(gates, [late, None], [place[10]], place, [van])[0, 0]
     assert reach.inner_leg_s(100_000, Team()) == 2 * reach.INNER_TRIP_S  # 80 kg per trip
     assert np.isclose(reach.team_day_g(Team()), 80_000 * 72)
+
+
+def test_the_reach_rule_over_several_warehouses() -> None:
+    van = reach.FleetGroup(
+        1, 1, reach.FleetKind.van, 10, 1, 800_000, 5_000_000, 30, 20_000, 7 * 3600, 19 * 3600, 0, 0
+    )
+    gates = [(31.205, 121.43, "sealed", False), (31.21, 121.42, "open", True)]
+    place = {10: (31.20, 121.40), 11: (31.60, 121.40)}  # the second ~45 km away
+    got = reach.reachable(gates, [None, None], [place[10], place[11]], place, [van])
+    assert got.tolist() == [[False, False], [True, False]]

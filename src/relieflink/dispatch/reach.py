@@ -156,7 +156,9 @@ def reachable(
             if g.depot_id != depot_id or g.count <= 0 or g.capacity_g <= 0:
                 continue
             robot = g.kind in (FleetKind.robot, FleetKind.foot)
-            ok = np.ones((n, m), dtype=np.bool_) if robot else ~robots_only[:, None]
+            ok = np.ones((n, m), dtype=np.bool_)
+            if not robot:
+                ok &= ~robots_only[:, None]
             if g.range_m is not None:
                 ok &= 2 * there <= g.range_m
             leave = g.shift_start_s + drive_s(deadhead, g.speed_kmh)[None, :]
