@@ -13,6 +13,8 @@ from relieflink.dispatch import fleet, reach
 from relieflink.flows import allocation
 from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
+    Allocation,
+    AllocationState,
     NeedRequest,
     Parcel,
     ParcelStatus,
@@ -24,9 +26,10 @@ from relieflink.models import (
 from relieflink.stock import service as stock
 from relieflink.teams import service as teams
 from relieflink.teams.schemas import AvailabilitySet
-from tests.dispatch.factories import TODAY, make_city
+from tests.dispatch.factories import TODAY, make_city, receive_pledged
 from tests.dispatch.test_end_to_end import run_routes
 from tests.factories import make_user, sign_in
+from tests.stock.factories import make_warehouse
 from tests.teams.factories import make_team
 
 
@@ -172,3 +175,24 @@ def test_the_reach_rule_over_several_warehouses() -> None:
     place = {10: (31.20, 121.40), 11: (31.60, 121.40)}  # the second ~45 km away
     got = reach.reachable(gates, [None, None], [place[10], place[11]], place, [van])
     assert got.tolist() == [[False, False], [True, False]]
+
+
+def test_a_household_is_sourced_only_from_warehouses_that_can_reach_it(db: Session) -> None:
+    city = make_city(db, rice=4)  # the near warehouse's rice is gone after the first run
+    city.robots.range_m = 8_000  # the robots reach the sealed gate from the near warehouse only
+    far = make_warehouse(db, owner=city.carrier, lat=31.60, lon=121.40, daily_outbound_kg=100_000)
+    receive_pledged(db, city.ngo, city.donors[0], far, [(city.rice, 100, 3000)])
+    db.commit()
+    allocation.run_allocation(db, actor=None, today=TODAY)
+    db.commit()
+    sealed = {h.id for h in city.homes["sealed"]}
+    rows = db.execute(
+        select(Allocation.household_id, Allocation.warehouse_id, Allocation.quantity).where(
+            Allocation.state == AllocationState.reserved
+        )
+    ).all()
+    from_far = {hh for hh, w, _ in rows if w == far.id}
+    assert from_far and not from_far & sealed  # vans bring it to the others, none to the sealed
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
+    db.commit()
+    assert plan.summary["released"] == {}, plan.summary

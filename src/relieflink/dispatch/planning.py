@@ -179,25 +179,34 @@ def _assign_groups(
 ) -> dict[int, list[tuple[FleetGroup, int, int]]]:
     """Vehicle groups per stock warehouse: (group, count, shift delay). A group whose depot
     holds no parcels today drives to the stock warehouses, apportioned by load, starting later
-    by the deadhead time."""
+    by the deadhead time; a group whose depot holds parcels shares its vehicles, by load, with
+    the stock warehouses where no group is based (so that every warehouse the reach rule lets
+    ship has vehicles)."""
     out: dict[int, list[tuple[FleetGroup, int, int]]] = defaultdict(list)
     sources = sorted(load_g)
     if not sources:
         return out
-    total = sum(load_g.values())
+    homes = {g.depot_id for g in inp.fleet}
+    orphans = [w for w in sources if w not in homes]
     for g in inp.fleet:
-        if g.depot_id in load_g:
-            out[g.depot_id].append((g, g.count, 0))
-            continue
-        shares = [g.count * load_g[w] / total for w in sources]
+        targets = sorted({g.depot_id, *orphans}) if g.depot_id in load_g else sources
+        total = sum(load_g[w] for w in targets)
+        shares = [g.count * load_g[w] / total for w in targets]
         counts = [math.floor(s) for s in shares]
-        for i in sorted(range(len(sources)), key=lambda i: counts[i] - shares[i])[
+        for i in sorted(range(len(targets)), key=lambda i: counts[i] - shares[i])[
             : g.count - sum(counts)
         ]:
             counts[i] += 1
+        if g.depot_id in load_g and counts[targets.index(g.depot_id)] == 0:
+            # Its own depot's parcels come first: one vehicle at least stays home.
+            counts[max(range(len(targets)), key=lambda i: counts[i])] -= 1
+            counts[targets.index(g.depot_id)] += 1
         home = inp.warehouses[g.depot_id]
-        for w, n in zip(sources, counts, strict=True):
+        for w, n in zip(targets, counts, strict=True):
             if n == 0:
+                continue
+            if w == g.depot_id:
+                out[w].append((g, n, 0))
                 continue
             there = inp.warehouses[w]
             metres = float(haversine_m(home[0], home[1], there[0], there[1])) * CIRCUITY

@@ -90,9 +90,11 @@ def run_allocation(
 
     # Solve.
     step("allocating")
-    result = solve_allocation(problem)
-    baseline = solve_fcfs(problem)
-    applied = result if method == "priority" else baseline
+    problem, applied = allocation.within_reach(
+        lines, problem, reach, solve_allocation if method == "priority" else solve_fcfs
+    )
+    result = applied if method == "priority" else solve_allocation(problem)
+    baseline = applied if method == "fcfs" else solve_fcfs(problem)
     report.units_allocated = int(applied.allocated.sum())
     report.summary = allocation.summarize(
         lines,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -358,6 +358,34 @@ def build_problem(
         distance=None if reach is None else _reach_distance(lines, warehouses, reach),
     )
     return problem, keys
+
+
+def within_reach(
+    lines: Lines,
+    problem: AllocationProblem,
+    reach: NDArray[np.bool_] | None,
+    solve: Callable[[AllocationProblem], AllocationResult],
+    *,
+    rounds: int = 3,
+) -> tuple[AllocationProblem, AllocationResult]:
+    """Solve, then take back the units a line got from a warehouse its gate cannot be reached
+    from and solve again without them (the stock they held goes to lines that can get it);
+    what a last round still sources out of reach, the plan releases for the next wave."""
+    result = solve(problem)
+    if reach is None:
+        return problem, result
+    for _ in range(rounds):
+        line, warehouse, units = result.shipments()
+        far = ~reach[lines.location[line], warehouse]
+        if not far.any():
+            break
+        cut = np.bincount(line[far], weights=units[far], minlength=len(lines)).astype(np.int64)
+        quantity = np.asarray(problem.demands.quantity, dtype=np.int64) - cut
+        problem = replace(
+            problem, demands=replace(problem.demands, quantity=quantity.astype(np.int32))
+        )
+        result = solve(problem)
+    return problem, result
 
 
 UNREACHABLE_M = 1e8  # beyond any road distance: such a warehouse is the last resort
