@@ -107,7 +107,8 @@ def test_robots_and_the_team_both_carry_into_a_sealed_compound(db: Session) -> N
     assert plan.summary["violations"] == []
     modes = {(kind, mode) for kind, mode, *_ in sealed_stops(db, sealed.id)}
     assert modes == {("van", "volunteer"), ("robot", "robot")}, plan.summary
-    assert plan.summary["inner_legs"][str(sealed.id)]["volunteers"] == 1
+    leg = plan.summary["inner_legs"][str(sealed.id)]
+    assert leg["team"] == team.code and leg["volunteers"] == 1
 
 
 def test_parcels_no_route_takes_are_released_and_allocated_again(db: Session) -> None:
@@ -156,7 +157,8 @@ def test_the_reach_rule() -> None:
     assert reach.reachable(gates, [None, None], [place[10]], place, [robot]).all()
 
     class Team:
-        available, trolley_capacity_kg, shift_start_s, shift_end_s = 2, 40, 8 * 3600, 20 * 3600
+        code, available, trolley_capacity_kg = "T", 2, 40
+        shift_start_s, shift_end_s = 8 * 3600, 20 * 3600
 
     assert reach.reachable(gates, [Team(), None], [place[10]], place, [van]).all()
     # A team whose shift is over before the van could come back is no help.

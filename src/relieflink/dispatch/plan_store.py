@@ -150,6 +150,11 @@ def store_plan(
     plan.message = (
         f"{len(sol.routes)} routes, {len(inp.parcels) - len(sol.unassigned)} of "
         f"{len(inp.parcels)} parcels planned"
+        + (
+            f"; {len(sol.unassigned)} released, to be allocated again at the next wave"
+            if sol.unassigned
+            else ""
+        )
     )
     plan.summary = {
         "parcels": len(inp.parcels),

@@ -434,6 +434,7 @@ def _door_etas(inp: PlanInput, routes: list[PlannedVehicleRoute]) -> dict[str, A
         out[str(c)] = {
             "loads": len(stops),
             "kg": round(carried / 1000, 1),
+            "team": team.code,
             "volunteers": team.available,
             "first_s": min(s.eta_s for s in stops),
             "done_s": free,
