@@ -66,6 +66,17 @@ ITEMS: Final = (
     "cold_chain",
     "prescription_only",
 )
+# A compound's volunteer team; the leader is a user (role volunteer) written by username.
+TEAMS: Final = (
+    "code",
+    "community_code",
+    "leader_username",
+    "headcount",
+    "trolley_capacity_kg",
+    "shift_start_s",
+    "shift_end_s",
+    "active",
+)
 VEHICLES: Final = (
     "code",
     "carrier_code",

@@ -42,6 +42,8 @@ from relieflink.places.schemas import (
     WarehouseRead,
     WarehouseUpdate,
 )
+from relieflink.teams import service as teams
+from relieflink.teams.schemas import TeamCreate, TeamFilters, TeamRead, TeamUpdate
 from relieflink.users import access
 
 
@@ -133,5 +135,18 @@ REGISTRY: dict[str, RegistryKind] = {
         catalog.create_kit,
         catalog.update_kit,
         to_read=catalog.kit_to_read,
+    ),
+    "teams": RegistryKind(
+        "volunteer team",
+        TeamRead,
+        TeamCreate,
+        TeamUpdate,
+        TeamFilters,
+        teams.list_teams,
+        teams.require_team,
+        teams.create_team,
+        teams.update_team,
+        readers=access.TEAM_READERS,
+        writers=access.TEAM_WRITERS,
     ),
 }

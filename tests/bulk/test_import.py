@@ -14,7 +14,15 @@ from relieflink.errors import Invalid
 from relieflink.models import AuditEvent, Household, Role
 from tests.factories import headers_for
 
-ORDER = ["organizations", "districts", "communities", "warehouses", "households", "items"]
+ORDER = [
+    "organizations",
+    "districts",
+    "communities",
+    "warehouses",
+    "households",
+    "items",
+    "teams",
+]
 HEADER = "code,community_code,building,unit,size,infants,pregnant,chronic,elderly_80,disabled,phone"
 
 

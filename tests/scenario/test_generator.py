@@ -348,27 +348,18 @@ def test_invalid_seed_is_refused(tmp_path: Path, seed: object) -> None:
         generate_city(scale=0.001, seed=seed, out=tmp_path)  # type: ignore[arg-type]
 
 
-def test_fleet_factor_multiplies_one_kind_and_keeps_the_rest(tmp_path: Path) -> None:
-    def counts(out: Path, **kwargs: object) -> Counter[str]:
-        m = generate_city(scale=0.001, seed=1, out=out, **kwargs)  # type: ignore[arg-type]
-        total: Counter[str] = Counter()
-        for r in read(m.files["vehicles"]):
-            total[r["kind"]] += int(r["count"])
-        return total
-
-    plain = counts(tmp_path / "plain")
-    more = counts(tmp_path / "more", fleet_factor={"robot": 40, "van": 2.5})
-    assert plain["robot"] == 1  # 100 robots x 0.001 rounds to the minimum of one
-    assert more["robot"] == 4  # 100 x 40 x 0.001
-    assert more["van"] == round(fg.FLEET_AT_FULL_SCALE["van"] * 2.5 * 0.001)
-    assert more["truck"] == plain["truck"] and more["ebike"] == plain["ebike"]
-
-
-@pytest.mark.parametrize("factor", [{"hovercraft": 2}, {"van": 0}, {"van": -1}, {"van": "2"}])
-def test_invalid_fleet_factor_is_refused(tmp_path: Path, factor: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="fleet_factor"):
-        generate_city(scale=0.001, seed=1, out=tmp_path, fleet_factor=factor)  # type: ignore[arg-type]
-    assert not list(tmp_path.iterdir())
+def test_the_fleet_is_the_published_couriers_and_robots_scaled_with_no_factor(
+    tmp_path: Path,
+) -> None:
+    m = generate_city(scale=0.001, seed=1, out=tmp_path)
+    total: Counter[str] = Counter()
+    for r in read(m.files["vehicles"]):
+        total[r["kind"]] += int(r["count"])
+    couriers = sum(total[k] for k in ("truck", "van", "ebike"))
+    assert couriers == round(fg.COURIERS_MID_APRIL * 0.001)  # 11,000 couriers x 0.001
+    assert total["robot"] == 1  # 100 robots x 0.001 rounds to the minimum of one
+    with pytest.raises(TypeError, match="fleet_factor"):
+        generate_city(scale=0.001, seed=1, out=tmp_path, fleet_factor={"van": 2})  # type: ignore[call-arg]
 
 
 def test_unknown_city_is_refused(tmp_path: Path) -> None:

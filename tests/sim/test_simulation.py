@@ -27,7 +27,6 @@ from relieflink.models import (
     User,
 )
 from relieflink.scenario import generate_city
-from relieflink.sim.assumptions import ASSUMPTIONS
 from relieflink.sim.dispatching import Dispatch
 from relieflink.sim.metrics import GROUPS, outcome, reconcile
 from relieflink.sim.simulation import START, Simulation, load_fleet
@@ -42,13 +41,11 @@ ON_BOARD = (
 
 @pytest.fixture
 def small_city(db: Session, tmp_path: Path) -> Session:
-    manifest = generate_city(
-        scale=0.0001, seed=3, out=tmp_path / "city", fleet_factor=dict(ASSUMPTIONS.fleet_factor)
-    )
+    manifest = generate_city(scale=0.0001, seed=3, out=tmp_path / "city")
     catalog.seed_catalog(db, actor=None)
     for kind in ("organizations", "districts", "communities", "warehouses", "households"):
         bulk.import_file(db, kind, manifest.files[kind], actor=None)
-    assert load_fleet(db, manifest.files["vehicles"]) > 0
+    assert load_fleet(db, manifest.files["vehicles"], scale=0.0001) > 0
     db.commit()
     return db
 

@@ -33,6 +33,14 @@ EXPECTED = {
     "/registry/items": ALL,
     "/registry/kits": ALL,
     "/registry/warehouses": {Role.admin, Role.coordinator, Role.warehouse, Role.courier},
+    "/registry/teams": {
+        Role.admin,
+        Role.coordinator,
+        Role.warehouse,
+        Role.courier,
+        Role.committee,
+        Role.volunteer,
+    },
     "/households": {Role.admin, Role.coordinator, Role.committee, Role.resident},
     "/households/{household_id}": {Role.admin, Role.coordinator, Role.committee, Role.resident},
     "/households/{household_id}/phone": {Role.admin, Role.coordinator, Role.committee},
@@ -74,6 +82,9 @@ EXPECTED = {
     "/courier": {Role.courier},
     "/courier/routes/{route_id}": {Role.admin, Role.coordinator, Role.courier},
     "/courier/routes/{route_id}/events": {Role.admin, Role.coordinator, Role.courier},
+    # A volunteer team's leader: the parcels at its compound's gate.
+    "/gate": {Role.volunteer},
+    "/gate/events": {Role.volunteer},
 }
 PHONE = "+86 170 1234 5678"
 OTHER_PHONE = "+86 171 8765 4321"

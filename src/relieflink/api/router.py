@@ -16,6 +16,7 @@ from relieflink.api.routes import (
     needs,
     registry,
     stock,
+    teams,
     users,
 )
 
@@ -23,13 +24,15 @@ api_router = APIRouter()
 # FastAPI matches a request against the routes in order, router by router, so the busiest
 # writes (stock reservations, courier tracking events) come first: last in the list, a
 # reservation was checked against some 160 routes, a measurable share of its CPU. No two routers
-# share a first path segment, so the order changes nothing else.
+# share a first path segment (but teams, whose availability sits under the registry's /teams and
+# matches no registry path), so the order changes nothing else.
 for module in (
     stock,
     dispatch,
     auth,
     users,
     registry,
+    teams,
     households,
     bulk,
     audit,

@@ -9,17 +9,31 @@ rules the API applies.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from relieflink import columns
 from relieflink.catalog.schemas import ItemCreate
 from relieflink.db import Base
 from relieflink.households.schemas import HouseholdCreate
-from relieflink.models import Community, District, Household, Item, Organization, Warehouse
+from relieflink.models import (
+    Community,
+    District,
+    Household,
+    Item,
+    Organization,
+    User,
+    VolunteerTeam,
+    Warehouse,
+)
 from relieflink.organizations.schemas import OrganizationCreate
 from relieflink.places.schemas import CommunityCreate, DistrictCreate, WarehouseCreate
+from relieflink.teams import service as teams
+from relieflink.teams.schemas import TeamCreate
 
 
 @dataclass(frozen=True)
@@ -28,10 +42,16 @@ class Ref:
 
     field: str
     model: type[Base]
+    key: str = "code"  # the referenced row's column that files write (users: ``username``)
 
     @property
     def column(self) -> str:
-        return self.field.removesuffix("_id") + "_code"
+        return f"{self.field.removesuffix('_id')}_{self.key}"
+
+
+# A kind's own rules across rows and the database (one record per compound, say), beyond what
+# its schema checks row by row: the rows (ids resolved) → (row index, field, reason) per problem.
+RowCheck = Callable[[Session, Sequence[Mapping[str, Any]]], list[tuple[int, str, str]]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,7 @@ class Format:
     header: tuple[str, ...]  # the columns in file order, from relieflink.columns
     key: str = "code"
     refs: tuple[Ref, ...] = ()
+    check_rows: RowCheck | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -90,5 +111,13 @@ FORMATS: dict[str, Format] = {
             refs=(Ref("community_id", Community),),
         ),
         Format("items", Item, ItemCreate, columns.ITEMS, key="sku"),
+        Format(
+            "teams",
+            VolunteerTeam,
+            TeamCreate,
+            columns.TEAMS,
+            refs=(Ref("community_id", Community), Ref("leader_id", User, key="username")),
+            check_rows=teams.row_problems,
+        ),
     )
 }

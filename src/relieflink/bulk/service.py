@@ -102,7 +102,7 @@ def _resolve_refs(session: Session, fmt: Format, header: list[str], parsed: _Par
         if ref.column not in header:
             continue
         codes = {v[ref.column] for v in parsed.values if ref.column in v}
-        ids = common.ids_by_code(session, ref.model, codes)
+        ids = common.ids_by_code(session, ref.model, codes, column=ref.key)
         for line, values in zip(parsed.lines, parsed.values, strict=True):
             code = values.pop(ref.column, None)
             if code is None:
@@ -111,8 +111,22 @@ def _resolve_refs(session: Session, fmt: Format, header: list[str], parsed: _Par
                 values[ref.field] = ids[code]
             else:
                 values[ref.field] = -1  # the row is refused already; no second "missing" error
-                reason = f"no {ref.model.__tablename__} row with code {code!r}"
+                reason = f"no {ref.model.__tablename__} row with {ref.key} {code!r}"
                 parsed.refuse(line, ref.column, reason)
+
+
+def _check_kind_rows(session: Session, fmt: Format, parsed: _Parsed) -> None:
+    """The kind's own rules across rows and the database, on the rows not refused already."""
+    if fmt.check_rows is None:
+        return
+    rows = [
+        (line, values)
+        for line, values in zip(parsed.lines, parsed.values, strict=True)
+        if line not in parsed.bad_lines
+    ]
+    column_of = {ref.field: ref.column for ref in fmt.refs}
+    for index, name, reason in fmt.check_rows(session, [values for _, values in rows]):
+        parsed.refuse(rows[index][0], column_of.get(name, name), reason)
 
 
 def _validate(fmt: Format, header: list[str], parsed: _Parsed) -> list[dict[str, Any]]:
@@ -179,6 +193,7 @@ def import_file(
     parsed = _parse(fmt, header, rows)
     _resolve_refs(session, fmt, header, parsed)
     _check_actor_rows(session, fmt, actor, parsed)
+    _check_kind_rows(session, fmt, parsed)
     good = _validate(fmt, header, parsed)
     parsed.errors.sort(key=lambda e: (e.line, e.column_number or 0))
     if parsed.errors and not skip_invalid:
@@ -256,7 +271,7 @@ def export_file(session: Session, kind: str, path: Path, *, actor: User | None) 
     files.check_suffix(path)
     if actor is not None:
         access.ensure_role(actor, access.STAFF)
-    codes = {ref.field: common.codes_by_id(session, ref.model) for ref in fmt.refs}
+    codes = {ref.field: common.codes_by_id(session, ref.model, column=ref.key) for ref in fmt.refs}
     fields = fmt.fields
 
     def rows() -> Iterator[list[Any]]:

@@ -40,6 +40,7 @@ from relieflink.models import (
     RouteStatus,
     User,
 )
+from relieflink.teams import service as teams
 from relieflink.users import access
 
 # From which parcel states each event may move a parcel, and where to.
@@ -159,6 +160,13 @@ def _volunteer_of(session: Session, actor: User, stop: repo.StopRow) -> bool:
     return committee == actor.organization_id and stop.inner_mode != InnerMode.courier
 
 
+def _team_leader_at(session: Session, actor: User, stop: repo.StopRow) -> bool:
+    """A volunteer team's leader carries the last 100 metres at the team's own compound."""
+    if actor.role != Role.volunteer or stop.inner_mode == InnerMode.courier:
+        return False
+    return any(t.community_id == stop.community_id for t in teams.teams_led_by(session, actor))
+
+
 def ensure_may(
     session: Session,
     actor: User,
@@ -171,10 +179,12 @@ def ensure_may(
     a volunteer's right depends on it)."""
     if access.can_drive(actor, route):
         return
-    if kind in _VOLUNTEER_KINDS and actor.role == Role.committee:
+    if kind in _VOLUNTEER_KINDS and actor.role in (Role.committee, Role.volunteer):
         if stop is None and stop_id is not None:
             stop = repo.stops_by_id(session, [stop_id]).get(stop_id)
-        if stop is not None and _volunteer_of(session, actor, stop):
+        if stop is not None and (
+            _volunteer_of(session, actor, stop) or _team_leader_at(session, actor, stop)
+        ):
             return
     raise Forbidden(f"route {route.id} is not yours: only its courier or carrier may post events")
 

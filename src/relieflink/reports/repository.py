@@ -204,6 +204,19 @@ def stop_rows(session: Session, route_ids: Sequence[int]) -> list[Any]:
     return rows
 
 
+# A parcel as a phone sheet shows it (a courier's route, a volunteer leader's gate).
+_SHEET_PARCEL = (
+    Household.code,
+    Household.building,
+    Household.unit,
+    Parcel.packs,
+    Parcel.weight_g,
+    Parcel.status,
+    Parcel.failure_reason,
+    Parcel.code_attempts,
+)
+
+
 def route_parcel_rows(session: Session, route_id: int) -> list[Any]:
     """A route's parcels by stop, with their household's code and address inside the compound."""
     return list(
@@ -211,14 +224,7 @@ def route_parcel_rows(session: Session, route_id: int) -> list[Any]:
             select(
                 Parcel.id,
                 Parcel.stop_id,
-                Household.code,
-                Household.building,
-                Household.unit,
-                Parcel.packs,
-                Parcel.weight_g,
-                Parcel.status,
-                Parcel.failure_reason,
-                Parcel.code_attempts,
+                *_SHEET_PARCEL,
             )
             .join(Household, Household.id == Parcel.household_id)
             .where(Parcel.route_id == route_id)
@@ -351,3 +357,30 @@ def packs_by_parcel_status(session: Session) -> dict[ParcelStatus, int]:
         select(Parcel.status, func.coalesce(func.sum(Parcel.packs), 0)).group_by(Parcel.status)
     )
     return {ParcelStatus(status): int(packs) for status, packs in rows}
+
+
+def gate_parcel_rows(session: Session, community_ids: Sequence[int], day: date) -> list[Any]:
+    """The day's routed parcels for these compounds, with their household's address inside
+    the compound and how the stop's last 100 metres go (a volunteer leader's gate list)."""
+    if not community_ids:
+        return []
+    return list(
+        session.execute(
+            select(
+                Parcel.id,
+                Parcel.community_id,
+                RouteStop.inner_mode,
+                *_SHEET_PARCEL,
+            )
+            .join(Household, Household.id == Parcel.household_id)
+            .join(RouteStop, RouteStop.id == Parcel.stop_id)
+            .join(Route, Route.id == Parcel.route_id)
+            .join(DispatchPlan, DispatchPlan.id == Route.plan_id)
+            .where(
+                Parcel.community_id.in_(list(community_ids)),
+                DispatchPlan.day == day,
+                Route.status != RouteStatus.cancelled,
+            )
+            .order_by(Parcel.community_id, Household.building, Household.unit, Parcel.id)
+        )
+    )

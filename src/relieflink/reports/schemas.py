@@ -196,6 +196,20 @@ class SheetStop:
 
 
 @dataclass(frozen=True)
+class GateCompound:
+    """One compound's parcels of the day as its volunteer team works them at the gate."""
+
+    community: Place
+    team_code: str
+    parcels: list[SheetParcel]
+
+    @property
+    def waiting(self) -> int:
+        """Parcels at the gate or handed off, not yet at the door."""
+        return sum(1 for p in self.parcels if p.status in ("at_gate", "handed_off"))
+
+
+@dataclass(frozen=True)
 class RouteSheet:
     """A route as its courier works it."""
 

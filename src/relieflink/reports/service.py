@@ -41,6 +41,7 @@ from relieflink.reports.schemas import (
     ConsultQueue,
     DayMap,
     FailedDelivery,
+    GateCompound,
     Glance,
     Place,
     PlanProgress,
@@ -53,6 +54,7 @@ from relieflink.reports.schemas import (
     group_counts,
 )
 from relieflink.stock import service as stock
+from relieflink.teams import service as teams
 from relieflink.users import access
 
 PAGE = 1000
@@ -344,6 +346,37 @@ def _route_views(
 # --- a courier's route sheet ------------------------------------------------------------------
 
 
+def _sheet_parcel(
+    pid: int,
+    household: str,
+    building: str | None,
+    unit: str | None,
+    packs: int,
+    grams: int,
+    status: ParcelStatus,
+    reason: str | None,
+    attempts: int,
+    *,
+    live: bool,
+) -> SheetParcel:
+    """A parcel as a sheet shows it: which events may be recorded for it next (the tracking
+    rules still decide)."""
+    left = max(MAX_ATTEMPTS - attempts, 0)
+    return SheetParcel(
+        id=pid,
+        household_code=household,
+        building=building,
+        unit=unit,
+        packs=packs,
+        weight_g=grams,
+        status=str(status),
+        failure_reason=str(reason) if reason else None,
+        attempts_left=left,
+        can_deliver=live and status in _DELIVERABLE and left > 0,
+        can_fail=live and status in _FAILABLE,
+    )
+
+
 def route_sheet(session: Session, route_id: int, *, actor: User) -> RouteSheet:
     """A route's stops in order with their parcels, and which events may be recorded next (the
     tracking service still decides); ``NotFound`` for a route ``actor`` may not see."""
@@ -351,34 +384,8 @@ def route_sheet(session: Session, route_id: int, *, actor: User) -> RouteSheet:
     (view,) = _route_views(session, [route], {})
     live = route.status != RouteStatus.cancelled
     by_stop: dict[int | None, list[SheetParcel]] = defaultdict(list)
-    for (
-        pid,
-        stop_id,
-        household,
-        building,
-        unit,
-        packs,
-        grams,
-        status,
-        reason,
-        attempts,
-    ) in repo.route_parcel_rows(session, route_id):
-        left = max(MAX_ATTEMPTS - attempts, 0)
-        by_stop[stop_id].append(
-            SheetParcel(
-                id=pid,
-                household_code=household,
-                building=building,
-                unit=unit,
-                packs=packs,
-                weight_g=grams,
-                status=str(status),
-                failure_reason=str(reason) if reason else None,
-                attempts_left=left,
-                can_deliver=live and status in _DELIVERABLE and left > 0,
-                can_fail=live and status in _FAILABLE,
-            )
-        )
+    for pid, stop_id, *rest in repo.route_parcel_rows(session, route_id):
+        by_stop[stop_id].append(_sheet_parcel(pid, *rest, live=live))
     stops = []
     for stop in view.stops:
         parcels = by_stop.get(stop.id, [])
@@ -400,3 +407,25 @@ def route_sheet(session: Session, route_id: int, *, actor: User) -> RouteSheet:
         and any(p.status == ParcelStatus.planned for p in all_parcels),
         can_depart=route.status == RouteStatus.loaded,
     )
+
+
+# --- a volunteer leader's gate ----------------------------------------------------------------
+
+
+def gate_sheet(session: Session, *, day: date, actor: User) -> list[GateCompound]:
+    """The day's parcels at the gates of the compounds whose team ``actor`` leads. Parcels the
+    courier carries in (inner mode ``courier``) are listed but offer no action: the volunteers
+    do not carry them."""
+    led = teams.teams_led_by(session, actor)
+    compounds = {t.community_id: places.require_community(session, t.community_id) for t in led}
+    by_compound: dict[int, list[SheetParcel]] = defaultdict(list)
+    for row in repo.gate_parcel_rows(session, list(compounds), day):
+        pid, community_id, inner_mode, *sheet_row = row
+        # The leader acts once the van has left: not on parcels still at the warehouse.
+        ours = inner_mode != InnerMode.courier and row.status in _DELIVERABLE
+        by_compound[community_id].append(_sheet_parcel(pid, *sheet_row, live=ours))
+    return [
+        GateCompound(_place(compounds[t.community_id]), t.code, by_compound[t.community_id])
+        for t in led
+        if t.community_id in compounds
+    ]

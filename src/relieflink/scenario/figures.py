@@ -44,6 +44,11 @@ The 2022 lockdown:
 - zoned communities on 11 Apr 2022: 7,624 sealed ("closed-off"), 2,460 controlled, 7,565
   precautionary: 17,649 in all -- Xinhua, 11 Apr 2022.
 - the "last 100 metres" failed: couriers locked in -- Xinhua and Global Times, Apr 2022.
+- residents' committees (2019) 4,463 city-wide -- Civil Affairs Bureau tables.
+- a compound's volunteer team started with 7 residents and grew to about 40 within a month
+  (Qibao, Minhang): they took parcels from couriers at the gate and carried them door to door,
+  about 10 km of shuttling a day -- Xinhua photo story via People's Daily Online, 12 Apr 2022.
+  No city-wide count of volunteers was found: team sizes are an assumption (below).
 - ~11,000 couriers for ~25 M people in mid-April -- Global News, Apr 2022.
 
 JD's stated figures (Shanghai, 2022):
@@ -118,6 +123,9 @@ COMMUNITIES_CONTROLLED: Final = 2_460
 COMMUNITIES_PRECAUTIONARY: Final = 7_565
 COMMUNITIES_TOTAL: Final = 17_649
 COURIERS_MID_APRIL: Final = 11_000
+RESIDENTS_COMMITTEES_2019: Final = 4_463
+QIBAO_TEAM_START: Final = 7
+QIBAO_TEAM_MONTH_LATER: Final = 40
 JD_FOOD_PACKS: Final = 16_000_000
 JD_MATERNAL_INFANT_PACKS: Final = 80_000
 JD_MEDICINE_PACKS: Final = 100_000
@@ -145,6 +153,9 @@ PUBLISHED: Final[tuple[Figure, ...]] = (
     Figure("communities_controlled", COMMUNITIES_CONTROLLED, "Xinhua 11 Apr 2022"),
     Figure("communities_precautionary", COMMUNITIES_PRECAUTIONARY, "Xinhua 11 Apr 2022"),
     Figure("couriers_mid_april", COURIERS_MID_APRIL, "Global News Apr 2022"),
+    Figure("residents_committees_2019", RESIDENTS_COMMITTEES_2019, "Civil Affairs Bureau tables"),
+    Figure("qibao_team_start", QIBAO_TEAM_START, "Xinhua via People's Daily Online 12 Apr 2022"),
+    Figure("qibao_team_month_later", QIBAO_TEAM_MONTH_LATER, "same"),
     Figure("jd_food_packs", JD_FOOD_PACKS, "JD at city press conference 10 Apr 2022"),
     Figure("jd_maternal_infant_packs", JD_MATERNAL_INFANT_PACKS, "same"),
     Figure("jd_medicine_packs", JD_MEDICINE_PACKS, "same"),
@@ -214,14 +225,14 @@ PHONE_PREFIX: Final = "+86 170"
 #: Which statuses keep vehicles out. Sealed compounds admit only robots and volunteers on foot.
 VEHICLES_BARRED_STATUSES: Final = ("sealed",)
 
-#: Fleet at scale 1.0 by kind. Trucks/vans/e-bikes sized so that drivers + riders are of the
-#: order of the published ~11,000 couriers; robots = the published "over 100".
-FLEET_AT_FULL_SCALE: Final[dict[str, int]] = {
-    "truck": 600,
-    "van": 2_400,
-    "ebike": 8_000,
-    "robot": ROBOTS_TOTAL,
-}
+#: How the published ~11,000 couriers of mid-April 2022 split over vehicle kinds (one courier
+#: per vehicle): the split is assumed, the total is the published one. No factor multiplies it.
+COURIERS_BY_KIND: Final[dict[str, int]] = {"truck": 600, "van": 2_400, "ebike": 8_000}
+assert sum(COURIERS_BY_KIND.values()) == COURIERS_MID_APRIL
+
+#: Fleet at scale 1.0 by kind: the published couriers by the split above, and the published
+#: "over 100" autonomous vehicles (JD's) as robots.
+FLEET_AT_FULL_SCALE: Final[dict[str, int]] = {**COURIERS_BY_KIND, "robot": ROBOTS_TOTAL}
 
 #: Vehicle parameters: capacity_kg, capacity_m3, speed_kmh, range_km, shift start, shift end.
 #: Robot payload and range are published (200 kg, 100 km); everything else is assumed.
@@ -346,6 +357,23 @@ OTHER_ORGS: Final[tuple[tuple[str, str, str, str, str], ...]] = (
     ("GOV-01", "government", "Municipal Supply Office (synthetic)", "市保供办（虚构）", "CN"),
 )
 
+#: Residents' committees: the published 4,463 (2019) scaled like the compounds; each manages
+#: the compounds of one district, in bands of latitude (neighbouring compounds share a
+#: committee). How compounds were split over committees was not published.
+COMMITTEES_WITHIN_ONE_DISTRICT: Final = True
+
+#: Volunteer teams (an ASSUMPTION: no city-wide count of volunteers was published). One team per
+#: compound, one volunteer per VOLUNTEER_HOUSEHOLDS_PER_MEMBER households, at least
+#: VOLUNTEER_TEAM_MIN members. The range 25-50 households per volunteer is read off the Qibao
+#: team (7 residents at first, about 40 a month later) for a compound of one to two thousand
+#: households; 35 is its middle.
+VOLUNTEER_HOUSEHOLDS_PER_MEMBER: Final = 35
+VOLUNTEER_TEAM_MIN: Final = 2
+#: What one volunteer moves per trip with a trolley or hand cart (about three family food kits),
+#: and the team's working hours (they often worked late into the evening).
+VOLUNTEER_TROLLEY_KG: Final = 30
+VOLUNTEER_SHIFT: Final = ("07:00", "21:00")
+
 #: Communities generated per random stream block (fixed, so output does not depend on memory
 #: or chunk tuning; changing it changes every household).
 COMMUNITIES_PER_BLOCK: Final = 128
@@ -412,9 +440,14 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
         "sealed compounds: robots and volunteers on foot only",
     ),
     Assumption(
+        "couriers_by_kind",
+        COURIERS_BY_KIND,
+        "split of the published ~11,000 couriers over trucks, vans and e-bikes",
+    ),
+    Assumption(
         "fleet_at_full_scale",
         FLEET_AT_FULL_SCALE,
-        "order of the published ~11,000 couriers; robots = published 100",
+        "published ~11,000 couriers by the split above; robots = published 100; no factor",
     ),
     Assumption("vehicle_specs", VEHICLE_SPECS, "robot 200 kg / 100 km published; the rest assumed"),
     Assumption("carriers", CARRIERS, "three fictional carriers, fleet shares 50/30/20 %"),
@@ -439,6 +472,19 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
     Assumption("donors", DONORS, "fictional donors and their programmes"),
     Assumption("pledges_per_donor_program", PLEDGES_PER_DONOR_PROGRAM, "inclusive range"),
     Assumption("pledge_arrival_window", PLEDGE_ARRIVAL_WINDOW, "inside the strict lockdown"),
+    Assumption(
+        "committees_within_one_district",
+        COMMITTEES_WITHIN_ONE_DISTRICT,
+        "the published 4,463 committees, scaled; compounds split by latitude within a district",
+    ),
+    Assumption(
+        "volunteer_households_per_member",
+        VOLUNTEER_HOUSEHOLDS_PER_MEMBER,
+        "ASSUMPTION: 1 volunteer per 25-50 households, from the Qibao team of 7 -> 40",
+    ),
+    Assumption("volunteer_team_min", VOLUNTEER_TEAM_MIN, "a leader and one more"),
+    Assumption("volunteer_trolley_kg", VOLUNTEER_TROLLEY_KG, "per volunteer and trip"),
+    Assumption("volunteer_shift", VOLUNTEER_SHIFT, "the teams' working hours"),
     Assumption("communities_per_block", COMMUNITIES_PER_BLOCK, "random stream granularity"),
 )
 

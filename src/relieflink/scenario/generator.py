@@ -10,10 +10,11 @@ whatever the scale. Files are written as ``*.part`` and renamed only when everyt
 on error the parts are removed and earlier outputs in ``out`` are left untouched.
 
 Files (UTF-8, comma, header row, booleans ``true``/``false``, empty cell = null):
-``organizations``, ``districts``, ``communities``, ``warehouses``, ``households`` in the
-import format (headers in :data:`FILE_HEADERS`), ``districts.population`` being the synthetic
-population (published × scale, equal to the sum of its communities' residents), plus two
-formats defined here for later issues, and ``manifest.json`` (counts, totals, assumptions).
+``organizations`` (with the residents' committees), ``districts``, ``communities`` (each under
+its committee), ``warehouses``, ``households`` and ``teams`` (a volunteer team per compound) in
+the import format (headers in :data:`FILE_HEADERS`), ``districts.population`` being the
+synthetic population (published × scale, equal to the sum of its communities' residents), plus
+two formats defined here for later issues, and ``manifest.json`` (counts, totals, assumptions).
 
 ``vehicles.csv`` -- one row per carrier, depot and vehicle kind:
 
@@ -54,7 +55,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -78,10 +79,10 @@ ProgressCallback = Callable[[str, int, int], None]
 FILE_HEADERS: Final[dict[str, tuple[str, ...]]] = {
     "organizations": columns.ORGANIZATIONS,
     "districts": columns.DISTRICTS,
-    # The generator assigns no committees: it leaves out that optional column.
-    "communities": tuple(c for c in columns.COMMUNITIES if c != "committee_code"),
+    "communities": columns.COMMUNITIES,
     "warehouses": columns.WAREHOUSES,
     "households": columns.HOUSEHOLDS,
+    "teams": columns.TEAMS,
     "vehicles": columns.VEHICLES,
     "pledges": columns.PLEDGES,
 }
@@ -145,21 +146,17 @@ def generate_city(
     seed: int,
     out: Path,
     progress: ProgressCallback | None = None,
-    fleet_factor: Mapping[str, float] | None = None,
 ) -> CityManifest:
     """Generate a synthetic city and write it as the CSV import format into ``out``.
 
-    ``scale`` in (0, 1.0] scales population, communities, fleet, warehouse capacity and pledges;
-    1.0 is the full city (≈ 24.9 M residents, 17,649 communities, ≈ 10.7 M households).
-    ``fleet_factor`` multiplies the fleet at full scale per vehicle kind (a what-if, e.g. the
-    simulation's larger operation; kinds not named keep the published-order figures).
+    ``scale`` in (0, 1.0] scales population, communities, committees, fleet, warehouse capacity
+    and pledges; 1.0 is the full city (≈ 24.9 M residents, 17,649 communities, 4,463
+    committees, ≈ 10.7 M households, 11,000 couriers' vehicles and 100 robots).
     Raises ``ValueError`` for an unknown city, a scale outside (0, 1], a negative or non-integer
-    seed, an unknown kind or a factor that is not positive in ``fleet_factor``, or an ``out``
-    that is not a writable directory.
+    seed, or an ``out`` that is not a writable directory.
     """
     started = time.perf_counter()
     scale = _check_scale(scale)
-    factor = _check_fleet_factor(fleet_factor)
     seed = _check_seed(seed)
     districts = fg.load_districts(city)  # raises ValueError for an unknown city
     out = _check_out(out)
@@ -171,24 +168,26 @@ def generate_city(
     counts: dict[str, int] = {}
     try:
         comms = _plan_communities(districts, scale, seed)
+        committees = _plan_committees(comms, districts, scale)
         counts["districts"] = _write_rows(
             parts["districts"], "districts", _district_rows(districts, comms)
         )
         counts["organizations"] = _write_rows(
-            parts["organizations"], "organizations", _organization_rows()
+            parts["organizations"], "organizations", _organization_rows(committees)
         )
         counts["warehouses"] = _write_rows(
             parts["warehouses"], "warehouses", _warehouse_rows(districts, scale)
         )
-        counts["vehicles"] = _write_rows(
-            parts["vehicles"], "vehicles", _vehicle_rows(scale, factor)
-        )
+        counts["vehicles"] = _write_rows(parts["vehicles"], "vehicles", _vehicle_rows(scale))
         counts["pledges"] = _write_rows(parts["pledges"], "pledges", _pledge_rows(scale, seed))
         hh_per_comm, totals = _write_households(parts["households"], comms, seed, rates, report)
         counts["households"] = int(hh_per_comm.sum())
         counts["communities"] = _write_rows(
-            parts["communities"], "communities", _community_rows(comms, districts, hh_per_comm)
+            parts["communities"],
+            "communities",
+            _community_rows(comms, districts, hh_per_comm, committees),
         )
+        counts["teams"] = _write_rows(parts["teams"], "teams", _team_rows(comms, hh_per_comm))
         for name, part in parts.items():
             os.replace(part, finals[name])
     except BaseException:
@@ -228,17 +227,6 @@ def _check_scale(scale: object) -> float:
     if not math.isfinite(value) or not 0.0 < value <= 1.0:
         raise ValueError(f"scale: must be in (0, 1.0] (1.0 = the full city), got {scale!r}")
     return value
-
-
-def _check_fleet_factor(factor: Mapping[str, float] | None) -> dict[str, float]:
-    out = dict(factor or {})
-    for kind, value in out.items():
-        if kind not in fg.VEHICLE_SPECS:
-            known = ", ".join(fg.VEHICLE_SPECS)
-            raise ValueError(f"fleet_factor: unknown vehicle kind {kind!r} (one of {known})")
-        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-            raise ValueError(f"fleet_factor[{kind!r}] must be a number > 0, got {value!r}")
-    return out
 
 
 def _check_seed(seed: object) -> int:
@@ -399,8 +387,50 @@ def _plan_communities(
     )
 
 
+@dataclass(frozen=True)
+class _Committees:
+    """Residents' committees: each manages neighbouring compounds of one district."""
+
+    of_community: IntArray  # committee index per community
+    codes: list[str]
+    names: list[str]
+    names_zh: list[str]
+
+
+def _plan_committees(
+    comms: _Communities, districts: Sequence[fg.DistrictFigure], scale: float
+) -> _Committees:
+    """The published committees × scale, split over districts ∝ their compounds (at least one
+    per district, at most one per compound); in a district, compounds go to committees in
+    bands of latitude, so that a committee's compounds are neighbours. No draws: the split
+    follows from the compounds."""
+    per_district = np.bincount(comms.district, minlength=len(districts))
+    present = int((per_district > 0).sum())
+    wanted = min(len(comms.codes), max(present, round(fg.RESIDENTS_COMMITTEES_2019 * scale)))
+    weights = per_district.astype(np.float64)
+    split = np.minimum(_apportion(wanted - present, weights) + (per_district > 0), per_district)
+    of_community = np.zeros(len(comms.codes), dtype=np.int64)
+    codes: list[str] = []
+    names: list[str] = []
+    names_zh: list[str] = []
+    for i, d in enumerate(districts):
+        members = np.flatnonzero(comms.district == i)
+        if len(members) == 0:
+            continue
+        by_latitude = members[np.argsort(comms.lat[members], kind="stable")]
+        for j, band in enumerate(np.array_split(by_latitude, int(split[i])), start=1):
+            of_community[band] = len(codes)
+            codes.append(f"RC-{len(codes) + 1:05d}")
+            names.append(f"{d.name} Residents' Committee {j:03d} (synthetic)")
+            names_zh.append(f"{d.name_zh}第{j}居委会（虚构）")
+    return _Committees(of_community, codes, names, names_zh)
+
+
 def _community_rows(
-    comms: _Communities, districts: Sequence[fg.DistrictFigure], households: IntArray
+    comms: _Communities,
+    districts: Sequence[fg.DistrictFigure],
+    households: IntArray,
+    committees: _Committees,
 ) -> Iterable[Sequence[object]]:
     for i, code in enumerate(comms.codes):
         status = LOCKDOWN_STATUSES[int(comms.status[i])]
@@ -415,6 +445,31 @@ def _community_rows(
             int(comms.residents[i]),
             status,
             status not in fg.VEHICLES_BARRED_STATUSES,
+            committees.codes[int(committees.of_community[i])],
+        )
+
+
+def _seconds(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 3600 + int(minutes) * 60
+
+
+def _team_rows(comms: _Communities, households: IntArray) -> Iterable[Sequence[object]]:
+    """A volunteer team per compound, sized by the named assumption (one volunteer per
+    ``VOLUNTEER_HOUSEHOLDS_PER_MEMBER`` households); no leader yet (a user to register)."""
+    per_member = fg.VOLUNTEER_HOUSEHOLDS_PER_MEMBER
+    headcount = np.maximum(fg.VOLUNTEER_TEAM_MIN, -(-households // per_member))
+    start, end = (_seconds(t) for t in fg.VOLUNTEER_SHIFT)
+    for i, code in enumerate(comms.codes):
+        yield (
+            f"T-{code}",
+            code,
+            None,
+            int(headcount[i]),
+            fg.VOLUNTEER_TROLLEY_KG,
+            start,
+            end,
+            True,
         )
 
 
@@ -643,9 +698,13 @@ def _contact(code: str) -> str:
     return f"relief@{code.lower()}.example"
 
 
-def _organization_rows() -> Iterable[Sequence[object]]:
+def _organization_rows(committees: _Committees) -> Iterable[Sequence[object]]:
     code, name, name_zh, country = fg.NGO
     yield (code, "ngo", name, name_zh, country, _contact(code))
+    for code, name, name_zh in zip(
+        committees.codes, committees.names, committees.names_zh, strict=True
+    ):
+        yield (code, "committee", name, name_zh, "CN", _contact(code))
     for code, name, name_zh, _share, _robots in fg.CARRIERS:
         yield (code, "carrier", name, name_zh, "CN", _contact(code))
     for code, name, name_zh, country, _programs in fg.DONORS:
@@ -681,14 +740,15 @@ def _warehouse_rows(
         )
 
 
-def _vehicle_rows(scale: float, factor: Mapping[str, float]) -> Iterable[Sequence[object]]:
+def _vehicle_rows(scale: float) -> Iterable[Sequence[object]]:
+    """The carriers' fleets: the published couriers and robots × scale, no other factor."""
     depots: dict[str, list[tuple[str, float]]] = {}
     for code, owner, _ad, _e, _n, share, _t in fg.WAREHOUSE_PLAN:
         depots.setdefault(owner, []).append((code, share))
     n = 0
     for kind, full in fg.FLEET_AT_FULL_SCALE.items():
         carriers = [c for c in fg.CARRIERS if kind != "robot" or c[4]]
-        total = _scaled(full * factor.get(kind, 1.0), scale, minimum=1)
+        total = _scaled(full, scale, minimum=1)
         per_carrier = _apportion(total, [c[3] for c in carriers])
         cap_kg, cap_m3, speed, range_km, start, end = fg.VEHICLE_SPECS[kind]
         for carrier, k in zip(carriers, per_carrier.tolist(), strict=True):

@@ -19,7 +19,6 @@ from relieflink.db import Session
 from relieflink.db.engine import build_engine
 from relieflink.db.migrations import upgrade
 from relieflink.scenario import generate_city
-from relieflink.sim.assumptions import ASSUMPTIONS
 from relieflink.sim.metrics import donor_trace, outcome, reconcile
 from relieflink.sim.report import write_report
 from relieflink.sim.simulation import Policy, SimLog, Simulation, load_fleet
@@ -68,9 +67,7 @@ def run_demo(
     started = perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     step(f"generating a synthetic Shanghai at scale {scale}")
-    manifest = generate_city(
-        scale=scale, seed=seed, out=out / "city", fleet_factor=dict(ASSUMPTIONS.fleet_factor)
-    )
+    manifest = generate_city(scale=scale, seed=seed, out=out / "city")
     base = out / "city.db"
     url = _fresh(base)
     step("creating the database and loading the city")
@@ -83,7 +80,7 @@ def run_demo(
             for kind in IMPORT_ORDER
         }
         # The carriers' fleets: the scenario's vehicles.csv through the fleet service.
-        counts["vehicles"] = load_fleet(session, manifest.files["vehicles"])
+        counts["vehicles"] = load_fleet(session, manifest.files["vehicles"], scale=scale)
         session.commit()
     engine.dispose()
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink.common import repository as common
-from relieflink.models import Community, TeamAvailability, VolunteerTeam
+from relieflink.models import Community, TeamAvailability, User, VolunteerTeam
 from relieflink.teams.schemas import TeamFilters
 
 
@@ -64,3 +64,27 @@ def availability_by_team(session: Session, team_ids: Iterable[int], day: date) -
 
 def all_teams(session: Session) -> Sequence[VolunteerTeam]:
     return session.scalars(select(VolunteerTeam).order_by(VolunteerTeam.id)).all()
+
+
+def existing_communities(session: Session, ids: Iterable[int]) -> set[int]:
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Community.id).where(Community.id.in_(wanted))))
+
+
+def team_codes_by_community(session: Session, community_ids: Iterable[int]) -> dict[int, str]:
+    wanted = list(set(community_ids))
+    if not wanted:
+        return {}
+    stmt = select(VolunteerTeam.community_id, VolunteerTeam.code).where(
+        VolunteerTeam.community_id.in_(wanted)
+    )
+    return {row.community_id: row.code for row in session.execute(stmt)}
+
+
+def users_by_id(session: Session, ids: Iterable[int]) -> dict[int, User]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    return {u.id: u for u in session.scalars(select(User).where(User.id.in_(wanted)))}

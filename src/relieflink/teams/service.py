@@ -1,15 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
 from relieflink.common import crud
-from relieflink.errors import Conflict, FieldError, Invalid
-from relieflink.models import Community, Role, TeamAvailability, User, VolunteerTeam
+from relieflink.errors import Conflict, FieldError, Forbidden, Invalid
+from relieflink.models import Role, TeamAvailability, User, VolunteerTeam
 from relieflink.teams import repository
 from relieflink.teams.schemas import AvailabilitySet, TeamCreate, TeamFilters, TeamUpdate
 
@@ -61,34 +62,70 @@ def list_teams(
     return repository.list_teams(session, filters, offset=offset, limit=limit)
 
 
-def _check_leader(session: Session, leader_id: int | None) -> None:
-    if leader_id is None:
-        return
-    leader = session.get(User, leader_id)
+def _leader_problem(leader: User | None, leader_id: int) -> str | None:
     if leader is None:
-        raise Invalid(
-            "no such leader", [FieldError(("leader_id",), f"no user with id {leader_id}")]
-        )
+        return f"no user with id {leader_id}"
     if leader.role != Role.volunteer:
-        raise Invalid(
-            "a team's leader must have the volunteer role",
-            [FieldError(("leader_id",), f"user {leader.username!r} is a {leader.role}")],
+        return (
+            f"user {leader.username!r} is a {leader.role}; a team's leader has the volunteer role"
         )
+    return None
+
+
+def _problems(
+    session: Session, rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[int, str, str, bool]]:
+    """Each problem as (row index, field, reason, is a conflict with an existing record)."""
+    community_ids = [r["community_id"] for r in rows if r.get("community_id") is not None]
+    existing = repository.existing_communities(session, community_ids)
+    taken = repository.team_codes_by_community(session, community_ids)
+    leaders = repository.users_by_id(
+        session, (r["leader_id"] for r in rows if r.get("leader_id") is not None)
+    )
+    problems: list[tuple[int, str, str, bool]] = []
+    seen: set[int] = set()
+    for index, row in enumerate(rows):
+        community_id = row.get("community_id")
+        if community_id is not None:
+            if community_id not in existing:
+                problems.append(
+                    (index, "community_id", f"no community with id {community_id}", False)
+                )
+            elif community_id in seen:
+                reason = "an earlier row gives this compound a team already"
+                problems.append((index, "community_id", reason, False))
+            elif taken.get(community_id, row.get("code")) != row.get("code"):
+                reason = f"the compound has a team already: {taken[community_id]}"
+                problems.append((index, "community_id", reason, True))
+            seen.add(community_id)
+        leader_id = row.get("leader_id")
+        if leader_id is not None:
+            wrong = _leader_problem(leaders.get(leader_id), leader_id)
+            if wrong is not None:
+                problems.append((index, "leader_id", wrong, False))
+    return problems
+
+
+def row_problems(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, str]]:
+    """What is wrong with teams about to be written (one team per compound, in the rows and in
+    the database; an existing compound; a leader with the volunteer role), per row index and
+    field. The registry's import and :func:`create_team` both check through this."""
+    return [(index, field, reason) for index, field, reason, _ in _problems(session, rows)]
+
+
+def _refuse(session: Session, row: Mapping[str, Any]) -> None:
+    problems = _problems(session, [row])
+    if not problems:
+        return
+    errors = [FieldError((field,), reason) for _, field, reason, _ in problems]
+    if any(conflict for *_, conflict in problems):
+        raise Conflict("this compound has a volunteer team already", errors)
+    raise Invalid("the volunteer team is not valid", errors)
 
 
 def create_team(session: Session, data: TeamCreate, *, actor: User | None) -> VolunteerTeam:
     """Register a compound's volunteer team (one per compound)."""
-    if session.get(Community, data.community_id) is None:
-        raise Invalid(
-            "no such compound",
-            [FieldError(("community_id",), f"no community with id {data.community_id}")],
-        )
-    if repository.team_of_community(session, data.community_id) is not None:
-        raise Conflict(
-            "this compound has a volunteer team already",
-            [FieldError(("community_id",), "already has a team")],
-        )
-    _check_leader(session, data.leader_id)
+    _refuse(session, data.model_dump())
     return crud.create(session, VolunteerTeam, data, actor=actor, entity="volunteer_team")
 
 
@@ -98,8 +135,8 @@ def update_team(
     """Change a team: its leader, headcount, trolley capacity or shift."""
     team = require_team(session, team_id)
     changes = data.model_dump(exclude_unset=True)
-    if "leader_id" in changes:
-        _check_leader(session, changes["leader_id"])
+    if changes.get("leader_id") is not None:
+        _refuse(session, {"leader_id": changes["leader_id"]})
     start = changes.get("shift_start_s", team.shift_start_s)
     end = changes.get("shift_end_s", team.shift_end_s)
     if end <= start:
@@ -124,6 +161,8 @@ def set_availability(
 ) -> TeamAvailability:
     """Record how many of a team's members can work on ``day`` (others in quarantine)."""
     team = require_team(session, team_id)
+    if actor is not None and actor.role == Role.volunteer and team.leader_id != actor.id:
+        raise Forbidden(f"you do not lead volunteer team {team.code}")
     if data.available > team.headcount:
         raise Invalid(
             "more members available than the team has",

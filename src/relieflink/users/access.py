@@ -38,10 +38,16 @@ PLEDGE_WRITERS = STAFF | {Role.donor}
 DONOR_TRACE_READERS = STAFF | {Role.donor, Role.warehouse}
 
 # Dispatch: coordinators plan; couriers (and robot operators) post tracking events on their own
-# routes; committee volunteers post hand-offs and deliveries at their compounds' gates.
+# routes; committee volunteers post hand-offs and deliveries at their compounds' gates, and a
+# volunteer team's leader at its own compound's gate (tracking_rules decides which parcels).
 DISPATCH_PLANNERS = STAFF
-DELIVERY_ACTORS = STAFF | {Role.courier, Role.committee}
+DELIVERY_ACTORS = STAFF | {Role.courier, Role.committee, Role.volunteer}
 ROUTE_READERS = STAFF | {Role.courier}
+# Volunteer teams: staff register them; carriers, committees and team leaders read them; a
+# leader records its own team's daily availability (checked in teams.service).
+TEAM_READERS = LOGISTICS | {Role.committee, Role.volunteer}
+TEAM_WRITERS = STAFF
+TEAM_AVAILABILITY_WRITERS = STAFF | {Role.volunteer}
 
 
 def sees_org(actor: User, *organization_ids: int | None) -> bool:

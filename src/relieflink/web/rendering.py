@@ -29,6 +29,7 @@ ROLE_LABELS = {
     Role.donor: i18n.N_("Donor"),
     Role.committee: i18n.N_("Community committee"),
     Role.resident: i18n.N_("Resident"),
+    Role.volunteer: i18n.N_("Volunteer team leader"),
 }
 LOCKDOWN_LABELS = {
     LockdownStatus.open: i18n.N_("Open"),

@@ -11,6 +11,7 @@ from relieflink.web.routes import (
     courier,
     dashboard,
     donations,
+    gate,
     households,
     imports,
     registry,
@@ -29,6 +30,7 @@ MODULES = (
     donations,
     warehouse,
     courier,
+    gate,
 )
 
 

@@ -1,8 +1,10 @@
-"""Registry pages: organizations, districts, communities, warehouses, items and kits."""
+"""Registry pages: organizations, districts, communities, warehouses, volunteer teams, items and
+kits."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.responses import HTMLResponse
@@ -10,14 +12,18 @@ from fastapi.responses import HTMLResponse
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters, KitFilters
 from relieflink.models import (
+    Community,
     ItemCategory,
     KitPurpose,
     OrgKind,
+    VolunteerTeam,
 )
 from relieflink.organizations import service as organizations
 from relieflink.organizations.schemas import OrganizationFilters
 from relieflink.places import service as places
 from relieflink.places.schemas import CommunityFilters, NameFilters
+from relieflink.teams import service as teams
+from relieflink.teams.schemas import TeamFilters
 from relieflink.users import access
 from relieflink.web.listing import (
     PAGE_SIZE,
@@ -200,6 +206,54 @@ def warehouse_list(web: WebDep) -> HTMLResponse:
             flag(N_("Temporary"), "temporary"),
         ],
         filters=[SEARCH],
+    )
+
+
+@dataclass(frozen=True)
+class _TeamRow:
+    code: str
+    community: Community | None
+    headcount: int
+    trolley_capacity_kg: int
+    shift: str
+    active: bool
+
+
+def _hhmm(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+@router.page("/registry/teams", roles=access.TEAM_READERS, nav=N_("Volunteer teams"), order=25)
+def team_list(web: WebDep) -> HTMLResponse:
+    """Each compound's volunteer team: its size, trolley capacity and working hours."""
+
+    def row(team: VolunteerTeam) -> _TeamRow:
+        return _TeamRow(
+            team.code,
+            places.get_community(web.session, team.community_id),
+            team.headcount,
+            team.trolley_capacity_kg,
+            f"{_hhmm(team.shift_start_s)}–{_hhmm(team.shift_end_s)}",
+            team.active,
+        )
+
+    return render_listing(
+        web,
+        title=N_("Volunteer teams"),
+        schema=TeamFilters,
+        list_fn=teams.list_teams,
+        columns=[
+            code_column(),
+            Column(
+                N_("Community"), lambda r, lang: localized(r.community, lang) if r.community else ""
+            ),
+            Column(N_("Volunteers"), lambda r, _l: r.headcount, numeric=True),
+            Column(N_("Trolley (kg)"), lambda r, _l: r.trolley_capacity_kg, numeric=True),
+            Column(N_("Shift"), lambda r, _l: r.shift),
+            flag(N_("Active"), "active"),
+        ],
+        filters=[SEARCH],
+        convert=row,
     )
 
 
