@@ -198,3 +198,22 @@ def test_a_household_is_sourced_only_from_warehouses_that_can_reach_it(db: Sessi
     plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
     db.commit()
     assert plan.summary["released"] == {}, plan.summary
+
+
+def test_a_team_at_an_open_compound_does_not_hold_its_couriers_back(db: Session) -> None:
+    city = make_city(db)
+    # A team off duty at dawn: the couriers go door to door at an open compound all the same.
+    make_team(
+        db,
+        city.communities["open"],
+        headcount=10,
+        trolley_capacity_kg=100,
+        shift_start_s=3600,
+        shift_end_s=3 * 3600,
+    )
+    db.commit()
+    plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5)
+    db.commit()
+    assert plan.summary["released"] == {} and plan.summary["inner_legs"] == {}
+    modes = {mode for _, mode, *_ in sealed_stops(db, city.communities["open"].id)}
+    assert modes == {"courier"}

@@ -284,7 +284,11 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
         for c, w in [(gate_ids[int(gi)], source_ids[int(wi)])]
     }
     # What each team can still carry in today (first come, first served across warehouses).
-    team_left = {c: reach.team_day_g(t) for c, t in inp.teams.items() if reach.team_works(t)}
+    team_left = {
+        c: reach.team_day_g(t)
+        for c, t in inp.teams.items()
+        if reach.team_works(t) and c in inp.communities and reach.two_legs(*inp.communities[c][2:])
+    }
     for w in source_ids:
         types: list[VehicleType] = []
         for g, n, delay in groups.get(w, []):
@@ -415,7 +419,13 @@ def _door_etas(inp: PlanInput, routes: list[PlannedVehicleRoute]) -> dict[str, A
     for r in routes:
         for s in r.stops:
             team = inp.teams.get(s.community_id)
-            if s.inner_mode == InnerMode.volunteer and team is not None and reach.team_works(team):
+            _, _, status, vehicles_ok = inp.communities[s.community_id]
+            if (
+                s.inner_mode == InnerMode.volunteer
+                and reach.two_legs(status, vehicles_ok)
+                and team is not None
+                and reach.team_works(team)
+            ):
                 legs[s.community_id].append(s)
             else:
                 households = len({inp.parcels[i].household_id for i in s.parcels})
