@@ -217,3 +217,17 @@ def test_a_team_at_an_open_compound_does_not_hold_its_couriers_back(db: Session)
     assert plan.summary["released"] == {} and plan.summary["inner_legs"] == {}
     modes = {mode for _, mode, *_ in sealed_stops(db, city.communities["open"].id)}
     assert modes == {"courier"}
+
+
+def test_a_robot_based_far_away_does_not_reach_by_its_range_alone() -> None:
+    robot = reach.FleetGroup(
+        2, 1, reach.FleetKind.robot, 11, 1, 200_000, 2_000_000, 15, 8_000, 0, 86_000, 0, 0
+    )
+    gates = [(31.205, 121.43, "sealed", False)]
+    place = {10: (31.20, 121.40), 11: (31.60, 121.40)}
+    # A 3 km loop from warehouse 10 fits its 8 km range, the ~58 km deadhead from 11 does not.
+    assert not reach.reachable(gates, [None], [place[10]], place, [robot]).any()
+    at_home = reach.FleetGroup(
+        3, 1, reach.FleetKind.robot, 10, 1, 200_000, 2_000_000, 15, 8_000, 0, 86_000, 0, 0
+    )
+    assert reach.reachable(gates, [None], [place[10]], place, [at_home]).all()

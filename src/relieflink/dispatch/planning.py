@@ -176,20 +176,40 @@ def _new_parcels(session: Session) -> list[PlanParcel]:
 
 def _assign_groups(
     inp: PlanInput, load_g: dict[int, int]
-) -> dict[int, list[tuple[FleetGroup, int, int]]]:
-    """Vehicle groups per stock warehouse: (group, count, shift delay). A group whose depot
+) -> dict[int, list[tuple[FleetGroup, int, int, int]]]:
+    """Vehicle groups per stock warehouse: (group, count, shift delay, deadhead metres). A
+    group with a range (robots: short loops from nearby depots) only goes where the deadhead
+    there and back leaves range for a loop (:func:`relieflink.dispatch.reach.reachable`'s
+    rule). A group whose depot
     holds no parcels today drives to the stock warehouses, apportioned by load, starting later
     by the deadhead time; a group whose depot holds parcels shares its vehicles, by load, with
     the stock warehouses where no group is based (so that every warehouse the reach rule lets
     ship has vehicles)."""
-    out: dict[int, list[tuple[FleetGroup, int, int]]] = defaultdict(list)
+    out: dict[int, list[tuple[FleetGroup, int, int, int]]] = defaultdict(list)
     sources = sorted(load_g)
     if not sources:
         return out
     homes = {g.depot_id for g in inp.fleet}
     orphans = [w for w in sources if w not in homes]
     for g in inp.fleet:
+        home = inp.warehouses[g.depot_id]
+        deadhead = {
+            w: 0
+            if w == g.depot_id
+            else int(
+                float(haversine_m(home[0], home[1], inp.warehouses[w][0], inp.warehouses[w][1]))
+                * CIRCUITY
+            )
+            for w in sources
+        }
         targets = sorted({g.depot_id, *orphans}) if g.depot_id in load_g else sources
+        targets = [
+            w
+            for w in targets
+            if g.range_m is None or w == g.depot_id or 2 * deadhead[w] < g.range_m
+        ]
+        if not targets:
+            continue
         total = sum(load_g[w] for w in targets)
         shares = [g.count * load_g[w] / total for w in targets]
         counts = [math.floor(s) for s in shares]
@@ -201,17 +221,9 @@ def _assign_groups(
             # Its own depot's parcels come first: one vehicle at least stays home.
             counts[max(range(len(targets)), key=lambda i: counts[i])] -= 1
             counts[targets.index(g.depot_id)] += 1
-        home = inp.warehouses[g.depot_id]
         for w, n in zip(targets, counts, strict=True):
-            if n == 0:
-                continue
-            if w == g.depot_id:
-                out[w].append((g, n, 0))
-                continue
-            there = inp.warehouses[w]
-            metres = float(haversine_m(home[0], home[1], there[0], there[1])) * CIRCUITY
-            delay = int(metres / (g.speed_kmh / 3.6))
-            out[w].append((g, n, delay))
+            if n > 0:
+                out[w].append((g, n, int(deadhead[w] / (g.speed_kmh / 3.6)), deadhead[w]))
     return out
 
 
@@ -291,7 +303,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
     }
     for w in source_ids:
         types: list[VehicleType] = []
-        for g, n, delay in groups.get(w, []):
+        for g, n, delay, deadhead in groups.get(w, []):
             if g.capacity_g <= 0 or g.shift_start_s + delay >= g.shift_end_s:
                 continue
             types.append(
@@ -303,7 +315,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
                     capacity_g=g.capacity_g,
                     capacity_ml=g.capacity_ml or 1,
                     speed_kmh=float(g.speed_kmh),
-                    max_distance_m=g.range_m,
+                    max_distance_m=None if g.range_m is None else g.range_m - 2 * deadhead,
                     shift_start=g.shift_start_s + delay,
                     shift_end=g.shift_end_s,
                     fixed_cost=g.fixed_cost_fen,

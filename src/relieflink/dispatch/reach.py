@@ -13,7 +13,8 @@ only given stock that some vehicle can actually bring to its gate.
 
 A vehicle group reaches a gate from a warehouse when its kind is allowed there, the round trip
 fits its range, and the drive there (after the deadhead from its home depot) fits its shift, and
-for a team's gate arrives while the team is at work.
+for a team's gate arrives while the team is at work. A group based elsewhere drives to the
+warehouse first (the deadhead), which counts against its shift and, there and back, its range.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def reachable(
             if not robot:
                 ok &= ~robots_only[:, None]
             if g.range_m is not None:
-                ok &= 2 * there <= g.range_m
+                # The deadhead from its depot and back counts against the range too.
+                ok &= 2 * (there + deadhead[None, :]) <= g.range_m
             leave = g.shift_start_s + drive_s(deadhead, g.speed_kmh)[None, :]
             arrive = leave + drive_s(there, g.speed_kmh)
             if not robot:
