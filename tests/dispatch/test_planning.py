@@ -18,9 +18,12 @@ from relieflink.errors import Invalid
 from relieflink.flows import delivery
 from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
+    Allocation,
+    AllocationState,
     Community,
     FleetKind,
     Parcel,
+    ParcelLine,
     ParcelStatus,
     Role,
     Route,
@@ -30,6 +33,7 @@ from relieflink.models import (
     Vehicle,
 )
 from relieflink.optim.routing import VehicleKind, check_solution, solve_routing
+from relieflink.stock.service import check_ledger
 from tests.dispatch.factories import TODAY, make_city
 from tests.factories import headers_for, make_org, make_user
 
@@ -71,8 +75,9 @@ def test_no_truck_or_van_enters_a_sealed_compound_and_robots_fit(db: Session) ->
 
 def test_robot_payload_and_range_are_respected_by_the_checker(db: Session) -> None:
     city = make_city(db, per_community=6)
-    # A weaker robot: 60 kg payload (a household's pack is ~14.6 kg), 5 km range.
-    city.robots.capacity_g, city.robots.range_m = 60_000, 5_000
+    # A weaker robot: 60 kg payload (a household's pack is ~14.6 kg), 8 km range (the sealed
+    # gate is ~3.1 km away by road).
+    city.robots.capacity_g, city.robots.range_m = 60_000, 8_000
     db.commit()
     inp = planning.prepare_plan(db, day=TODAY)
     problems, unassigned = planning.build_problems(inp)
@@ -90,8 +95,10 @@ def test_robot_payload_and_range_are_respected_by_the_checker(db: Session) -> No
     robot_routes = [r for r in result.routes if r.vehicle_type == f"g{city.robots.id}"]
     for r in robot_routes:
         assert sum(v.weight_g for v in r.visits) <= 60_000
-        assert r.distance_m <= 5_000
-    # Out of range: every sealed load is left unassigned with the reason, never given to a van.
+        assert r.distance_m <= 8_000
+    # Out of range, and no volunteer team: every sealed load is left unassigned with the reason,
+    # never given to a van; the parcels are released (their stock free again, their
+    # allocations back with their requests), never left pending.
     city.robots.range_m = 500
     db.commit()
     plan = dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
@@ -99,10 +106,19 @@ def test_robot_payload_and_range_are_respected_by_the_checker(db: Session) -> No
     assert routes_into(db, city.communities["sealed"]) == set()
     reasons = plan.summary["unassigned"]
     assert sum(reasons.values()) == 6 and any("range" in r for r in reasons), reasons
-    pending = db.scalars(
+    released = db.scalars(
         select(Parcel).where(Parcel.community_id == city.communities["sealed"].id)
     ).all()
-    assert {p.status for p in pending} == {ParcelStatus.pending}
+    assert {p.status for p in released} == {ParcelStatus.released}
+    assert set(plan.summary["released"]) == {str(p.id) for p in released}
+    assert all("range" in why for why in plan.summary["released"].values())
+    allocations = db.scalars(
+        select(Allocation)
+        .join(ParcelLine, ParcelLine.allocation_id == Allocation.id)
+        .where(ParcelLine.parcel_id.in_([p.id for p in released]))
+    ).all()
+    assert allocations and {a.state for a in allocations} == {AllocationState.returned}
+    assert check_ledger(db) == []
 
 
 def test_unavailable_couriers_are_left_out(db: Session) -> None:
@@ -282,10 +298,16 @@ def test_plan_job_through_the_api_reports_progress(db: Session, client: TestClie
             select(func.count()).select_from(Parcel).where(Parcel.status == ParcelStatus.planned)
         )
         + db.scalar(
-            select(func.count()).select_from(Parcel).where(Parcel.status == ParcelStatus.pending)
+            select(func.count()).select_from(Parcel).where(Parcel.status == ParcelStatus.released)
         )
         == 6
     )
+    assert (
+        db.scalar(
+            select(func.count()).select_from(Parcel).where(Parcel.status == ParcelStatus.pending)
+        )
+        == 0
+    )  # what no route took was released, never left pending
 
 
 def _robot_routes(db: Session, plan_id: int, robots: Vehicle) -> list[Route]:
@@ -309,6 +331,9 @@ def test_a_broken_down_robot_stays_out_of_every_later_replan_that_day(db: Sessio
     )
     db.commit()
     assert _robot_routes(db, replan.id, city.robots) == []
+    # with no robot left, the sealed compound's parcels are released, each with its reason
+    # (their stock freed and their requests allocated again at the next wave)
+    assert replan.summary["released"]
     # The breakdown is the day's availability: the group's one robot is out ...
     assert fleet.available_counts(db, TODAY)[city.robots.id] == 0
     # ... so the next re-plan (nothing else broke) does not put it back on a route.
@@ -317,7 +342,6 @@ def test_a_broken_down_robot_stays_out_of_every_later_replan_that_day(db: Sessio
     )
     db.commit()
     assert _robot_routes(db, again.id, city.robots) == []
-    assert again.summary["unassigned"]  # the sealed compound's parcels wait, with a reason
     # Reporting the same (now cancelled) route again does not count it twice; the next day
     # the robot works again.
     assert fleet.record_breakdowns(db, day=TODAY, route_ids=[robot_route.id], actor=None) == {}

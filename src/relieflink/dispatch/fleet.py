@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from relieflink import columns
 from relieflink.audit import service as audit
+from relieflink.dispatch import reach
 from relieflink.dispatch import repository as repo
+from relieflink.dispatch.reach import FleetGroup, GateTeam
 from relieflink.errors import FieldError, Invalid, NotFound
 from relieflink.models import (
     FleetKind,
@@ -21,6 +25,7 @@ from relieflink.models import (
     Vehicle,
     VehicleAvailability,
 )
+from relieflink.teams import service as teams
 
 FLEET_COLUMNS = columns.VEHICLES
 
@@ -227,3 +232,65 @@ def available_counts(session: Session, day: date) -> dict[int, int]:
         if row.vehicle_id in counts:
             counts[row.vehicle_id] = min(counts[row.vehicle_id], row.available)
     return counts
+
+
+def groups_of_day(session: Session, day: date) -> list[FleetGroup]:
+    """The vehicle groups free to plan on ``day``: active groups × the day's availability
+    (breakdowns lowered it when they were recorded: :func:`record_breakdowns`), minus vehicles
+    out on a loaded or departed route."""
+    counts = available_counts(session, day)
+    busy = repo.busy_vehicles(session, day)
+    groups = []
+    for v in repo.active_vehicles(session):
+        n = counts.get(v.id, 0) - busy.get(v.id, 0)
+        if n > 0:
+            groups.append(
+                FleetGroup(
+                    v.id,
+                    v.carrier_id,
+                    FleetKind(v.kind),
+                    v.depot_id,
+                    n,
+                    v.capacity_g,
+                    v.capacity_ml,
+                    v.speed_kmh,
+                    v.range_m,
+                    v.shift_start_s,
+                    v.shift_end_s,
+                    v.fixed_cost_fen,
+                    v.cost_per_km_fen,
+                )
+            )
+    return groups
+
+
+def gate_teams(session: Session, day: date, community_ids: Iterable[int]) -> dict[int, GateTeam]:
+    """Each compound's volunteer team on ``day`` (members at work), by community id."""
+    return dict(teams.team_days(session, day=day, community_ids=sorted(set(community_ids))))
+
+
+def reach_matrix(
+    session: Session,
+    *,
+    day: date,
+    community_ids: Sequence[int],
+    warehouse_ids: Sequence[int],
+    teams: Mapping[int, GateTeam] | None = None,
+) -> NDArray[np.bool_] | None:
+    """``out[c, w]``: the day's fleet (and the compound's team inside) can bring stock from
+    warehouse ``warehouse_ids[w]`` to the door of compound ``community_ids[c]`` (the rule is
+    :func:`relieflink.dispatch.reach.reachable`). None when no fleet is registered at all
+    (allocation without dispatch: nothing to restrict by)."""
+    if not repo.active_vehicles(session):
+        return None
+    places = repo.warehouse_places(session)
+    gates = repo.community_access(session, community_ids)
+    if teams is None:
+        teams = gate_teams(session, day, community_ids)
+    return reach.reachable(
+        [gates[c] for c in community_ids],
+        [teams.get(c) for c in community_ids],
+        [places[w] for w in warehouse_ids],
+        places,
+        groups_of_day(session, day),
+    )

@@ -1,6 +1,7 @@
 """Phase 3 of dispatch planning: a solved plan stored in one transaction — parcels with their
-pickup codes, routes, stops with ETAs; parcels of released routes moved or parked. The requests
-it serves are marked ``dispatched`` by ``relieflink.flows.dispatch``, not here."""
+pickup codes, routes, stops with ETAs; parcels of released routes moved. Parcels no route could
+take are ``released``, each with its reason in the plan's summary; ``relieflink.flows.dispatch``
+frees their stock and returns their allocations, and marks the requests served ``dispatched``."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def store_plan(
                 "plan_id": plan.id,
                 "route_id": placed[i][0] if i in placed else None,
                 "stop_id": placed[i][1] if i in placed else None,
-                "status": ParcelStatus.planned if i in placed else ParcelStatus.pending,
+                "status": ParcelStatus.planned if i in placed else ParcelStatus.released,
                 "packs": p.packs,
                 "weight_g": p.weight_g,
                 "volume_ml": p.volume_ml,
@@ -133,13 +134,13 @@ def store_plan(
         if i not in new_set
     ]
     repo.place_parcels(session, moves)
-    # Parcels of released routes that found no new route wait, pending, for the next plan.
+    # Parcels that found no route are released, never left holding stock (the flow frees it).
     left = [
         parked
         for i in sol.unassigned
         if (parked := inp.parcels[i].parcel_id) is not None and i not in new_set
     ]
-    repo.park_parcels(session, left)
+    repo.release_parcels(session, left, plan.id)
     reasons: dict[str, int] = defaultdict(int)
     for reason in sol.unassigned.values():
         reasons[reason] += 1
@@ -149,12 +150,22 @@ def store_plan(
     plan.message = (
         f"{len(sol.routes)} routes, {len(inp.parcels) - len(sol.unassigned)} of "
         f"{len(inp.parcels)} parcels planned"
+        + (
+            f"; {len(sol.unassigned)} released, to be allocated again at the next wave"
+            if sol.unassigned
+            else ""
+        )
     )
     plan.summary = {
         "parcels": len(inp.parcels),
         "new_parcels": len(new),
         "planned_parcels": len(inp.parcels) - len(sol.unassigned),
         "unassigned": dict(reasons),
+        # Every parcel no route could take, and why in words (its stock was freed and its
+        # allocations went back to their requests, for the next wave).
+        "released": {
+            str(inp.parcels[i].parcel_id): reason for i, reason in sorted(sol.unassigned.items())
+        },
         "routes": len(sol.routes),
         "distance_m": sum(r.distance_m for r in sol.routes),
         "cost_fen": sum(r.cost_fen for r in sol.routes),
@@ -183,6 +194,26 @@ def _by_kind(sol: PlanSolution) -> dict[str, int]:
     for r in sol.routes:
         out[str(r.kind)] += 1
     return dict(out)
+
+
+def released_lines(
+    session: Session, inp: PlanInput, sol: PlanSolution
+) -> list[tuple[list[int], list[str], str]]:
+    """Per parcel a stored plan released: its allocations, their stock references, and why."""
+    reasons = {
+        pid: reason
+        for i, reason in sol.unassigned.items()
+        if (pid := inp.parcels[i].parcel_id) is not None
+    }
+    lines = repo.lines_of(session, sorted(reasons))
+    return [
+        (
+            [line.allocation_id for line in lines.get(pid, [])],
+            [line.reference for line in lines.get(pid, [])],
+            reason,
+        )
+        for pid, reason in sorted(reasons.items())
+    ]
 
 
 def planned_lines(inp: PlanInput, sol: PlanSolution) -> list[int]:

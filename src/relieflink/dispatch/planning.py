@@ -6,11 +6,14 @@ Three phases, so that a job runner can keep the database free while the engine s
    per household and warehouse), parcels still pending (or released by a re-plan) join them;
    the fleet of the day is read (availability, vehicles already out on the road).
 2. :func:`solve_plan` (pure): per warehouse, one routing problem whose stops are community
-   gates, split into loads no larger than the biggest vehicle allowed in; access rules come from
-   the compound's lockdown status (sealed or no-vehicle compounds admit only robots and
-   volunteers on foot). The engine's independent checker verifies every plan.
+   gates, split into loads no larger than the biggest vehicle allowed in; who may come to a
+   gate and who carries the last 100 m is :mod:`relieflink.dispatch.reach` (sealed compounds
+   in two legs: any vehicle to the gate, the compound's volunteer team inside, at its
+   capacity, within its shift; robots directly). The engine's independent checker verifies
+   every plan; the teams' inner legs are scheduled per compound and give the doors' ETAs.
 3. :func:`store_plan` (one transaction): parcels with their pickup codes, routes, stops with
-   ETAs. ``relieflink.flows.dispatch`` runs the three and marks the requests ``dispatched``.
+   ETAs. ``relieflink.flows.dispatch`` runs the three, marks the requests ``dispatched`` and
+   releases what could not be routed (stock freed, allocations back to their requests).
 
 Stock stays reserved until loading: the ``loaded`` tracking event issues it ("picked").
 """
@@ -27,14 +30,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from relieflink.dispatch import fleet
+from relieflink.dispatch import fleet, reach
 from relieflink.dispatch import repository as repo
+from relieflink.dispatch.reach import CIRCUITY, FleetGroup, GateTeam
 from relieflink.errors import FieldError, Invalid
 from relieflink.models import (
     DispatchPlan,
     FleetKind,
     InnerMode,
-    LockdownStatus,
     PlanStatus,
     User,
 )
@@ -54,8 +57,7 @@ from relieflink.optim.routing import (
 from relieflink.users import access
 
 Progress = Callable[[int, str], None]
-_NO_VEHICLES = frozenset({VehicleKind.ROBOT, VehicleKind.FOOT})
-CIRCUITY = 1.3  # the engine's default provider: haversine × 1.3
+__all__ = ["CIRCUITY", "FleetGroup", "PlanInput", "PlanSolution", "prepare_plan", "solve_plan"]
 
 
 @dataclass
@@ -74,23 +76,6 @@ class PlanParcel:
 
 
 @dataclass
-class FleetGroup:
-    vehicle_id: int
-    carrier_id: int
-    kind: FleetKind
-    depot_id: int
-    count: int
-    capacity_g: int
-    capacity_ml: int
-    speed_kmh: int
-    range_m: int | None
-    shift_start_s: int
-    shift_end_s: int
-    fixed_cost_fen: int
-    cost_per_km_fen: int
-
-
-@dataclass
 class PlanInput:
     day: date
     replan_of_id: int | None
@@ -99,14 +84,16 @@ class PlanInput:
     warehouses: dict[int, tuple[float, float]]
     communities: dict[int, tuple[float, float, str, bool]]  # lat, lon, status, vehicles allowed
     release_routes: list[int] = field(default_factory=list)
+    teams: dict[int, GateTeam] = field(default_factory=dict)  # by community: at work today
 
 
 @dataclass
 class PlannedStop:
     community_id: int
     inner_mode: InnerMode
-    eta_s: int
+    eta_s: int  # at the gate (or the door, for a courier going door to door)
     parcels: list[int]  # indices into PlanInput.parcels
+    door_eta_s: int = 0  # the last of its parcels at the door (after the team's inner leg)
 
 
 @dataclass
@@ -133,26 +120,6 @@ class PlanSolution:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-# --- access rules -----------------------------------------------------------------------------
-
-
-def allowed_kinds(status: str, vehicles_allowed: bool) -> frozenset[VehicleKind] | None:
-    """Who may serve a compound's gate: sealed (or no-vehicle) compounds only robots and
-    volunteers on foot; any vehicle elsewhere."""
-    if status == LockdownStatus.sealed or not vehicles_allowed:
-        return _NO_VEHICLES
-    return None
-
-
-def inner_mode(status: str, vehicles_allowed: bool) -> InnerMode:
-    """Who carries the last 100 metres inside the compound."""
-    if status == LockdownStatus.sealed or not vehicles_allowed:
-        return InnerMode.robot
-    if status == LockdownStatus.controlled:
-        return InnerMode.volunteer
-    return InnerMode.courier
-
-
 # --- phase 1: read ----------------------------------------------------------------------------
 
 
@@ -175,32 +142,12 @@ def prepare_plan(
                 raise Invalid(f"no route {route_id}")
     parcels = [PlanParcel(*row) for row in repo.pending_parcels(session, release)]
     parcels.extend(_new_parcels(session))
-    counts = fleet.available_counts(session, day)  # breakdowns included (record_breakdowns)
-    busy = repo.busy_vehicles(session, day)
-    groups = []
-    for v in repo.active_vehicles(session):
-        n = counts.get(v.id, 0) - busy.get(v.id, 0)
-        if n > 0:
-            groups.append(
-                FleetGroup(
-                    v.id,
-                    v.carrier_id,
-                    FleetKind(v.kind),
-                    v.depot_id,
-                    n,
-                    v.capacity_g,
-                    v.capacity_ml,
-                    v.speed_kmh,
-                    v.range_m,
-                    v.shift_start_s,
-                    v.shift_end_s,
-                    v.fixed_cost_fen,
-                    v.cost_per_km_fen,
-                )
-            )
+    groups = fleet.groups_of_day(session, day)  # breakdowns included (record_breakdowns)
     warehouses = repo.warehouse_places(session)
-    communities = repo.community_access(session, {p.community_id for p in parcels})
-    return PlanInput(day, replan_of_id, parcels, groups, warehouses, communities, release)
+    ids = {p.community_id for p in parcels}
+    communities = repo.community_access(session, ids)
+    teams = fleet.gate_teams(session, day, ids)
+    return PlanInput(day, replan_of_id, parcels, groups, warehouses, communities, release, teams)
 
 
 def _new_parcels(session: Session) -> list[PlanParcel]:
@@ -229,33 +176,54 @@ def _new_parcels(session: Session) -> list[PlanParcel]:
 
 def _assign_groups(
     inp: PlanInput, load_g: dict[int, int]
-) -> dict[int, list[tuple[FleetGroup, int, int]]]:
-    """Vehicle groups per stock warehouse: (group, count, shift delay). A group whose depot
+) -> dict[int, list[tuple[FleetGroup, int, int, int]]]:
+    """Vehicle groups per stock warehouse: (group, count, shift delay, deadhead metres). A
+    group with a range (robots: short loops from nearby depots) only goes where the deadhead
+    there and back leaves range for a loop (:func:`relieflink.dispatch.reach.reachable`'s
+    rule). A group whose depot
     holds no parcels today drives to the stock warehouses, apportioned by load, starting later
-    by the deadhead time."""
-    out: dict[int, list[tuple[FleetGroup, int, int]]] = defaultdict(list)
+    by the deadhead time; a group whose depot holds parcels shares its vehicles, by load, with
+    the stock warehouses where no group is based (so that every warehouse the reach rule lets
+    ship has vehicles)."""
+    out: dict[int, list[tuple[FleetGroup, int, int, int]]] = defaultdict(list)
     sources = sorted(load_g)
     if not sources:
         return out
-    total = sum(load_g.values())
+    homes = {g.depot_id for g in inp.fleet}
+    orphans = [w for w in sources if w not in homes]
     for g in inp.fleet:
-        if g.depot_id in load_g:
-            out[g.depot_id].append((g, g.count, 0))
+        home = inp.warehouses[g.depot_id]
+        deadhead = {
+            w: 0
+            if w == g.depot_id
+            else int(
+                float(haversine_m(home[0], home[1], inp.warehouses[w][0], inp.warehouses[w][1]))
+                * CIRCUITY
+            )
+            for w in sources
+        }
+        targets = sorted({g.depot_id, *orphans}) if g.depot_id in load_g else sources
+        targets = [
+            w
+            for w in targets
+            if g.range_m is None or w == g.depot_id or 2 * deadhead[w] < g.range_m
+        ]
+        if not targets:
             continue
-        shares = [g.count * load_g[w] / total for w in sources]
+        total = sum(load_g[w] for w in targets)
+        shares = [g.count * load_g[w] / total for w in targets]
         counts = [math.floor(s) for s in shares]
-        for i in sorted(range(len(sources)), key=lambda i: counts[i] - shares[i])[
+        for i in sorted(range(len(targets)), key=lambda i: counts[i] - shares[i])[
             : g.count - sum(counts)
         ]:
             counts[i] += 1
-        home = inp.warehouses[g.depot_id]
-        for w, n in zip(sources, counts, strict=True):
-            if n == 0:
-                continue
-            there = inp.warehouses[w]
-            metres = float(haversine_m(home[0], home[1], there[0], there[1])) * CIRCUITY
-            delay = int(metres / (g.speed_kmh / 3.6))
-            out[w].append((g, n, delay))
+        if g.depot_id in load_g and counts[targets.index(g.depot_id)] == 0:
+            # Its own depot's parcels come first: one vehicle at least stays home.
+            counts[max(range(len(targets)), key=lambda i: counts[i])] -= 1
+            counts[targets.index(g.depot_id)] += 1
+        for w, n in zip(targets, counts, strict=True):
+            if n > 0:
+                out[w].append((g, n, int(deadhead[w] / (g.speed_kmh / 3.6)), deadhead[w]))
     return out
 
 
@@ -290,9 +258,21 @@ class WarehouseProblem:
     communities: list[int]
 
 
+def _unreachable_reason(status: str, vehicles_ok: bool, team: GateTeam | None) -> str:
+    if reach.two_legs(status, vehicles_ok) and not reach.team_works(team):
+        return (
+            "sealed compound with no volunteer team at work today, and no robot within range "
+            "of this warehouse"
+        )
+    return (
+        "no vehicle of the day can reach this gate from this warehouse within its range and shift"
+    )
+
+
 def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, str]]:
     """One routing problem per stock warehouse (gate loads as stops, access rules as allowed
-    kinds), and the parcels that cannot be routed at all, with the reason."""
+    kinds, a team's shift as the time window of its gate), and the parcels that cannot be
+    routed at all, with the reason in words."""
     by_source: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     load_g: dict[int, int] = defaultdict(int)
     for i, p in enumerate(inp.parcels):
@@ -301,10 +281,29 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
     groups = _assign_groups(inp, load_g)
     unassigned: dict[int, str] = {}
     problems: list[WarehouseProblem] = []
-    for w in sorted(by_source):
+    gate_ids = sorted({p.community_id for p in inp.parcels})
+    source_ids = sorted(by_source)
+    can = reach.reachable(
+        [inp.communities[c] for c in gate_ids],
+        [inp.teams.get(c) for c in gate_ids],
+        [inp.warehouses[w] for w in source_ids],
+        inp.warehouses,
+        inp.fleet,
+    )
+    reachable = {
+        (c, w)
+        for (gi, wi) in zip(*can.nonzero(), strict=True)
+        for c, w in [(gate_ids[int(gi)], source_ids[int(wi)])]
+    }
+    # What each team can still carry in today (first come, first served across warehouses).
+    team_left = {
+        c: reach.team_day_g(t)
+        for c, t in inp.teams.items()
+        if reach.team_works(t) and c in inp.communities and reach.two_legs(*inp.communities[c][2:])
+    }
+    for w in source_ids:
         types: list[VehicleType] = []
-        type_groups: list[FleetGroup] = []
-        for g, n, delay in groups.get(w, []):
+        for g, n, delay, deadhead in groups.get(w, []):
             if g.capacity_g <= 0 or g.shift_start_s + delay >= g.shift_end_s:
                 continue
             types.append(
@@ -316,7 +315,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
                     capacity_g=g.capacity_g,
                     capacity_ml=g.capacity_ml or 1,
                     speed_kmh=float(g.speed_kmh),
-                    max_distance_m=g.range_m,
+                    max_distance_m=None if g.range_m is None else g.range_m - 2 * deadhead,
                     shift_start=g.shift_start_s + delay,
                     shift_end=g.shift_end_s,
                     fixed_cost=g.fixed_cost_fen,
@@ -324,20 +323,25 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
                     carrier=str(g.carrier_id),
                 )
             )
-            type_groups.append(g)
         stops: list[Stop] = []
         stop_parcels: list[list[int]] = []
         modes: list[InnerMode] = []
         communities: list[int] = []
         for c in sorted(by_source[w]):
             lat, lon, status, vehicles_ok = inp.communities[c]
-            kinds = allowed_kinds(status, vehicles_ok)
-            fit = [t for t in types if kinds is None or t.kind in kinds]
+            team = inp.teams.get(c)
             indices = by_source[w][c]
+            if (c, w) not in reachable:
+                unassigned.update(
+                    dict.fromkeys(indices, _unreachable_reason(status, vehicles_ok, team))
+                )
+                continue
+            kinds = reach.allowed_kinds(status, vehicles_ok, team)
+            fit = [t for t in types if kinds is None or t.kind in kinds]
             if not fit:
                 why = (
-                    "no robot or volunteer on foot available at this warehouse for a sealed "
-                    "compound"
+                    "no robot available at this warehouse for a sealed compound with no "
+                    "volunteer team at work"
                     if kinds is not None
                     else "no vehicle available at this warehouse"
                 )
@@ -350,7 +354,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
                 dict.fromkeys(too_big, "a single parcel exceeds every allowed vehicle")
             )
             indices = [i for i in indices if inp.parcels[i].weight_g <= cap_g]
-            mode = inner_mode(status, vehicles_ok)
+            mode = reach.inner_mode(status, vehicles_ok, None if kinds else FleetKind.van)
             # Gate loads no larger than the smallest allowed vehicle, so that every vehicle
             # (e-bikes too) can take one; a big vehicle simply makes several stops there.
             heaviest = max((inp.parcels[i].weight_g for i in indices), default=0)
@@ -360,18 +364,43 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
                 max((inp.parcels[i].volume_ml for i in indices), default=0),
             )
             gate_g, gate_ml = min(gate_g, cap_g), min(gate_ml, cap_ml)
+            robots = [t for t in types if t.kind in reach.ROBOT_KINDS]
             for k, chunk in enumerate(_chunks(indices, inp.parcels, gate_g, gate_ml)):
                 households = len({inp.parcels[i].household_id for i in chunk})
+                weight = sum(inp.parcels[i].weight_g for i in chunk)
                 per_door = 90 if mode == InnerMode.courier else 10
+                chunk_kinds, tw = kinds, (0, 86_400)
+                if c in team_left:
+                    assert team is not None
+                    if weight <= team_left[c]:
+                        team_left[c] -= weight
+                        # The team is at the gate within its shift, and must finish the inner
+                        # leg by its end.
+                        leg = reach.inner_leg_s(weight, team)
+                        tw = (team.shift_start_s, max(team.shift_end_s - leg, team.shift_start_s))
+                    elif robots and weight <= max(t.capacity_g for t in robots):
+                        chunk_kinds = reach.ROBOT_KINDS  # the team is full today: robots only
+                    else:
+                        kg = reach.team_day_g(team) // 1000
+                        unassigned.update(
+                            dict.fromkeys(
+                                chunk,
+                                f"the compound's volunteer team can carry {kg} kg in today, "
+                                "all taken, and no robot can take this load",
+                            )
+                        )
+                        continue
                 stops.append(
                     Stop(
                         id=f"c{c}:{k}",
                         lat=lat,
                         lon=lon,
-                        weight_g=sum(inp.parcels[i].weight_g for i in chunk),
+                        weight_g=weight,
                         volume_ml=sum(inp.parcels[i].volume_ml for i in chunk),
-                        service_s=120 + per_door * households,
-                        allowed_kinds=kinds,
+                        service_s=reach.GATE_SERVICE_S + per_door * households,
+                        tw_start=tw[0],
+                        tw_end=tw[1],
+                        allowed_kinds=chunk_kinds,
                     )
                 )
                 stop_parcels.append(chunk)
@@ -392,6 +421,47 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
         )
         problems.append(WarehouseProblem(w, problem, stop_parcels, modes, communities))
     return problems, unassigned
+
+
+def _door_etas(inp: PlanInput, routes: list[PlannedVehicleRoute]) -> dict[str, Any]:
+    """Each stop's doors' ETA: the team of a two-leg gate carries the loads in as they come,
+    one load after another, all its members at work in parallel (robots and couriers bring
+    theirs to the door themselves). Returns per compound the team's inner-leg day."""
+    legs: dict[int, list[PlannedStop]] = defaultdict(list)
+    for r in routes:
+        for s in r.stops:
+            team = inp.teams.get(s.community_id)
+            _, _, status, vehicles_ok = inp.communities[s.community_id]
+            if (
+                s.inner_mode == InnerMode.volunteer
+                and reach.two_legs(status, vehicles_ok)
+                and team is not None
+                and reach.team_works(team)
+            ):
+                legs[s.community_id].append(s)
+            else:
+                households = len({inp.parcels[i].household_id for i in s.parcels})
+                per_door = 90 if s.inner_mode == InnerMode.courier else 10
+                s.door_eta_s = s.eta_s + reach.GATE_SERVICE_S + per_door * households
+    out: dict[str, Any] = {}
+    for c, stops in sorted(legs.items()):
+        team = inp.teams[c]
+        free = team.shift_start_s
+        carried = 0
+        for s in sorted(stops, key=lambda s: s.eta_s):
+            weight = sum(inp.parcels[i].weight_g for i in s.parcels)
+            start = max(s.eta_s + reach.GATE_SERVICE_S, free)
+            s.door_eta_s = free = start + reach.inner_leg_s(weight, team)
+            carried += weight
+        out[str(c)] = {
+            "loads": len(stops),
+            "kg": round(carried / 1000, 1),
+            "team": team.code,
+            "volunteers": team.available,
+            "first_s": min(s.eta_s for s in stops),
+            "done_s": free,
+        }
+    return out
 
 
 def solve_plan(
@@ -419,7 +489,7 @@ def solve_plan(
     done = 0
     for wp in problems:
         w, problem, stop_parcels = wp.warehouse_id, wp.problem, wp.stop_parcels
-        modes, communities = wp.modes, wp.communities
+        communities = wp.communities
         share = budget * len(problem.stops) / max(total_stops, 1)
         step(10 + int(80 * done / max(total_stops, 1)), f"routing from warehouse {w}")
         executor = (
@@ -454,9 +524,14 @@ def solve_plan(
                     take.append(queue.pop(0))
                 if not take:
                     continue
+                c = communities[visit.stop]
+                _, _, status, vehicles_ok = inp.communities[c]
                 planned.append(
                     PlannedStop(
-                        communities[visit.stop], modes[visit.stop], visit.service_start_s, take
+                        c,
+                        reach.inner_mode(status, vehicles_ok, g.kind),
+                        visit.service_start_s,
+                        take,
                     )
                 )
             if not planned:
@@ -480,6 +555,7 @@ def solve_plan(
             for i in queue:
                 unassigned.setdefault(i, "left over after a split delivery")
     stats["routes"] = len(routes)
+    stats["inner_legs"] = _door_etas(inp, routes)
     return PlanSolution(routes, unassigned, violations, perf_counter() - started, stats)
 
 

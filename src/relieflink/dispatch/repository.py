@@ -296,13 +296,13 @@ def place_parcels(session: Session, moves: Sequence[dict[str, Any]]) -> None:
         )
 
 
-def park_parcels(session: Session, parcel_ids: Sequence[int]) -> None:
-    """Parcels that found no route wait, pending, for the next plan."""
+def release_parcels(session: Session, parcel_ids: Sequence[int], plan_id: int) -> None:
+    """Parcels that found no route leave every route: ``released`` by plan ``plan_id``."""
     for start in range(0, len(parcel_ids), 5000):
         session.execute(
             update(Parcel)
             .where(Parcel.id.in_(list(parcel_ids[start : start + 5000])))
-            .values(route_id=None, stop_id=None, status=ParcelStatus.pending)
+            .values(route_id=None, stop_id=None, status=ParcelStatus.released, plan_id=plan_id)
             .execution_options(synchronize_session=False)
         )
 
@@ -781,7 +781,7 @@ def parcels_of_household(session: Session, household_id: int) -> list[tuple[Parc
     rows = session.execute(
         select(Parcel, RouteStop.eta_s)
         .outerjoin(RouteStop, RouteStop.id == Parcel.stop_id)
-        .where(Parcel.household_id == household_id)
+        .where(Parcel.household_id == household_id, Parcel.status != ParcelStatus.released)
         .order_by(Parcel.id)
     )
     return [(p, eta) for p, eta in rows]

@@ -19,6 +19,7 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from relieflink.audit import service as audit
+from relieflink.dispatch import fleet
 from relieflink.models import User
 from relieflink.needs import allocation
 from relieflink.needs.allocation import Progress, RunReport
@@ -79,13 +80,24 @@ def run_allocation(
         "kit": stock.stock_matrix(session, kind="kit", as_of=today),
         "item": stock.stock_matrix(session, kind="item", as_of=today),
     }
-    problem, keys = allocation.build_problem(lines, skus, policy, warehouses, available)
+    # Only stock the day's fleet (and a sealed compound's team inside) can bring to the door.
+    reach = fleet.reach_matrix(
+        session,
+        day=today,
+        community_ids=[int(c) for c in lines.communities],
+        warehouse_ids=[w.id for w in warehouses],
+    )
+    problem, keys = allocation.build_problem(
+        lines, skus, policy, warehouses, available, reach=reach
+    )
 
     # Solve.
     step("allocating")
-    result = solve_allocation(problem)
-    baseline = solve_fcfs(problem)
-    applied = result if method == "priority" else baseline
+    problem, applied = allocation.within_reach(
+        lines, problem, reach, solve_allocation if method == "priority" else solve_fcfs
+    )
+    result = applied if method == "priority" else solve_allocation(problem)
+    baseline = applied if method == "fcfs" else solve_fcfs(problem)
     report.units_allocated = int(applied.allocated.sum())
     report.summary = allocation.summarize(
         lines,

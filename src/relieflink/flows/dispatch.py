@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from relieflink.dispatch import fleet, plan_store, planning
 from relieflink.models import DispatchPlan, User
 from relieflink.needs import service as needs
+from relieflink.stock import service as stock
 
 __all__ = ["plan_dispatch", "write_plan"]
 
@@ -32,9 +33,21 @@ def write_plan(
     actor: User | None,
 ) -> DispatchPlan:
     """Store a solved plan (parcels, routes, stops); the requests it serves become
-    ``dispatched``."""
+    ``dispatched``. Parcels no route could take are released, never left holding stock: their
+    reservations are freed and their allocations go back to their requests (reopened, carried
+    over), to be allocated again at the next wave; the plan's summary says why, per parcel."""
     plan = plan_store.store_plan(session, plan, inp, sol, actor=actor)
     needs.mark_dispatched(session, line_ids=plan_store.planned_lines(inp, sol))
+    released = plan_store.released_lines(session, inp, sol)
+    for _, references, _ in released:
+        for reference in references:
+            stock.release(session, reference=reference, actor=actor)
+    needs.return_allocations(
+        session,
+        [(allocations, f"not routed: {reason}") for allocations, _, reason in released],
+        actor=actor,
+    )
+    session.expire_all()
     return plan
 
 

@@ -50,6 +50,9 @@ class ParcelStatus(StrEnum):
     handed_off = "handed_off"
     delivered = "delivered"
     failed = "failed"
+    # No route could take it: its stock went back and its allocations to their requests, to
+    # be allocated again at the next wave (the plan's summary says why).
+    released = "released"
 
 
 class EventKind(StrEnum):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -59,6 +59,7 @@ from relieflink.optim.allocation import (
     Locations,
     Warehouses,
     evaluate,
+    haversine_matrix,
 )
 from relieflink.stock.ledger import Reservation
 from relieflink.users import access
@@ -124,6 +125,8 @@ class Lines:
     all_line: NDArray[np.int64]
     all_target: NDArray[np.int64]
     all_allocated: NDArray[np.int64]
+    # Each location's community id (locations are the compounds' gates, in id order).
+    communities: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.line_id.shape[0])
@@ -262,7 +265,7 @@ def load_lines(
         days_since_delivery=since,
         supply_days_left=left,
     )
-    _, location = np.unique(community, return_inverse=True)
+    gates, location = np.unique(community, return_inverse=True)
     first = np.unique(location, return_index=True)[1]
     lat = np.array(cols[18], dtype=np.float64)
     lon = np.array(cols[19], dtype=np.float64)
@@ -304,6 +307,7 @@ def load_lines(
         all_line=line_id,
         all_target=target,
         all_allocated=allocated,
+        communities=gates.astype(np.int64),
     )
 
 
@@ -318,10 +322,15 @@ def build_problem(
     policy: Policy,
     warehouses: list[Warehouse],
     available: dict[str, dict[tuple[int, int], int]],
+    *,
+    reach: NDArray[np.bool_] | None = None,
 ) -> tuple[AllocationProblem, NDArray[np.int64]]:
     """The problem the open ``lines`` pose, given the units ``available`` per (warehouse, kit)
     under ``"kit"`` and per (warehouse, item) under ``"item"``; and the SKU key of each of its
-    item columns."""
+    item columns. ``reach[location, warehouse]`` (from the dispatch domain) says which
+    warehouses can deliver to each gate: a location no warehouse reaches asks for nothing, and
+    the others are sourced from a warehouse they cannot reach only when no reachable one has
+    the stock (the plan then releases that parcel for the next wave)."""
     keys, item_index = np.unique(lines.sku, return_inverse=True)
     column = {int(k): j for j, k in enumerate(keys)}
     w_index = {w.id: i for i, w in enumerate(warehouses)}
@@ -334,7 +343,11 @@ def build_problem(
     problem = AllocationProblem(
         demands=Demands(
             item=item_index.astype(np.int32),
-            quantity=lines.demand.astype(np.int32),
+            quantity=(
+                lines.demand
+                if reach is None
+                else np.where(np.asarray(reach.any(axis=1))[lines.location], lines.demand, 0)
+            ).astype(np.int32),
             priority=lines.klass,
             weight=lines.weight.astype(np.float64),
             location=lines.location.astype(np.int32),
@@ -351,8 +364,53 @@ def build_problem(
         locations=Locations(lat=lines.coords[:, 0], lon=lines.coords[:, 1]),
         stock=matrix,
         unit_weight=np.array([skus[int(k)]["grams"] for k in keys], dtype=np.int64),
+        distance=None if reach is None else _reach_distance(lines, warehouses, reach),
     )
     return problem, keys
+
+
+def within_reach(
+    lines: Lines,
+    problem: AllocationProblem,
+    reach: NDArray[np.bool_] | None,
+    solve: Callable[[AllocationProblem], AllocationResult],
+    *,
+    rounds: int = 3,
+) -> tuple[AllocationProblem, AllocationResult]:
+    """Solve, then take back the units a line got from a warehouse its gate cannot be reached
+    from and solve again without them (the stock they held goes to lines that can get it);
+    what a last round still sources out of reach, the plan releases for the next wave."""
+    result = solve(problem)
+    if reach is None:
+        return problem, result
+    for _ in range(rounds):
+        line, warehouse, units = result.shipments()
+        far = ~reach[lines.location[line], warehouse]
+        if not far.any():
+            break
+        cut = np.bincount(line[far], weights=units[far], minlength=len(lines)).astype(np.int64)
+        quantity = np.asarray(problem.demands.quantity, dtype=np.int64) - cut
+        problem = replace(
+            problem, demands=replace(problem.demands, quantity=quantity.astype(np.int32))
+        )
+        result = solve(problem)
+    return problem, result
+
+
+UNREACHABLE_M = 1e8  # beyond any road distance: such a warehouse is the last resort
+
+
+def _reach_distance(
+    lines: Lines, warehouses: list[Warehouse], reach: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """Gate × warehouse distances, with those no vehicle can drive pushed behind every other."""
+    d = haversine_matrix(
+        lines.coords[:, 0],
+        lines.coords[:, 1],
+        np.array([w.lat for w in warehouses]),
+        np.array([w.lon for w in warehouses]),
+    )
+    return np.where(reach, d, d + UNREACHABLE_M)
 
 
 def _outcome(
