@@ -78,7 +78,7 @@ def _run(
     for kind, n in summary.get("by_kind", {}).items():
         table.add_row(f"routes by {kind}", str(n))
     for reason, n in summary.get("unassigned", {}).items():
-        table.add_row(f"unplanned: {reason}", str(n))
+        table.add_row(f"released, allocated again next wave: {reason}", str(n))
     console.print(table)
     if summary.get("violations"):
         console.print(f"[red]{len(summary['violations'])} checker violations[/]")
