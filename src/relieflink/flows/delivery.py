@@ -30,7 +30,6 @@ from relieflink.errors import FieldError, Invalid, RelieflinkError
 from relieflink.models import AllocationState, FailureReason, User
 from relieflink.needs import service as needs
 from relieflink.stock import ledger
-from relieflink.stock import service as stock
 from relieflink.users import access
 
 __all__ = [
@@ -196,8 +195,7 @@ def return_failed(
         for line in lines
         if line.state == AllocationState.reserved and line.reference in back.still_reserved
     }
-    for reference in sorted(held):
-        stock.release(session, reference=reference, actor=actor)
+    ledger.release_many(session, [ledger.Release(r) for r in sorted(held)], actor=actor)
     requests = needs.return_allocations(
         session,
         [([line.allocation_id for line in lines], str(reason)) for _, reason, lines in failures],

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from relieflink.dispatch import fleet, plan_store, planning
 from relieflink.models import DispatchPlan, User
 from relieflink.needs import service as needs
-from relieflink.stock import service as stock
+from relieflink.stock import ledger
 
 __all__ = ["plan_dispatch", "write_plan"]
 
@@ -39,9 +39,11 @@ def write_plan(
     plan = plan_store.store_plan(session, plan, inp, sol, actor=actor)
     needs.mark_dispatched(session, line_ids=plan_store.planned_lines(inp, sol))
     released = plan_store.released_lines(session, inp, sol)
-    for _, references, _ in released:
-        for reference in references:
-            stock.release(session, reference=reference, actor=actor)
+    ledger.release_many(
+        session,
+        [ledger.Release(reference) for _, references, _ in released for reference in references],
+        actor=actor,
+    )
     needs.return_allocations(
         session,
         [(allocations, f"not routed: {reason}") for allocations, _, reason in released],

@@ -32,7 +32,11 @@ def close_consultation(
     written = consult.get_prescription(session, consultation.id)
     if written is not None and written.request_id is None:
         request_prescription(
-            session, consultation, written, actor=actor, today=(now or clock.now()).date()
+            session,
+            consultation,
+            written,
+            actor=actor,
+            today=clock.local(now).date() if now else clock.today(),
         )
     return consultation
 
