@@ -9,7 +9,7 @@ from sqlalchemy import Row, inspect, select, update
 from sqlalchemy.orm import Session
 
 from relieflink.db import Base
-from relieflink.models import Community
+from relieflink.models import Community, Household
 
 CHUNK = 20_000
 
@@ -18,6 +18,18 @@ def managed_communities(session: Session, organization_id: int | None) -> set[in
     """The ids of the communities a committee manages."""
     stmt = select(Community.id).where(Community.committee_id == organization_id)
     return set(session.scalars(stmt))
+
+
+def household_communities(session: Session, codes: Sequence[str]) -> dict[str, int]:
+    """The community of each existing household among ``codes``."""
+    out: dict[str, int] = {}
+    unique = sorted(set(codes))
+    for start in range(0, len(unique), CHUNK):
+        stmt = select(Household.code, Household.community_id).where(
+            Household.code.in_(unique[start : start + CHUNK])
+        )
+        out.update((code, community) for code, community in session.execute(stmt))
+    return out
 
 
 def update_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:

@@ -165,16 +165,26 @@ def _reason(msg: str, column: str | None, header: list[str]) -> str:
 
 
 def _check_actor_rows(session: Session, fmt: Format, actor: User | None, parsed: _Parsed) -> None:
-    """A committee may only import households into the communities it manages."""
+    """A committee may only import households into the communities it manages, and may only
+    change households that are already in them (a row naming another community's household
+    would move it into the committee's community and expose its contact)."""
     if actor is None or actor.role in access.STAFF:
         return
     if fmt.kind != "households" or actor.role != Role.committee:
         access.ensure_role(actor, access.STAFF)
         return
     managed = repository.managed_communities(session, actor.organization_id)
+    owners = repository.household_communities(
+        session, [str(v["code"]) for v in parsed.values if v.get("code")]
+    )
     for line, values in zip(parsed.lines, parsed.values, strict=True):
         if values.get("community_id") is not None and values["community_id"] not in managed:
             parsed.refuse(line, "community_code", "this community is not managed by your committee")
+        owner = owners.get(str(values.get("code")))
+        if owner is not None and owner not in managed:
+            parsed.refuse(
+                line, "code", "this household is in a community your committee does not manage"
+            )
 
 
 def import_file(
@@ -210,7 +220,7 @@ def import_file(
         reject_path = reject_path or path.with_name(path.stem + ".rejects.csv")
         _write_rejects(reject_path, header, parsed)
         written_rejects = str(reject_path)
-    created, updated = _upsert(session, fmt, good)
+    created, updated = _upsert(session, fmt, good, _fields_in(fmt, header))
     audit.record(
         session,
         actor=actor,
@@ -252,13 +262,27 @@ def _write_rejects(path: Path, header: list[str], parsed: _Parsed) -> None:
                 )
 
 
-def _upsert(session: Session, fmt: Format, rows: list[dict[str, Any]]) -> tuple[int, int]:
-    """Insert new keys and update existing ones, in bulk; returns (created, updated)."""
+def _fields_in(fmt: Format, header: list[str]) -> set[str]:
+    """The schema fields behind the columns a file has."""
+    by_column = dict(zip(fmt.header, fmt.fields, strict=True))
+    return {by_column.get(column, column) for column in header}
+
+
+def _upsert(
+    session: Session, fmt: Format, rows: list[dict[str, Any]], present: set[str]
+) -> tuple[int, int]:
+    """Insert new keys and update existing ones, in bulk; returns (created, updated). An
+    existing record gets only the fields whose column the file has: an absent optional column
+    leaves the stored values as they are (importing communities without committees must not
+    remove the committees)."""
     existing = common.ids_by_code(session, fmt.model, (r[fmt.key] for r in rows), column=fmt.key)
     now = clock.now()
     new = [r | {"created_at": now, "updated_at": now} for r in rows if r[fmt.key] not in existing]
     changed = [
-        r | {"id": existing[r[fmt.key]], "updated_at": now} for r in rows if r[fmt.key] in existing
+        {k: v for k, v in r.items() if k in present}
+        | {"id": existing[r[fmt.key]], "updated_at": now}
+        for r in rows
+        if r[fmt.key] in existing
     ]
     insert_rows(session, cast(Table, fmt.model.__table__), new)
     repository.update_rows(session, fmt.model, changed)
