@@ -253,13 +253,8 @@ def _write_rejects(path: Path, header: list[str], parsed: _Parsed) -> None:
         writer.writerow([*header, "error"])
         for line, raw in zip(parsed.lines, parsed.raws, strict=True):
             if line in parsed.bad_lines:
-                writer.writerow(
-                    [
-                        *raw[: len(header)],
-                        *[""] * (len(header) - len(raw)),
-                        "; ".join(reasons[line]),
-                    ]
-                )
+                cells = [*raw[: len(header)], *[""] * (len(header) - len(raw))]
+                writer.writerow([files.neutralise(c) for c in [*cells, "; ".join(reasons[line])]])
 
 
 def _fields_in(fmt: Format, header: list[str]) -> set[str]:

@@ -22,6 +22,26 @@ def check_suffix(path: Path) -> str:
     return suffix
 
 
+#: A text cell starting with one of these is taken for a formula by spreadsheet programs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """A text cell as written to a file: one that a spreadsheet would run as a formula (or that
+    starts with the quote itself) gets a leading ``'`` (OWASP's advice against CSV and formula
+    injection); :func:`restore` takes it off again on import, so the round trip is exact."""
+    if isinstance(value, str) and value.startswith((*FORMULA_STARTS, "'")):
+        return "'" + value
+    return value
+
+
+def restore(cell: str) -> str:
+    """The value behind a cell written by :func:`neutralise`."""
+    if cell.startswith("'") and cell[1:2] and cell[1:2] in (*FORMULA_STARTS, "'"):
+        return cell[1:]
+    return cell
+
+
 def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """The header and an iterator of ``(line number, cells)``; line 1 is the header."""
     if not path.is_file():
@@ -51,7 +71,7 @@ def _read_csv(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
             try:
                 for cells in reader:
                     if any(cells):
-                        yield line + 1, cells
+                        yield line + 1, [restore(c) for c in cells]
                     line = reader.line_num
             except UnicodeDecodeError as exc:
                 raise Invalid(
@@ -79,7 +99,7 @@ def _read_xlsx(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     def rows() -> Iterator[tuple[int, list[str]]]:
         try:
             for number, row in enumerate(values, start=2):
-                cells = [_cell(v) for v in row]
+                cells = [restore(_cell(v)) for v in row]
                 if any(cells):
                     yield number, cells
         finally:
@@ -124,7 +144,7 @@ def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]])
         sheet = workbook.create_sheet()
         sheet.append(list(header))
         for row in rows:
-            sheet.append(list(row))
+            sheet.append([neutralise(v) for v in row])
             count += 1
         workbook.save(path)
         return count
@@ -132,6 +152,6 @@ def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]])
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         for row in rows:
-            writer.writerow(row)
+            writer.writerow([neutralise(v) for v in row])
             count += 1
     return count

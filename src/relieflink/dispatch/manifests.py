@@ -12,6 +12,7 @@ import io
 
 from sqlalchemy.orm import Session
 
+from relieflink.common import files
 from relieflink.dispatch import repository as repo
 from relieflink.dispatch.tracking import require_route
 from relieflink.models import Kit, ParcelLine, User, Warehouse
@@ -112,7 +113,7 @@ def manifest_csv(session: Session, route_id: int, *, actor: User) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: files.neutralise(v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()
 
 

@@ -18,6 +18,7 @@ from fractions import Fraction
 from sqlalchemy.orm import Session
 
 from relieflink import clock
+from relieflink.common import files
 from relieflink.errors import NotFound
 from relieflink.models import Item, Kit, LotSource, Organization, Program, StockLot, Warehouse
 from relieflink.stock import repository
@@ -207,17 +208,16 @@ def hxl_csv(session: Session) -> str:
     writer.writerow([h for h, _ in HXL_HEADER])
     writer.writerow([t for _, t in HXL_HEADER])
     for (donor, sku, wh), (in_stock, dist, refs, region) in sorted(rows.items()):
-        writer.writerow(
-            [
-                orgs[donor].name,
-                orgs[donor].code,
-                sku,
-                names[sku],
-                warehouses[wh].name,
-                "; ".join(sorted(region)),  # type: ignore[arg-type]
-                round(in_stock),  # type: ignore[arg-type]
-                round(dist),  # type: ignore[arg-type]
-                len(refs),  # type: ignore[arg-type]
-            ]
-        )
+        cells: list[object] = [
+            orgs[donor].name,
+            orgs[donor].code,
+            sku,
+            names[sku],
+            warehouses[wh].name,
+            "; ".join(sorted(region)),  # type: ignore[arg-type]
+            round(in_stock),  # type: ignore[arg-type]
+            round(dist),  # type: ignore[arg-type]
+            len(refs),  # type: ignore[arg-type]
+        ]
+        writer.writerow([files.neutralise(v) for v in cells])
     return out.getvalue()
