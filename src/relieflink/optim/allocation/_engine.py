@@ -246,10 +246,14 @@ def _solve(
                     g_minr[c, j] = True
             else:
                 base = np.zeros_like(qg)
-            urgency = (
-                np.zeros(lines.shape[0]) if score is None else score[lines],
-                lines.astype(np.float64) if arrival is None else arrival[lines].astype(np.float64),
-            )
+            # Scores and arrivals matter only when first units are scarce: gather them then.
+            urgency = None
+            waiting = int(np.count_nonzero((base == 0) & (qg > 0)))
+            if waiting > min(supply, req) - int(base.sum()):
+                urgency = (
+                    np.zeros(lines.shape[0]) if score is None else score[lines],
+                    lines.astype(np.float64) if arrival is None else arrival[lines].astype(float),
+                )
             a = waterfill(qg, wg, base, min(supply, req), lines, w_int, urgency)
             given = int(a.sum())
             g_req[c, j] += req

@@ -123,8 +123,8 @@ class TraceRow:
 # Segments of a row's bar, in the order drawn: (attribute, legend message id, CSS class).
 SEGMENTS = [
     ("delivered", N_("Delivered"), "seg-delivered"),
-    ("in_stock", N_("In stock"), "seg-stock"),
     ("on_the_way", N_("On the way"), "seg-on-the-way"),
+    ("in_stock", N_("In stock"), "seg-stock"),
     ("in_transit", N_("In transit"), "seg-transit"),
     ("written_off", N_("Written off"), "seg-written-off"),
 ]
