@@ -35,6 +35,19 @@ class Settings(BaseSettings):
     jobs_lease_seconds: int = Field(default=120, ge=10)
     jobs_poll_seconds: float = Field(default=2.0, gt=0)
     jobs_in_process: bool | None = None
+    # Notices to residents: a channel is on when it is configured (the SMS gateway's URL, an
+    # SMTP host). Each notice is tried at most notices_max_attempts times, with a doubling delay.
+    sms_gateway_url: str | None = None
+    sms_gateway_secret: str = ""
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    smtp_sender: str = "relieflink@localhost"
+    notices_max_attempts: int = Field(default=5, gt=0)
+    notices_retry_seconds: int = Field(default=60, gt=0)
+    notices_per_recipient_per_hour: int = Field(default=6, gt=0)
+    notices_batch: int = Field(default=100, gt=0)
+    notices_lease_seconds: int = Field(default=60, gt=0)  # a sender's hold on a notice it sends
+    notices_templates: Path | None = None  # the built-in notices/templates.yaml by default
     # Hours of the day (local) at which allocation runs and dispatch is planned: "9,15,20".
     dispatch_waves: Annotated[tuple[int, ...], NoDecode] = (9, 15, 20)
 

@@ -11,7 +11,17 @@ from rich.table import Table
 from relieflink.bulk import service as bulk
 from relieflink.bulk.formats import FORMATS
 from relieflink.catalog import service as catalog
-from relieflink.cli import consult, dispatch, jobs, needs, pledges, registry, route, scenario
+from relieflink.cli import (
+    consult,
+    dispatch,
+    jobs,
+    needs,
+    notify,
+    pledges,
+    registry,
+    route,
+    scenario,
+)
 from relieflink.cli import stock as stock_cli
 from relieflink.cli.common import console, fail, transaction
 from relieflink.cli.demo import demo
@@ -44,6 +54,7 @@ app.command("demo")(demo)
 app.add_typer(needs.requests_app, name="requests")
 app.command("allocate")(needs.allocate)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(notify.app, name="notify")
 app.command("worker")(jobs.worker)
 
 KINDS = ", ".join(FORMATS)

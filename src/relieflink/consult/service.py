@@ -48,6 +48,7 @@ from relieflink.models import (
     User,
 )
 from relieflink.needs import service as needs
+from relieflink.notices import service as notices
 from relieflink.users import access
 
 ENTITY = "consultation"
@@ -499,6 +500,19 @@ def post_message(
     )
     session.add(message)
     session.flush()
+    if actor.role == Role.doctor and notices.enabled():
+        # The patient hears once that a doctor answered (the first answer); the rest they read.
+        notices.notify(
+            session,
+            [
+                notices.Notice(
+                    f"consultation:{consultation.id}:answered",
+                    consultation.household_id,
+                    "consultation_answered",
+                    {"consultation": consultation.id},
+                )
+            ],
+        )
     return message
 
 

@@ -809,3 +809,17 @@ def first_loader(session: Session, route_id: int) -> int | None:
 
 def discrepancies(session: Session) -> list[HandoffDiscrepancy]:
     return list(session.scalars(select(HandoffDiscrepancy).order_by(HandoffDiscrepancy.id)))
+
+
+def parcel_recipients(session: Session, parcel_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+    """Parcel id → (its household id, its code's nonce)."""
+    ids = sorted(set(parcel_ids))
+    found: dict[int, tuple[int, str]] = {}
+    for start in range(0, len(ids), 5_000):
+        rows = session.execute(
+            select(Parcel.id, Parcel.household_id, Parcel.code_nonce).where(
+                Parcel.id.in_(ids[start : start + 5_000])
+            )
+        )
+        found.update({parcel_id: (household, nonce) for parcel_id, household, nonce in rows})
+    return found

@@ -37,6 +37,15 @@ from relieflink.users import access
 # --- reading ----------------------------------------------------------------------------------
 
 
+def parcel_recipients(session: Session, parcel_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Parcel id → (the household it is for, its pickup code): for that household's notice
+    only, never to be shown to anyone else."""
+    return {
+        parcel_id: (household_id, codes.derive(nonce))
+        for parcel_id, (household_id, nonce) in repo.parcel_recipients(session, parcel_ids).items()
+    }
+
+
 def require_route(session: Session, route_id: int, *, actor: User) -> Route:
     route = repo.scoped_route(session, access.scope_routes, route_id, actor)
     if route is None:

@@ -24,6 +24,7 @@ from relieflink.models import User
 from relieflink.needs import allocation
 from relieflink.needs.allocation import Progress, RunReport
 from relieflink.needs.policy import Policy, default_policy
+from relieflink.notices import service as notices
 from relieflink.optim.allocation import solve_allocation, solve_fcfs
 from relieflink.stock import service as stock
 from relieflink.stock.ledger import reserve_many
@@ -126,6 +127,8 @@ def run_allocation(
         reserve_many(session, decision.reservations, actor=None, as_of=today, new_references=True)
         allocation.store_allocations(session, lines, decision)
         report.run_id = run_id
+        if notices.enabled():
+            notices.notify(session, _notices(run_id, lines, decision))
         audit.record(
             session,
             actor=actor,
@@ -138,3 +141,23 @@ def run_allocation(
     if report.run_id is not None:
         allocation.finish_run(session, report.run_id, report.runtime_s)
     return report
+
+
+def _notices(
+    run_id: int, lines: allocation.Lines, decision: allocation.Decided
+) -> list[notices.Notice]:
+    """One notice per request the run gave packs to."""
+    request_of = dict(zip(lines.line_id.tolist(), lines.request_id.tolist(), strict=True))
+    packs: dict[tuple[int, int], int] = {}
+    for row in decision.rows:
+        key = (request_of[row["line_id"]], row["household_id"])
+        packs[key] = packs.get(key, 0) + row["quantity"]
+    return [
+        notices.Notice(
+            f"allocation_run:{run_id}:request:{request_id}",
+            household_id,
+            "allocated",
+            {"request": request_id, "packs": n},
+        )
+        for (request_id, household_id), n in sorted(packs.items())
+    ]

@@ -23,12 +23,15 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from relieflink import clock
+from relieflink.dispatch import tracking, waves
 from relieflink.dispatch import tracking_apply as apply
 from relieflink.dispatch.schemas import EventIn
 from relieflink.dispatch.tracking_rules import MAX_BATCH, EventAnswer, EventOutcome
 from relieflink.errors import FieldError, Invalid, RelieflinkError
 from relieflink.models import AllocationState, FailureReason, User
 from relieflink.needs import service as needs
+from relieflink.notices import service as notices
 from relieflink.stock import ledger
 from relieflink.users import access
 
@@ -137,7 +140,43 @@ def _outcomes(session: Session, batch: apply.Batch, *, actor: User) -> dict[int,
                 "carried_over": requests,
                 "written_off": lost,
             }
+    if notices.enabled():
+        notices.notify(session, _notices(session, batch))
     return results
+
+
+def _notices(session: Session, batch: apply.Batch) -> list[notices.Notice]:
+    """What the households hear of this batch: on its way (with the pickup code), delivered,
+    failed and when the next try is."""
+    loaded = sorted({line.parcel_id for load in batch.loads for line in load.lines})
+    delivered = [d.parcel_id for d in batch.deliveries]
+    failed = [(f.parcel_id, f.reason) for f in batch.failures]
+    recipient = tracking.parcel_recipients(session, loaded + delivered + [p for p, _ in failed])
+    household = {p: h for p, (h, _) in recipient.items()}
+    next_try = f"{waves.next_wave(clock.now()):%m-%d %H:%M}"
+    out = [
+        notices.Notice(
+            f"parcel:{p}:on_the_way",
+            household[p],
+            "on_the_way",
+            {"parcel": p, "code": recipient[p][1]},
+        )
+        for p in loaded
+    ]
+    out += [
+        notices.Notice(f"parcel:{p}:delivered", household[p], "delivered", {"parcel": p})
+        for p in delivered
+    ]
+    out += [
+        notices.Notice(
+            f"parcel:{p}:failed",
+            household[p],
+            "failed",
+            {"parcel": p, "reason": str(reason).replace("_", " "), "next_try": next_try},
+        )
+        for p, reason in failed
+    ]
+    return out
 
 
 def issue_loaded(session: Session, lines: Sequence[ParcelLine], *, actor: User | None) -> None:

@@ -7,6 +7,6 @@ or the server itself), and kept with its progress, attempts and outcome through 
 Importing this package registers every job kind.
 """
 
-from relieflink.jobs import allocation, dispatch, runner, service
+from relieflink.jobs import allocation, dispatch, notices, runner, service
 
-__all__ = ["allocation", "dispatch", "runner", "service"]
+__all__ = ["allocation", "dispatch", "notices", "runner", "service"]

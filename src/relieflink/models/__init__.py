@@ -62,6 +62,7 @@ from relieflink.models.needs import (
     RequestSource,
     RequestStatus,
 )
+from relieflink.models.notice import Notice, NoticeChannel, NoticePreference, NoticeStatus
 from relieflink.models.organization import Organization
 from relieflink.models.place import Community, District, Warehouse
 from relieflink.models.stock import (
@@ -115,6 +116,10 @@ __all__ = [
     "MessageRead",
     "MovementKind",
     "NeedRequest",
+    "Notice",
+    "NoticeChannel",
+    "NoticePreference",
+    "NoticeStatus",
     "OrgKind",
     "OrgWebhook",
     "Organization",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.catalog import service as catalog
 from relieflink.common import crud, files
@@ -37,6 +38,7 @@ from relieflink.needs.schemas import (
     RequestOutcome,
     RequestRead,
 )
+from relieflink.notices import service as notices
 from relieflink.users import access
 
 # Ration periods are counted from a Monday, so a 7-day period runs Monday to Sunday.
@@ -152,6 +154,13 @@ def add_request(
         session.add(request)
         merged = False
     session.flush()
+    if notices.enabled():
+        event = "request_merged" if merged else "request_received"
+        # A merge is an event of its own each time: keyed by the moment it was made.
+        key = f"request:{request.id}:" + (
+            f"merged:{clock.now().isoformat()}" if merged else "received"
+        )
+        notices.notify(session, [notices.Notice(key, household_id, event, {"request": request.id})])
     audit.record(
         session,
         actor=actor,

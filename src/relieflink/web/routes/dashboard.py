@@ -21,6 +21,7 @@ from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters, KitFilters
 from relieflink.config import get_settings
+from relieflink.dispatch import waves
 from relieflink.errors import RelieflinkError
 from relieflink.households import service as households
 from relieflink.households.schemas import HouseholdFilters
@@ -109,10 +110,11 @@ def _waves(day: date) -> dict[str, Any]:
     hours = get_settings().dispatch_waves
     now = clock.local(clock.now())
     today = day == now.date()
+    coming = waves.next_wave(now)
     return {
         "hours": [f"{h:02d}:00" for h in hours],
         "today": today,
-        "next": next((f"{h:02d}:00" for h in hours if h > now.hour), None) if today else None,
+        "next": f"{coming:%H:%M}" if today and coming.date() == now.date() else None,
     }
 
 
