@@ -6,6 +6,8 @@ TOOLS  := .tools
 UV     := $(TOOLS)/bin/uv
 VENV   := .venv
 BIN    := $(VENV)/bin
+# e.g. PYTEST_ARGS='-m "not slow"' (CI runs the slow checks on one database only)
+PYTEST_ARGS ?=
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: demo test lint typecheck pytest install install-test install-bench serve clean
@@ -35,7 +37,7 @@ typecheck: install-test
 	$(BIN)/lint-imports
 
 pytest: install-test
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
