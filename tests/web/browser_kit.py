@@ -39,6 +39,7 @@ PHONE = {"width": 360, "height": 740}
 
 BROWSER_MARKS = [
     pytest.mark.browser,
+    pytest.mark.slow,  # CI runs browser tests once, on SQLite
     pytest.mark.skipif(
         not CHROMIUM.exists(),
         reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; "
