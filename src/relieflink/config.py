@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     timezone: str = "Asia/Shanghai"
     ration_policy: Path | None = None
+    # Imports read, check and write this many rows at a time (memory stays flat with file size).
+    import_chunk_rows: int = Field(default=20_000, gt=0)
     jobs_max_running: int = Field(default=4, gt=0)
     jobs_max_queued_per_user: int = Field(default=20, gt=0)
     jobs_lease_seconds: int = Field(default=120, ge=10)

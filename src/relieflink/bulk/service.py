@@ -1,20 +1,25 @@
 """Import and export of registry files.
 
-An import validates every row before it writes anything. With any bad row the whole file is
-refused (``Invalid`` carries each row's line, column and reason) unless ``skip_invalid`` is set,
-in which case the good rows are written and the bad ones go to a reject file. Rows whose key
-(code or SKU) exists already update that record, so importing an export, or retrying an import,
-changes nothing.
+An import streams: it reads, checks and writes the file a chunk of rows at a time, so its memory
+does not grow with the file, all in the caller's one transaction. With any bad row the whole file
+is refused (``Invalid`` carries each row's line, column and reason, from every chunk; the caller's
+transaction rolls back what earlier chunks wrote) unless ``skip_invalid`` is set, in which case the
+good rows are written and the bad ones go to a reject file. Rows whose key (code or SKU) exists
+already update that record, so importing an export, or retrying an import, changes nothing. A key
+given twice is refused on its second line, wherever the first was (a compact set of key hashes).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
+import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
@@ -26,12 +31,14 @@ from relieflink.bulk.formats import FORMATS, Format
 from relieflink.bulk.schemas import ImportReport, RowError
 from relieflink.common import files
 from relieflink.common import repository as common
+from relieflink.config import get_settings
 from relieflink.db.bulk import insert_rows
 from relieflink.errors import FieldError, Invalid
 from relieflink.models import Role, User
 from relieflink.users import access
 
 CHUNK = 20_000
+Row = tuple[int, list[str]]  # a file's line number and its cells
 MAX_REPORTED_ERRORS = 1000
 
 
@@ -76,9 +83,43 @@ def _check_header(fmt: Format, header: list[str], name: str) -> None:
         raise Invalid(f"{name}: the header row does not match the {fmt.kind} format", problems)
 
 
-def _parse(fmt: Format, header: list[str], rows: Iterator[tuple[int, list[str]]]) -> _Parsed:
+class _SeenKeys:
+    """The keys of the rows read so far, as 64-bit hashes with their lines: a sorted array and a
+    buffer merged into it when it grows, so memory stays at ~12 bytes a row and each lookup is a
+    binary search (10 million households: ~120 MB)."""
+
+    def __init__(self) -> None:
+        self.hashes = np.empty(0, dtype=np.uint64)
+        self.lines = np.empty(0, dtype=np.int64)
+        self.buffer: dict[int, int] = {}
+
+    @staticmethod
+    def digest(key: str) -> int:
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+    def first_line(self, key: str) -> int | None:
+        """The line ``key`` was first seen on; else remember it as seen on no line yet."""
+        h = self.digest(key)
+        if h in self.buffer:
+            return self.buffer[h]
+        i = int(np.searchsorted(self.hashes, np.uint64(h)))
+        if i < len(self.hashes) and int(self.hashes[i]) == h:
+            return int(self.lines[i])
+        return None
+
+    def add(self, key: str, line: int) -> None:
+        self.buffer[self.digest(key)] = line
+        if len(self.buffer) > max(CHUNK, len(self.hashes) // 4):
+            hashes = np.concatenate([self.hashes, np.fromiter(self.buffer, np.uint64)])
+            lines = np.concatenate([self.lines, np.fromiter(self.buffer.values(), np.int64)])
+            order = np.argsort(hashes, kind="stable")
+            self.hashes, self.lines, self.buffer = hashes[order], lines[order], {}
+
+
+def _parse(
+    fmt: Format, header: list[str], rows: Iterable[tuple[int, list[str]]], seen: _SeenKeys
+) -> _Parsed:
     parsed = _Parsed(header=header)
-    seen_keys: dict[str, int] = {}
     width = len(header)
     for line, cells in rows:
         if len(cells) > width:
@@ -86,10 +127,11 @@ def _parse(fmt: Format, header: list[str], rows: Iterator[tuple[int, list[str]]]
         values = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip() != ""}
         key = values.get(fmt.key)
         if key is not None:
-            if key in seen_keys:
-                parsed.refuse(line, fmt.key, f"{fmt.key} {key!r} is also on line {seen_keys[key]}")
+            first = seen.first_line(key)
+            if first is not None:
+                parsed.refuse(line, fmt.key, f"{fmt.key} {key!r} is also on line {first}")
             else:
-                seen_keys[key] = line
+                seen.add(key, line)
         parsed.lines.append(line)
         parsed.raws.append(cells)
         parsed.values.append(values)
@@ -195,66 +237,102 @@ def import_file(
     actor: User | None,
     skip_invalid: bool = False,
     reject_path: Path | None = None,
+    chunk_rows: int | None = None,
 ) -> ImportReport:
-    """Validate every row of ``path``, then create or update the records in bulk."""
+    """Check and write ``path`` a chunk of ``chunk_rows`` rows at a time (by default
+    ``RELIEFLINK_IMPORT_CHUNK_ROWS``), creating or updating the records in bulk. With a bad row
+    (and no ``skip_invalid``) the rest of the file is still checked, so every error is reported,
+    but nothing more is written, and ``Invalid`` is raised for the caller to roll back."""
     fmt = require_format(kind)
+    chunk_rows = chunk_rows or get_settings().import_chunk_rows
     header, rows = files.read_rows(path)
     _check_header(fmt, header, path.name)
-    parsed = _parse(fmt, header, rows)
-    _resolve_refs(session, fmt, header, parsed)
-    _check_actor_rows(session, fmt, actor, parsed)
-    _check_kind_rows(session, fmt, parsed)
-    good = _validate(fmt, header, parsed)
-    parsed.errors.sort(key=lambda e: (e.line, e.column_number or 0))
-    if parsed.errors and not skip_invalid:
+    present = _fields_in(fmt, header)
+    seen = _SeenKeys()
+    errors: list[RowError] = []
+    total = rejected = created = updated = 0
+    rejects = _Rejects(reject_path or path.with_name(path.stem + ".rejects.csv"), header)
+    try:
+        for chunk in _chunks(rows, chunk_rows):
+            parsed = _parse(fmt, header, chunk, seen)
+            _resolve_refs(session, fmt, header, parsed)
+            _check_actor_rows(session, fmt, actor, parsed)
+            _check_kind_rows(session, fmt, parsed)
+            good = _validate(fmt, header, parsed)
+            parsed.errors.sort(key=lambda e: (e.line, e.column_number or 0))
+            total += len(parsed.lines)
+            rejected += len(parsed.bad_lines)
+            errors.extend(parsed.errors[: MAX_REPORTED_ERRORS - len(errors)])
+            if skip_invalid:
+                rejects.write(parsed)
+            elif rejected:
+                continue  # the file is refused: check on, write nothing more
+            c, u = _upsert(session, fmt, good, present)
+            created, updated = created + c, updated + u
+    finally:
+        rejects.close()
+    if rejected and not skip_invalid:
         raise Invalid(
-            f"{path.name}: {len(parsed.bad_lines)} of {len(parsed.lines)} rows are invalid; "
-            "nothing was imported",
-            [
-                FieldError(("line", e.line, e.column or ""), e.reason)
-                for e in parsed.errors[:MAX_REPORTED_ERRORS]
-            ],
+            f"{path.name}: {rejected} of {total} rows are invalid; nothing was imported",
+            [FieldError(("line", e.line, e.column or ""), e.reason) for e in errors],
         )
-    written_rejects = None
-    if parsed.errors:
-        reject_path = reject_path or path.with_name(path.stem + ".rejects.csv")
-        _write_rejects(reject_path, header, parsed)
-        written_rejects = str(reject_path)
-    created, updated = _upsert(session, fmt, good, _fields_in(fmt, header))
     audit.record(
         session,
         actor=actor,
         action="import",
         entity=fmt.kind,
-        detail={
-            "file": path.name,
-            "created": created,
-            "updated": updated,
-            "rejected": len(parsed.bad_lines),
-        },
+        detail={"file": path.name, "created": created, "updated": updated, "rejected": rejected},
     )
     return ImportReport(
         kind=fmt.kind,
-        rows=len(parsed.lines),
+        rows=total,
         created=created,
         updated=updated,
-        rejected=len(parsed.bad_lines),
-        errors=parsed.errors[:MAX_REPORTED_ERRORS],
-        reject_file=written_rejects,
+        rejected=rejected,
+        errors=errors,
+        reject_file=str(rejects.path) if rejects.opened else None,
     )
 
 
-def _write_rejects(path: Path, header: list[str], parsed: _Parsed) -> None:
-    reasons: dict[int, list[str]] = {}
-    for err in parsed.errors:
-        reasons.setdefault(err.line, []).append(str(err))
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow([*header, "error"])
+def _chunks(
+    rows: Iterator[tuple[int, list[str]]], size: int
+) -> Iterator[list[tuple[int, list[str]]]]:
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+class _Rejects:
+    """The reject file of a lenient import: the bad rows with their reasons, opened at the first."""
+
+    def __init__(self, path: Path, header: list[str]) -> None:
+        self.path, self.header = path, header
+        self.handle: TextIO | None = None
+        self.writer: Any = None
+
+    @property
+    def opened(self) -> bool:
+        return self.handle is not None
+
+    def write(self, parsed: _Parsed) -> None:
+        if not parsed.bad_lines:
+            return
+        if self.handle is None:
+            self.handle = self.path.open("w", newline="", encoding="utf-8")
+            self.writer = csv.writer(self.handle, lineterminator="\n")
+            self.writer.writerow([*self.header, "error"])
+        width = len(self.header)
+        reasons: dict[int, list[str]] = {}
+        for err in parsed.errors:
+            reasons.setdefault(err.line, []).append(str(err))
         for line, raw in zip(parsed.lines, parsed.raws, strict=True):
             if line in parsed.bad_lines:
-                cells = [*raw[: len(header)], *[""] * (len(header) - len(raw))]
-                writer.writerow([files.neutralise(c) for c in [*cells, "; ".join(reasons[line])]])
+                cells = [*raw[:width], *[""] * (width - len(raw))]
+                row = [*cells, "; ".join(reasons[line])]
+                self.writer.writerow([files.neutralise(c) for c in row])
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
 
 
 def _fields_in(fmt: Format, header: list[str]) -> set[str]:
