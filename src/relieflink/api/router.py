@@ -14,6 +14,7 @@ from relieflink.api.routes import (
     households,
     jobs,
     needs,
+    notices,
     registry,
     stock,
     teams,
@@ -40,6 +41,7 @@ for module in (
     consult,
     donations,
     jobs,
+    notices,
 ):
     api_router.include_router(module.router)
 api_router.include_router(needs.runs_router)

@@ -126,6 +126,18 @@ def set_preference(
     )
 
 
+def preference_of(session: Session, household_id: int) -> tuple[str, str | None, bool]:
+    """A household's (language, e-mail, opted out): zh, none and no when it never chose."""
+    preference = session.get(NoticePreference, household_id)
+    if preference is None:
+        return "zh", None, False
+    return preference.language, preference.email, preference.opted_out
+
+
+def channels_on() -> list[str]:
+    return [str(c) for c in channel_config.configured(get_settings())]
+
+
 def mask(recipient: str) -> str:
     """A recipient as lists show it: the last characters only."""
     return "•" * max(len(recipient) - 4, 0) + recipient[-4:]
