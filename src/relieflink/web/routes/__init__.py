@@ -11,6 +11,7 @@ from relieflink.web.routes import (
     courier,
     dashboard,
     donations,
+    field,
     gate,
     households,
     imports,
@@ -31,6 +32,7 @@ MODULES = (
     warehouse,
     courier,
     gate,
+    field,
 )
 
 
