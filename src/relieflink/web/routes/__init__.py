@@ -17,6 +17,7 @@ from relieflink.web.routes import (
     imports,
     registry,
     resident,
+    transparency,
     warehouse,
 )
 
@@ -33,6 +34,7 @@ MODULES = (
     courier,
     gate,
     field,
+    transparency,
 )
 
 
