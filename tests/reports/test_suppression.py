@@ -1,5 +1,6 @@
-"""Small-number suppression of published household tables: nothing under 10 shown, and no
-hidden value recoverable from the shown ones (by a line's subtraction, or any combination)."""
+"""Small-number suppression of published household tables: nothing from 1 to 9 shown (a zero
+names nobody), and no hidden value recoverable from the shown ones (by a line's subtraction, or
+any combination)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _check(counts: list[list[int]]) -> None:
                 hidden.add((r, c))
             else:
                 assert value == full[r][c]  # what is shown is true
-                assert value >= THRESHOLD  # and never a small number
+                assert value == 0 or value >= THRESHOLD  # and never a small number
     # No line (a row or a column with its total) has exactly one hidden value: subtraction
     # of the shown cells from the total recovers nothing.
     lines = [list(row) for row in grid] + [list(col) for col in zip(*grid, strict=True)]
@@ -56,6 +57,7 @@ def test_the_audit_finds_what_subtraction_reveals() -> None:
 def test_all_small_and_empty_tables() -> None:
     s = suppress([[1, 2], [3, 0]])
     assert s.total is None and s.row_totals == [None, None]
+    assert suppress([[0, 0], [0, 12]]).cells == [[0, 0], [0, 12]]  # zeros name nobody
     assert suppress([]).cells == []
     _check([[0, 0, 0]])
     _check([[100]])

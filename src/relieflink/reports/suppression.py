@@ -2,7 +2,8 @@
 
 A table of counts is published with its row totals, column totals and grand total. Rules:
 
-1. *Primary*: no cell or total under ``threshold`` households is shown.
+1. *Primary*: no cell or total of 1 to ``threshold - 1`` households is shown (a zero names
+   nobody and is shown).
 2. *Complementary*: no hidden value may be worked out from what is shown. Every row and column
    (with its total) is a linear equation ``cells = total``; a hidden value is recoverable when the
    equations of the shown values pin it down (a line with a single hidden value is the simple
@@ -80,13 +81,14 @@ def recoverable(counts: Sequence[Sequence[int]], hidden: set[Cell]) -> set[Cell]
 
 
 def suppress(counts: Sequence[Sequence[int]], *, threshold: int = THRESHOLD) -> Suppressed:
-    """Hide every value under ``threshold``, then enough others that none can be recovered."""
+    """Hide every value from 1 to ``threshold - 1``, then enough others that none can be
+    recovered."""
     if not counts or not counts[0]:
         return Suppressed([[] for _ in counts], [None] * len(counts), [], None)
     n_rows, n_cols = len(counts), len(counts[0])
     full = _full(counts)
     hidden = {
-        (r, c) for r in range(n_rows + 1) for c in range(n_cols + 1) if full[r, c] < threshold
+        (r, c) for r in range(n_rows + 1) for c in range(n_cols + 1) if 0 < full[r, c] < threshold
     }
     while exposed := recoverable(counts, hidden):
         # Hide the cheapest rectangle through an exposed value: its row and column then each

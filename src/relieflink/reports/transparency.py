@@ -4,7 +4,7 @@ and written off; and the households reached by district and week.
 
 No personal data: organisations, items and districts only. The stock figures are the donor
 trace's own (``stock.donor_report``, the rule the signed-in trace uses), merged per item or kit;
-household counts go through :mod:`relieflink.reports.suppression` (no value under 10 shown,
+household counts go through :mod:`relieflink.reports.suppression` (no value from 1 to 9 shown,
 none recoverable from the totals). The figures are computed once per ledger state, at most every
 ``CACHE_SECONDS``.
 """

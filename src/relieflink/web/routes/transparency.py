@@ -92,8 +92,8 @@ def feed(t: Transparency) -> dict[str, Any]:
         "donors": [_party(d) for d in t.donors],
         "households_reached": {
             "counts": "households reached at the door per district and week (Monday); a "
-            "household reached in two weeks counts in both; null: hidden (under "
-            f"{t.reach.threshold}, or hidden so that no hidden count can be worked out)",
+            "household reached in two weeks counts in both; null: hidden (from 1 to "
+            f"{t.reach.threshold - 1}, or so that no hidden count can be worked out)",
             "weeks": [w.isoformat() for w in t.reach.weeks],
             "districts": [
                 {"code": code, "name": name, "name_zh": name_zh, "weeks": cells, "total": total}
