@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from relieflink.bulk import service as bulk
-from relieflink.bulk.formats import FORMATS
 from relieflink.catalog import service as catalog
 from relieflink.cli import consult, dispatch, jobs, needs, pledges, registry, route, scenario
 from relieflink.cli import stock as stock_cli
@@ -46,7 +45,7 @@ app.command("allocate")(needs.allocate)
 app.add_typer(jobs.app, name="jobs")
 app.command("worker")(jobs.worker)
 
-KINDS = ", ".join(FORMATS)
+KINDS = ", ".join(bulk.KINDS)
 
 
 @db_app.command("upgrade")
