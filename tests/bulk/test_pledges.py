@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from relieflink.bulk import service as bulk
 from relieflink.catalog import service as catalog
 from relieflink.cli import app
+from relieflink.donations import service as donations
+from relieflink.donations.schemas import PledgeCreate, PledgeLineIn
 from relieflink.errors import Invalid
 from relieflink.models import Pledge, PledgeLine, PledgeStatus, Program
 from relieflink.scenario import generate_city
@@ -142,3 +144,30 @@ def test_a_pledge_changed_in_the_file_is_refused(db: Session, city: Path, tmp_pa
     assert uneven.value.errors[0].loc == ("line", 2, "declared_value_fen")
     db.rollback()
     assert _count(db, PledgeLine) == before
+
+
+def test_a_pledge_recorded_in_the_app_exports_and_imports_unchanged(
+    db: Session, city: Path, tmp_path: Path
+) -> None:
+    _load(db, city)
+    program = db.scalars(select(Program)).first()
+    pledge = db.scalars(select(Pledge)).first()
+    assert program is not None and pledge is not None
+    rice = catalog.get_items_by_sku(db, ["RICE-5KG"])["RICE-5KG"]
+    made = donations.create_pledge(
+        db,
+        PledgeCreate(
+            donor_org_id=pledge.donor_org_id,
+            recipient_org_id=pledge.recipient_org_id,
+            program_id=program.id,
+            declared_value_fen=123_456,  # not the sum of its lines (which carry no unit value)
+            lines=[PledgeLineIn(item_id=rice.id, quantity=40)],
+        ),
+        actor=None,
+    )
+    assert made.code == f"PLEDGE-{made.id}"
+    db.commit()
+    out = tmp_path / "pledges.xlsx"
+    bulk.export_file(db, "pledges", out, actor=None)
+    report = bulk.import_file(db, "pledges", out, actor=None)
+    assert report.created == 0 and report.updated == report.rows

@@ -159,7 +159,8 @@ def _create(ids: dict[str, Any], code: str, lines: list[tuple[int, PledgeRow]]) 
 
 
 def _same(pledge: Pledge, lines: list[PledgeLine], data: PledgeCreate) -> bool:
-    """Whether a stored pledge is what the file says."""
+    """Whether a stored pledge is what the file says: its parties, programme, arrival and lines
+    (not its declared total: one recorded in the app may differ from the sum of its lines)."""
     stored = sorted((x.item_id or 0, x.kit_id or 0, x.quantity, x.unit_value_fen) for x in lines)
     given = sorted(
         (x.item_id or 0, x.kit_id or 0, x.quantity, x.unit_value_fen) for x in data.lines
@@ -169,14 +170,12 @@ def _same(pledge: Pledge, lines: list[PledgeLine], data: PledgeCreate) -> bool:
         pledge.recipient_org_id,
         pledge.program_id,
         pledge.expected_arrival,
-        pledge.declared_value_fen,
         stored,
     ) == (
         data.donor_org_id,
         data.recipient_org_id,
         data.program_id,
         data.expected_arrival,
-        data.declared_value_fen,
         given,
     )
 
