@@ -90,11 +90,21 @@ VEHICLES: Final = (
     "shift_start",
     "shift_end",
 )
+PROGRAMS: Final = (
+    "code",
+    "name",
+    "name_zh",
+    "region",
+    "country",
+    "organization_code",
+    "start_date",
+    "end_date",
+)
 PLEDGES: Final = (
     "code",
     "donor_code",
     "recipient_code",
-    "program",
+    "program_code",
     "declared_value_fen",
     "item_sku",
     "quantity",

@@ -149,7 +149,10 @@ def test_pledges_reference_donors_ngo_and_catalog(tables: dict[str, list[dict[st
         lines.add((r["code"], r["item_sku"]))
     assert len(lines) == len(pledges)
     # one pledge has one donor, programme and arrival
-    heads = {(r["code"], r["donor_code"], r["program"], r["expected_arrival"]) for r in pledges}
+    heads = {
+        (r["code"], r["donor_code"], r["program_code"], r["expected_arrival"]) for r in pledges
+    }
+    assert {r["program_code"] for r in pledges} <= {r["code"] for r in tables["programs"]}
     assert len(heads) == len({r["code"] for r in pledges})
     # kit totals follow JD's published pack counts x scale (apportioned exactly)
     food = sum(int(r["quantity"]) for r in pledges if r["item_sku"] == "KIT-FAMILY-FOOD")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from relieflink import columns
 from relieflink.catalog.schemas import ItemCreate
 from relieflink.db import Base
+from relieflink.donations.schemas import ProgramCreate
 from relieflink.households.schemas import HouseholdCreate
 from relieflink.models import (
     Community,
@@ -26,6 +27,7 @@ from relieflink.models import (
     Household,
     Item,
     Organization,
+    Program,
     User,
     VolunteerTeam,
     Warehouse,
@@ -111,6 +113,13 @@ FORMATS: dict[str, Format] = {
             refs=(Ref("community_id", Community),),
         ),
         Format("items", Item, ItemCreate, columns.ITEMS, key="sku"),
+        Format(
+            "programs",
+            Program,
+            ProgramCreate,
+            columns.PROGRAMS,
+            refs=(Ref("organization_id", Organization),),
+        ),
         Format(
             "teams",
             VolunteerTeam,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -26,61 +25,32 @@ from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
-from relieflink.bulk import repository
+from relieflink.bulk import pledges, repository
 from relieflink.bulk.formats import FORMATS, Format
+from relieflink.bulk.rows import MAX_REPORTED_ERRORS, Parsed, check_header, reason_of, refusal
 from relieflink.bulk.schemas import ImportReport, RowError
 from relieflink.common import files
 from relieflink.common import repository as common
 from relieflink.config import get_settings
 from relieflink.db.bulk import insert_rows
-from relieflink.errors import FieldError, Invalid
+from relieflink.errors import Invalid
 from relieflink.models import Role, User
 from relieflink.users import access
 
 CHUNK = 20_000
 Row = tuple[int, list[str]]  # a file's line number and its cells
-MAX_REPORTED_ERRORS = 1000
+
+# Kinds whose rows are not one record each (a pledge's lines share its code): bulk/pledges.py.
+GROUPED = ("pledges",)
+KINDS = (*FORMATS, *GROUPED)
 
 
 def require_format(kind: str) -> Format:
     """The file format for ``kind``; ``Invalid`` naming the known kinds otherwise."""
     try:
-        return FORMATS[kind]
+        return FORMATS[kind] if kind not in GROUPED else pledges.FORMAT
     except KeyError:
-        raise Invalid(f"unknown kind {kind!r}; choose one of {', '.join(FORMATS)}") from None
-
-
-@dataclass
-class _Parsed:
-    lines: list[int] = field(default_factory=list)
-    raws: list[list[str]] = field(default_factory=list)
-    values: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
-    bad_lines: set[int] = field(default_factory=set)
-    header: list[str] = field(default_factory=list)
-
-    def refuse(self, line: int, column: str | None, reason: str) -> None:
-        """Record why ``line`` is refused (at ``column``, when one is to blame)."""
-        number = self.header.index(column) + 1 if column in self.header else None
-        self.errors.append(RowError(line=line, column=column, column_number=number, reason=reason))
-        self.bad_lines.add(line)
-
-
-def _check_header(fmt: Format, header: list[str], name: str) -> None:
-    problems = []
-    unknown = [h for h in header if h not in fmt.columns]
-    if unknown:
-        problems.append(
-            FieldError(("line", 1), f"unknown columns {unknown}; expected {fmt.columns}")
-        )
-    missing = sorted(fmt.required_columns - set(header))
-    if missing:
-        problems.append(FieldError(("line", 1), f"missing required columns {missing}"))
-    duplicated = sorted({h for h in header if header.count(h) > 1})
-    if duplicated:
-        problems.append(FieldError(("line", 1), f"columns given twice: {duplicated}"))
-    if problems:
-        raise Invalid(f"{name}: the header row does not match the {fmt.kind} format", problems)
+        raise Invalid(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}") from None
 
 
 class _SeenKeys:
@@ -118,8 +88,8 @@ class _SeenKeys:
 
 def _parse(
     fmt: Format, header: list[str], rows: Iterable[tuple[int, list[str]]], seen: _SeenKeys
-) -> _Parsed:
-    parsed = _Parsed(header=header)
+) -> Parsed:
+    parsed = Parsed(header=header)
     width = len(header)
     for line, cells in rows:
         if len(cells) > width:
@@ -138,7 +108,7 @@ def _parse(
     return parsed
 
 
-def _resolve_refs(session: Session, fmt: Format, header: list[str], parsed: _Parsed) -> None:
+def _resolve_refs(session: Session, fmt: Format, header: list[str], parsed: Parsed) -> None:
     """Replace each ``*_code`` cell by the referenced row's id, or record that it is unknown."""
     for ref in fmt.refs:
         if ref.column not in header:
@@ -157,7 +127,7 @@ def _resolve_refs(session: Session, fmt: Format, header: list[str], parsed: _Par
                 parsed.refuse(line, ref.column, reason)
 
 
-def _check_kind_rows(session: Session, fmt: Format, parsed: _Parsed) -> None:
+def _check_kind_rows(session: Session, fmt: Format, parsed: Parsed) -> None:
     """The kind's own rules across rows and the database, on the rows not refused already."""
     if fmt.check_rows is None:
         return
@@ -171,7 +141,7 @@ def _check_kind_rows(session: Session, fmt: Format, parsed: _Parsed) -> None:
         parsed.refuse(rows[index][0], column_of.get(name, name), reason)
 
 
-def _validate(fmt: Format, header: list[str], parsed: _Parsed) -> list[dict[str, Any]]:
+def _validate(fmt: Format, header: list[str], parsed: Parsed) -> list[dict[str, Any]]:
     """Validate with the kind's ``*Create`` schema, in chunks; per row only where a chunk fails."""
     adapter = TypeAdapter(list[fmt.schema])  # type: ignore[name-defined]
     column_of = {ref.field: ref.column for ref in fmt.refs}
@@ -190,7 +160,7 @@ def _validate(fmt: Format, header: list[str], parsed: _Parsed) -> list[dict[str,
                 for err in failed.get(offset, []):
                     name = str(err["loc"][1]) if len(err["loc"]) > 1 else None
                     column = column_of.get(name, name) if name else None
-                    parsed.refuse(line, column, _reason(err["msg"], column, header))
+                    parsed.refuse(line, column, reason_of(err["msg"], column, header))
                 if offset in failed:
                     models.append(None)  # type: ignore[arg-type]
                 else:
@@ -201,12 +171,7 @@ def _validate(fmt: Format, header: list[str], parsed: _Parsed) -> list[dict[str,
     return good
 
 
-def _reason(msg: str, column: str | None, header: list[str]) -> str:
-    msg = msg.removeprefix("Value error, ")
-    return msg if column is None or column in header else f"{column}: {msg}"
-
-
-def _check_actor_rows(session: Session, fmt: Format, actor: User | None, parsed: _Parsed) -> None:
+def _check_actor_rows(session: Session, fmt: Format, actor: User | None, parsed: Parsed) -> None:
     """A committee may only import households into the communities it manages, and may only
     change households that are already in them (a row naming another community's household
     would move it into the committee's community and expose its contact)."""
@@ -244,9 +209,13 @@ def import_file(
     (and no ``skip_invalid``) the rest of the file is still checked, so every error is reported,
     but nothing more is written, and ``Invalid`` is raised for the caller to roll back."""
     fmt = require_format(kind)
+    if kind in GROUPED:
+        if skip_invalid:
+            raise Invalid(f"{kind} are imported all or nothing: --skip-invalid does not apply")
+        return pledges.import_pledges(session, path, actor=actor)
     chunk_rows = chunk_rows or get_settings().import_chunk_rows
     header, rows = files.read_rows(path)
-    _check_header(fmt, header, path.name)
+    check_header(fmt, header, path.name)
     present = _fields_in(fmt, header)
     seen = _SeenKeys()
     errors: list[RowError] = []
@@ -272,10 +241,7 @@ def import_file(
     finally:
         rejects.close()
     if rejected and not skip_invalid:
-        raise Invalid(
-            f"{path.name}: {rejected} of {total} rows are invalid; nothing was imported",
-            [FieldError(("line", e.line, e.column or ""), e.reason) for e in errors],
-        )
+        raise refusal(path, errors, rejected=rejected, total=total)
     audit.record(
         session,
         actor=actor,
@@ -313,7 +279,7 @@ class _Rejects:
     def opened(self) -> bool:
         return self.handle is not None
 
-    def write(self, parsed: _Parsed) -> None:
+    def write(self, parsed: Parsed) -> None:
         if not parsed.bad_lines:
             return
         if self.handle is None:
@@ -365,6 +331,8 @@ def _upsert(
 def export_file(session: Session, kind: str, path: Path, *, actor: User | None) -> int:
     """Write every record of ``kind`` to ``path`` in the import columns; returns the row count."""
     fmt = require_format(kind)
+    if kind in GROUPED:
+        return pledges.export_pledges(session, path, actor=actor)
     files.check_suffix(path)
     if actor is not None:
         access.ensure_role(actor, access.STAFF)

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from relieflink.bulk import service as bulk
-from relieflink.bulk.formats import FORMATS
 from relieflink.catalog import service as catalog
 from relieflink.cli import (
     consult,
@@ -57,7 +56,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(notify.app, name="notify")
 app.command("worker")(jobs.worker)
 
-KINDS = ", ".join(FORMATS)
+KINDS = ", ".join(bulk.KINDS)
 
 
 @db_app.command("upgrade")

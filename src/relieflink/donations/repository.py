@@ -62,6 +62,20 @@ def list_programs(session: Session) -> list[Program]:
     return list(session.scalars(select(Program).order_by(Program.id)))
 
 
+def pledges_by_code(session: Session, codes: Sequence[str]) -> dict[str, Pledge]:
+    found = session.scalars(select(Pledge).where(Pledge.code.in_(list(codes))))
+    return {p.code: p for p in found}
+
+
+def pledges_with_lines(session: Session) -> list[tuple[Pledge, list[PledgeLine]]]:
+    """Every pledge in id order, with its lines in id order."""
+    pledges = list(session.scalars(select(Pledge).order_by(Pledge.id)))
+    lines: dict[int, list[PledgeLine]] = {p.id: [] for p in pledges}
+    for line in session.scalars(select(PledgeLine).order_by(PledgeLine.id)):
+        lines[line.pledge_id].append(line)
+    return [(p, lines[p.id]) for p in pledges]
+
+
 def lines_of(session: Session, pledge_id: int) -> list[PledgeLine]:
     stmt = select(PledgeLine).where(PledgeLine.pledge_id == pledge_id).order_by(PledgeLine.id)
     return list(session.scalars(stmt))

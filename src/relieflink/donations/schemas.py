@@ -48,6 +48,7 @@ class PledgeLineIn(StrictModel):
 
 
 class PledgeCreate(StrictModel):
+    code: Code | None = None  # PLEDGE-<id> when not given
     donor_org_id: PositiveInt
     recipient_org_id: PositiveInt
     program_id: PositiveInt
@@ -75,6 +76,7 @@ class StatusChangeRead(ReadModel):
 
 class PledgeRead(ReadModel):
     id: int
+    code: str
     donor_org_id: int
     recipient_org_id: int
     program_id: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -103,6 +104,16 @@ def require_pledge(session: Session, pledge_id: int, *, actor: User | None) -> P
     return pledge
 
 
+def pledges_by_code(session: Session, codes: Sequence[str]) -> dict[str, Pledge]:
+    """The pledges with these codes (those that exist)."""
+    return repository.pledges_by_code(session, codes)
+
+
+def pledges_with_lines(session: Session) -> list[tuple[Pledge, list[PledgeLine]]]:
+    """Every pledge with its lines, in the order they were recorded (for the export)."""
+    return repository.pledges_with_lines(session)
+
+
 def pledge_lines(session: Session, pledge_id: int) -> list[PledgeLine]:
     return repository.lines_of(session, pledge_id)
 
@@ -147,9 +158,12 @@ def create_pledge(session: Session, data: PledgeCreate, *, actor: User | None) -
             errors.append(FieldError(("lines", i, "kit_id"), f"no kit {line.kit_id}"))
     if data.donor_org_id == data.recipient_org_id:
         errors.append(FieldError(("recipient_org_id",), "must differ from the donor"))
+    if data.code is not None and repository.pledges_by_code(session, [data.code]):
+        errors.append(FieldError(("code",), f"a pledge with code {data.code!r} exists"))
     if errors:
         raise Invalid("the pledge refers to rows that do not exist", errors)
     pledge = Pledge(
+        code=data.code or f"new-{uuid.uuid4().hex}",  # PLEDGE-<id> once the id is known
         donor_org_id=data.donor_org_id,
         recipient_org_id=data.recipient_org_id,
         program_id=data.program_id,
@@ -161,6 +175,8 @@ def create_pledge(session: Session, data: PledgeCreate, *, actor: User | None) -
     )
     session.add(pledge)
     session.flush()
+    if data.code is None:
+        pledge.code = f"PLEDGE-{pledge.id}"
     for line in data.lines:
         session.add(PledgeLine(pledge_id=pledge.id, **line.model_dump()))
     session.add(PledgeStatusChange(pledge_id=pledge.id, to_status=S.pledged, actor_id=_id(actor)))

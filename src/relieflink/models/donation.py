@@ -61,6 +61,8 @@ class Pledge(TimestampMixin, Base):
     __table_args__ = (CheckConstraint("declared_value_fen >= 0", name="value_nonneg"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # How spreadsheets name the pledge (``relieflink import pledges``); PLEDGE-<id> if not given.
+    code: Mapped[str] = mapped_column(String(40), unique=True)
     donor_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     recipient_org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)

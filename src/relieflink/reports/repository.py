@@ -21,11 +21,14 @@ from relieflink.models import (
     Parcel,
     ParcelLine,
     ParcelStatus,
+    Pledge,
+    PledgeLine,
     RequestLine,
     RequestStatus,
     Route,
     RouteStatus,
     RouteStop,
+    StockMovement,
     TrackingEvent,
     User,
     Warehouse,
@@ -383,4 +386,28 @@ def gate_parcel_rows(session: Session, community_ids: Sequence[int], day: date) 
             )
             .order_by(Parcel.community_id, Household.building, Household.unit, Parcel.id)
         )
+    )
+
+
+def delivered_households(session: Session) -> list[Any]:
+    """(district id, household id, delivered at) of every parcel delivered at the door."""
+    return list(
+        session.execute(
+            select(Community.district_id, Parcel.household_id, Parcel.delivered_at)
+            .join(Community, Community.id == Parcel.community_id)
+            .where(Parcel.status == ParcelStatus.delivered, Parcel.delivered_at.is_not(None))
+        )
+    )
+
+
+def ledger_state(session: Session) -> tuple[Any, ...]:
+    """What changes whenever a public figure may change: the stock ledger's and the pledges'
+    last rows and counts, and the deliveries."""
+    return (
+        *session.execute(select(func.max(StockMovement.id), func.count(StockMovement.id))).one(),
+        *session.execute(select(func.max(PledgeLine.id), func.count(PledgeLine.id))).one(),
+        *session.execute(select(func.max(Pledge.updated_at), func.count(Pledge.id))).one(),
+        session.scalar(
+            select(func.count()).select_from(Parcel).where(Parcel.status == ParcelStatus.delivered)
+        ),
     )

@@ -217,3 +217,13 @@ class RouteSheet:
     stops: list[SheetStop]
     can_load: bool
     can_depart: bool
+
+
+@dataclass(frozen=True)
+class FieldDay:
+    """What the offline field app keeps on the phone for a day: a courier's routes as sheets,
+    a volunteer leader's gates."""
+
+    day: date
+    routes: list[RouteSheet]
+    gates: list[GateCompound]

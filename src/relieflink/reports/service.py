@@ -25,6 +25,7 @@ from relieflink.models import (
     InnerMode,
     ParcelStatus,
     PriorityClass,
+    Role,
     Route,
     RouteStatus,
     User,
@@ -41,6 +42,7 @@ from relieflink.reports.schemas import (
     ConsultQueue,
     DayMap,
     FailedDelivery,
+    FieldDay,
     GateCompound,
     Glance,
     Place,
@@ -429,3 +431,18 @@ def gate_sheet(session: Session, *, day: date, actor: User) -> list[GateCompound
         for t in led
         if t.community_id in compounds
     ]
+
+
+# --- the offline field app --------------------------------------------------------------------
+
+
+def field_day(session: Session, *, day: date, actor: User) -> FieldDay:
+    """Everything the field app caches for ``day``: a courier's own routes (as their sheets), a
+    volunteer leader's own team's gates; nobody else's."""
+    access.ensure_role(actor, access.FIELD_WORKERS)
+    routes = []
+    if actor.role == Role.courier:
+        found = repo.routes_of_day(session, day, actor=actor, limit=MAX_ROUTES)
+        routes = [route_sheet(session, r.id, actor=actor) for r in found]
+    gates = gate_sheet(session, day=day, actor=actor) if actor.role == Role.volunteer else []
+    return FieldDay(day=day, routes=routes, gates=gates)

@@ -350,6 +350,15 @@ DONORS: Final[tuple[tuple[str, str, str, str, tuple[str, ...]], ...]] = (
 PLEDGES_PER_DONOR_PROGRAM: Final = (1, 4)  # inclusive range, drawn per donor and programme
 PLEDGE_ARRIVAL_WINDOW: Final = ("2022-04-02", "2022-05-25")  # within the strict lockdown
 
+#: The relief programmes pledges are made to (code, name, name_zh), run by the NGO: the keys
+#: of PLEDGE_PLAN.
+PROGRAMS: Final = (
+    ("food", "Food for sealed households", "封控家庭食品保障"),
+    ("maternal-infant", "Mothers and infants", "母婴保障"),
+    ("medicine", "Medicines for chronic patients", "慢病患者用药保障"),
+    ("protection", "Protective supplies", "防护物资"),
+)
+
 #: Cooperating organisations that are not donors or carriers.
 NGO: Final = ("NGO-01", "Shanghai Relief Partners (synthetic)", "上海援助伙伴（虚构）", "CN")
 OTHER_ORGS: Final[tuple[tuple[str, str, str, str, str], ...]] = (

@@ -32,6 +32,9 @@ shift_start    ``HH:MM`` local time
 shift_end      ``HH:MM`` local time, after shift_start
 =============  ===============================================================================
 
+``programs.csv`` -- the relief programmes pledges are made to, run by the NGO over the pledges'
+arrival window (columns as ``relieflink import programs`` reads them).
+
 ``pledges.csv`` -- one row per pledge line; rows sharing ``code`` are the lines of one pledge
 and agree on donor, recipient, programme and arrival; ``(code, item_sku)`` is unique:
 
@@ -39,7 +42,7 @@ and agree on donor, recipient, programme and arrival; ``(code, item_sku)`` is un
 code                pledge code ``P00001``
 donor_code          organisation code of the donor (kind ``donor``)
 recipient_code      organisation code receiving the goods (the NGO)
-program             ``food`` | ``maternal-infant`` | ``medicine`` | ``protection``
+program_code        ``food`` | ``maternal-infant`` | ``medicine`` | ``protection`` (programs.csv)
 declared_value_fen  declared value of this line, integer fen (quantity × unit value)
 item_sku            catalog SKU (from the reference catalog)
 quantity            pieces of the SKU, integer ≥ 1
@@ -84,6 +87,7 @@ FILE_HEADERS: Final[dict[str, tuple[str, ...]]] = {
     "households": columns.HOUSEHOLDS,
     "teams": columns.TEAMS,
     "vehicles": columns.VEHICLES,
+    "programs": columns.PROGRAMS,
     "pledges": columns.PLEDGES,
 }
 
@@ -179,6 +183,7 @@ def generate_city(
             parts["warehouses"], "warehouses", _warehouse_rows(districts, scale)
         )
         counts["vehicles"] = _write_rows(parts["vehicles"], "vehicles", _vehicle_rows(scale))
+        counts["programs"] = _write_rows(parts["programs"], "programs", _program_rows(city))
         counts["pledges"] = _write_rows(parts["pledges"], "pledges", _pledge_rows(scale, seed))
         hh_per_comm, totals = _write_households(parts["households"], comms, seed, rates, report)
         counts["households"] = int(hh_per_comm.sum())
@@ -764,6 +769,13 @@ def _vehicle_rows(scale: float) -> Iterable[Sequence[object]]:
                     f"V{n:04d}", carrier[0], kind, depot, count,
                     cap_kg, cap_m3, speed, range_km, start, end,
                 )  # fmt: skip
+
+
+def _program_rows(city: str) -> Iterable[Sequence[object]]:
+    """The relief programmes, run by the NGO over the pledges' arrival window."""
+    start, end = fg.PLEDGE_ARRIVAL_WINDOW
+    for code, name, name_zh in fg.PROGRAMS:
+        yield (code, name, name_zh, city.title(), "CN", fg.NGO[0], start, end)
 
 
 def _pledge_rows(scale: float, seed: int) -> Iterable[Sequence[object]]:

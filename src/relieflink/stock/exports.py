@@ -158,11 +158,13 @@ HXL_HEADER = [
 ]
 
 
-def hxl_csv(session: Session) -> str:
+def hxl_csv(session: Session, *, households: bool = True) -> str:
     """Stock and distribution totals per donor, item (or kit) and warehouse, HXL-tagged.
 
     Quantities of assembled kits are attributed to donors by their exact share, rounded to the
     nearest whole unit for the CSV; "households reached" counts distinct delivery references.
+    ``households=False`` leaves that column out (the public file: a count per warehouse may be
+    a small number of households).
     """
     orgs = {o.id: o for o in repository.all_of(session, Organization)}
     items = {i.id: i for i in repository.all_of(session, Item)}
@@ -205,8 +207,9 @@ def hxl_csv(session: Session) -> str:
     names = {i.sku: i.name for i in items.values()} | {k.sku: k.name for k in kits.values()}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([h for h, _ in HXL_HEADER])
-    writer.writerow([t for _, t in HXL_HEADER])
+    header = HXL_HEADER if households else HXL_HEADER[:-1]
+    writer.writerow([h for h, _ in header])
+    writer.writerow([t for _, t in header])
     for (donor, sku, wh), (in_stock, dist, refs, region) in sorted(rows.items()):
         cells: list[object] = [
             orgs[donor].name,
@@ -218,6 +221,6 @@ def hxl_csv(session: Session) -> str:
             round(in_stock),  # type: ignore[arg-type]
             round(dist),  # type: ignore[arg-type]
             len(refs),  # type: ignore[arg-type]
-        ]
+        ][: len(header)]
         writer.writerow([files.neutralise(v) for v in cells])
     return out.getvalue()

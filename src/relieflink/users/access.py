@@ -43,6 +43,8 @@ DONOR_TRACE_READERS = STAFF | {Role.donor, Role.warehouse}
 DISPATCH_PLANNERS = STAFF
 DELIVERY_ACTORS = STAFF | {Role.courier, Role.committee, Role.volunteer}
 ROUTE_READERS = STAFF | {Role.courier}
+# The offline field app: a courier's own routes, a volunteer leader's own team's gate.
+FIELD_WORKERS = frozenset({Role.courier, Role.volunteer})
 # Volunteer teams: staff register them; carriers, committees and team leaders read them; a
 # leader records its own team's daily availability (checked in teams.service).
 TEAM_READERS = LOGISTICS | {Role.committee, Role.volunteer}

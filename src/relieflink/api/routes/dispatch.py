@@ -3,12 +3,14 @@ pickup codes for residents, hand-off discrepancies and the trace of a delivered 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import ValidationError
 
+from relieflink import clock
 from relieflink.api import problems
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common.schemas import ListQuery, Page
@@ -40,12 +42,15 @@ from relieflink.flows import delivery
 from relieflink.jobs import runner
 from relieflink.jobs.dispatch import start_plan_job
 from relieflink.models import DispatchPlan, User
+from relieflink.reports import service as reports
+from relieflink.reports.schemas import FieldDay
 from relieflink.users import access
 
 router = APIRouter(prefix="/dispatch", tags=["dispatch"])
 Planner = Annotated[User, require_role(access.DISPATCH_PLANNERS)]
 RouteReader = Annotated[User, require_role(access.ROUTE_READERS)]
 DeliveryActor = Annotated[User, require_role(access.DELIVERY_ACTORS)]
+FieldWorker = Annotated[User, require_role(access.FIELD_WORKERS)]
 
 
 @router.get("/vehicles", response_model=list[VehicleRead])
@@ -261,6 +266,14 @@ def my_deliveries(session: SessionDep, user: CurrentUser) -> list[MyDelivery]:
         MyDelivery(parcel_id=p.id, status=str(p.status), packs=p.packs, eta_s=eta, pickup_code=code)
         for p, code, eta in tracking.my_deliveries(session, actor=user)
     ]
+
+
+@router.get("/my-day", response_model=FieldDay)
+def my_day(session: SessionDep, user: FieldWorker, day: date | None = None) -> FieldDay:
+    """The offline field app's day: a courier's own routes with their stops and parcels, or a
+    volunteer leader's own team's gate; which events may be recorded next is a hint (the
+    tracking rules decide when the events arrive)."""
+    return reports.field_day(session, day=day or clock.today(), actor=user)
 
 
 @router.get("/discrepancies", response_model=list[DiscrepancyRead])

@@ -11,11 +11,13 @@ from relieflink.web.routes import (
     courier,
     dashboard,
     donations,
+    field,
     gate,
     households,
     imports,
     registry,
     resident,
+    transparency,
     warehouse,
 )
 
@@ -31,6 +33,8 @@ MODULES = (
     warehouse,
     courier,
     gate,
+    field,
+    transparency,
 )
 
 

@@ -27,6 +27,7 @@ KIND_LABELS = {
     "warehouses": N_("Warehouses"),
     "households": N_("Households"),
     "items": N_("Items"),
+    "programs": N_("Programmes"),
 }
 
 
