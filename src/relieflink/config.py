@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     ration_policy: Path | None = None
     jobs_max_running: int = Field(default=4, gt=0)
     jobs_max_queued_per_user: int = Field(default=20, gt=0)
+    jobs_max_queued: int = Field(default=200, gt=0)  # queued or running, everyone's together
     jobs_lease_seconds: int = Field(default=120, ge=10)
     jobs_poll_seconds: float = Field(default=2.0, gt=0)
     jobs_in_process: bool | None = None
