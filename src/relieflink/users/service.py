@@ -114,7 +114,7 @@ def failure_delay(failures: int, limit: int) -> timedelta:
     """How long an account must wait at an address after ``failures`` failed sign-ins there."""
     if failures < limit:
         return timedelta(0)
-    return min(FIRST_DELAY * 2 ** min(failures - limit, 16), LONGEST_DELAY)
+    return min(FIRST_DELAY * (1 << min(failures - limit, 16)), LONGEST_DELAY)
 
 
 def _check_attempts(session: Session, username: str, address: str | None) -> tuple[str, ...]:
