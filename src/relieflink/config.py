@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     session_absolute_hours: int = Field(default=12, gt=0)
     login_attempts_per_minute: int = Field(default=5, gt=0)
     sql_echo: bool = False
+    # Request bodies larger than these are refused (413) while they arrive: file uploads
+    # (multipart forms) and everything else (JSON, forms).
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     timezone: str = "Asia/Shanghai"
     ration_policy: Path | None = None
     jobs_max_running: int = Field(default=4, gt=0)
