@@ -14,7 +14,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,12 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from relieflink import clock
 from relieflink.cli import app
-from relieflink.models import DispatchPlan, Household, Parcel, PlanStatus, Route
+from relieflink.config import get_settings
+from relieflink.jobs import runner
+from relieflink.jobs.dispatch import start_plan_job
+from relieflink.models import DispatchPlan, Household, Job, JobStatus, Parcel, PlanStatus, Route
 from tests.dispatch.factories import TODAY, make_city
 
 pytestmark = pytest.mark.slow
@@ -59,6 +64,15 @@ def _writing(engine: Engine) -> bool:
 
 def _kill_while_writing(engine: Engine, args: Sequence[str], *, after: float = 0.0) -> None:
     """Start ``relieflink *args``, wait until it writes (then ``after`` seconds more), kill -9."""
+    _kill_when(lambda: _writing(engine), args, after=after)
+    deadline = time.monotonic() + 30
+    while _writing(engine):  # PostgreSQL: the server notices the dead client and rolls back
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def _kill_when(ready: Callable[[], bool], args: Sequence[str], *, after: float = 0.0) -> None:
+    """Start ``relieflink *args``, wait until ``ready()`` (then ``after`` seconds), kill -9."""
     process = subprocess.Popen(
         [CLI, *args],
         stdout=subprocess.PIPE,
@@ -67,22 +81,18 @@ def _kill_while_writing(engine: Engine, args: Sequence[str], *, after: float = 0
     )
     deadline = time.monotonic() + 120
     try:
-        while not _writing(engine):
+        while not ready():
             if process.poll() is not None:
                 out = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"relieflink {' '.join(args)} ended before it wrote: {out}")
-            assert time.monotonic() < deadline, "the command never started writing"
+                pytest.fail(f"relieflink {' '.join(args)} ended too soon: {out}")
+            assert time.monotonic() < deadline, "the command never got there"
             time.sleep(0.02)
         time.sleep(after)
-        assert process.poll() is None, "the command finished before it was killed"
+        assert process.poll() is None, "the command ended before it was killed"
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(30)
     assert process.returncode == -signal.SIGKILL
-    deadline = time.monotonic() + 30
-    while _writing(engine):  # PostgreSQL: the server notices the dead client and rolls back
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
 
 
 def _run(*args: str) -> str:
@@ -137,5 +147,37 @@ def test_a_plan_killed_mid_search_leaves_nothing_and_runs_again(
     _run("dispatch", "plan", "--date", day, "--time-limit", "0.5")
     plan = db.scalars(select(DispatchPlan)).one()
     assert plan.status == PlanStatus.done
+    assert _count(db, Route) > 0
+    _ledger_sound()
+
+
+def test_a_plan_job_whose_worker_is_killed_is_run_again_and_completes(db: Session) -> None:
+    """The API's way: a queued plan job, ``relieflink worker --once`` killed mid-search; the
+    plan has no routes, and once the dead worker's lease runs out another worker runs it."""
+    make_city(db)
+    plan, job = start_plan_job(db, day=TODAY, actor=None, time_limit=3)
+    db.commit()
+    plan_id, job_id = plan.id, job.id
+
+    def searching() -> bool:
+        db.rollback()
+        return db.scalar(select(Job.progress_done).where(Job.id == job_id)) not in (None, 0, 2)
+
+    _kill_when(searching, ["worker", "--once"], after=0.5)
+    db.rollback()
+    assert db.get(Job, job_id, populate_existing=True).status == JobStatus.running  # type: ignore[union-attr]
+    assert _count(db, Route) == 0
+    db.close()
+
+    lease = timedelta(seconds=get_settings().jobs_lease_seconds + 1)
+    later = clock.now() + lease
+    previous = clock.use(lambda: later)
+    try:
+        assert runner.Worker("survivor").run_one()
+    finally:
+        clock.use(previous)
+    done = db.get(Job, job_id, populate_existing=True)
+    assert done is not None and (done.status, done.attempts) == (JobStatus.succeeded, 2)
+    assert db.get(DispatchPlan, plan_id, populate_existing=True).status == PlanStatus.done  # type: ignore[union-attr]
     assert _count(db, Route) > 0
     _ledger_sound()
