@@ -7,12 +7,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from relieflink.cli import app
-from relieflink.db import session_scope
+from relieflink.db import backup, session_scope
+from relieflink.errors import RelieflinkError
 from relieflink.models import StockMovement
 from tests.needs.test_allocation import city, receive
 
@@ -74,7 +76,7 @@ def test_restore_refuses_what_is_not_a_backup(db: Session, tmp_path: Path) -> No
     junk.write_bytes(b"not a database at all" * 100)
     result = runner.invoke(app, ["db", "restore", str(junk), "--yes"])
     assert result.exit_code == 1
-    assert "not a" in result.output
+    assert "not a" in " ".join(result.output.split())
     missing = runner.invoke(app, ["db", "restore", str(tmp_path / "none"), "--yes"])
     assert missing.exit_code == 1
     assert "no such backup file" in " ".join(missing.output.split())
@@ -86,3 +88,10 @@ def test_restore_asks_first(db: Session, tmp_path: Path) -> None:
     result = runner.invoke(app, ["db", "restore", str(target)], input="n\n")
     assert result.exit_code == 1
     assert "Aborted" in result.output
+
+
+def test_a_missing_postgresql_client_is_named_clearly(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("pg_dump and pg_restore are PostgreSQL's")
+    with pytest.raises(RelieflinkError, match=r"pg_nothing for PostgreSQL \d+ was not found"):
+        backup._client(engine, "pg_nothing")

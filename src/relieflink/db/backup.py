@@ -50,7 +50,7 @@ def restore(engine: Engine, source: Path) -> None:
                 raise Invalid(f"{source}: not a SQLite backup ({exc})") from None
             if ok != ("ok",):
                 raise Invalid(f"{source}: the backup is damaged ({ok[0] if ok else '?'})")
-            with closing(_sqlite(engine)) as live:
+            with closing(_sqlite(engine, create=True)) as live:  # e.g. on a new machine
                 copy.backup(live)
         engine.dispose()  # pooled connections may hold pages of the database as it was
         return
@@ -61,9 +61,9 @@ def restore(engine: Engine, source: Path) -> None:
          "--exit-on-error", str(source))  # fmt: skip
 
 
-def _sqlite(engine: Engine) -> sqlite3.Connection:
+def _sqlite(engine: Engine, *, create: bool = False) -> sqlite3.Connection:
     path = engine.url.database
-    if not path or path == ":memory:" or not Path(path).is_file():
+    if not path or path == ":memory:" or not (create or Path(path).is_file()):
         raise Invalid(f"no SQLite database file at {path!r}")
     return sqlite3.connect(path, timeout=30)
 
