@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import select
 import socket
-import threading
-import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
@@ -21,7 +19,7 @@ from sqlalchemy.orm import Session
 from relieflink.config import get_settings
 from relieflink.models import Household, Role
 from tests.factories import headers_for
-from tests.web.browser_kit import free_port
+from tests.live_server import live_server
 
 LIMIT = 64 * 1024
 
@@ -81,18 +79,9 @@ def test_an_upload_over_its_own_limit_is_refused_and_nothing_is_imported(
 def server(engine: object, small_limits: None) -> Iterator[tuple[str, int]]:
     from relieflink.app import create_app
 
-    port = free_port()
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield "127.0.0.1", port
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with live_server(create_app()) as url:
+        address = urlsplit(url)
+        yield str(address.hostname), int(address.port or 80)
 
 
 def test_a_chunked_body_is_cut_off_while_it_arrives(server: tuple[str, int]) -> None:

@@ -3,8 +3,6 @@ job runner caps queued jobs per user and for everyone together (429 with Retry-A
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -18,14 +16,9 @@ from relieflink.jobs import service
 from relieflink.models import DispatchPlan, Job, Role
 from relieflink.optim.routing import MAX_SEED
 from tests.factories import headers_for, make_user
+from tests.jobs.test_runner import settings
 
-
-@pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    get_settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
+__all__ = ["settings"]  # the fixture, shared with the runner's tests
 
 
 def _count(db: Session, model: type) -> int:

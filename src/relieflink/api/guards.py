@@ -55,10 +55,12 @@ def _too_large(limit: int, what: str) -> ASGIApp:
     )
 
 
-class BodyLimit:
+class _Middleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+
+class BodyLimit(_Middleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -97,10 +99,7 @@ class BodyLimit:
             await _too_large(limit, what)(scope, receive, send)
 
 
-class DatabaseOutage:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
+class DatabaseOutage(_Middleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
