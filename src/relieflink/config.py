@@ -28,12 +28,17 @@ class Settings(BaseSettings):
     session_absolute_hours: int = Field(default=12, gt=0)
     login_attempts_per_minute: int = Field(default=5, gt=0)
     sql_echo: bool = False
+    # Request bodies larger than these are refused (413) while they arrive: file uploads
+    # (multipart forms) and everything else (JSON, forms).
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     timezone: str = "Asia/Shanghai"
     ration_policy: Path | None = None
     # Imports read, check and write this many rows at a time (memory stays flat with file size).
     import_chunk_rows: int = Field(default=20_000, gt=0)
     jobs_max_running: int = Field(default=4, gt=0)
     jobs_max_queued_per_user: int = Field(default=20, gt=0)
+    jobs_max_queued: int = Field(default=200, gt=0)  # queued or running, everyone's together
     jobs_lease_seconds: int = Field(default=120, ge=10)
     jobs_poll_seconds: float = Field(default=2.0, gt=0)
     jobs_in_process: bool | None = None

@@ -56,6 +56,22 @@ class Invalid(RelieflinkError):
     title = "Invalid input"
 
 
-class TooManyRequests(RelieflinkError):
+class RetryLater(RelieflinkError):
+    """Refused for now: ``retry_after`` says in how many seconds to try again (the API's
+    ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooManyRequests(RetryLater):
     status_code = 429
     title = "Too many requests"
+
+
+class Unavailable(RetryLater):
+    """The service cannot answer for now (the database is unreachable)."""
+
+    status_code = 503
+    title = "Service unavailable"

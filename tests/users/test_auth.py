@@ -62,6 +62,59 @@ def test_sign_in_is_rate_limited_per_account(db: Session, client: TestClient) ->
     assert good.headers["Retry-After"] == "60"
 
 
+def test_a_strangers_failures_do_not_lock_the_owner_out(db: Session, client: TestClient) -> None:
+    """Audit finding 8: the limit is keyed by account and address together, so failures from a
+    stranger's address leave the owner's own sign-in alone (OWASP ASVS 2.2.1)."""
+    from relieflink.app import create_app
+
+    user = make_user(db, Role.coordinator)
+    db.commit()
+    bad = {"username": user.username, "password": "wrong password!"}
+    with TestClient(create_app(), client=("198.51.100.7", 40000)) as stranger:
+        codes = [stranger.post("/api/v1/auth/sign-in", json=bad).status_code for _ in range(8)]
+    assert codes == [401] * 5 + [429] * 3
+    # The owner, from its own address (the test client's), signs in at once.
+    good = {"username": user.username, "password": PASSWORD}
+    assert client.post("/api/v1/auth/sign-in", json=good).status_code == 200
+
+
+def test_failures_from_one_address_make_the_wait_grow(db: Session) -> None:
+    """Past the limit, each further failure from the same address doubles the wait (1, 2, 4
+    minutes ...), and Retry-After says how long is left."""
+    from relieflink.errors import TooManyRequests
+    from relieflink.users import service as users
+
+    user = make_user(db, Role.donor)
+    db.commit()
+    start = clock.now()
+    at = [start]
+    previous = clock.use(lambda: at[0])
+    try:
+
+        def attempt(seconds_later: float) -> int | None:
+            at[0] += timedelta(seconds=seconds_later)
+            try:
+                users.sign_in(db, user.username, "wrong password!", address="203.0.113.9")
+            except TooManyRequests as refused:
+                return refused.retry_after
+            finally:
+                db.commit()
+            return None
+
+        assert [attempt(1) for _ in range(5)] == [None] * 5
+        for wait in (60, 120, 240, 480):
+            assert attempt(1) == wait - 1  # refused one second later, with the time left
+            assert attempt(wait - 1) is None  # tried when the wait is over: a failure again
+        assert users.failure_delay(50, 5) == timedelta(hours=1)  # the longest wait
+        # The right password from the same address, once the wait is over, signs in and clears it.
+        at[0] += timedelta(minutes=17)
+        assert users.sign_in(db, user.username, PASSWORD, address="203.0.113.9") is not None
+        db.commit()
+        assert attempt(1) is None
+    finally:
+        clock.use(previous)
+
+
 def test_sign_out_revokes_the_token(db: Session, client: TestClient) -> None:
     user = make_user(db, Role.courier)
     db.commit()

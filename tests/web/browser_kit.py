@@ -7,7 +7,6 @@ A browser test module sets ``pytestmark = BROWSER_MARKS`` and asks for the ``ser
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -48,12 +47,6 @@ BROWSER_MARKS = [
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def new_context(browser: object, base_url: str, *, locale: str, viewport: dict[str, int]) -> object:

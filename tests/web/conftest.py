@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
-from tests.web.browser_kit import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.live_server import live_server
+from tests.web.browser_kit import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="module")
@@ -17,19 +15,8 @@ def server(engine: object) -> Iterator[str]:
     """The real application under uvicorn on a free loopback port, on the test database."""
     from relieflink.app import create_app
 
-    port = free_port()
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with live_server(create_app()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

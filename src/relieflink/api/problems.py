@@ -54,14 +54,14 @@ def problem(
 
 def error_problem(exc: RelieflinkError) -> JSONResponse:
     """The response to a domain error."""
-    return _respond(error_document(exc))
+    return _respond(error_document(exc), retry_after=getattr(exc, "retry_after", None))
 
 
-def _respond(document: dict[str, Any]) -> JSONResponse:
+def _respond(document: dict[str, Any], *, retry_after: int | None = None) -> JSONResponse:
     status = document["status"]
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # ask for a bearer token
-    if status == 429:
-        headers = {"Retry-After": "60"}
+    if status in (429, 503):
+        headers = {"Retry-After": str(retry_after or 60)}
     return JSONResponse(document, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -20,6 +20,7 @@ from relieflink.api.routes import (
     teams,
     users,
 )
+from relieflink.db import ping
 
 api_router = APIRouter()
 # FastAPI matches a request against the routes in order, router by router, so the busiest
@@ -49,5 +50,12 @@ api_router.include_router(needs.runs_router)
 
 @api_router.get("/health", tags=["health"])
 def health() -> dict[str, str]:
-    """Liveness: the process answers (the database was checked at start-up)."""
+    """Liveness: the process answers (whether the database does is ``/health/ready``'s)."""
     return {"status": "ok"}
+
+
+@api_router.get("/health/ready", tags=["health"])
+def ready() -> dict[str, str]:
+    """Readiness: the database answers (503 with Retry-After while it cannot be reached)."""
+    ping()
+    return {"status": "ready"}

@@ -14,6 +14,9 @@ from relieflink.cli.common import console, transaction
 from relieflink.dispatch import fleet, manifests
 from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import Role, User
+from relieflink.optim.routing import MAX_SEED
+
+Seed = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="the routing engine's seed")]
 
 app = typer.Typer(help="Carriers' fleets, dispatch plans and manifests.", no_args_is_help=True)
 
@@ -90,7 +93,7 @@ def plan(
     time_limit: Annotated[
         float | None, typer.Option(help="routing search budget in seconds (default: by size)")
     ] = None,
-    seed: int = 1,
+    seed: Seed = 1,
 ) -> None:
     """Turn the day's allocations into routes, stops with ETAs and manifests."""
     _run(day.date(), time_limit, seed, None, [])
@@ -103,7 +106,7 @@ def replan(
         list[int] | None, typer.Option(help="a route whose vehicle broke down (repeatable)")
     ] = None,
     time_limit: float | None = None,
-    seed: int = 1,
+    seed: Seed = 1,
 ) -> None:
     """Re-plan the undelivered remainder of a day; parcels on board are left alone."""
     _run(None, time_limit, seed, plan_id, failed_route or [])

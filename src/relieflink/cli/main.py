@@ -25,7 +25,7 @@ from relieflink.cli import stock as stock_cli
 from relieflink.cli.common import console, fail, transaction
 from relieflink.cli.demo import demo
 from relieflink.config import get_settings
-from relieflink.db import get_engine, migrations, require_migrated
+from relieflink.db import backup, get_engine, migrations, require_migrated
 from relieflink.errors import RelieflinkError
 from relieflink.models import Role
 from relieflink.users import service as users
@@ -66,6 +66,37 @@ def db_upgrade(revision: str = "heads") -> None:
     migrations.upgrade(url, revision)
     where = get_engine().url.render_as_string(hide_password=True)
     console.print(f"database at [bold]{where}[/] is at {revision}")
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="the file to write (replaced if it exists)")],
+) -> None:
+    """Back up the whole database while RelieFlink runs (a consistent snapshot)."""
+    engine = get_engine()
+    try:
+        backup.backup(engine, file)
+    except RelieflinkError as exc:
+        raise fail(exc) from None
+    console.print(f"backed up {engine.url.render_as_string(hide_password=True)} to {file}")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="a file written by `relieflink db backup`")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Replace the whole database with a backup (stop the servers and workers first)."""
+    engine = get_engine()
+    where = engine.url.render_as_string(hide_password=True)
+    if not yes:
+        typer.confirm(f"replace everything in {where} with {file}?", abort=True)
+    try:
+        backup.restore(engine, file)
+        require_migrated(engine)
+    except RelieflinkError as exc:
+        raise fail(exc) from None
+    console.print(f"restored {where} from {file}; check it with `relieflink stock check`")
 
 
 @catalog_app.command("seed")

@@ -8,14 +8,16 @@ from relieflink.db.engine import (
     begin_write,
     get_engine,
     get_sessionmaker,
+    ping,
     request_session,
     require_migrated,
     reset_engine,
     session_scope,
 )
-from relieflink.db.retry import run_in_transaction
+from relieflink.db.retry import UNAVAILABLE, run_in_transaction
 
 __all__ = [
+    "UNAVAILABLE",
     "Base",
     "KeepAndRefuse",
     "Session",
@@ -24,6 +26,7 @@ __all__ = [
     "begin_write",
     "get_engine",
     "get_sessionmaker",
+    "ping",
     "request_session",
     "require_migrated",
     "reset_engine",

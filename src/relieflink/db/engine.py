@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from relieflink.config import get_settings
@@ -53,6 +53,12 @@ def get_engine() -> Engine:
     """The process-wide engine for the configured database."""
     settings = get_settings()
     return build_engine(settings.database_url, echo=settings.sql_echo)
+
+
+def ping() -> None:
+    """Ask the database for one round trip (raises when it cannot be reached)."""
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 @lru_cache

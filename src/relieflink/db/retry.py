@@ -9,11 +9,16 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+# The database cannot be reached or cannot answer for now (refused, dropped or terminated
+# connections, SQLite's file gone or locked past its timeout, no free pooled connection): an
+# entry point answers "try again later" (503), not a failure of its own.
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 _log = logging.getLogger(__name__)
 
 

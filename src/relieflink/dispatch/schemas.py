@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from relieflink.common.schemas import ReadModel, StrictModel
 from relieflink.models import EventKind, FailureReason
+from relieflink.optim.routing import MAX_SEED
+
+# The routing engine's seed: refused here, not inside the job that would fail with it.
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 _ROUTE_EVENTS = {EventKind.loaded, EventKind.departed}
 _STOP_EVENTS = {EventKind.arrived, EventKind.handed_off}
@@ -18,13 +22,13 @@ _PARCEL_EVENTS = {EventKind.delivered, EventKind.failed}
 class PlanCreate(StrictModel):
     day: date
     time_limit: float | None = Field(default=None, gt=0, le=600)
-    seed: int = 1
+    seed: Seed = 1
 
 
 class ReplanCreate(StrictModel):
     failed_route_ids: list[int] = Field(default_factory=list)
     time_limit: float | None = Field(default=None, gt=0, le=600)
-    seed: int = 1
+    seed: Seed = 1
 
 
 class PlanRead(ReadModel):

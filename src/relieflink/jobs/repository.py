@@ -18,16 +18,12 @@ from relieflink.models import ACTIVE_JOB_STATUSES, Job, JobStatus
 _CLAIM_LOCK = 0x4A_4F_42_53  # "JOBS"
 
 
-def count_active(session: Session, *, created_by_id: int) -> int:
-    """Jobs of one user still queued or running."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.created_by_id == created_by_id, Job.status.in_(ACTIVE_JOB_STATUSES))
-        )
-        or 0
-    )
+def count_active(session: Session, *, created_by_id: int | None = None) -> int:
+    """Jobs still queued or running: one user's when ``created_by_id`` is given, else all."""
+    stmt = select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE_JOB_STATUSES))
+    if created_by_id is not None:
+        stmt = stmt.where(Job.created_by_id == created_by_id)
+    return session.scalar(stmt) or 0
 
 
 def active_with_key(session: Session, key: str) -> Job | None:

@@ -17,6 +17,8 @@ from relieflink.jobs import runner
 from relieflink.jobs.schemas import JobFilters
 from relieflink.models import Job, JobStatus, Role, User
 
+RETRY_AFTER_SECONDS = 30  # a refused job: about the time a queued plan takes to start
+
 
 def enqueue(
     session: Session,
@@ -31,8 +33,9 @@ def enqueue(
     """A queued job of ``kind``. Committed with the caller's transaction, so a job exists
     exactly when the domain write that asked for it does (a transactional outbox).
 
-    Refused (429) when ``actor`` already has the configured number of jobs queued or running,
-    and (409) while another job holding the same ``exclusive_key`` is queued or running.
+    Refused (429) when ``actor`` already has the configured number of jobs queued or running
+    or when everyone's together reach ``jobs_max_queued``, and (409) while another job holding
+    the same ``exclusive_key`` is queued or running.
     """
     settings = get_settings()
     if actor is not None:
@@ -40,8 +43,16 @@ def enqueue(
         if active >= settings.jobs_max_queued_per_user:
             raise TooManyRequests(
                 f"you have {active} jobs queued or running (at most "
-                f"{settings.jobs_max_queued_per_user}); wait for one to finish"
+                f"{settings.jobs_max_queued_per_user}); wait for one to finish",
+                retry_after=RETRY_AFTER_SECONDS,
             )
+    active = repo.count_active(session)
+    if active >= settings.jobs_max_queued:
+        raise TooManyRequests(
+            f"{active} jobs are queued or running (at most {settings.jobs_max_queued}); "
+            "try again when some have finished",
+            retry_after=RETRY_AFTER_SECONDS,
+        )
     if exclusive_key is not None:
         other = repo.active_with_key(session, exclusive_key)
         if other is not None:

@@ -99,9 +99,13 @@ def touch_sign_in(session: Session, auth_id: int, at: datetime) -> None:
         session.expire(stale, ["last_seen_at"])
 
 
-def count_attempts_since(session: Session, key: str, since: datetime) -> int:
-    stmt = select(func.count()).where(LoginAttempt.key == key, LoginAttempt.attempted_at >= since)
-    return session.scalar(stmt) or 0
+def failures_since(session: Session, key: str, since: datetime) -> tuple[int, datetime | None]:
+    """How many failed sign-ins ``key`` has since ``since``, and when the last one was."""
+    stmt = select(func.count(), func.max(LoginAttempt.attempted_at)).where(
+        LoginAttempt.key == key, LoginAttempt.attempted_at >= since
+    )
+    count, last = session.execute(stmt).one()
+    return count, last
 
 
 def add_attempt(session: Session, key: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -101,12 +102,41 @@ class SignedIn:
     user: User
 
 
-def _attempt_keys(username: str, address: str | None) -> list[tuple[str, int]]:
+# Failed sign-ins of one account from one address (OWASP ASVS 2.2.1): past the per-minute limit,
+# each further failure doubles the wait, from a minute up to an hour; they count for a day. The
+# account alone is never locked, so a stranger guessing from elsewhere cannot lock its owner out.
+FAILURE_MEMORY = timedelta(days=1)
+FIRST_DELAY = timedelta(minutes=1)
+LONGEST_DELAY = timedelta(hours=1)
+
+
+def failure_delay(failures: int, limit: int) -> timedelta:
+    """How long an account must wait at an address after ``failures`` failed sign-ins there."""
+    if failures < limit:
+        return timedelta(0)
+    return min(FIRST_DELAY * (1 << min(failures - limit, 16)), LONGEST_DELAY)
+
+
+def _check_attempts(session: Session, username: str, address: str | None) -> tuple[str, ...]:
+    """Refuse a sign-in while its account waits at this address, or while the address failed
+    too often in the last minute (for any accounts); returns the keys a failure counts under."""
+    now = clock.now()
     limit = get_settings().login_attempts_per_minute
-    keys = [(f"user:{username.lower()}", limit)]
-    if address:
-        keys.append((f"addr:{address}", limit * ADDRESS_LIMIT_FACTOR))
-    return keys
+    account = f"user:{username.lower()}@{address or ''}"
+    failures, last = repository.failures_since(session, account, now - FAILURE_MEMORY)
+    wait = (last + failure_delay(failures, limit) - now) if last is not None else timedelta(0)
+    if wait > timedelta(0):
+        seconds = math.ceil(wait.total_seconds())
+        raise TooManyRequests(
+            f"too many failed sign-ins; wait {seconds} s and try again", retry_after=seconds
+        )
+    if not address:
+        return (account,)
+    per_address = f"addr:{address}"
+    recent, _ = repository.failures_since(session, per_address, now - timedelta(minutes=1))
+    if recent >= limit * ADDRESS_LIMIT_FACTOR:
+        raise TooManyRequests("too many failed sign-ins; wait a minute and try again")
+    return account, per_address
 
 
 def sign_in(
@@ -115,21 +145,18 @@ def sign_in(
     """A new session token, or None for a wrong password or unknown user (the same answer).
 
     A failed attempt is recorded in the caller's transaction, which must be committed even though
-    the sign-in failed. Too many recent failures for the account or the address raise
-    ``TooManyRequests`` before the password is checked.
+    the sign-in failed. While the account waits at this address after failures there (or the
+    address failed too often), ``TooManyRequests`` is raised before the password is checked.
     """
     now = clock.now()
-    keys = _attempt_keys(username, address)
-    for key, limit in keys:
-        if repository.count_attempts_since(session, key, now - timedelta(minutes=1)) >= limit:
-            raise TooManyRequests("too many failed sign-ins; wait a minute and try again")
+    keys = _check_attempts(session, username, address)
     user = repository.get_user_by_username(session, username)
     ok = security.verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
-        for key, _ in keys:
+        for key in keys:
             repository.add_attempt(session, key)
         return None
-    repository.forget_attempts(session, keys[0][0])
+    repository.forget_attempts(session, keys[0])
     settings = get_settings()
     token = security.new_token()
     auth = AuthSession(

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from relieflink.optim.routing import (
+    MAX_SEED,
     Depot,
     RoutingParams,
     RoutingProblem,
@@ -227,3 +228,18 @@ def test_dask_local_cluster_gives_the_same_plan_as_a_process_pool() -> None:
         on_pool = solve_routing(p, executor=pool, **kw)  # type: ignore[arg-type]
     assert on_dask.is_feasible() and on_pool.is_feasible()
     assert _plan(on_dask) == _plan(on_pool)
+
+
+def test_the_seed_range_is_pyvrps_and_a_seed_outside_it_is_refused(
+    line_problem: RoutingProblem,
+) -> None:
+    """Audit finding 7: the largest seed plans (the seeds derived from it for sub-problems wrap
+    around), and one past it is refused up front rather than inside PyVRP."""
+    provider = planar(line_problem)
+    result = solve_routing(
+        line_problem, iterations=20, seed=MAX_SEED, executor=SerialExecutor(), provider=provider
+    )
+    assert_clean(line_problem, result)
+    for seed in (-1, MAX_SEED + 1):
+        with pytest.raises(ValueError, match=f"seed must be between 0 and {MAX_SEED}"):
+            solve_routing(line_problem, iterations=20, seed=seed, executor=SerialExecutor())

@@ -42,10 +42,11 @@ from relieflink.optim.routing.result import (
     Violation,
     Visit,
 )
-from relieflink.optim.routing.solver import ProgressEvent, RoutingParams, solve_routing
+from relieflink.optim.routing.solver import MAX_SEED, ProgressEvent, RoutingParams, solve_routing
 
 __all__ = [
     "DEFAULT_SPEED_KMH",
+    "MAX_SEED",
     "DaskExecutor",
     "Depot",
     "Executor",

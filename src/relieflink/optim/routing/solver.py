@@ -38,6 +38,9 @@ __all__ = ["ProgressEvent", "RoutingParams", "solve_routing"]
 
 logger = logging.getLogger(__name__)
 
+#: The largest seed :func:`solve_routing` takes (PyVRP's seeds are unsigned 32-bit integers).
+MAX_SEED = 2**32 - 1
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -366,7 +369,7 @@ def _sub_task(
         initial=init,
         iterations=iterations,
         time_limit=time_limit,
-        seed=seed,
+        seed=seed % (MAX_SEED + 1),  # sub-problem seeds derived from a large one wrap around
     )
     return task, types
 
@@ -615,8 +618,10 @@ def solve_routing(
     ------
     ValueError
         If neither or both of ``time_limit`` and ``iterations`` are given, or they are not
-        positive.
+        positive, or ``seed`` is outside ``0..MAX_SEED``.
     """
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
     if (time_limit is None) == (iterations is None):
         raise ValueError("give exactly one of time_limit (seconds) or iterations")
     if time_limit is not None and time_limit <= 0:
