@@ -66,7 +66,7 @@ import numpy.typing as npt
 from relieflink import columns
 from relieflink.scenario import figures as fg
 
-__all__ = ["FILE_HEADERS", "CityManifest", "ProgressCallback", "generate_city"]
+__all__ = ["FILE_HEADERS", "CityManifest", "ProgressCallback", "apportion", "generate_city"]
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ def _rng(seed: int, stream: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, stream, *keys]))
 
 
-def _apportion(total: int, weights: Sequence[float] | FloatArray, minimum: int = 0) -> IntArray:
+def apportion(total: int, weights: Sequence[float] | FloatArray, minimum: int = 0) -> IntArray:
     """Split ``total`` into integers proportional to ``weights`` (largest remainder)."""
     w = np.asarray(weights, dtype=np.float64)
     n = len(w)
@@ -349,7 +349,7 @@ def _plan_communities(districts: Sequence[fg.DistrictFigure], seed: int) -> _Com
     rng = _rng(seed, _S_COMMUNITIES)
     pops = np.array([d.population for d in districts], dtype=np.float64)
     targets = np.rint(pops).astype(np.int64)
-    per_district = _apportion(fg.COMMUNITIES_TOTAL, pops, minimum=1)
+    per_district = apportion(fg.COMMUNITIES_TOTAL, pops, minimum=1)
 
     district_idx: list[IntArray] = []
     residents: list[IntArray] = []
@@ -362,7 +362,7 @@ def _plan_communities(districts: Sequence[fg.DistrictFigure], seed: int) -> _Com
     for i, d in enumerate(districts):
         n = int(per_district[i])
         weights = rng.lognormal(mean=0.0, sigma=sigma, size=n)
-        residents.append(_apportion(int(targets[i]), weights, minimum=1))
+        residents.append(apportion(int(targets[i]), weights, minimum=1))
         radius_km = math.sqrt(d.area_km2 / math.pi)
         r = radius_km * np.sqrt(rng.random(n))
         theta = rng.random(n) * 2.0 * math.pi
@@ -377,7 +377,7 @@ def _plan_communities(districts: Sequence[fg.DistrictFigure], seed: int) -> _Com
             names_zh.append(f"{d.name_zh}第{j}小区")
 
     total = len(codes)
-    status_counts = _apportion(
+    status_counts = apportion(
         total,
         [fg.COMMUNITIES_SEALED, fg.COMMUNITIES_CONTROLLED, fg.COMMUNITIES_PRECAUTIONARY],
     )
@@ -460,7 +460,7 @@ def _plan_committees(comms: _Communities, districts: Sequence[fg.DistrictFigure]
     present = int((per_district > 0).sum())
     wanted = min(len(comms.codes), max(present, fg.RESIDENTS_COMMITTEES_2019))
     weights = per_district.astype(np.float64)
-    split = np.minimum(_apportion(wanted - present, weights) + (per_district > 0), per_district)
+    split = np.minimum(apportion(wanted - present, weights) + (per_district > 0), per_district)
     of_community = np.zeros(len(comms.codes), dtype=np.int64)
     codes: list[str] = []
     names: list[str] = []
@@ -857,10 +857,10 @@ def _vehicle_rows(served: FloatArray) -> Iterable[Sequence[object]]:
         carriers = [c for c in fg.CARRIERS if kind != "robot" or c[4]]
         groups: list[tuple[str, str]] = []  # (carrier, depot)
         weights: list[float] = []  # the group's whole-city vehicles × its share here
-        for carrier, k in zip(carriers, _apportion(full, [c[3] for c in carriers]), strict=True):
+        for carrier, k in zip(carriers, apportion(full, [c[3] for c in carriers]), strict=True):
             own = depots.get(carrier[0], [])
             for (depot, _s), count in zip(
-                own, _apportion(int(k), [s for _c, s in own]), strict=True
+                own, apportion(int(k), [s for _c, s in own]), strict=True
             ):
                 groups.append((carrier[0], depot))
                 weights.append(count * depot_share[depot])
@@ -869,7 +869,7 @@ def _vehicle_rows(served: FloatArray) -> Iterable[Sequence[object]]:
             total = max(1, total)
         cap_kg, cap_m3, speed, range_km, start, end = fg.VEHICLE_SPECS[kind]
         for (carrier_code, depot), count in zip(
-            groups, _apportion(total, weights).tolist(), strict=True
+            groups, apportion(total, weights).tolist(), strict=True
         ):
             if count == 0:
                 continue
@@ -902,10 +902,10 @@ def _pledge_rows(scale: float, seed: int) -> Iterable[Sequence[object]]:
         lines: dict[str, list[tuple[str, int]]] = {}  # pledge code → [(sku, quantity)]
         for sku, full in skus.items():
             shares = fg.donor_shares(sku)
-            per_donor = _apportion(_scaled(full, scale), list(shares.values()))
+            per_donor = apportion(_scaled(full, scale), list(shares.values()))
             for donor, quantity in zip(shares, per_donor.tolist(), strict=True):
                 own = pledges[donor]
-                split = _apportion(quantity, rng.dirichlet(np.ones(len(own))))
+                split = apportion(quantity, rng.dirichlet(np.ones(len(own))))
                 for (code, _day), q in zip(own, split.tolist(), strict=True):
                     if q > 0:
                         lines.setdefault(code, []).append((sku, q))
