@@ -89,8 +89,8 @@ class Supply:
     def run(self) -> Generator[simpy.Event, Any, None]:
         """Each morning at 06:00, the donors' pledges arrive and are received."""
         w = self.w
-        for _day in range(w.days):
-            yield w.env.timeout(_day * MINUTES_PER_DAY + 6 * 60 - w.env.now)
+        for day in range(w.days):
+            yield w.env.timeout(day * MINUTES_PER_DAY + 6 * 60 - w.env.now)
             self._receive_the_day()
             w.record_stock()
             w.commit()
