@@ -55,10 +55,11 @@ def _run_relieflink(scale: float, seed: int, out: Path) -> dict[str, Any]:
 def _naive_households(scale: float, seed: int, out: Path, *, collect: bool) -> dict[str, Any]:
     from relieflink.scenario import derived_rates, load_districts
     from relieflink.scenario import figures as fg
-    from relieflink.scenario.generator import _plan_communities
+    from relieflink.scenario.generator import _plan_communities, _select_region, _subset
 
     rates = derived_rates()
-    comms = _plan_communities(load_districts("shanghai"), scale, seed)
+    city = _plan_communities(load_districts("shanghai"), seed)
+    comms = _subset(city, _select_region(city, scale))
     rnd = random.Random(seed)
     sizes = list(range(1, len(fg.HOUSEHOLD_SIZE_SHARES) + 1))
     shares = list(fg.HOUSEHOLD_SIZE_SHARES)

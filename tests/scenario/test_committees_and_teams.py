@@ -1,5 +1,5 @@
-"""The scenario's committees (the published 4,463, scaled) and a volunteer team per compound
-(sized by the named assumption), deterministic by seed."""
+"""The scenario's committees (the published 4,463 of the whole city) and a volunteer team per
+compound (sized by the named assumption), deterministic by seed."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> CityManifest:
 def test_committees_manage_the_compounds_of_one_district(city: CityManifest) -> None:
     orgs = read(city.files["organizations"])
     committees = {r["code"] for r in orgs if r["kind"] == "committee"}
-    assert len(committees) == round(fg.RESIDENTS_COMMITTEES_2019 * SCALE)  # 45
+    # the whole city's committees of these compounds (45 × scale; more at the city's edge)
+    assert round(fg.RESIDENTS_COMMITTEES_2019 * SCALE) <= len(committees) <= 2 * 45
     compounds = read(city.files["communities"])
     assert {c["committee_code"] for c in compounds} == committees  # each manages some
     districts: dict[str, set[str]] = {}

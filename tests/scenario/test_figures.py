@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from relieflink.scenario import ASSUMPTIONS, PUBLISHED, derived_rates, load_districts
 from relieflink.scenario import figures as fg
-from relieflink.scenario.generator import _apportion
+from relieflink.scenario.generator import apportion
 
 
 def test_district_table_is_package_data() -> None:
@@ -72,9 +72,9 @@ def test_apportion_sums_and_respects_minimum(
 ) -> None:
     if total < minimum * len(weights):
         with pytest.raises(ValueError, match="cannot give"):
-            _apportion(total, weights, minimum)
+            apportion(total, weights, minimum)
         return
-    parts = _apportion(total, weights, minimum)
+    parts = apportion(total, weights, minimum)
     assert int(parts.sum()) == total
     assert (parts >= minimum).all()
     quota = np.array(weights) / sum(weights) * (total - minimum * len(weights))

@@ -1,7 +1,8 @@
 """The synthetic city against the published figures it is generated from.
 
-Most tests share one city at scale 0.01 (≈ 249,000 residents, 176 communities, ≈ 107,000
-households; generated in well under a second). Tolerances are stated per test; they are set
+Most tests share one city at scale 0.01 (≈ 249,000 residents, ≈ 176 communities around People's
+Square, ≈ 107,000 households; generated in about a second). The city's contiguity, density,
+fleet and donors are tested in test_region.py. Tolerances are stated per test; they are set
 at about 4-5 standard deviations of the sampling noise at that size, so a failure means a bias,
 not bad luck.
 """
@@ -114,7 +115,8 @@ def test_organizations_kinds_and_references(tables: dict[str, list[dict[str, str
 
     warehouses = {r["code"]: r for r in tables["warehouses"]}
     assert all(r["owner_code"] in orgs for r in warehouses.values())
-    assert sum(r["temporary"] == "true" for r in warehouses.values()) == 2
+    temporary = {r["code"] for r in warehouses.values() if r["temporary"] == "true"}
+    assert temporary <= {w[0] for w in fg.WAREHOUSE_PLAN if w[6]}
     for r in warehouses.values():
         assert int(r["capacity_kg"]) > 0
         assert int(r["capacity_m3"]) > 0
@@ -164,22 +166,24 @@ def test_pledges_reference_donors_ngo_and_catalog(tables: dict[str, list[dict[st
 # ---------------------------------------------------------------------------------------------
 
 
-def test_population_matches_districts_times_scale(
+def test_population_is_the_scaled_share_in_whole_compounds(
     city: CityManifest, tables: dict[str, list[dict[str, str]]], households: dict[str, np.ndarray]
 ) -> None:
-    districts = fg.load_districts("shanghai")
-    # rounding per district only: at most 0.5 person per district
-    assert abs(city.population - fg.POPULATION_2020 * SCALE) <= len(districts) / 2
+    districts = {d.code: d for d in fg.load_districts("shanghai")}
+    comms = tables["communities"]
+    # whole compounds: off the target by at most half the largest compound
+    largest = max(int(r["residents"]) for r in comms)
+    assert abs(city.population - fg.POPULATION_2020 * SCALE) <= largest / 2
     assert int(households["size"].sum()) == city.population
     by_district = Counter[str]()
-    for r in tables["communities"]:
+    for r in comms:
         by_district[r["district_code"]] += int(r["residents"])
-    for d in districts:
-        assert abs(by_district[d.code] - d.population * SCALE) <= 0.5, d.name
-    # districts.csv carries the synthetic population (published × scale), real area and centroid
+    # districts.csv: the districts the compounds are in, with their residents in the city, and
+    # the real area and centroid
     rows = tables["districts"]
-    assert [r["code"] for r in rows] == [d.code for d in districts]
-    for r, d in zip(rows, districts, strict=True):
+    assert [r["code"] for r in rows] == [c for c in districts if c in by_district]
+    for r in rows:
+        d = districts[r["code"]]
         assert int(r["population"]) == by_district[d.code]
         assert float(r["area_km2"]) == d.area_km2
         assert (float(r["lat"]), float(r["lon"])) == (d.lat, d.lon)
@@ -207,23 +211,9 @@ def test_household_size_mean_is_census_2_32(households: dict[str, np.ndarray]) -
     assert size.max() <= len(fg.HOUSEHOLD_SIZE_SHARES)
 
 
-def test_number_of_communities_and_density_follow_districts(
-    tables: dict[str, list[dict[str, str]]],
-) -> None:
-    districts = fg.load_districts("shanghai")
-    comms = tables["communities"]
-    assert abs(len(comms) - fg.COMMUNITIES_TOTAL * SCALE) <= 1
-    per = Counter(r["district_code"] for r in comms)
-    assert all(per[d.code] >= 1 for d in districts)
-    # communities per km² rank like population per km² (Spearman > 0.9)
-    comm_density = np.array([per[d.code] / d.area_km2 for d in districts])
-    pop_density = np.array([d.population / d.area_km2 for d in districts])
-    ranks_a = np.argsort(np.argsort(comm_density))
-    ranks_b = np.argsort(np.argsort(pop_density))
-    assert np.corrcoef(ranks_a, ranks_b)[0, 1] > 0.9
-    # every gate lies within its district's equal-area disc around the centroid
-    by_code = {d.code: d for d in districts}
-    for r in comms:
+def test_gates_lie_in_their_districts(tables: dict[str, list[dict[str, str]]]) -> None:
+    by_code = {d.code: d for d in fg.load_districts("shanghai")}
+    for r in tables["communities"]:
         d = by_code[r["district_code"]]
         dy = (float(r["lat"]) - d.lat) * 110.574
         dx = (float(r["lon"]) - d.lon) * 111.320 * math.cos(math.radians(d.lat))
@@ -241,8 +231,9 @@ def test_lockdown_proportions_are_the_2022_ones(tables: dict[str, list[dict[str,
         "open": fg.COMMUNITIES_PRECAUTIONARY / fg.COMMUNITIES_TOTAL,  # 42.9 % precautionary
     }
     for status, share in published.items():
-        # counts are apportioned exactly: within one community of the published share
-        assert abs(got[status] - share * n) <= 1, status
+        # apportioned exactly over the whole city; the city's compounds are a sample of it:
+        # within 4.5 binomial standard deviations
+        assert abs(got[status] - share * n) <= 4.5 * math.sqrt(n * share * (1 - share)), status
     for r in comms:
         assert (r["vehicles_allowed"] == "false") == (r["lockdown_status"] == "sealed")
 
@@ -321,16 +312,16 @@ def test_different_seed_gives_different_city(tmp_path: Path, city: CityManifest)
     assert a["households.csv"] != b["households.csv"]
     assert a["communities.csv"] != b["communities.csv"]
     assert a["pledges.csv"] != b["pledges.csv"]
-    assert a["districts.csv"] == b["districts.csv"]  # published figures × scale, not drawn
 
 
 @pytest.mark.parametrize("scale", [1e-6, 0.001])
-def test_small_scales_still_give_every_district(tmp_path: Path, scale: float) -> None:
+def test_small_scales_give_whole_compounds_and_couriers(tmp_path: Path, scale: float) -> None:
     m = generate_city("shanghai", scale=scale, seed=1, out=tmp_path)
     comms = read(m.files["communities"])
-    assert {r["district_code"] for r in comms} == {d.code for d in fg.load_districts()}
+    assert len(comms) >= 1
     assert all(int(r["residents"]) >= 1 and int(r["households"]) >= 1 for r in comms)
-    assert m.counts["vehicles"] >= 3
+    kinds = {r["kind"] for r in read(m.files["vehicles"])}
+    assert kinds >= {"truck", "van", "ebike"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,20 +340,6 @@ def test_invalid_scale_is_refused(tmp_path: Path, scale: object) -> None:
 def test_invalid_seed_is_refused(tmp_path: Path, seed: object) -> None:
     with pytest.raises(ValueError, match="seed"):
         generate_city(scale=0.001, seed=seed, out=tmp_path)  # type: ignore[arg-type]
-
-
-def test_the_fleet_is_the_published_couriers_and_robots_scaled_with_no_factor(
-    tmp_path: Path,
-) -> None:
-    m = generate_city(scale=0.001, seed=1, out=tmp_path)
-    total: Counter[str] = Counter()
-    for r in read(m.files["vehicles"]):
-        total[r["kind"]] += int(r["count"])
-    couriers = sum(total[k] for k in ("truck", "van", "ebike"))
-    assert couriers == round(fg.COURIERS_MID_APRIL * 0.001)  # 11,000 couriers x 0.001
-    assert total["robot"] == 1  # 100 robots x 0.001 rounds to the minimum of one
-    with pytest.raises(TypeError, match="fleet_factor"):
-        generate_city(scale=0.001, seed=1, out=tmp_path, fleet_factor={"van": 2})  # type: ignore[call-arg]
 
 
 def test_unknown_city_is_refused(tmp_path: Path) -> None:

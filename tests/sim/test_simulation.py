@@ -14,15 +14,20 @@ from relieflink import clock
 from relieflink.bulk import service as bulk
 from relieflink.catalog import service as catalog
 from relieflink.config import get_settings
+from relieflink.dispatch import fleet
 from relieflink.models import (
     Allocation,
     DispatchPlan,
     EventKind,
+    Kit,
     MovementKind,
     NeedRequest,
+    Organization,
     Parcel,
     ParcelLine,
     ParcelStatus,
+    Pledge,
+    PledgeLine,
     RequestLine,
     RequestSource,
     Role,
@@ -32,10 +37,12 @@ from relieflink.models import (
     TrackingEvent,
     User,
 )
+from relieflink.scenario import figures as fg
 from relieflink.scenario import generate_city
+from relieflink.sim.demo import IMPORT_ORDER
 from relieflink.sim.dispatching import Dispatch
 from relieflink.sim.metrics import GROUPS, outcome, reconcile
-from relieflink.sim.simulation import START, Simulation, load_fleet
+from relieflink.sim.simulation import START, Simulation
 
 ON_BOARD = (
     ParcelStatus.loaded,
@@ -49,9 +56,9 @@ ON_BOARD = (
 def small_city(db: Session, tmp_path: Path) -> Session:
     manifest = generate_city(scale=0.0001, seed=3, out=tmp_path / "city")
     catalog.seed_catalog(db, actor=None)
-    for kind in ("organizations", "districts", "communities", "warehouses", "households"):
+    for kind in IMPORT_ORDER:
         bulk.import_file(db, kind, manifest.files[kind], actor=None)
-    assert load_fleet(db, manifest.files["vehicles"], scale=0.0001) > 0
+    fleet.import_fleet(db, manifest.files["vehicles"], actor=None)
     db.commit()
     return db
 
@@ -94,6 +101,16 @@ def test_a_simulated_day_reconciles_with_the_ledger(small_city: Session, policy:
     assert set(figures["groups"]) == set(GROUPS)
     assert figures["routes_driven"] == log.routes_driven > 0
     assert len(log.routes) == log.routes_driven
+    # Donors gave what they gave: the family food kits only from the grain companies.
+    food_donors = db.scalars(
+        select(Organization.code)
+        .join(Pledge, Pledge.donor_org_id == Organization.id)
+        .join(PledgeLine, PledgeLine.pledge_id == Pledge.id)
+        .join(Kit, Kit.id == PledgeLine.kit_id)
+        .where(Kit.sku == "KIT-FAMILY-FOOD")
+        .distinct()
+    ).all()
+    assert food_donors and set(food_donors) <= set(fg.GRAIN_COMPANIES)
 
 
 @pytest.mark.parametrize("policy", ["priority"])

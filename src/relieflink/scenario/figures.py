@@ -323,30 +323,49 @@ PLEDGE_PLAN: Final[dict[str, dict[str, int]]] = {
     },
 }
 
-#: Donors (fictional names): code, name, name_zh, country, programmes they pledge to.
-#: The HK donor mirrors the published Hong Kong gift (protection goods).
-DONORS: Final[tuple[tuple[str, str, str, str, tuple[str, ...]], ...]] = (
-    ("DON-01", "Yangtze Retail Group (synthetic)", "长江零售集团（虚构）", "CN", ("food",)),
-    ("DON-02", "Golden Grain Foods (synthetic)", "金穗食品（虚构）", "CN", ("food",)),
-    ("DON-03", "Pearl Dairy (synthetic)", "明珠乳业（虚构）", "CN", ("maternal-infant",)),
-    ("DON-04", "Lotus Pharma (synthetic)", "莲花制药（虚构）", "CN", ("medicine",)),
-    ("DON-05", "Harbour Community Link (synthetic)", "港湾社区联线（虚构）", "HK", ("protection",)),
-    (
-        "DON-06",
-        "Bund Charity Foundation (synthetic)",
-        "外滩慈善基金会（虚构）",
-        "CN",
-        ("food", "maternal-infant"),
-    ),
-    ("DON-07", "Sunrise Tech (synthetic)", "旭日科技（虚构）", "CN", ("protection", "medicine")),
-    (
-        "DON-08",
-        "Neighbours Online Giving (synthetic)",
-        "邻里网络公益（虚构）",
-        "CN",
-        ("food", "medicine", "maternal-infant"),
-    ),
-)
+#: Donors (fictional names): code, name, name_zh, country, and what each gives: SKU → weight,
+#: its share of that SKU among the donors who give it (the weights of one SKU sum to 1). As in
+#: 2022, grain and oil companies gave the rice, flour and oil (and the family food kits packed
+#: from them); dairies, charities and online giving gave infant formula and the maternal-infant
+#: kits; pharmacies and tech companies medicine. The HK donor mirrors the published Hong Kong
+#: gift (protection goods). Which donor gave how much of what was not published: assumed.
+DONORS: Final[tuple[tuple[str, str, str, str, dict[str, float]], ...]] = (
+    ("DON-01", "Yangtze Retail Group (synthetic)", "长江零售集团（虚构）", "CN",
+     {"PULSES-1KG": 0.6, "SALT-500G": 0.6}),
+    ("DON-02", "Golden Grain Foods (synthetic)", "金穗食品（虚构）", "CN",
+     {"KIT-FAMILY-FOOD": 0.6, "RICE-5KG": 0.6, "FLOUR-5KG": 0.7, "OIL-5L": 0.4}),
+    ("DON-03", "Pearl Dairy (synthetic)", "明珠乳业（虚构）", "CN",
+     {"KIT-INFANT": 0.5, "FORMULA-800G": 0.7}),
+    ("DON-04", "Lotus Pharma (synthetic)", "莲花制药（虚构）", "CN",
+     {"KIT-CHRONIC-MED": 0.6, "MED-AMLODIPINE-30": 0.7, "MED-METFORMIN-60": 1.0}),
+    ("DON-05", "Harbour Community Link (synthetic)", "港湾社区联线（虚构）", "HK",
+     {"KIT-PROTECTION": 0.7, "MASK-50": 0.6, "TEST-KIT-20": 0.5}),
+    ("DON-06", "Bund Charity Foundation (synthetic)", "外滩慈善基金会（虚构）", "CN",
+     {"KIT-INFANT": 0.3, "KIT-MATERNITY": 0.6, "DIAPERS-50": 0.5, "PULSES-1KG": 0.4}),
+    ("DON-07", "Sunrise Tech (synthetic)", "旭日科技（虚构）", "CN",
+     {"KIT-PROTECTION": 0.3, "MASK-50": 0.4, "TEST-KIT-20": 0.5, "KIT-CHRONIC-MED": 0.2}),
+    ("DON-08", "Neighbours Online Giving (synthetic)", "邻里网络公益（虚构）", "CN",
+     {"KIT-INFANT": 0.2, "KIT-MATERNITY": 0.4, "FORMULA-800G": 0.3, "DIAPERS-50": 0.5,
+      "KIT-CHRONIC-MED": 0.2, "MED-AMLODIPINE-30": 0.3, "SALT-500G": 0.4}),
+    ("DON-09", "Northeast Rice & Oil (synthetic)", "东北粮油（虚构）", "CN",
+     {"KIT-FAMILY-FOOD": 0.4, "RICE-5KG": 0.4, "FLOUR-5KG": 0.3, "OIL-5L": 0.6}),
+)  # fmt: skip
+#: The grain and oil companies among the donors: the only ones to give rice, flour and oil.
+GRAIN_COMPANIES: Final = ("DON-02", "DON-09")
+GRAIN_SKUS: Final = ("KIT-FAMILY-FOOD", "RICE-5KG", "FLOUR-5KG", "OIL-5L")
+
+
+def donor_shares(sku: str) -> dict[str, float]:
+    """Each donor's share of ``sku`` (donor code → share; the shares sum to 1)."""
+    return {code: gives[sku] for code, _n, _z, _c, gives in DONORS if sku in gives}
+
+
+def donor_programs(code: str) -> tuple[str, ...]:
+    """The programmes a donor pledges to: those of the SKUs it gives."""
+    gives = next(d[4] for d in DONORS if d[0] == code)
+    return tuple(p for p, skus in PLEDGE_PLAN.items() if any(s in gives for s in skus))
+
+
 PLEDGES_PER_DONOR_PROGRAM: Final = (1, 4)  # inclusive range, drawn per donor and programme
 PLEDGE_ARRIVAL_WINDOW: Final = ("2022-04-02", "2022-05-25")  # within the strict lockdown
 
@@ -366,8 +385,8 @@ OTHER_ORGS: Final[tuple[tuple[str, str, str, str, str], ...]] = (
     ("GOV-01", "government", "Municipal Supply Office (synthetic)", "市保供办（虚构）", "CN"),
 )
 
-#: Residents' committees: the published 4,463 (2019) scaled like the compounds; each manages
-#: the compounds of one district, in bands of latitude (neighbouring compounds share a
+#: Residents' committees: the published 4,463 (2019) of the whole city; each manages
+#: the compounds of one district, in compact patches (neighbouring compounds share a
 #: committee). How compounds were split over committees was not published.
 COMMITTEES_WITHIN_ONE_DISTRICT: Final = True
 
@@ -382,6 +401,11 @@ VOLUNTEER_TEAM_MIN: Final = 2
 #: and the team's working hours (they often worked late into the evening).
 VOLUNTEER_TROLLEY_KG: Final = 30
 VOLUNTEER_SHIFT: Final = ("07:00", "21:00")
+
+#: Where the simulated part of the city is centred: People's Square (Huangpu), WGS-84. At a
+#: scale below 1 the city is the compounds nearest to it holding that share of the residents
+#: (a contiguous part at real density, not a sparse sample of the whole city).
+CITY_CENTRE: Final = (31.2304, 121.4737)  # lat, lon
 
 #: Communities generated per random stream block (fixed, so output does not depend on memory
 #: or chunk tuning; changing it changes every household).
@@ -478,13 +502,13 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
         PLEDGE_PLAN,
         "kit counts from JD's published packs; loose and protection goods assumed",
     ),
-    Assumption("donors", DONORS, "fictional donors and their programmes"),
+    Assumption("donors", DONORS, "fictional donors; what each gives, and its share"),
     Assumption("pledges_per_donor_program", PLEDGES_PER_DONOR_PROGRAM, "inclusive range"),
     Assumption("pledge_arrival_window", PLEDGE_ARRIVAL_WINDOW, "inside the strict lockdown"),
     Assumption(
         "committees_within_one_district",
         COMMITTEES_WITHIN_ONE_DISTRICT,
-        "the published 4,463 committees, scaled; compounds split by latitude within a district",
+        "the published 4,463 committees; compact patches of compounds within a district",
     ),
     Assumption(
         "volunteer_households_per_member",
@@ -495,6 +519,7 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
     Assumption("volunteer_trolley_kg", VOLUNTEER_TROLLEY_KG, "per volunteer and trip"),
     Assumption("volunteer_shift", VOLUNTEER_SHIFT, "the teams' working hours"),
     Assumption("communities_per_block", COMMUNITIES_PER_BLOCK, "random stream granularity"),
+    Assumption("city_centre", CITY_CENTRE, "a scaled city grows from People's Square outward"),
 )
 
 

@@ -69,7 +69,7 @@ import numpy.typing as npt
 from relieflink import columns
 from relieflink.scenario import figures as fg
 
-__all__ = ["FILE_HEADERS", "CityManifest", "ProgressCallback", "generate_city"]
+__all__ = ["FILE_HEADERS", "CityManifest", "ProgressCallback", "apportion", "generate_city"]
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +153,12 @@ def generate_city(
 ) -> CityManifest:
     """Generate a synthetic city and write it as the CSV import format into ``out``.
 
-    ``scale`` in (0, 1.0] scales population, communities, committees, fleet, warehouse capacity
-    and pledges; 1.0 is the full city (≈ 24.9 M residents, 17,649 communities, 4,463
-    committees, ≈ 10.7 M households, 11,000 couriers' vehicles and 100 robots).
+    ``scale`` in (0, 1.0] is the share of the city's residents simulated: the whole compounds
+    nearest to ``figures.CITY_CENTRE`` that hold that share, at the city's real density, with
+    their committees, volunteer teams, and their share of the warehouses' capacity and of the
+    carriers' fleets (see :func:`_served_shares`); pledges are scaled alike. 1.0 is the full
+    city (≈ 24.9 M residents, 17,649 communities, 4,463 committees, ≈ 10.7 M households,
+    11,000 couriers' vehicles and 100 robots).
     Raises ``ValueError`` for an unknown city, a scale outside (0, 1], a negative or non-integer
     seed, or an ``out`` that is not a writable directory.
     """
@@ -171,8 +174,11 @@ def generate_city(
     finals: dict[str, Path] = {name: out / f"{name}.csv" for name in FILE_HEADERS}
     counts: dict[str, int] = {}
     try:
-        comms = _plan_communities(districts, scale, seed)
-        committees = _plan_committees(comms, districts, scale)
+        city_wide = _plan_communities(districts, seed)
+        region = _select_region(city_wide, scale)
+        comms = _subset(city_wide, region)
+        committees = _plan_committees(city_wide, districts).subset(region)
+        served = _served_shares(city_wide, region, districts)
         counts["districts"] = _write_rows(
             parts["districts"], "districts", _district_rows(districts, comms)
         )
@@ -180,9 +186,9 @@ def generate_city(
             parts["organizations"], "organizations", _organization_rows(committees)
         )
         counts["warehouses"] = _write_rows(
-            parts["warehouses"], "warehouses", _warehouse_rows(districts, scale)
+            parts["warehouses"], "warehouses", _warehouse_rows(districts, served)
         )
-        counts["vehicles"] = _write_rows(parts["vehicles"], "vehicles", _vehicle_rows(scale))
+        counts["vehicles"] = _write_rows(parts["vehicles"], "vehicles", _vehicle_rows(served))
         counts["programs"] = _write_rows(parts["programs"], "programs", _program_rows(city))
         counts["pledges"] = _write_rows(parts["pledges"], "pledges", _pledge_rows(scale, seed))
         hh_per_comm, totals = _write_households(parts["households"], comms, seed, rates, report)
@@ -270,7 +276,7 @@ def _rng(seed: int, stream: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, stream, *keys]))
 
 
-def _apportion(total: int, weights: Sequence[float] | FloatArray, minimum: int = 0) -> IntArray:
+def apportion(total: int, weights: Sequence[float] | FloatArray, minimum: int = 0) -> IntArray:
     """Split ``total`` into integers proportional to ``weights`` (largest remainder)."""
     w = np.asarray(weights, dtype=np.float64)
     n = len(w)
@@ -332,22 +338,23 @@ def _cell(value: object) -> str:
 def _district_rows(
     districts: Sequence[fg.DistrictFigure], comms: _Communities
 ) -> Iterable[Sequence[object]]:
-    """Population is the synthetic one (published × scale = sum of community residents)."""
+    """The districts the city's compounds are in; population is the synthetic one (the sum of
+    their compounds' residents; the published one at scale 1.0)."""
     residents = np.bincount(comms.district, weights=comms.residents, minlength=len(districts))
+    present = np.bincount(comms.district, minlength=len(districts)) > 0
     for i, d in enumerate(districts):
-        pop = int(residents[i])
-        yield (d.code, d.name, d.name_zh, pop, f"{d.area_km2:g}", d.lat, d.lon)
+        if present[i]:
+            pop = int(residents[i])
+            yield (d.code, d.name, d.name_zh, pop, f"{d.area_km2:g}", d.lat, d.lon)
 
 
-def _plan_communities(
-    districts: Sequence[fg.DistrictFigure], scale: float, seed: int
-) -> _Communities:
-    """Communities per district ∝ population; sizes lognormal; gates uniform in the district."""
+def _plan_communities(districts: Sequence[fg.DistrictFigure], seed: int) -> _Communities:
+    """The whole city's communities: per district ∝ population; sizes lognormal; gates uniform
+    in the district. The same for every scale (a scaled city is a part of this one)."""
     rng = _rng(seed, _S_COMMUNITIES)
     pops = np.array([d.population for d in districts], dtype=np.float64)
-    targets = np.maximum(1, np.rint(pops * scale)).astype(np.int64)
-    n_total = max(len(districts), round(fg.COMMUNITIES_TOTAL * scale))
-    per_district = np.minimum(_apportion(n_total, pops, minimum=1), targets)
+    targets = np.rint(pops).astype(np.int64)
+    per_district = apportion(fg.COMMUNITIES_TOTAL, pops, minimum=1)
 
     district_idx: list[IntArray] = []
     residents: list[IntArray] = []
@@ -360,7 +367,7 @@ def _plan_communities(
     for i, d in enumerate(districts):
         n = int(per_district[i])
         weights = rng.lognormal(mean=0.0, sigma=sigma, size=n)
-        residents.append(_apportion(int(targets[i]), weights, minimum=1))
+        residents.append(apportion(int(targets[i]), weights, minimum=1))
         radius_km = math.sqrt(d.area_km2 / math.pi)
         r = radius_km * np.sqrt(rng.random(n))
         theta = rng.random(n) * 2.0 * math.pi
@@ -375,7 +382,7 @@ def _plan_communities(
             names_zh.append(f"{d.name_zh}第{j}小区")
 
     total = len(codes)
-    status_counts = _apportion(
+    status_counts = apportion(
         total,
         [fg.COMMUNITIES_SEALED, fg.COMMUNITIES_CONTROLLED, fg.COMMUNITIES_PRECAUTIONARY],
     )
@@ -392,6 +399,42 @@ def _plan_communities(
     )
 
 
+def _km_from(lat: FloatArray, lon: FloatArray, at_lat: float, at_lon: float) -> FloatArray:
+    """Distance in km from (at_lat, at_lon), planar (fine within a city)."""
+    dy = (lat - at_lat) * _KM_PER_DEG_LAT
+    dx = (lon - at_lon) * _KM_PER_DEG_LON_EQUATOR * math.cos(math.radians(at_lat))
+    km: FloatArray = np.hypot(dx, dy)
+    return km
+
+
+def _select_region(comms: _Communities, scale: float) -> IntArray:
+    """The compounds nearest to the city centre whose residents come closest to ``scale`` of the
+    city's (at least one compound), as indices in code order: a contiguous disc of whole
+    compounds at the city's own density."""
+    if scale >= 1.0:
+        return np.arange(len(comms.codes), dtype=np.int64)
+    order = np.argsort(_km_from(comms.lat, comms.lon, *fg.CITY_CENTRE), kind="stable")
+    cumulative = np.cumsum(comms.residents[order])
+    target = scale * float(cumulative[-1])
+    k = int(np.searchsorted(cumulative, target))  # cumulative[k] >= target
+    if k > 0 and target - cumulative[k - 1] < cumulative[k] - target:
+        k -= 1
+    return np.sort(order[: k + 1])
+
+
+def _subset(comms: _Communities, keep: IntArray) -> _Communities:
+    return _Communities(
+        district=comms.district[keep],
+        lat=comms.lat[keep],
+        lon=comms.lon[keep],
+        residents=comms.residents[keep],
+        status=comms.status[keep],
+        codes=[comms.codes[i] for i in keep],
+        names=[comms.names[i] for i in keep],
+        names_zh=[comms.names_zh[i] for i in keep],
+    )
+
+
 @dataclass(frozen=True)
 class _Committees:
     """Residents' committees: each manages neighbouring compounds of one district."""
@@ -401,19 +444,28 @@ class _Committees:
     names: list[str]
     names_zh: list[str]
 
+    def subset(self, keep: IntArray) -> _Committees:
+        """The committees of the compounds ``keep`` (their codes as in the whole city)."""
+        of = self.of_community[keep]
+        used, of_kept = np.unique(of, return_inverse=True)
+        return _Committees(
+            of_kept.astype(np.int64),
+            [self.codes[i] for i in used],
+            [self.names[i] for i in used],
+            [self.names_zh[i] for i in used],
+        )
 
-def _plan_committees(
-    comms: _Communities, districts: Sequence[fg.DistrictFigure], scale: float
-) -> _Committees:
-    """The published committees × scale, split over districts ∝ their compounds (at least one
-    per district, at most one per compound); in a district, compounds go to committees in
-    bands of latitude, so that a committee's compounds are neighbours. No draws: the split
-    follows from the compounds."""
+
+def _plan_committees(comms: _Communities, districts: Sequence[fg.DistrictFigure]) -> _Committees:
+    """The whole city's published committees, split over districts ∝ their compounds (at least
+    one per district, at most one per compound); in a district, compounds go to committees in
+    runs of a snake order (:func:`_snake`), so that a committee's compounds are neighbours. No
+    draws: the split follows from the compounds."""
     per_district = np.bincount(comms.district, minlength=len(districts))
     present = int((per_district > 0).sum())
-    wanted = min(len(comms.codes), max(present, round(fg.RESIDENTS_COMMITTEES_2019 * scale)))
+    wanted = min(len(comms.codes), max(present, fg.RESIDENTS_COMMITTEES_2019))
     weights = per_district.astype(np.float64)
-    split = np.minimum(_apportion(wanted - present, weights) + (per_district > 0), per_district)
+    split = np.minimum(apportion(wanted - present, weights) + (per_district > 0), per_district)
     of_community = np.zeros(len(comms.codes), dtype=np.int64)
     codes: list[str] = []
     names: list[str] = []
@@ -422,13 +474,24 @@ def _plan_committees(
         members = np.flatnonzero(comms.district == i)
         if len(members) == 0:
             continue
-        by_latitude = members[np.argsort(comms.lat[members], kind="stable")]
-        for j, band in enumerate(np.array_split(by_latitude, int(split[i])), start=1):
+        for j, band in enumerate(np.array_split(_snake(comms, members), int(split[i])), start=1):
             of_community[band] = len(codes)
             codes.append(f"RC-{len(codes) + 1:05d}")
             names.append(f"{d.name} Residents' Committee {j:03d} (synthetic)")
             names_zh.append(f"{d.name_zh}第{j}居委会（虚构）")
     return _Committees(of_community, codes, names, names_zh)
+
+
+def _snake(comms: _Communities, members: IntArray) -> IntArray:
+    """``members`` in a snake order: about √n bands of latitude, each by longitude, one way
+    then the other; consecutive runs of it are compact patches of neighbours."""
+    by_latitude = members[np.argsort(comms.lat[members], kind="stable")]
+    bands = np.array_split(by_latitude, max(1, math.isqrt(len(members))))
+    ordered = []
+    for k, band in enumerate(bands):
+        by_longitude = band[np.argsort(comms.lon[band], kind="stable")]
+        ordered.append(by_longitude[::-1] if k % 2 else by_longitude)
+    return np.concatenate(ordered)
 
 
 def _community_rows(
@@ -712,21 +775,61 @@ def _organization_rows(committees: _Committees) -> Iterable[Sequence[object]]:
         yield (code, "committee", name, name_zh, "CN", _contact(code))
     for code, name, name_zh, _share, _robots in fg.CARRIERS:
         yield (code, "carrier", name, name_zh, "CN", _contact(code))
-    for code, name, name_zh, country, _programs in fg.DONORS:
+    for code, name, name_zh, country, _gives in fg.DONORS:
         yield (code, "donor", name, name_zh, country, _contact(code))
     for code, kind, name, name_zh, country in fg.OTHER_ORGS:
         yield (code, kind, name, name_zh, country, _contact(code))
 
 
-def _warehouse_rows(
-    districts: Sequence[fg.DistrictFigure], scale: float
-) -> Iterable[Sequence[object]]:
+def _warehouse_places(districts: Sequence[fg.DistrictFigure]) -> tuple[FloatArray, FloatArray]:
+    """Latitude and longitude of each warehouse of the plan."""
     by_code = {d.code: d for d in districts}
-    for code, owner, adcode, east_km, north_km, share, temporary in fg.WAREHOUSE_PLAN:
+    lats, lons = [], []
+    for _code, _owner, adcode, east_km, north_km, _share, _temporary in fg.WAREHOUSE_PLAN:
         d = by_code[adcode]
-        lat = d.lat + north_km / _KM_PER_DEG_LAT
-        lon = d.lon + east_km / (_KM_PER_DEG_LON_EQUATOR * math.cos(math.radians(d.lat)))
-        outbound = _scaled(fg.TOTAL_DAILY_OUTBOUND_KG * share, scale, minimum=100)
+        lats.append(d.lat + north_km / _KM_PER_DEG_LAT)
+        lons.append(d.lon + east_km / (_KM_PER_DEG_LON_EQUATOR * math.cos(math.radians(d.lat))))
+    return np.array(lats), np.array(lons)
+
+
+def _served_shares(
+    comms: _Communities, region: IntArray, districts: Sequence[fg.DistrictFigure]
+) -> FloatArray:
+    """Per warehouse of the plan, the share of the residents it serves that live in ``region``.
+
+    A warehouse serves the compounds to which it is the nearest of its owner's warehouses (each
+    carrier, and the NGO, covers the whole city from its own sites). The simulated city gets
+    this share of each warehouse's capacity and of the vehicles based there, so the shares of
+    the parts of a city add up to the whole city's warehouses and fleet.
+    """
+    lat, lon = _warehouse_places(districts)
+    owners = [w[1] for w in fg.WAREHOUSE_PLAN]
+    km = np.stack([_km_from(comms.lat, comms.lon, a, b) for a, b in zip(lat, lon, strict=True)])
+    in_region = np.zeros(len(comms.codes), dtype=np.bool_)
+    in_region[region] = True
+    shares = np.zeros(len(owners))
+    for owner in dict.fromkeys(owners):
+        own = np.array([o == owner for o in owners])
+        nearest = np.flatnonzero(own)[np.argmin(km[own], axis=0)]
+        served = np.bincount(nearest, weights=comms.residents, minlength=len(owners))
+        local = np.bincount(
+            nearest[in_region], weights=comms.residents[in_region], minlength=len(owners)
+        )
+        shares[own] = local[own] / np.maximum(served[own], 1)
+    return shares
+
+
+def _warehouse_rows(
+    districts: Sequence[fg.DistrictFigure], served: FloatArray
+) -> Iterable[Sequence[object]]:
+    """The warehouses serving the city, with its share of their capacity."""
+    by_code = {d.code: d for d in districts}
+    lats, lons = _warehouse_places(districts)
+    for i, (code, owner, adcode, _e, _n, share, temporary) in enumerate(fg.WAREHOUSE_PLAN):
+        if served[i] <= 0:
+            continue
+        d = by_code[adcode]
+        outbound = _scaled(fg.TOTAL_DAILY_OUTBOUND_KG * share, float(served[i]), minimum=100)
         capacity = outbound * fg.STOCK_DAYS
         kind_en, kind_zh = (
             ("temporary warehouse", "临时仓库") if temporary else ("warehouse", "仓库")
@@ -736,8 +839,8 @@ def _warehouse_rows(
             f"{d.name} {kind_en} {code}",
             f"{d.name_zh}{kind_zh}{code}",
             owner,
-            f"{lat:.6f}",
-            f"{lon:.6f}",
+            f"{lats[i]:.6f}",
+            f"{lons[i]:.6f}",
             capacity,
             max(1, capacity // fg.GOODS_DENSITY_KG_PER_M3),
             outbound,
@@ -745,30 +848,41 @@ def _warehouse_rows(
         )
 
 
-def _vehicle_rows(scale: float) -> Iterable[Sequence[object]]:
-    """The carriers' fleets: the published couriers and robots × scale, no other factor."""
+def _vehicle_rows(served: FloatArray) -> Iterable[Sequence[object]]:
+    """The carriers' fleets: the published couriers and robots of the whole city (no factor),
+    each depot's vehicles × the share of its residents in the simulated city (see
+    :func:`_served_shares`), apportioned per kind. At least one vehicle of each courier kind;
+    robots strictly proportional (a small city may have none: its volunteers carry in)."""
+    depot_share = {w[0]: float(served[i]) for i, w in enumerate(fg.WAREHOUSE_PLAN)}
     depots: dict[str, list[tuple[str, float]]] = {}
     for code, owner, _ad, _e, _n, share, _t in fg.WAREHOUSE_PLAN:
         depots.setdefault(owner, []).append((code, share))
     n = 0
     for kind, full in fg.FLEET_AT_FULL_SCALE.items():
         carriers = [c for c in fg.CARRIERS if kind != "robot" or c[4]]
-        total = _scaled(full, scale, minimum=1)
-        per_carrier = _apportion(total, [c[3] for c in carriers])
-        cap_kg, cap_m3, speed, range_km, start, end = fg.VEHICLE_SPECS[kind]
-        for carrier, k in zip(carriers, per_carrier.tolist(), strict=True):
+        groups: list[tuple[str, str]] = []  # (carrier, depot)
+        weights: list[float] = []  # the group's whole-city vehicles × its share here
+        for carrier, k in zip(carriers, apportion(full, [c[3] for c in carriers]), strict=True):
             own = depots.get(carrier[0], [])
-            if not own or k == 0:
+            for (depot, _s), count in zip(
+                own, apportion(int(k), [s for _c, s in own]), strict=True
+            ):
+                groups.append((carrier[0], depot))
+                weights.append(count * depot_share[depot])
+        total = round(sum(weights))
+        if kind != "robot":
+            total = max(1, total)
+        cap_kg, cap_m3, speed, range_km, start, end = fg.VEHICLE_SPECS[kind]
+        for (carrier_code, depot), count in zip(
+            groups, apportion(total, weights).tolist(), strict=True
+        ):
+            if count == 0:
                 continue
-            per_depot = _apportion(k, [s for _c, s in own])
-            for (depot, _s), count in zip(own, per_depot.tolist(), strict=True):
-                if count == 0:
-                    continue
-                n += 1
-                yield (
-                    f"V{n:04d}", carrier[0], kind, depot, count,
-                    cap_kg, cap_m3, speed, range_km, start, end,
-                )  # fmt: skip
+            n += 1
+            yield (
+                f"V{n:04d}", carrier_code, kind, depot, count,
+                cap_kg, cap_m3, speed, range_km, start, end,
+            )  # fmt: skip
 
 
 def _program_rows(city: str) -> Iterable[Sequence[object]]:
@@ -779,6 +893,9 @@ def _program_rows(city: str) -> Iterable[Sequence[object]]:
 
 
 def _pledge_rows(scale: float, seed: int) -> Iterable[Sequence[object]]:
+    """Each donor pledges to the programmes of what it gives (1-4 pledges each, arrival dates
+    drawn); each SKU's scaled total goes to its donors by their shares (``figures.DONORS``)
+    and, within a donor, over its pledges by a Dirichlet draw."""
     rng = _rng(seed, _S_PLEDGES)
     first = dt.date.fromisoformat(fg.PLEDGE_ARRIVAL_WINDOW[0])
     days = (dt.date.fromisoformat(fg.PLEDGE_ARRIVAL_WINDOW[1]) - first).days
@@ -786,23 +903,29 @@ def _pledge_rows(scale: float, seed: int) -> Iterable[Sequence[object]]:
     recipient = fg.NGO[0]
     n = 0
     for program, skus in fg.PLEDGE_PLAN.items():
-        donors = [d[0] for d in fg.DONORS if program in d[4]]
-        pledges: list[tuple[str, str, str]] = []  # (code, donor, arrival)
-        for donor in donors:
+        pledges: dict[str, list[tuple[str, str]]] = {}  # donor → [(code, arrival)]
+        for donor, *_rest in fg.DONORS:
+            if program not in fg.donor_programs(donor):
+                continue
             for _ in range(int(rng.integers(lo, hi + 1))):
                 n += 1
                 day = first + dt.timedelta(days=int(rng.integers(0, days + 1)))
-                pledges.append((f"P{n:05d}", donor, day.isoformat()))
-        lines: list[list[tuple[str, int]]] = [[] for _ in pledges]
+                pledges.setdefault(donor, []).append((f"P{n:05d}", day.isoformat()))
+        lines: dict[str, list[tuple[str, int]]] = {}  # pledge code → [(sku, quantity)]
         for sku, full in skus.items():
-            qty = _apportion(_scaled(full, scale), rng.dirichlet(np.ones(len(pledges))))
-            for i, q in enumerate(qty.tolist()):
-                if q > 0:
-                    lines[i].append((sku, q))
-        for (code, donor, arrival), items in zip(pledges, lines, strict=True):
-            for sku, q in items:
-                value = q * fg.SKU_VALUE_FEN[sku]
-                yield (code, donor, recipient, program, value, sku, q, arrival)
+            shares = fg.donor_shares(sku)
+            per_donor = apportion(_scaled(full, scale), list(shares.values()))
+            for donor, quantity in zip(shares, per_donor.tolist(), strict=True):
+                own = pledges[donor]
+                split = apportion(quantity, rng.dirichlet(np.ones(len(own))))
+                for (code, _day), q in zip(own, split.tolist(), strict=True):
+                    if q > 0:
+                        lines.setdefault(code, []).append((sku, q))
+        for donor, own in pledges.items():
+            for code, arrival in own:
+                for sku, q in lines.get(code, []):
+                    value = q * fg.SKU_VALUE_FEN[sku]
+                    yield (code, donor, recipient, program, value, sku, q, arrival)
 
 
 # ---------------------------------------------------------------------------------------------

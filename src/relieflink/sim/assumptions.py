@@ -42,19 +42,6 @@ class SimAssumptions:
     # Each morning each vehicle's courier is locked in or ill with this chance (the published
     # bottleneck of April 2022: couriers locked in); the group's availability for the day drops.
     courier_absence_share: float = 0.1
-    # The carriers' fleet is the scenario's (vehicles.csv, sized from the published figures),
-    # each group multiplied by these factors per kind when the simulation loads it
-    # (simulation.load_fleet): the simulated households ask for several times the scenario's
-    # daily outbound (see outbound_capacity_factor), so vehicles grow alike. Robots
-    # far more: in the dispatch rules only robots (and volunteers on foot) enter sealed
-    # compounds, and the published 100 robots could never carry what 7,624 sealed compounds
-    # needed (volunteers relayed it in 2022); robot-class capacity stands for that relay.
-    fleet_factor: tuple[tuple[str, float], ...] = (
-        ("truck", 4.0),
-        ("van", 4.0),
-        ("ebike", 4.0),
-        ("robot", 1000.0),
-    )
     # PyVRP iterations per routing sub-problem in a dispatch plan: a fixed amount of search, so
     # that a seed gives the same plans on any machine.
     routing_iterations: int = 300

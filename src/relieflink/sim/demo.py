@@ -18,13 +18,15 @@ from relieflink.catalog import service as catalog
 from relieflink.db import Session
 from relieflink.db.engine import build_engine
 from relieflink.db.migrations import upgrade
+from relieflink.dispatch import fleet
 from relieflink.scenario import generate_city
 from relieflink.sim.metrics import donor_trace, outcome, reconcile
 from relieflink.sim.report import write_report
-from relieflink.sim.simulation import Policy, SimLog, Simulation, load_fleet
+from relieflink.sim.simulation import Policy, SimLog, Simulation
+from relieflink.users import security
 
 Progress = Callable[[str], None]
-IMPORT_ORDER = ("organizations", "districts", "communities", "warehouses", "households")
+IMPORT_ORDER = ("organizations", "districts", "communities", "warehouses", "households", "teams")
 POLICIES: tuple[Policy, ...] = ("priority", "fifo")
 
 
@@ -46,6 +48,7 @@ def _simulate(
     db_path: Path, policy: Policy, days: int, seed: int
 ) -> tuple[dict[str, Any], SimLog, bool]:
     """One policy on its own copy of the loaded city (a separate process)."""
+    security.use_low_cost_hashing()  # its residents, couriers and doctor are synthetic
     engine = build_engine(f"sqlite:///{db_path}")
     # The simulation holds the city's rows for its whole run: do not expire them per commit.
     with Session(engine, expire_on_commit=False) as session:
@@ -79,8 +82,9 @@ def run_demo(
             kind: bulk.import_file(session, kind, manifest.files[kind], actor=None).created
             for kind in IMPORT_ORDER
         }
-        # The carriers' fleets: the scenario's vehicles.csv through the fleet service.
-        counts["vehicles"] = load_fleet(session, manifest.files["vehicles"], scale=scale)
+        # The carriers' fleets as the scenario sized them (no factor), through the fleet service.
+        fleet.import_fleet(session, manifest.files["vehicles"], actor=None)
+        counts["vehicles"] = sum(v.count for v in fleet.list_vehicles(session))
         session.commit()
     engine.dispose()
 

@@ -14,12 +14,7 @@ live.
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 from relieflink.db import Session
-from relieflink.dispatch import fleet
-from relieflink.scenario import figures as fg
 from relieflink.sim.assumptions import ASSUMPTIONS, SimAssumptions
 from relieflink.sim.couriers import Couriers
 from relieflink.sim.dispatching import Dispatch
@@ -34,54 +29,7 @@ __all__ = [
     "RequestRecord",
     "SimLog",
     "Simulation",
-    "load_fleet",
 ]
-
-
-def load_fleet(
-    session: Session,
-    vehicles_csv: Path,
-    *,
-    scale: float,
-    assumptions: SimAssumptions = ASSUMPTIONS,
-) -> int:
-    """Import the carriers' fleets (the scenario's ``vehicles.csv``, sized from the published
-    figures, which the generator multiplies by nothing) through the fleet service, grown by the
-    simulation's own ``fleet_factor``: each kind gets its published fleet at full scale × factor
-    × ``scale`` vehicles, shared over the file's groups of that kind in proportion to their
-    counts. Returns the number of vehicles."""
-    factor = dict(assumptions.fleet_factor)
-    with vehicles_csv.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
-    for kind, full in fg.FLEET_AT_FULL_SCALE.items():
-        group = [r for r in rows if r["kind"] == kind]
-        total = max(1, round(full * factor.get(kind, 1.0) * scale))
-        weights = [int(r["count"]) for r in group]
-        for row, count in zip(group, _shares(total, weights), strict=True):
-            row["count"] = str(count)
-    kept = [r for r in rows if int(r["count"]) > 0]
-    grown = vehicles_csv.with_name(f"{vehicles_csv.stem}.sim.csv")
-    with grown.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, header, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(kept)
-    fleet.import_fleet(session, grown, actor=None)
-    return sum(v.count for v in fleet.list_vehicles(session))
-
-
-def _shares(total: int, weights: list[int]) -> list[int]:
-    """``total`` split in proportion to ``weights`` (largest remainder)."""
-    if not weights:
-        return []
-    whole = sum(weights) or 1
-    quotas = [total * w / whole for w in weights]
-    counts = [int(q) for q in quotas]
-    by_remainder = sorted(range(len(weights)), key=lambda i: counts[i] - quotas[i])
-    for i in by_remainder[: total - sum(counts)]:
-        counts[i] += 1
-    return counts
 
 
 class Simulation:

@@ -1,86 +1,122 @@
-"""Supply: each morning every donor's pledge arrives and is received into a warehouse's ledger."""
+"""Supply: each morning the donors' pledges arrive and are received into the warehouses' ledger.
+
+Donors give what they gave (``figures.DONORS``: each kit from its donors, by their shares), and
+each donor's goods go to the warehouses by the need they serve: every compound is served by its
+nearest depot (a warehouse with vehicles), and a depot receives each kit in proportion to the
+packs its compounds' households are entitled to."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Generator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import simpy
 
 from relieflink import clock
+from relieflink.dispatch import fleet
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeCreate, PledgeLineIn
 from relieflink.flows import receipts
-from relieflink.sim.world import MINUTES_PER_DAY, Depot, World
+from relieflink.reports import service as reads
+from relieflink.scenario import figures as fg
+from relieflink.scenario.generator import apportion
+from relieflink.sim.world import MINUTES_PER_DAY, REFILL_SKU, Depot, World
 from relieflink.stock.schemas import LotIn, ReceiveIn
 
+D = TypeVar("D")  # a depot, as the caller knows it
 KIT_SHELF_DAYS = 180
 MEDICINE_SHELF_DAYS = 365
 
 
+def place_by_need(
+    need: dict[D, dict[str, float]], donors: dict[str, dict[int, float]], supply_ratio: float
+) -> dict[tuple[int, D], list[tuple[str, int]]]:
+    """A day's supply by donor and depot: each kit's need × ``supply_ratio`` (medicine refills
+    in full) split over its donors by their shares (``donors[sku]``: donor id → share), and each
+    donor's part over the depots in proportion to their need of that kit."""
+    depots = list(need)
+    total_need: defaultdict[str, float] = defaultdict(float)
+    for packs in need.values():
+        for sku, n in packs.items():
+            total_need[sku] += n
+    lines: dict[tuple[int, D], list[tuple[str, int]]] = {}
+    for sku, expected in sorted(total_need.items()):
+        total = math.ceil(expected) if sku == REFILL_SKU else round(expected * supply_ratio)
+        shares = donors[sku]
+        for donor_id, part in zip(shares, apportion(total, list(shares.values())), strict=True):
+            weights = [need[d].get(sku, 0.0) for d in depots]
+            for depot, q in zip(depots, apportion(int(part), weights), strict=True):
+                if q > 0:
+                    lines.setdefault((donor_id, depot), []).append((sku, int(q)))
+    return lines
+
+
 class Supply:
     """Donors pledge what the households asking on a day are entitled to (times the supply
-    ratio), and a refill's worth of medicine; the NGO receives each pledge at once."""
+    ratio), and a refill's worth of medicine, placed by need; the NGO receives them at once."""
 
     def __init__(self, world: World) -> None:
         self.w = world
-        self.daily_packs = self._entitled_packs_per_day()
-        chronic = sum(1 for h in world.households if h.chronic)
-        self.daily_refills = math.ceil(chronic * world.a.consult_share)  # prescriptions a day
-        # Pledges are received where robots are based: only robots enter sealed compounds in
-        # the dispatch rules, and a robot serves its own depot's stock (as JD's network, which
-        # ran the robots and the two temporary warehouses, received most donations in 2022).
-        # Each takes pledges in proportion to its outbound capacity (what it can send out).
-        docks = [w for w in world.warehouses if w.id in world.robot_depots] or world.warehouses
-        smallest = min(max(w.daily_outbound_kg, 1) for w in docks)
-        self.receiving: list[Depot] = [
-            w for w in docks for _ in range(max(1, round(w.daily_outbound_kg / smallest)))
-        ]
+        self.need = self._need_per_depot()
+        codes = {o.code: o.id for o in reads.organization_rows(world.session)}
+        skus = {sku for packs in self.need.values() for sku in packs}
+        self.donors = {
+            sku: {codes[c]: share for c, share in fg.donor_shares(sku).items() if c in codes}
+            for sku in skus
+        }
 
-    def _entitled_packs_per_day(self) -> Counter[str]:
-        """Packs per kit that the households asking on one day are entitled to (expected)."""
-        total: Counter[str] = Counter()
-        for h in self.w.households:
-            total.update(self.w.entitled(h))
-        return Counter({sku: n * self.w.a.request_share for sku, n in total.items()})
+    def _need_per_depot(self) -> dict[Depot, dict[str, float]]:
+        """Per depot, the packs of each kit (and refills) that the households of the compounds
+        it is the nearest depot of are expected to ask for on a day."""
+        w = self.w
+        based = {v.depot_id for v in fleet.list_vehicles(w.session)}
+        depots = [d for d in w.warehouses if d.id in based] or w.warehouses
+        nearest: dict[int, Depot] = {}
+        for cid, (lat, lon, _status) in w.communities.items():
+            nearest[cid] = min(depots, key=lambda d: (d.lat - lat) ** 2 + (d.lon - lon) ** 2)
+        need: dict[Depot, defaultdict[str, float]] = {d: defaultdict(float) for d in depots}
+        for h in w.households:
+            packs = need[nearest[h.community_id]]
+            for sku, n in w.entitled(h).items():
+                packs[sku] += n * w.a.request_share
+            if h.chronic:
+                packs[REFILL_SKU] += w.a.consult_share
+        return {d: dict(packs) for d, packs in need.items()}
 
     def run(self) -> Generator[simpy.Event, Any, None]:
-        """Each morning at 06:00, every donor's pledge arrives and is received."""
+        """Each morning at 06:00, the donors' pledges arrive and are received."""
         w = self.w
         for day in range(w.days):
             yield w.env.timeout(day * MINUTES_PER_DAY + 6 * 60 - w.env.now)
-            for d_index, (donor_id, _) in enumerate(w.donors):
-                self._pledge(day, d_index, donor_id)
+            self._receive_the_day()
             w.record_stock()
             w.commit()
 
-    def _pledge(self, day: int, d_index: int, donor_id: int) -> None:
+    def _receive_the_day(self) -> None:
+        """The day's pledges, one per donor and depot, each received at its depot."""
+        lines = place_by_need(self.need, self.donors, self.w.a.supply_ratio)
+        for (donor_id, depot), items in lines.items():
+            self._pledge(donor_id, depot, items)
+
+    def _pledge(self, donor_id: int, depot: Depot, items: list[tuple[str, int]]) -> None:
         w = self.w
-        donors = len(w.donors)
-        lines = []
         # Shelf lives run from the day the lots arrive, on the clock the ledger checks expiry
         # against (the simulated date during a simulation).
         arrived = clock.today()
-        medicine = math.ceil(self.daily_refills / donors)
-        lots = [
-            LotIn(
-                item_id=w.medicine.id,
-                quantity=medicine,
-                expiry=arrived + timedelta(days=MEDICINE_SHELF_DAYS),
-            )
-        ]
-        for sku, expected in sorted(self.daily_packs.items()):
-            share = math.floor(expected * w.a.supply_ratio / donors)
-            share += d_index < round(expected * w.a.supply_ratio) % donors
-            if share > 0:
-                lines.append((w.kits[sku].id, share))
-        if not lines:
-            return
-        pledge_lines = [PledgeLineIn(kit_id=k, quantity=q) for k, q in lines]
-        pledge_lines.append(PledgeLineIn(item_id=w.medicine.id, quantity=medicine))
+        pledge_lines, lots = [], []
+        for sku, q in items:
+            if sku == REFILL_SKU:
+                pledge_lines.append(PledgeLineIn(item_id=w.medicine.id, quantity=q))
+                expiry = arrived + timedelta(days=MEDICINE_SHELF_DAYS)
+                lots.append(LotIn(item_id=w.medicine.id, quantity=q, expiry=expiry))
+            else:
+                kit_id = w.kits[sku].id
+                pledge_lines.append(PledgeLineIn(kit_id=kit_id, quantity=q))
+                expiry = arrived + timedelta(days=KIT_SHELF_DAYS)
+                lots.append(LotIn(kit_id=kit_id, quantity=q, expiry=expiry))
         pledge = donations.create_pledge(
             w.session,
             PledgeCreate(
@@ -88,26 +124,13 @@ class Supply:
                 recipient_org_id=w.ngo_id,
                 program_id=w.program.id,
                 declared_value_fen=0,
-                expected_arrival=clock.today(),
+                expected_arrival=arrived,
                 lines=pledge_lines,
             ),
             actor=None,
         )
-        warehouse = self.receiving[(day + d_index) % len(self.receiving)]
         receipts.receive_against_pledge(
             w.session,
-            ReceiveIn(
-                warehouse_id=warehouse.id,
-                pledge_id=pledge.id,
-                lots=lots
-                + [
-                    LotIn(
-                        kit_id=k,
-                        quantity=q,
-                        expiry=arrived + timedelta(days=KIT_SHELF_DAYS),
-                    )
-                    for k, q in lines
-                ],
-            ),
+            ReceiveIn(warehouse_id=depot.id, pledge_id=pledge.id, lots=lots),
             actor=None,
         )

@@ -163,7 +163,6 @@ class World:
         self.log.donor_names = dict(self.donors)
         vehicles = fleet.list_vehicles(session)
         self.vehicle_codes = {v.id: v.code for v in vehicles}
-        self.robot_depots = {v.depot_id for v in vehicles if v.kind == "robot"}
         with self.clock():  # what the operation's setup writes is stamped with its first day
             self.coordinator = users.create_user(
                 session,

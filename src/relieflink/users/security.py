@@ -11,12 +11,23 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from relieflink.config import get_settings
 
+_low_cost = False
+
+
+def use_low_cost_hashing() -> None:
+    """From now on this process hashes at the test suite's cost: for a process whose users are
+    all synthetic with published passwords (a simulation), where the full cost (tens of ms per
+    user, thousands of simulated residents) protects nothing."""
+    global _low_cost
+    _low_cost = True
+    _hasher.cache_clear()
+
 
 @lru_cache
 def _hasher() -> tuple[PasswordHasher, str]:
     """Argon2id with its library defaults (RFC 9106 low-memory profile); the test suite uses a
     cheaper cost, which the hash records, so it still verifies the real scheme end to end."""
-    if get_settings().environment == "test":
+    if _low_cost or get_settings().environment == "test":
         hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     else:
         hasher = PasswordHasher()
