@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     jobs_lease_seconds: int = Field(default=120, ge=10)
     jobs_poll_seconds: float = Field(default=2.0, gt=0)
     jobs_in_process: bool | None = None
+    # Several server processes share consultation chat through Redis pub/sub (redis://host:6379/0).
+    redis_url: str | None = None
+    redis_prefix: str = "relieflink"  # channel names start with it: deployments may share a Redis
     # Hours of the day (local) at which allocation runs and dispatch is planned: "9,15,20".
     dispatch_waves: Annotated[tuple[int, ...], NoDecode] = (9, 15, 20)
 

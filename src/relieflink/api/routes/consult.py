@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 from datetime import date
 from functools import partial
@@ -29,14 +28,14 @@ from fastapi import (
 )
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
-from starlette.applications import Starlette
 
 from relieflink import clock
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common.schemas import Page
 from relieflink.consult import service as consult
 from relieflink.consult import triage
-from relieflink.consult.realtime import Event, Hub, MessageRefused
+from relieflink.consult.broker import Event
+from relieflink.consult.realtime import MessageRefused, hub_for
 from relieflink.consult.schemas import (
     ChronicPatientCreate,
     ChronicPatientRead,
@@ -55,7 +54,7 @@ from relieflink.consult.schemas import (
     RefillDueRead,
     StaffingQuery,
 )
-from relieflink.db import KeepAndRefuse, get_sessionmaker, session_scope
+from relieflink.db import KeepAndRefuse, session_scope
 from relieflink.errors import RelieflinkError
 from relieflink.flows import prescriptions
 from relieflink.models import Role, User
@@ -71,22 +70,6 @@ ChronicManager = Annotated[User, require_role(access.CHRONIC_MANAGERS)]
 Staff = Annotated[User, require_role(access.STAFF)]
 AUTH_TIMEOUT_S = 10.0
 HISTORY_LIMIT = 500
-
-
-def get_hub(app: Starlette) -> Hub:
-    """The process's message hub (one per application)."""
-    hub: Hub | None = getattr(app.state, "consult_hub", None)
-    if hub is None:
-        hub = Hub(get_sessionmaker())
-        app.state.consult_hub = hub
-        # The application's own objects (modules, routes, models: millions) live for ever; left
-        # in the collector's oldest generation, every full collection walks them all, and with
-        # a thousand sockets open that stalled every chat for up to ~0.9 s (measured with the
-        # hub's gc and loop-lag probes). Move them out of the collector, once per process.
-        if gc.get_freeze_count() == 0:
-            gc.collect()
-            gc.freeze()
-    return hub
 
 
 class TriageView(BaseModel):
@@ -238,7 +221,7 @@ def staffing(
 @router.get("/realtime/stats")
 def realtime_stats(request: Request, user: Staff) -> dict[str, Any]:
     """The message hub of this process: connections, messages stored, batch and fan-out timings."""
-    return get_hub(request.app).stats()
+    return hub_for(request.app).stats()
 
 
 @router.post(
@@ -315,7 +298,7 @@ def close_consultation(
     consultation = prescriptions.close_consultation(session, consultation_id, data, actor=user)
     # Runs after the commit: connected participants learn the consultation ended.
     background.add_task(
-        get_hub(request.app).announce,
+        hub_for(request.app).announce,
         consultation_id,
         {"type": "status", "consultation_id": consultation_id, "status": "closed"},
     )
@@ -349,7 +332,7 @@ def post_message(
     )
     read = MessageRead.model_validate(message)
     background.add_task(
-        get_hub(request.app).announce,
+        hub_for(request.app).announce,
         consultation_id,
         {"type": "message", **read.model_dump(mode="json")},
     )
@@ -408,7 +391,8 @@ async def consultation_socket(websocket: WebSocket, consultation_id: int) -> Non
     Close codes: 4400 bad first message, 4401 not signed in, 4403 not a participant, 4404 none.
     """
     await websocket.accept()
-    hub = get_hub(websocket.app)
+    hub = hub_for(websocket.app)
+    await hub.start()
     # Subscribe before reading the history so nothing falls between the two; nothing is sent
     # to this socket before the caller is authorised, and duplicates are skipped by id.
     queue = hub.subscribe(consultation_id)
