@@ -18,6 +18,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -265,6 +266,7 @@ class Hub:
             return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
         return {
+            "process": os.getpid(),
             "connections": self.connections(),
             "consultations": len(self._subscribers),
             "stored": self.stored,
