@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     jobs_lease_seconds: int = Field(default=120, ge=10)
     jobs_poll_seconds: float = Field(default=2.0, gt=0)
     jobs_in_process: bool | None = None
+    # Webhooks: tries per event before the dead-letter list; the first retry's delay (doubling).
+    webhook_max_attempts: int = Field(default=8, gt=0)
+    webhook_retry_seconds: float = Field(default=30.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Several server processes share consultation chat through Redis pub/sub (redis://host:6379/0).
     redis_url: str | None = None
     redis_prefix: str = "relieflink"  # channel names start with it: deployments may share a Redis
