@@ -10,8 +10,12 @@ import uuid
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+from starlette.websockets import WebSocketDisconnect
 
-from relieflink.config import Settings
+from relieflink.app import create_app
+from relieflink.config import Settings, get_settings
 from relieflink.consult.broker import LocalBroker, RedisBroker, broker_for
 from relieflink.consult.realtime import Hub
 
@@ -79,3 +83,22 @@ def test_a_redis_that_cannot_be_reached_fails_the_start_clearly() -> None:
         await hub.close()
 
     asyncio.run(scenario())
+
+
+def test_a_socket_is_asked_to_come_back_later_while_redis_is_away(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELIEFLINK_REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    try:
+        with (
+            TestClient(create_app()) as client,
+            client.websocket_connect("/api/v1/consultations/1/ws") as ws,
+        ):
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text()
+            assert closed.value.code == 1013  # "try again later"
+            assert closed.value.reason == "live messages are unavailable for a moment"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

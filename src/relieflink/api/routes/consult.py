@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from datetime import date
 from functools import partial
 from typing import Annotated, Any
@@ -68,6 +69,7 @@ Doctor = Annotated[User, require_role(Role.doctor)]
 QueueViewer = Annotated[User, require_role(access.CONSULT_QUEUE_VIEWERS)]
 ChronicManager = Annotated[User, require_role(access.CHRONIC_MANAGERS)]
 Staff = Annotated[User, require_role(access.STAFF)]
+log = logging.getLogger(__name__)
 AUTH_TIMEOUT_S = 10.0
 HISTORY_LIMIT = 500
 
@@ -342,6 +344,7 @@ def post_message(
 # --- WebSocket -----------------------------------------------------------------------------
 
 WS_UNAUTHORIZED, WS_FORBIDDEN, WS_NOT_FOUND, WS_BAD_REQUEST = 4401, 4403, 4404, 4400
+WS_TRY_AGAIN = 1013  # RFC 6455 "try again later"
 
 
 def _open(token: str, consultation_id: int, after_id: int) -> tuple[User, str, list[MessageRead]]:
@@ -388,11 +391,17 @@ async def consultation_socket(websocket: WebSocket, consultation_id: int) -> Non
     ``{"type": "message", "body": "...", "client_ref": "..."}``; every participant, the sender
     included (its acknowledgement), gets ``{"type": "message", "id": ..., ...}`` once stored.
     ``{"type": "ping"}`` gets ``{"type": "pong"}``. Errors: ``{"type": "error", "detail": ...}``.
-    Close codes: 4400 bad first message, 4401 not signed in, 4403 not a participant, 4404 none.
+    Close codes: 4400 bad first message, 4401 not signed in, 4403 not a participant, 4404 none,
+    1013 live messages unavailable for a moment (several server processes and Redis is away).
     """
     await websocket.accept()
     hub = hub_for(websocket.app)
-    await hub.start()
+    try:
+        await hub.start()
+    except Exception:  # the broker (Redis) is away: the client reconnects a little later
+        log.warning("consultation socket refused: the message broker is unavailable", exc_info=True)
+        await websocket.close(WS_TRY_AGAIN, "live messages are unavailable for a moment")
+        return
     # Subscribe before reading the history so nothing falls between the two; nothing is sent
     # to this socket before the caller is authorised, and duplicates are skipped by id.
     queue = hub.subscribe(consultation_id)
