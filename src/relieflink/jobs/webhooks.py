@@ -34,6 +34,7 @@ def feed(session: Session) -> int:
     """Queue a job for every pending delivery that has none (a plain read when there is none)."""
     if not donations.unscheduled_deliveries(session, limit=1):
         return 0
+    session.rollback()  # end the read: the write below starts with SQLite's write lock
     begin_write(session)
     attempts = get_settings().webhook_max_attempts
     ids = donations.unscheduled_deliveries(session, limit=FEED_BATCH)  # again, under the lock
