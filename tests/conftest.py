@@ -117,3 +117,19 @@ def redis_url() -> str:
             pytest.fail(f"Redis at {REDIS_URL} is not reachable in CI: {exc}")
         pytest.skip(f"Redis at {REDIS_URL} is not reachable ({exc}); .ci/run starts one")
     return REDIS_URL
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Change settings for one test with :func:`configure` (the settings object is cached)."""
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def configure(settings: pytest.MonkeyPatch, **values: object) -> None:
+    """Set ``RELIEFLINK_<NAME>`` for each value, for this test (with the ``settings`` fixture)."""
+    for name, value in values.items():
+        settings.setenv(f"RELIEFLINK_{name.upper()}", str(value))
+    get_settings.cache_clear()

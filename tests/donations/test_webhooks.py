@@ -5,7 +5,6 @@ successful delivery of one event. The partner is a real HTTP server on 127.0.0.1
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,31 +14,16 @@ from typer.testing import CliRunner
 
 from relieflink import clock
 from relieflink.cli import app
-from relieflink.config import get_settings
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeCreate, WebhookIn
 from relieflink.jobs import runner, webhooks
 from relieflink.models import Job, JobStatus, WebhookDelivery
+from tests.conftest import configure as _configure
 from tests.donations.conftest import Partner
 from tests.donations.test_pledges_api import _pledge_body, _setup
 
 SECRET = "partner-secret-0123"
 cli = CliRunner()
-
-
-@pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Change settings for one test (the settings object is cached)."""
-    get_settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
-
-
-def _configure(settings: pytest.MonkeyPatch, **values: object) -> None:
-    for name, value in values.items():
-        settings.setenv(f"RELIEFLINK_{name.upper()}", str(value))
-    get_settings.cache_clear()
 
 
 def _one_event(db: Session, url: str) -> WebhookDelivery:
