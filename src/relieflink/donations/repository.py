@@ -201,7 +201,7 @@ def get_delivery(session: Session, delivery_id: int) -> WebhookDelivery | None:
 
 
 def require_delivery(session: Session, delivery_id: int) -> WebhookDelivery:
-    delivery = session.get(WebhookDelivery, delivery_id)
+    delivery = get_delivery(session, delivery_id)
     if delivery is None:
         raise LookupError(f"webhook delivery {delivery_id} is gone")
     return delivery
