@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ from relieflink.db import Base, get_engine, get_sessionmaker, reset_engine
 from relieflink.db.migrations import upgrade
 
 POSTGRES_URL = os.environ.get("RELIEFLINK_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("RELIEFLINK_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
 CLOCK_SHIFT_DAYS = int(os.environ.get("RELIEFLINK_TEST_CLOCK_SHIFT_DAYS") or 0)
 
 
@@ -102,3 +104,32 @@ def client(db: Session) -> Iterator[TestClient]:
 @pytest.fixture
 def examples_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis (``RELIEFLINK_TEST_REDIS_URL``, default the local one). Tests that need
+    it are skipped when there is none, except in CI, where .ci/run starts one: there they fail."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except (redis.RedisError, OSError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis at {REDIS_URL} is not reachable in CI: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable ({exc}); .ci/run starts one")
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Change settings for one test with :func:`configure` (the settings object is cached)."""
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def configure(settings: pytest.MonkeyPatch, **values: object) -> None:
+    """Set ``RELIEFLINK_<NAME>`` for each value, for this test (with the ``settings`` fixture)."""
+    for name, value in values.items():
+        settings.setenv(f"RELIEFLINK_{name.upper()}", str(value))
+    get_settings.cache_clear()

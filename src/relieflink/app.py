@@ -15,6 +15,7 @@ from relieflink.api.guards import BodyLimit, DatabaseOutage
 from relieflink.api.idempotency import IdempotencyMiddleware
 from relieflink.api.router import api_router
 from relieflink.config import Settings, get_settings
+from relieflink.consult.realtime import close_hub
 from relieflink.db import get_engine, require_migrated
 from relieflink.jobs import runner
 from relieflink.web import STATIC_DIR, web_router
@@ -39,6 +40,7 @@ def create_app(
         try:
             yield
         finally:
+            await close_hub(_app)
             if stop is not None:
                 stop()
 

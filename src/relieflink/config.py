@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     notices_batch: int = Field(default=100, gt=0)
     notices_lease_seconds: int = Field(default=60, gt=0)  # a sender's hold on a notice it sends
     notices_templates: Path | None = None  # the built-in notices/templates.yaml by default
+    # Webhooks: tries per event before the dead-letter list; the first retry's delay (doubling).
+    webhook_max_attempts: int = Field(default=8, gt=0)
+    webhook_retry_seconds: float = Field(default=30.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Several server processes share consultation chat through Redis pub/sub (redis://host:6379/0).
+    redis_url: str | None = None
+    redis_prefix: str = "relieflink"  # channel names start with it: deployments may share a Redis
     # Hours of the day (local) at which allocation runs and dispatch is planned: "9,15,20".
     dispatch_waves: Annotated[tuple[int, ...], NoDecode] = (9, 15, 20)
 

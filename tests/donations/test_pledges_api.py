@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.donations import service as donations
+from relieflink.jobs import runner
 from relieflink.models import (
     Organization,
     OrgKind,
@@ -24,6 +26,7 @@ from relieflink.models import (
     WebhookDelivery,
 )
 from relieflink.stock import exports
+from tests.donations.conftest import Partner
 from tests.factories import headers_for, make_org
 from tests.stock.factories import make_item, make_program, make_warehouse
 
@@ -171,12 +174,14 @@ def test_pledge_lifecycle_receipts_discrepancies_and_threads(
     assert client.get("/api/v1/stock/on-hand", headers=donor_h).status_code == 403
 
 
-def test_status_changes_queue_signed_webhooks(db: Session, client: TestClient) -> None:
+def test_status_changes_queue_signed_webhooks(
+    db: Session, client: TestClient, partner: Partner
+) -> None:
     s = _setup(db)
     secret = "s3cret-s3cret-s3cret"
     coordinator = headers_for(db, client, Role.coordinator)
     r = client.put(f"/api/v1/organizations/{s['donor'].id}/webhook",
-                   json={"url": "https://donor.example/hooks", "secret": secret},
+                   json={"url": partner.url, "secret": secret},
                    headers=coordinator)  # fmt: skip
     assert r.status_code == 200 and "secret" not in r.json()
     r = client.post("/api/v1/pledges", json=_pledge_body(s), headers=coordinator)
@@ -186,17 +191,15 @@ def test_status_changes_queue_signed_webhooks(db: Session, client: TestClient) -
     events = db.scalars(select(WebhookDelivery.event).order_by(WebhookDelivery.id)).all()
     assert events == ["pledge.created", "pledge.status_changed"]
 
-    sent: list[tuple[str, bytes, dict[str, str]]] = []
-
-    def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-        sent.append((url, body, headers))
-        return 500 if len(sent) == 1 else 204  # the first attempt fails, then succeeds
-
-    assert donations.deliver_pending(db, post=post) == {"delivered": 1, "retry": 1, "failed": 0}
-    assert donations.deliver_pending(db, post=post) == {"delivered": 1, "retry": 0, "failed": 0}
-    assert donations.deliver_pending(db, post=post) == {"delivered": 0, "retry": 0, "failed": 0}
+    partner.failures = 1  # the first attempt fails, is retried later, then succeeds
+    now = clock.now()
+    for moment in (now, now + timedelta(minutes=1), now + timedelta(minutes=2)):
+        with clock.frozen(moment):
+            runner.Worker().run_pending()
+    sent = [(partner.url, r.body, r.headers) for r in partner.received]
+    assert [r.answered for r in partner.received] == [503, 204, 204]
     for url, body, headers in sent:
-        assert url == "https://donor.example/hooks"
+        assert url == partner.url
         assert donations.verify(secret, body, headers[donations.SIGNATURE_HEADER])
         assert not donations.verify("wrong-secret-wrong", body, headers[donations.SIGNATURE_HEADER])
     bodies = [json.loads(body) for _, body, _ in sent]

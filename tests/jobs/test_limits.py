@@ -16,9 +16,6 @@ from relieflink.jobs import service
 from relieflink.models import DispatchPlan, Job, Role
 from relieflink.optim.routing import MAX_SEED
 from tests.factories import headers_for, make_user
-from tests.jobs.test_runner import settings
-
-__all__ = ["settings"]  # the fixture, shared with the runner's tests
 
 
 def _count(db: Session, model: type) -> int:

@@ -4,7 +4,6 @@ can be listed and cancelled, and the database caps how many run at once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink import clock
-from relieflink.config import get_settings
 from relieflink.db import begin_write, session_scope
 from relieflink.errors import Conflict, Invalid, TooManyRequests
 from relieflink.jobs import repository as repo
@@ -22,6 +20,7 @@ from relieflink.jobs import runner, service
 from relieflink.jobs.allocation import start_allocation_job
 from relieflink.jobs.dispatch import start_plan_job
 from relieflink.models import AllocationRun, DispatchPlan, Job, JobStatus, PlanStatus, Role
+from tests.conftest import configure as _configure
 from tests.factories import headers_for, make_user
 from tests.needs.test_allocation import TODAY, ask, city, receive
 
@@ -51,21 +50,6 @@ def _steps(ctx: runner.JobContext) -> runner.Outcome:
 
 
 runner.register("test_steps", _steps)
-
-
-@pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Change job settings for one test (the settings object is cached)."""
-    get_settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
-
-
-def _configure(settings: pytest.MonkeyPatch, **values: object) -> None:
-    for name, value in values.items():
-        settings.setenv(f"RELIEFLINK_{name.upper()}", str(value))
-    get_settings.cache_clear()
 
 
 def _enqueue(db: Session, **payload: Any) -> Job:

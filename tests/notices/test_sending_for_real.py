@@ -23,8 +23,8 @@ from relieflink.models import Notice, NoticeChannel, NoticeStatus
 from relieflink.notices import sender
 from relieflink.notices import service as notices
 from tests.dispatch.factories import make_city
+from tests.live_server import free_port
 from tests.notices.conftest import Gateway
-from tests.web.browser_kit import free_port
 
 
 class Inbox:

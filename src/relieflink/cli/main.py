@@ -177,7 +177,9 @@ def export_command(
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: int = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="server processes (more than one: set RELIEFLINK_REDIS_URL)")
+    ] = 1,
     jobs_in_process: Annotated[
         bool | None,
         typer.Option(
@@ -195,6 +197,11 @@ def serve(
         require_migrated(get_engine())
     except RelieflinkError as exc:
         raise fail(exc) from None
+    if workers > 1 and not get_settings().redis_url:
+        console.print(
+            "[yellow]warning:[/] several workers without RELIEFLINK_REDIS_URL: a consultation "
+            "chat message reaches only the sockets of the worker that stored it"
+        )
     if jobs_in_process is not None:  # read again by each server process's settings
         os.environ["RELIEFLINK_JOBS_IN_PROCESS"] = "true" if jobs_in_process else "false"
     # Consultation chat messages are small: per-message deflate would cost more CPU than it saves

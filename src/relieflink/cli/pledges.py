@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.table import Table
 
 from relieflink.cli.common import console, transaction
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeFilters
+from relieflink.jobs import runner, webhooks
+from relieflink.jobs import service as jobs
 from relieflink.models import PledgeStatus
 from relieflink.stock import exports
 
@@ -60,15 +61,44 @@ def iati(program_id: int, out: Path) -> None:
 
 @app.command("deliver-webhooks")
 def deliver_webhooks(
-    limit: Annotated[int, typer.Option(min=1)] = 100,
-    timeout: Annotated[float, typer.Option(help="seconds per request")] = 10.0,
+    dead: Annotated[bool, typer.Option("--dead", help="list the dead-letter list instead")] = False,
+    resend: Annotated[
+        int | None, typer.Option(help="send this dead delivery again (fresh retries)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many deliveries")] = 100,
 ) -> None:
-    """Send queued webhook events (HMAC-SHA256 signed); failures are retried next time."""
-    with httpx.Client(timeout=timeout) as client:
-
-        def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-            return client.post(url, content=body, headers=headers).status_code
-
+    """Send the webhook events due now, in this process (workers also send them on their own,
+    retrying with backoff); ``--dead`` lists those that gave up, ``--resend ID`` re-sends one."""
+    if dead:
+        _list_dead(limit)
+        return
+    worker = runner.Worker()
+    if resend is not None:
         with transaction() as session:
-            counts = donations.deliver_pending(session, post=post, limit=limit)
-    console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+            donations.resend_delivery(session, resend)
+    worker.feed()  # a job for each pending delivery that has none (the resent one too)
+    with transaction() as session:
+        if resend is not None:
+            delivery = donations.get_delivery(session, resend)
+            due = [delivery.job_id] if delivery is not None and delivery.job_id else []
+        else:
+            due = jobs.due_job_ids(session, kind=webhooks.KIND, limit=limit)
+    for job_id in due:
+        worker.run_one(job_id=job_id)
+    with transaction() as session:
+        counts = donations.delivery_counts(session)
+    console.print(f"sent {len(due)} now; " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+def _list_dead(limit: int) -> None:
+    with transaction() as session:
+        rows = donations.dead_deliveries(session, limit=limit)
+        table = Table(title=f"{len(rows)} dead webhook deliveries")
+        for col in ("id", "event", "organization", "url", "attempts", "last answer", "created"):
+            table.add_column(col)
+        for delivery, hook in rows:
+            answer = delivery.last_error or f"HTTP {delivery.last_status_code}"
+            created = f"{delivery.created_at:%Y-%m-%d %H:%M}"
+            table.add_row(str(delivery.id), delivery.event, str(hook.organization_id), hook.url,
+                          str(delivery.attempts), answer, created)  # fmt: skip
+    console.print(table)

@@ -198,15 +198,57 @@ def active_webhooks(session: Session, organization_ids: set[int]) -> list[OrgWeb
     return list(session.scalars(stmt))
 
 
-def pending_deliveries(session: Session, limit: int) -> list[tuple[WebhookDelivery, OrgWebhook]]:
+def unscheduled_deliveries(session: Session, limit: int) -> list[int]:
+    stmt = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.status == "pending", WebhookDelivery.job_id.is_(None))
+        .order_by(WebhookDelivery.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":  # two workers feed different rows
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def get_delivery(session: Session, delivery_id: int) -> WebhookDelivery | None:
+    return session.get(WebhookDelivery, delivery_id)
+
+
+def require_delivery(session: Session, delivery_id: int) -> WebhookDelivery:
+    delivery = get_delivery(session, delivery_id)
+    if delivery is None:
+        raise LookupError(f"webhook delivery {delivery_id} is gone")
+    return delivery
+
+
+def delivery_with_hook(
+    session: Session, delivery_id: int
+) -> tuple[WebhookDelivery, OrgWebhook] | None:
     stmt = (
         select(WebhookDelivery, OrgWebhook)
         .join(OrgWebhook, OrgWebhook.id == WebhookDelivery.webhook_id)
-        .where(WebhookDelivery.status == "pending")
+        .where(WebhookDelivery.id == delivery_id)
+    )
+    row = session.execute(stmt).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def deliveries_with_status(
+    session: Session, status: str, limit: int
+) -> list[tuple[WebhookDelivery, OrgWebhook]]:
+    stmt = (
+        select(WebhookDelivery, OrgWebhook)
+        .join(OrgWebhook, OrgWebhook.id == WebhookDelivery.webhook_id)
+        .where(WebhookDelivery.status == status)
         .order_by(WebhookDelivery.id)
         .limit(limit)
     )
     return [(d, w) for d, w in session.execute(stmt).all()]
+
+
+def delivery_counts(session: Session) -> dict[str, int]:
+    stmt = select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+    return {str(status): int(count) for status, count in session.execute(stmt)}
 
 
 def is_donor_role(actor: User) -> bool:

@@ -13,7 +13,8 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -504,38 +505,94 @@ def _enqueue(session: Session, webhook: OrgWebhook, event: str, data: dict[str, 
     )
 
 
-# (url, body, headers) → HTTP status; raises OSError-like exceptions on network failure.
-Poster = Callable[[str, bytes, dict[str, str]], int]
-MAX_ATTEMPTS = 5
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One attempt at sending a delivery: where, the signed body, its headers."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
 
 
-def deliver_pending(session: Session, *, post: Poster, limit: int = 100) -> dict[str, int]:
-    """Send queued webhook events (signed); 2xx marks them delivered, failures are retried up
-    to five times. Returns counts of delivered, retried and failed."""
-    counts = {"delivered": 0, "retry": 0, "failed": 0}
-    for delivery, hook in repository.pending_deliveries(session, limit):
-        body = json.dumps(
-            {"id": delivery.id, **delivery.payload}, separators=(",", ":"), sort_keys=True
-        ).encode()
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(hook.secret, body),
-            "X-RelieFlink-Event": delivery.event,
-            "X-RelieFlink-Delivery": str(delivery.id),
-        }
-        delivery.attempts += 1
-        try:
-            status = post(hook.url, body, headers)
-        except Exception:
-            status = 0
-        delivery.last_status_code = status or None
-        if 200 <= status < 300:
-            delivery.status, delivery.delivered_at = "delivered", clock.now()
-            counts["delivered"] += 1
-        elif delivery.attempts >= MAX_ATTEMPTS:
-            delivery.status = "failed"
-            counts["failed"] += 1
-        else:
-            counts["retry"] += 1
+def unscheduled_deliveries(session: Session, *, limit: int) -> list[int]:
+    """Pending deliveries that no job sends yet (locked for the caller on PostgreSQL)."""
+    return repository.unscheduled_deliveries(session, limit)
+
+
+def schedule_delivery(session: Session, delivery_id: int, *, job_id: int) -> None:
+    """Record which job sends a pending delivery."""
+    repository.require_delivery(session, delivery_id).job_id = job_id
+
+
+def delivery_request(session: Session, delivery_id: int, *, job_id: int) -> WebhookRequest | None:
+    """The signed request for a delivery that job ``job_id`` is to send; None when there is
+    nothing to send (delivered already, dead, or handed to another job by a resend)."""
+    found = repository.delivery_with_hook(session, delivery_id)
+    if found is None:
+        return None
+    delivery, hook = found
+    if delivery.status != "pending" or delivery.job_id != job_id:
+        return None
+    body = json.dumps(
+        {"id": delivery.id, **delivery.payload}, separators=(",", ":"), sort_keys=True
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(hook.secret, body),
+        "X-RelieFlink-Event": delivery.event,
+        "X-RelieFlink-Delivery": str(delivery.id),
+    }
+    return WebhookRequest(hook.url, body, headers)
+
+
+def record_attempt(
+    session: Session, delivery_id: int, *, status_code: int | None, error: str | None
+) -> bool:
+    """Record one attempt (``status_code`` None: no answer, ``error`` says why); a 2xx answer
+    marks the delivery delivered. Returns whether it was delivered."""
+    delivery = repository.require_delivery(session, delivery_id)
+    delivery.attempts += 1
+    delivery.last_status_code = status_code
+    ok = status_code is not None and 200 <= status_code < 300
+    delivery.last_error = None if ok else (error or f"answered HTTP {status_code}")[:300]
+    if ok:
+        delivery.status, delivery.delivered_at = "delivered", clock.now()
     session.flush()
-    return counts
+    return ok
+
+
+def bury_delivery(session: Session, delivery_id: int, reason: str) -> None:
+    """Move a delivery that is still pending to the dead-letter list (its job gave up)."""
+    delivery = repository.require_delivery(session, delivery_id)
+    if delivery.status == "pending":
+        delivery.status = "dead"
+        delivery.last_error = delivery.last_error or reason[:300]
+
+
+def dead_deliveries(
+    session: Session, *, limit: int = 500
+) -> list[tuple[WebhookDelivery, OrgWebhook]]:
+    """The dead-letter list, oldest first."""
+    return repository.deliveries_with_status(session, "dead", limit)
+
+
+def get_delivery(session: Session, delivery_id: int) -> WebhookDelivery | None:
+    return repository.get_delivery(session, delivery_id)
+
+
+def resend_delivery(session: Session, delivery_id: int) -> WebhookDelivery:
+    """Put a dead delivery back in the queue (a worker sends it again, with fresh retries);
+    one that was delivered is refused, so an event is delivered at most once."""
+    delivery = get_delivery(session, delivery_id)
+    if delivery is None:
+        raise NotFound(f"no webhook delivery {delivery_id}")
+    if delivery.status != "dead":
+        raise Conflict(f"webhook delivery {delivery_id} is {delivery.status}, not dead")
+    delivery.status, delivery.job_id = "pending", None
+    session.flush()
+    return delivery
+
+
+def delivery_counts(session: Session) -> dict[str, int]:
+    """Deliveries per status (pending, delivered, dead)."""
+    return {"pending": 0, "delivered": 0, "dead": 0} | repository.delivery_counts(session)

@@ -1,5 +1,5 @@
-"""One durable job runner: allocation runs and dispatch plans (resident notices and webhook
-retries can ride on it too).
+"""One durable job runner: allocation runs, dispatch plans and webhook deliveries (resident
+notices can ride on it too).
 
 A job is a row of the ``jobs`` table: enqueued in the caller's transaction
 (:func:`service.enqueue`), claimed by a worker (:class:`runner.Worker`; ``relieflink worker``,
@@ -7,6 +7,6 @@ or the server itself), and kept with its progress, attempts and outcome through 
 Importing this package registers every job kind.
 """
 
-from relieflink.jobs import allocation, dispatch, notices, runner, service
+from relieflink.jobs import allocation, dispatch, notices, runner, service, webhooks
 
-__all__ = ["allocation", "dispatch", "notices", "runner", "service"]
+__all__ = ["allocation", "dispatch", "notices", "runner", "service", "webhooks"]

@@ -54,6 +54,16 @@ def anything_due(session: Session, *, now: datetime, due_before: datetime) -> bo
     )
 
 
+def due_ids(session: Session, *, kind: str, now: datetime, limit: int) -> list[int]:
+    stmt = (
+        select(Job.id)
+        .where(Job.kind == kind, Job.status == JobStatus.queued, Job.run_after <= now)
+        .order_by(Job.run_after, Job.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 def expired_leases(session: Session, *, now: datetime) -> Sequence[Job]:
     """Running jobs whose worker stopped extending their lease."""
     return session.scalars(

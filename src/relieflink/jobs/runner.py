@@ -7,10 +7,15 @@ heartbeat thread extends its lease. A handler reports progress through its
 :class:`JobContext` (where a pending cancel stops it), and records success in its own final
 transaction (:meth:`JobContext.succeed`), so a job's work and its "succeeded" commit together.
 
+A kind may also *feed* the queue from its domain's outbox (:func:`register` with ``feed``):
+workers call it before they look for due jobs, so work recorded by any path (a webhook event
+written with a pledge's change) gets its job without that path knowing about the runner.
+
 How a job ends: a domain refusal (:class:`~relieflink.errors.RelieflinkError`) fails it with
-that message; a deadlock, serialization failure or locked database queues it again with a
-backoff (up to ``max_attempts``); anything else fails it with a one-line reason while the full
-trace goes to the log, never to the stored reason.
+that message; a handler that raises :class:`RetryLater` (a partner's server is down), and a
+deadlock, serialization failure or locked database, queue it again after an exponential backoff
+(up to ``max_attempts``, then it fails); anything else fails it with a one-line reason while the
+full trace goes to the log, never to the stored reason.
 """
 
 from __future__ import annotations
@@ -47,6 +52,15 @@ class JobCancelled(Exception):
 
 class JobLost(Exception):
     """The job is no longer this worker's (its lease ran out and another worker took it)."""
+
+
+class RetryLater(Exception):
+    """The handler could not do its work now: queue the job again ``after`` this long (see
+    :func:`backoff`), or fail it with this reason once it had its ``max_attempts``."""
+
+    def __init__(self, reason: str, *, after: timedelta) -> None:
+        super().__init__(reason)
+        self.after = after
 
 
 @dataclass(frozen=True)
@@ -122,20 +136,24 @@ class JobContext:
 
 Handler = Callable[[JobContext], Outcome | None]
 OnFailed = Callable[[Session, dict[str, Any], str], None]
+Feed = Callable[[Session], int]
 
 
 @dataclass(frozen=True)
 class Kind:
     run: Handler
     on_failed: OnFailed | None = None  # mirror a failure or cancel on a domain row
+    feed: Feed | None = None  # queue jobs for work its domain recorded; returns how many
 
 
 KINDS: dict[str, Kind] = {}
 
 
-def register(kind: str, run: Handler, *, on_failed: OnFailed | None = None) -> None:
-    """Let workers run jobs of ``kind`` with ``run``."""
-    KINDS[kind] = Kind(run, on_failed)
+def register(
+    kind: str, run: Handler, *, on_failed: OnFailed | None = None, feed: Feed | None = None
+) -> None:
+    """Let workers run jobs of ``kind`` with ``run`` (and queue them with ``feed``)."""
+    KINDS[kind] = Kind(run, on_failed, feed)
 
 
 def mirror_failure(session: Session, kind: str, payload: dict[str, Any], reason: str) -> None:
@@ -159,8 +177,10 @@ def _transient(exc: BaseException) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES or "locked" in str(exc.orig)
 
 
-def _backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(300, 5 * 2 ** max(attempts - 1, 0)))
+def backoff(attempts: int, *, base: float = 5.0, cap: float = 300.0) -> timedelta:
+    """How long to wait after attempt ``attempts`` (1, 2, ...): ``base`` seconds, doubled after
+    each further attempt, at most ``cap``."""
+    return timedelta(seconds=min(cap, base * 2 ** max(attempts - 1, 0)))
 
 
 class Worker:
@@ -170,6 +190,15 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     # --- claiming ---------------------------------------------------------------------------
+
+    def feed(self) -> int:
+        """Let every kind with a feed queue the jobs its domain's outbox asks for."""
+        queued = 0
+        for kind in KINDS.values():
+            if kind.feed is not None:
+                with session_scope() as session:
+                    queued += kind.feed(session)
+        return queued
 
     def recover(self) -> int:
         """Queue again (or fail, after ``max_attempts``) the running jobs whose lease ran out."""
@@ -226,6 +255,7 @@ class Worker:
         now = clock.now()
         due_before = now - timedelta(seconds=grace)
         if job_id is None:
+            self.feed()
             with session_scope() as session:  # a plain read first: an idle poll takes no lock
                 if not repo.anything_due(session, now=now, due_before=due_before):
                     return False
@@ -294,6 +324,11 @@ class Worker:
             log.warning("%s", exc)
         except JobCancelled:
             self._end(ctx, JobStatus.cancelled, "cancelled")
+        except RetryLater as exc:
+            if ctx.attempts < max_attempts:
+                self._retry(ctx, str(exc), after=exc.after)
+            else:
+                self._end(ctx, JobStatus.failed, f"{exc} (after {ctx.attempts} attempts)")
         except Exception as exc:
             if not isinstance(exc, RelieflinkError):
                 log.exception("job %s (%s) failed", ctx.job_id, ctx.kind)
@@ -304,7 +339,7 @@ class Worker:
         finally:
             beat.stop()
 
-    def _retry(self, ctx: JobContext, reason: str) -> None:
+    def _retry(self, ctx: JobContext, reason: str, *, after: timedelta | None = None) -> None:
         with session_scope() as session:
             repo.finish(
                 session,
@@ -313,7 +348,7 @@ class Worker:
                 status=JobStatus.queued,
                 worker="",
                 lease_until=None,
-                run_after=clock.now() + _backoff(ctx.attempts),
+                run_after=clock.now() + (after or backoff(ctx.attempts)),
                 message=f"queued again after: {reason}",
             )
 

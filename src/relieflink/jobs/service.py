@@ -106,6 +106,11 @@ def list_jobs(
     return repo.page(session, stmt, offset=filters.offset, limit=filters.limit)
 
 
+def due_job_ids(session: Session, *, kind: str, limit: int) -> list[int]:
+    """Queued jobs of ``kind`` due now, oldest first."""
+    return repo.due_ids(session, kind=kind, now=clock.now(), limit=limit)
+
+
 def cancel_job(session: Session, job_id: int, *, actor: User | None) -> Job:
     """Cancel a job: a queued one at once; a running one at its next progress step (its work
     is rolled back). A finished job is refused (409)."""

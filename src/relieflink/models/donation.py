@@ -181,7 +181,11 @@ class OrgWebhook(TimestampMixin, Base):
 
 
 class WebhookDelivery(Base):
-    """One event waiting for (or done with) delivery to one webhook: the outbox."""
+    """One event waiting for (or done with) delivery to one webhook: the outbox.
+
+    ``status``: pending (a job of the runner sends it, retrying with backoff), delivered, or
+    dead (every attempt failed: the dead-letter list, re-sent by hand). ``job_id``: the job
+    sending it (none yet: a worker queues one)."""
 
     __tablename__ = "webhook_deliveries"
 
@@ -190,7 +194,9 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(60))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    job_id: Mapped[int | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     delivered_at: Mapped[datetime | None]

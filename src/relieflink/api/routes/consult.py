@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
+import logging
 from datetime import date
 from functools import partial
 from typing import Annotated, Any
@@ -29,14 +29,14 @@ from fastapi import (
 )
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
-from starlette.applications import Starlette
 
 from relieflink import clock
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common.schemas import Page
 from relieflink.consult import service as consult
 from relieflink.consult import triage
-from relieflink.consult.realtime import Event, Hub, MessageRefused
+from relieflink.consult.broker import Event
+from relieflink.consult.realtime import MessageRefused, hub_for
 from relieflink.consult.schemas import (
     ChronicPatientCreate,
     ChronicPatientRead,
@@ -55,7 +55,7 @@ from relieflink.consult.schemas import (
     RefillDueRead,
     StaffingQuery,
 )
-from relieflink.db import KeepAndRefuse, get_sessionmaker, session_scope
+from relieflink.db import KeepAndRefuse, session_scope
 from relieflink.errors import RelieflinkError
 from relieflink.flows import prescriptions
 from relieflink.models import Role, User
@@ -69,24 +69,9 @@ Doctor = Annotated[User, require_role(Role.doctor)]
 QueueViewer = Annotated[User, require_role(access.CONSULT_QUEUE_VIEWERS)]
 ChronicManager = Annotated[User, require_role(access.CHRONIC_MANAGERS)]
 Staff = Annotated[User, require_role(access.STAFF)]
+log = logging.getLogger(__name__)
 AUTH_TIMEOUT_S = 10.0
 HISTORY_LIMIT = 500
-
-
-def get_hub(app: Starlette) -> Hub:
-    """The process's message hub (one per application)."""
-    hub: Hub | None = getattr(app.state, "consult_hub", None)
-    if hub is None:
-        hub = Hub(get_sessionmaker())
-        app.state.consult_hub = hub
-        # The application's own objects (modules, routes, models: millions) live for ever; left
-        # in the collector's oldest generation, every full collection walks them all, and with
-        # a thousand sockets open that stalled every chat for up to ~0.9 s (measured with the
-        # hub's gc and loop-lag probes). Move them out of the collector, once per process.
-        if gc.get_freeze_count() == 0:
-            gc.collect()
-            gc.freeze()
-    return hub
 
 
 class TriageView(BaseModel):
@@ -238,7 +223,7 @@ def staffing(
 @router.get("/realtime/stats")
 def realtime_stats(request: Request, user: Staff) -> dict[str, Any]:
     """The message hub of this process: connections, messages stored, batch and fan-out timings."""
-    return get_hub(request.app).stats()
+    return hub_for(request.app).stats()
 
 
 @router.post(
@@ -315,7 +300,7 @@ def close_consultation(
     consultation = prescriptions.close_consultation(session, consultation_id, data, actor=user)
     # Runs after the commit: connected participants learn the consultation ended.
     background.add_task(
-        get_hub(request.app).announce,
+        hub_for(request.app).announce,
         consultation_id,
         {"type": "status", "consultation_id": consultation_id, "status": "closed"},
     )
@@ -349,7 +334,7 @@ def post_message(
     )
     read = MessageRead.model_validate(message)
     background.add_task(
-        get_hub(request.app).announce,
+        hub_for(request.app).announce,
         consultation_id,
         {"type": "message", **read.model_dump(mode="json")},
     )
@@ -359,6 +344,7 @@ def post_message(
 # --- WebSocket -----------------------------------------------------------------------------
 
 WS_UNAUTHORIZED, WS_FORBIDDEN, WS_NOT_FOUND, WS_BAD_REQUEST = 4401, 4403, 4404, 4400
+WS_TRY_AGAIN = 1013  # RFC 6455 "try again later"
 
 
 def _open(token: str, consultation_id: int, after_id: int) -> tuple[User, str, list[MessageRead]]:
@@ -405,10 +391,17 @@ async def consultation_socket(websocket: WebSocket, consultation_id: int) -> Non
     ``{"type": "message", "body": "...", "client_ref": "..."}``; every participant, the sender
     included (its acknowledgement), gets ``{"type": "message", "id": ..., ...}`` once stored.
     ``{"type": "ping"}`` gets ``{"type": "pong"}``. Errors: ``{"type": "error", "detail": ...}``.
-    Close codes: 4400 bad first message, 4401 not signed in, 4403 not a participant, 4404 none.
+    Close codes: 4400 bad first message, 4401 not signed in, 4403 not a participant, 4404 none,
+    1013 live messages unavailable for a moment (several server processes and Redis is away).
     """
     await websocket.accept()
-    hub = get_hub(websocket.app)
+    hub = hub_for(websocket.app)
+    try:
+        await hub.start()
+    except Exception:  # the broker (Redis) is away: the client reconnects a little later
+        log.warning("consultation socket refused: the message broker is unavailable", exc_info=True)
+        await websocket.close(WS_TRY_AGAIN, "live messages are unavailable for a moment")
+        return
     # Subscribe before reading the history so nothing falls between the two; nothing is sent
     # to this socket before the caller is authorised, and duplicates are skipped by id.
     queue = hub.subscribe(consultation_id)

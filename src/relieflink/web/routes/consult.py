@@ -15,8 +15,8 @@ cookie and the CSRF header authenticate), no script of our own, works under ``sc
 'self'`` and ``connect-src 'self'``, through proxies that drop WebSocket upgrades, and offline
 (htmx is vendored). The cost: up to ``POLL_SECONDS`` of delay, and one audited read per poll (the
 service audits every read of a consultation, and we keep it so). Messages sent here are stored by
-the same service and also published to the API's message hub when one runs in this process, so
-a phone on the WebSocket sees them at once.
+the same service and also published through the message hub (to every server process), so a
+phone on the WebSocket sees them at once.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from relieflink.common.schemas import validate_as
 from relieflink.config import get_settings
 from relieflink.consult import service as consult
 from relieflink.consult import triage
-from relieflink.consult.realtime import Hub
+from relieflink.consult.realtime import hub_for
 from relieflink.consult.schemas import (
     AgeBand,
     CloseOutcome,
@@ -223,12 +223,6 @@ def form_text(form: FormData, name: str) -> str:
 
 def form_list(form: FormData, name: str) -> list[str]:
     return [v.strip() for v in form.getlist(name) if isinstance(v, str)]
-
-
-def _hub(web: Web) -> Hub | None:
-    """The API's message hub of this process, if a socket started it (no hub: nobody to tell)."""
-    hub = getattr(web.request.app.state, "consult_hub", None)
-    return hub if isinstance(hub, Hub) else None
 
 
 # --- the queue --------------------------------------------------------------------------------
@@ -489,10 +483,8 @@ def send(consultation_id: int, web: WebDep, form: FormDep, background: Backgroun
         if not web.is_htmx():
             raise
         return Response(status_code=204, headers={"HX-Refresh": "true"})
-    hub = _hub(web)
-    if hub is not None:
-        event = {"type": "message", **MessageRead.model_validate(message).model_dump(mode="json")}
-        background.add_task(hub.announce, consultation_id, event)
+    event = {"type": "message", **MessageRead.model_validate(message).model_dump(mode="json")}
+    background.add_task(hub_for(web.request.app).announce, consultation_id, event)
     if web.is_htmx():
         response = web.render("consult/_compose.html", {"cid": consultation_id, "error": None})
         response.headers["HX-Trigger"] = "consult-sent"
@@ -561,10 +553,8 @@ def close(
             close_error=exc,
             close_values=typed | {"lines": rows},
         )
-    hub = _hub(web)
-    if hub is not None:
-        event = {"type": "status", "consultation_id": consultation_id, "status": "closed"}
-        background.add_task(hub.announce, consultation_id, event)
+    event = {"type": "status", "consultation_id": consultation_id, "status": "closed"}
+    background.add_task(hub_for(web.request.app).announce, consultation_id, event)
     return RedirectResponse(f"/consultations/{consultation_id}", status_code=303)
 
 
