@@ -93,6 +93,7 @@ def test_check_names_the_line_of_broken_yaml(tmp_path: Path) -> None:
 def test_with_no_channel_configured_nothing_is_written(db: Session) -> None:
     make_city(db)
     assert rows(db) == []
+    assert runner.Worker().feed() == 0
     assert db.scalar(select(func.count()).select_from(Job).where(Job.kind == "notices")) == 0
 
 
@@ -107,8 +108,15 @@ def test_requests_and_allocations_write_one_notice_each_and_wake_the_sender(
     assert {n.household_id for n in allocated} == {h.id for h in homes}
     assert all(n.params["packs"] == 3 for n in allocated)  # 2 bags of rice and 1 bottle of oil
     assert {n.recipient for n in received} == {h.phone for h in homes}
+    worker = runner.Worker()
+    assert worker.feed() == 1  # a worker sees notices due and queues the sender, once
+    assert worker.feed() == 0
+    db.rollback()
     queued = db.scalars(select(Job).where(Job.kind == "notices")).all()
     assert [j.status for j in queued] == [JobStatus.queued]
+    assert worker.run_one()
+    assert {n.status for n in rows(db)} == {NoticeStatus.sent}
+    assert worker.feed() == 0  # nothing due any more
 
 
 def test_a_rolled_back_event_writes_no_notice_and_a_repeat_no_second(

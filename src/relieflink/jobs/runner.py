@@ -252,10 +252,11 @@ class Worker:
         none or the cap on running jobs is reached. ``grace``: leave jobs younger than this many
         seconds to the requests that queued them (the server's own poller)."""
         settings = get_settings()
+        if job_id is None:
+            self.feed()  # first: what it queues now is due now
         now = clock.now()
         due_before = now - timedelta(seconds=grace)
         if job_id is None:
-            self.feed()
             with session_scope() as session:  # a plain read first: an idle poll takes no lock
                 if not repo.anything_due(session, now=now, due_before=due_before):
                     return False

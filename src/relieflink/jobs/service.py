@@ -72,6 +72,11 @@ def enqueue(
     return job
 
 
+def active_of_kind(session: Session, kind: str) -> bool:
+    """Whether a job of ``kind`` holding its kind as ``exclusive_key`` is queued or running."""
+    return repo.active_with_key(session, kind) is not None
+
+
 def _label(kind: str) -> str:
     return {"allocation": "an allocation run", "dispatch_plan": "a dispatch plan"}.get(
         kind, f"a {kind} job"

@@ -12,16 +12,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from relieflink.models import (
-    ACTIVE_JOB_STATUSES,
     Household,
-    Job,
-    JobStatus,
     Notice,
     NoticePreference,
     NoticeStatus,
 )
 
-SENDER_JOB_KIND = "notices"
 _NOTICES: Table = Notice.__table__  # type: ignore[assignment]
 
 
@@ -63,36 +59,8 @@ def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     return written
 
 
-def wake_sender(session: Session, *, run_after: datetime) -> None:
-    """Queue the sender job unless one is queued already (one that is running may have passed
-    the new notices by: a second, queued behind it, picks them up)."""
-    queued = session.scalar(
-        select(Job.id).where(Job.kind == SENDER_JOB_KIND, Job.status == JobStatus.queued).limit(1)
-    )
-    if queued is None:
-        session.add(
-            Job(
-                kind=SENDER_JOB_KIND,
-                payload={},
-                status=JobStatus.queued,
-                exclusive_key=SENDER_JOB_KIND,
-                run_after=run_after,
-                max_attempts=3,
-                result={},
-            )
-        )
-        session.flush()
-
-
-def sender_active(session: Session) -> bool:
-    return (
-        session.scalar(
-            select(Job.id)
-            .where(Job.kind == SENDER_JOB_KIND, Job.status.in_(ACTIVE_JOB_STATUSES))
-            .limit(1)
-        )
-        is not None
-    )
+def anything_due(session: Session, *, now: datetime) -> bool:
+    return session.scalar(select(Notice.id).where(_due(now)).limit(1)) is not None
 
 
 def _due(now: datetime) -> Any:
@@ -142,13 +110,6 @@ def finish(session: Session, notice_id: int, **values: Any) -> None:
         update(Notice)
         .where(Notice.id == notice_id, Notice.status == NoticeStatus.sending)
         .values(lease_until=None, **values)
-    )
-
-
-def next_due_at(session: Session) -> datetime | None:
-    """When the earliest pending notice is due."""
-    return session.scalar(
-        select(func.min(Notice.next_try_at)).where(Notice.status == NoticeStatus.pending)
     )
 
 

@@ -38,6 +38,12 @@ class SendReport:
     dead: int = 0
     postponed: int = 0
 
+    def add(self, other: SendReport) -> None:
+        self.sent += other.sent
+        self.retried += other.retried
+        self.dead += other.dead
+        self.postponed += other.postponed
+
     def __str__(self) -> str:
         return (
             f"{self.sent} sent, {self.retried} to retry, {self.dead} to the dead letters, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -44,7 +45,7 @@ def enabled() -> bool:
 def notify(session: Session, notices: Sequence[Notice]) -> int:
     """Write ``notices`` to the outbox for every configured channel the household can be reached
     by (SMS to its phone, e-mail to its address), unless it opted out; returns the rows written
-    (a repeat of an event writes none). The sender job is woken in the same transaction."""
+    (a repeat of an event writes none). Workers see them due and queue the sender."""
     on = channel_config.configured(get_settings())
     if not notices or not on:
         return 0
@@ -81,9 +82,7 @@ def notify(session: Session, notices: Sequence[Notice]) -> int:
                 )
     if not rows:
         return 0
-    written = repo.insert_new(session, rows)
-    repo.wake_sender(session, run_after=now)
-    return written
+    return repo.insert_new(session, rows)
 
 
 def list_notices(
@@ -92,15 +91,20 @@ def list_notices(
     return repo.listed(session, status=status, limit=limit)
 
 
+def anything_due(session: Session, *, now: datetime) -> bool:
+    """Whether a notice waits to be sent now (new, a retry whose time came, or one a dead
+    sender held)."""
+    return repo.anything_due(session, now=now)
+
+
 def counts(session: Session) -> dict[str, int]:
     return repo.counts(session)
 
 
 def resend(session: Session, notice_id: int) -> None:
-    """Give a dead notice its tries again, and wake the sender."""
+    """Give a dead notice its tries again (the sender takes it at its next round)."""
     if not repo.resend(session, notice_id, now=clock.now()):
         raise Conflict(f"notice {notice_id} is not a dead letter")
-    repo.wake_sender(session, run_after=clock.now())
 
 
 def set_preference(
