@@ -29,6 +29,8 @@ def import_requests(
     with transaction() as session:
         report = needs.import_requests(session, file, actor=None, today=clock.today())
     console.print(f"{report.rows} rows: {report.created} requests created, {report.merged} merged")
+    for m in report.merged_rows:
+        console.print(f"line {m.line}: the same as line {m.into_line}, merged into it")
 
 
 def allocate(
