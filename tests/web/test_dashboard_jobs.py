@@ -115,7 +115,7 @@ def test_allocation_runs_as_a_job_and_its_progress_is_polled(
     assert f"Reserved 2 of the {run.units_requested} units asked for" in done.text
     # The panels (reloaded on the refresh event) report the run per vulnerable group first.
     panels = client.get("/dashboard/panels").text
-    assert f"Allocation run {run.id}:" in panels
+    assert f"Run {run.id}: units reserved" in panels
     assert panels.index('data-group="infant"') < panels.index("Stock days left")
     # The infant's household got its rice but no formula (none in stock): 1 of 3 units.
     assert _row(panels, 'data-group="infant"') == ["33 %", "33 %"]

@@ -151,6 +151,7 @@ def gift_declaration(
         "declaration": "Humanitarian gift: no commercial value is charged to the consignee.",
         "currency": CURRENCY,
         "value_basis": VALUE_BASIS,
+        "value_basis_zh": VALUE_BASIS_ZH,
         "lines": rows,
         "total_value_fen": trace.exact(total),
         "total_net_weight_g": net_total,
@@ -212,6 +213,11 @@ def render_gift_declaration(d: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _whole(share: str) -> bool:
+    """Whether an exact share (``"12"``, ``"20/3"``) is a whole number of units."""
+    return "/" not in share
+
+
 def _role(role: str) -> tuple[str, str]:
     return ROLE_NAMES.get(role, (role, role))
 
@@ -222,11 +228,10 @@ def gift_declaration_html(d: dict[str, Any]) -> str:
         loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(), trim_blocks=True
     )
     env.filters.update(yuan=_yuan, kg=_kg)
+    env.globals["whole"] = _whole
     signer = d["signatory"]
     role = _role(signer["role"]) if signer else None
-    return env.get_template("gift_declaration.html").render(
-        d=d, role=role, value_basis_zh=VALUE_BASIS_ZH
-    )
+    return env.get_template("gift_declaration.html").render(d=d, role=role)
 
 
 def gift_declaration_pdf(d: dict[str, Any]) -> bytes:
