@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-ORGANIZATIONS: Final = ("code", "kind", "name", "name_zh", "country", "contact")
+ORGANIZATIONS: Final = ("code", "kind", "name", "name_zh", "country", "contact", "address")
 DISTRICTS: Final = ("code", "name", "name_zh", "population", "area_km2", "lat", "lon")
 COMMUNITIES: Final = (
     "code",
@@ -65,6 +65,8 @@ ITEMS: Final = (
     "shelf_life_days",
     "cold_chain",
     "prescription_only",
+    "hs_code",
+    "gross_grams_per_unit",
 )
 # A compound's volunteer team; the leader is a user (role volunteer) written by username.
 TEAMS: Final = (

@@ -391,3 +391,27 @@ def test_allocate_json_writes_allocations_and_caps(db: Session, city: dict, tmp_
     db.rollback()  # end the read transaction: see what the CLI committed
     assert document["run_id"] == db.scalar(select(func.max(AllocationRun.id)))
     assert sum(a["units"] for a in document["allocations"]) == 2
+
+
+def test_allocate_reports_vulnerable_groups_first_beside_fcfs(db: Session, city: dict) -> None:
+    receive(db, city, "KIT-FAMILY-FOOD", 2)
+    for home in ("small", "large", "infant", "alone80"):  # the vulnerable ask last
+        ask(db, city, home, ("KIT-FAMILY-FOOD", 1))
+    db.commit()
+    result = CliRunner().invoke(app, ["allocate", "--dry-run"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.index("coverage per vulnerable group") < out.index("coverage per class")
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:4]]
+        for line in out[: out.index("coverage per class")].splitlines()
+        if line.count("│") == 4
+    }
+    # The policy serves the infant's and the 80-year-old's households; first come, first
+    # served gives both kits to those who asked first. Nobody pregnant or sick asked: "—".
+    assert rows == {
+        "infant": ["100.0%", "0.0%"],
+        "pregnant": ["—", "—"],
+        "chronic": ["—", "—"],
+        "elderly": ["100.0%", "0.0%"],
+    }

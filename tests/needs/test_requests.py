@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
 from relieflink.errors import Forbidden, Invalid
-from relieflink.models import NeedRequest, RequestLine, Role
+from relieflink.models import Kit, NeedRequest, RequestLine, Role
 from relieflink.needs import service as needs
 from relieflink.needs.policy import default_policy
 from relieflink.needs.schemas import RequestCreate
@@ -215,3 +215,33 @@ def test_the_vectorised_score_equals_the_explained_one() -> None:
             supply_days_left=int(left[i]),
         )
         assert score == vector[i]
+
+
+def test_a_request_file_keeps_notes_and_merges_duplicate_rows(
+    db: Session, setup: dict, tmp_path: Path
+) -> None:
+    committee_user = make_user(db, Role.committee, organization_id=setup["committee"].id)
+    hh = setup["household"]
+    upload = tmp_path / "requests.csv"
+    upload.write_text(
+        "household_code,kit_sku,item_sku,quantity,note\n"
+        f"{hh.code},KIT-FAMILY-FOOD,,1,door code 1234\n"
+        f"{hh.code},KIT-INFANT,,1,\n"
+        f"{hh.code},KIT-FAMILY-FOOD,,2,call before\n"  # the same kit again: one line
+        f"{hh.code},KIT-FAMILY-FOOD,,1,door code 1234\n",
+        encoding="utf-8",
+    )
+    report = needs.import_requests(db, upload, actor=committee_user, today=MONDAY)
+    assert (report.rows, report.created, report.merged) == (4, 1, 0)
+    assert [(m.line, m.into_line) for m in report.merged_rows] == [(4, 2), (5, 2)]
+    request = db.scalars(select(NeedRequest).where(NeedRequest.household_id == hh.id)).one()
+    assert request.note == "door code 1234; call before"
+    lines = sorted((line.kit_id, line.quantity) for line in request.lines)
+    assert len(lines) == 2  # one per kit
+    assert (db.scalars(select(Kit.id).where(Kit.sku == "KIT-FAMILY-FOOD")).one(), 2) in lines
+    # The same file again merges into the open request: nothing doubles, notes stay distinct.
+    again = needs.import_requests(db, upload, actor=committee_user, today=MONDAY)
+    assert (again.created, again.merged) == (0, 1)
+    db.refresh(request)
+    assert request.note == "door code 1234; call before"
+    assert sorted(line.quantity for line in request.lines) == [1, 2]

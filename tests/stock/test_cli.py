@@ -52,8 +52,10 @@ def test_stock_commands_receive_transfer_adjust_assemble_and_report(
     transfer_id = str(db.scalars(select(StockTransfer.id)).one())
     rice_lot = str(db.scalars(select(StockLot.id).where(StockLot.item_id == rice.id)).one())
     declaration = tmp_path / "declaration.txt"
-    _run("stock", "declaration", transfer_id, "--out", str(declaration))
+    pdf = tmp_path / "declaration.pdf"
+    _run("stock", "declaration", transfer_id, "--out", str(declaration), "--pdf", str(pdf))
     assert "GIFT DECLARATION" in declaration.read_text() and donor.name in declaration.read_text()
+    assert pdf.read_bytes().startswith(b"%PDF-")
     _run("stock", "receive-transfer", transfer_id)
     _run("stock", "adjust", "--warehouse", "WH-SH", "--lot", rice_lot, "--delta", "-1",
          "--reason", "damage")  # fmt: skip

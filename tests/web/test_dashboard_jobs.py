@@ -113,6 +113,13 @@ def test_allocation_runs_as_a_job_and_its_progress_is_polled(
     run = db.scalars(select(AllocationRun).order_by(AllocationRun.id.desc())).first()
     assert run is not None and run.units_allocated == 2  # rice for both; no formula in stock
     assert f"Reserved 2 of the {run.units_requested} units asked for" in done.text
+    # The panels (reloaded on the refresh event) report the run per vulnerable group first.
+    panels = client.get("/dashboard/panels").text
+    assert f"Run {run.id}: units reserved" in panels
+    assert panels.index('data-group="infant"') < panels.index("Stock days left")
+    # The infant's household got its rice but no formula (none in stock): 1 of 3 units.
+    assert _row(panels, 'data-group="infant"') == ["33 %", "33 %"]
+    assert _row(panels, 'data-group="pregnant"') == ["—", "—"]
 
     # Without JavaScript: the form posts, and the dashboard shows the job.
     again = client.post(

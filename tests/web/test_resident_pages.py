@@ -155,6 +155,7 @@ def test_a_building_list_is_all_rows_or_none_with_the_bad_rows_listed(
         "B1-101,KIT-FAMILY-FOOD,,1,\n"
         "B1-101,KIT-INFANT,,1,baby of 6 months\n"
         "B1-102,KIT-FAMILY-FOOD,,2,\n"
+        "B1-101,KIT-FAMILY-FOOD,,1,\n"  # again: merged into line 2
     )
     done = client.post(
         "/help/building",
@@ -162,7 +163,8 @@ def test_a_building_list_is_all_rows_or_none_with_the_bad_rows_listed(
         files={"file": ("building.csv", good.encode(), "text/csv")},
     )
     assert done.status_code == 200, done.text
-    assert "3 rows: 2 new requests, 0 added" in done.text
+    assert "4 rows: 2 new requests, 0 added" in done.text
+    assert "<li>line 5 → line 2</li>" in done.text
     assert len(_requests(db, block.home)) == len(_requests(db, block.neighbour)) == 1
 
 

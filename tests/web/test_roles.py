@@ -73,6 +73,11 @@ EXPECTED = {
         Role.coordinator,
         Role.warehouse,
     },
+    "/warehouse/transfers/{transfer_id}/declaration.pdf": {
+        Role.admin,
+        Role.coordinator,
+        Role.warehouse,
+    },
     "/warehouse/adjustments": {Role.admin, Role.coordinator, Role.warehouse},
     # Operations: the dashboard's panels and jobs for staff; a courier's routes (staff see any).
     "/dashboard/panels": {Role.admin, Role.coordinator},

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
 
 from relieflink.common.fields import Code, Name, NonNegInt, PositiveInt, Search
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
 from relieflink.models import ItemCategory, KitPurpose
+
+# A Harmonized System code: 6 digits (international), optionally 8-10 (national), as 1006.30.
+HsCode = Annotated[str, Field(pattern=r"^\d{4}\.\d{2}(\d{2}){0,2}$", max_length=12)]
 
 
 class ItemCreate(StrictModel):
@@ -21,6 +26,17 @@ class ItemCreate(StrictModel):
     shelf_life_days: PositiveInt | None = None
     cold_chain: bool = False
     prescription_only: bool = False
+    hs_code: HsCode | None = None
+    gross_grams_per_unit: NonNegInt | None = None
+
+    @model_validator(mode="after")
+    def _gross_at_least_net(self) -> Self:
+        if (
+            self.gross_grams_per_unit is not None
+            and self.gross_grams_per_unit < self.grams_per_unit
+        ):
+            raise ValueError("gross_grams_per_unit is less than grams_per_unit (net)")
+        return self
 
 
 class ItemUpdate(StrictModel):
@@ -36,6 +52,8 @@ class ItemUpdate(StrictModel):
     shelf_life_days: PositiveInt | None = None
     cold_chain: bool | None = None
     prescription_only: bool | None = None
+    hs_code: HsCode | None = None
+    gross_grams_per_unit: NonNegInt | None = None
 
 
 class ItemRead(ReadModel):
@@ -53,6 +71,8 @@ class ItemRead(ReadModel):
     shelf_life_days: int | None
     cold_chain: bool
     prescription_only: bool
+    hs_code: str | None
+    gross_grams_per_unit: int | None
 
 
 class ItemFilters(ListQuery):
@@ -72,6 +92,7 @@ class KitCreate(StrictModel):
     purpose: KitPurpose
     persons: PositiveInt = 1
     days: PositiveInt = 7
+    hs_code: HsCode | None = None
     lines: list[KitLineIn] = Field(min_length=1)
 
 
@@ -81,6 +102,7 @@ class KitUpdate(StrictModel):
     purpose: KitPurpose | None = None
     persons: PositiveInt | None = None
     days: PositiveInt | None = None
+    hs_code: HsCode | None = None
     lines: list[KitLineIn] | None = Field(default=None, min_length=1)
 
 
@@ -100,6 +122,7 @@ class KitRead(ReadModel):
     purpose: KitPurpose
     persons: int
     days: int
+    hs_code: str | None
     lines: list[KitLineRead]
     grams: int
 

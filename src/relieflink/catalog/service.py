@@ -66,8 +66,16 @@ def create_item(session: Session, data: ItemCreate, *, actor: User | None) -> It
 
 
 def update_item(session: Session, item_id: int, data: ItemUpdate, *, actor: User | None) -> Item:
-    """Change an item."""
-    return crud.update(session, require_item(session, item_id), data, actor=actor, entity="item")
+    """Change an item (its gross weight never below its net weight)."""
+    item = require_item(session, item_id)
+    net = data.grams_per_unit if data.grams_per_unit is not None else item.grams_per_unit
+    gross = data.gross_grams_per_unit or item.gross_grams_per_unit
+    if gross is not None and gross < net:
+        raise Invalid(
+            "an item's gross weight is at least its net weight",
+            [FieldError(("gross_grams_per_unit",), f"{gross} g is less than the net {net} g")],
+        )
+    return crud.update(session, item, data, actor=actor, entity="item")
 
 
 def list_items(
@@ -147,6 +155,7 @@ def kit_to_read(kit: Kit) -> KitRead:
         purpose=kit.purpose,
         persons=kit.persons,
         days=kit.days,
+        hs_code=kit.hs_code,
         lines=[
             KitLineRead(
                 item_id=line.item.id,

@@ -29,6 +29,8 @@ def import_requests(
     with transaction() as session:
         report = needs.import_requests(session, file, actor=None, today=clock.today())
     console.print(f"{report.rows} rows: {report.created} requests created, {report.merged} merged")
+    for m in report.merged_rows:
+        console.print(f"line {m.line}: the same as line {m.into_line}, merged into it")
 
 
 def allocate(
@@ -75,6 +77,12 @@ def allocate(
         console.print(f"wrote {len(report.allocations):,} allocations to {json_file}")
     if not report.summary:
         return
+    groups = Table(title="coverage per vulnerable group: this policy vs first come, first served")
+    for column in ("group", "coverage", "FCFS coverage"):
+        groups.add_column(column, justify="right" if column != "group" else "left")
+    for row in allocation_rules.group_report(report.summary):
+        groups.add_row(row.group, _share(row.policy), _share(row.fcfs))
+    console.print(groups)
     priority, fcfs = report.summary["priority"], report.summary["fcfs"]
     table = Table(title="coverage per class: this policy vs first come, first served")
     for column in ("class", "coverage", "FCFS coverage", "lines served", "FCFS served", "Gini"):
@@ -100,5 +108,5 @@ def allocate(
 
 
 def _share(value: float | None) -> str:
-    """A share as a percentage; "—" for a class with no lines (nothing to cover)."""
+    """A share as a percentage; "—" for a class or group with no lines (nothing to cover)."""
     return "—" if value is None else f"{value:.1%}"

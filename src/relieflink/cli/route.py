@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from relieflink.cli.route_plot import draw_plan
 from relieflink.optim.routing import (
     ProgressEvent,
     RoutingParams,
@@ -124,41 +125,14 @@ def plot(
     plan: Annotated[Path, typer.Argument(help="Plan JSON written by `route solve --json`")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")] = Path("routes.png"),
 ) -> None:
-    """Draw the routes of PLAN (depots as squares, one colour per route) to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Draw the routes of PLAN to a PNG: one colour per route (distinct up to 100), the
+    depots as squares on top, a legend with the cost and the number of vehicles."""
     try:
         loaded = load_instance(file)
         data: dict[str, Any] = json.loads(plan.read_text())
+        fig = draw_plan(loaded, data)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
         return
-    problem = loaded.problem
-    by_id = {s.id: i for i, s in enumerate(problem.stops)}
-    by_number = {loaded.client_number(i): i for i in range(len(problem.stops))}
-    fig, ax = plt.subplots(figsize=(8, 8))
-    ax.scatter([s.lon for s in problem.stops], [s.lat for s in problem.stops], s=3, c="grey")
-    depots = problem.depots
-    for k, route in enumerate(data.get("routes", [])):
-        try:
-            idx = [by_number[int(x)] for x in route] if loaded.vrplib else [by_id[x] for x in route]
-        except (KeyError, ValueError) as exc:
-            _fail(f"route {k}: unknown stop {exc}")
-            return
-        vt_id = (data.get("vehicle_types") or [None] * (k + 1))[k]
-        dep = depots[0]
-        for vt in problem.vehicle_types:
-            if vt.id == vt_id:
-                dep = depots[problem.depot_index[vt.start_depot]]
-        xs = [dep.lon] + [problem.stops[i].lon for i in idx] + [dep.lon]
-        ys = [dep.lat] + [problem.stops[i].lat for i in idx] + [dep.lat]
-        ax.plot(xs, ys, lw=0.8)
-    ax.scatter([d.lon for d in depots], [d.lat for d in depots], marker="s", c="black", s=40)
-    ax.set_title(f"{problem.name}: cost {data.get('cost', 0):,.1f}")
-    ax.set_aspect("equal", adjustable="datalim")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
     Console().print(f"wrote {out}")

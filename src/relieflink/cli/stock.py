@@ -97,12 +97,18 @@ def receive_transfer(transfer_id: int) -> None:
 
 
 @app.command("declaration")
-def declaration(transfer_id: int, out: Path | None = None) -> None:
-    """Print (or write) the gift declaration of a shipment."""
+def declaration(
+    transfer_id: int,
+    out: Path | None = None,
+    pdf: Annotated[Path | None, typer.Option(help="also write the printable PDF here")] = None,
+) -> None:
+    """Print (or write) the gift declaration of a shipment (signed by whoever shipped it)."""
     with transaction() as session:
-        text = stock.render_gift_declaration(
-            stock.gift_declaration(session, transfer_id=transfer_id)
-        )
+        found = stock.gift_declaration(session, transfer_id=transfer_id)
+    text = stock.render_gift_declaration(found)
+    if pdf:
+        pdf.write_bytes(stock.gift_declaration_pdf(found))
+        console.print(f"wrote {pdf}")
     if out:
         out.write_text(text + "\n", encoding="utf-8")
         console.print(f"wrote {out}")

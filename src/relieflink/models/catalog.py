@@ -14,6 +14,7 @@ class Item(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("grams_per_unit >= 0", name="grams_nonneg"),
         CheckConstraint("ml_per_unit >= 0", name="ml_nonneg"),
+        CheckConstraint("gross_grams_per_unit >= grams_per_unit", name="gross_at_least_net"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -30,6 +31,10 @@ class Item(TimestampMixin, Base):
     shelf_life_days: Mapped[int | None]
     cold_chain: Mapped[bool] = mapped_column(default=False)
     prescription_only: Mapped[bool] = mapped_column(default=False)
+    # For customs (the gift declaration): the Harmonized System code (6 digits, "1006.30") and
+    # the weight of one unit with its packaging; ``grams_per_unit`` is the net weight.
+    hs_code: Mapped[str | None] = mapped_column(String(12))
+    gross_grams_per_unit: Mapped[int | None]
 
 
 class Kit(TimestampMixin, Base):
@@ -44,6 +49,8 @@ class Kit(TimestampMixin, Base):
     purpose: Mapped[KitPurpose] = mapped_column(String(30), index=True)
     persons: Mapped[int] = mapped_column(default=1)
     days: Mapped[int] = mapped_column(default=7)
+    # A kit crosses a border as one set under one HS code (its main item's unless given).
+    hs_code: Mapped[str | None] = mapped_column(String(12))
     # Lines are always shown with their kit, and a kit is small: load them with it.
     lines: Mapped[list[KitLine]] = relationship(
         back_populates="kit", cascade="all, delete-orphan", lazy="selectin", order_by="KitLine.id"

@@ -19,3 +19,4 @@ class Organization(TimestampMixin, Base):
     name_zh: Mapped[str | None] = mapped_column(String(200))
     country: Mapped[str] = mapped_column(String(2))
     contact: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))  # postal, for shipping papers

@@ -119,6 +119,8 @@ class StockTransfer(Base):
     cross_border: Mapped[bool] = mapped_column(default=False)
     destination_country: Mapped[str | None] = mapped_column(String(2))
     pledge_id: Mapped[int | None] = mapped_column(ForeignKey("pledges.id"))
+    # The relief program the shipment serves (its gift declaration and IATI disbursements).
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id"), index=True)
     note: Mapped[str | None] = mapped_column(String(500))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)

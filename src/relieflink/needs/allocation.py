@@ -462,6 +462,35 @@ _GROUP_FACT = {
 }
 
 
+# The groups a coordinator checks first, in the order the report shows them.
+VULNERABLE_GROUPS = ("infant", "pregnant", "chronic", "elderly")
+
+
+@dataclass(frozen=True)
+class GroupCoverage:
+    """One vulnerable group's coverage under the policy and under first come, first served
+    (None: no household of the group asked for anything)."""
+
+    group: str
+    policy: float | None
+    fcfs: float | None
+
+
+def group_report(summary: dict[str, Any]) -> list[GroupCoverage]:
+    """Coverage per vulnerable group, policy beside first come, first served, from a run's
+    summary (empty for a run without one)."""
+    if not summary:
+        return []
+    policy, fcfs = summary["priority"]["groups"], summary["fcfs"]["groups"]
+    return [GroupCoverage(g, policy.get(g), fcfs.get(g)) for g in VULNERABLE_GROUPS]
+
+
+def latest_group_report(session: Session, *, actor: User) -> tuple[int, list[GroupCoverage]]:
+    """The newest allocation run's id and :func:`group_report` (0 and [] before any run)."""
+    runs, _ = list_runs(session, actor=actor, limit=1)
+    return (runs[0].id, group_report(runs[0].summary)) if runs else (0, [])
+
+
 def _group_coverage(lines: Lines, result: AllocationResult) -> dict[str, float | None]:
     """Allocated / requested units over the lines of households in each vulnerable group."""
     masks = {g: lines.facts[f] > 0 for g, f in _GROUP_FACT.items()}

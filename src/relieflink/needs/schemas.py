@@ -86,10 +86,19 @@ class BulkRequestRow(StrictModel):
         return self
 
 
+class MergedRow(ReadModel):
+    """A row of a request file asking again for what an earlier row of the same household
+    asked for: merged into that row's line (the larger quantity, both notes)."""
+
+    line: int
+    into_line: int
+
+
 class BulkRequestReport(ReadModel):
     rows: int
     created: int
-    merged: int
+    merged: int  # requests added to the household's request already open this period
+    merged_rows: list[MergedRow] = Field(default_factory=list)
 
 
 class AllocationRunCreate(StrictModel):

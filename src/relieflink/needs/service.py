@@ -32,6 +32,7 @@ from relieflink.needs.policy import Policy, default_policy
 from relieflink.needs.schemas import (
     BulkRequestReport,
     BulkRequestRow,
+    MergedRow,
     RequestCreate,
     RequestFilters,
     RequestLineIn,
@@ -102,6 +103,33 @@ def _ensure_may_request_for(session: Session, actor: User, household_id: int) ->
     return _SOURCE_BY_ROLE[actor.role]
 
 
+def line_key(kit_id: int | None, item_id: int | None) -> tuple[int | None, int | None]:
+    """What makes two request lines of a household one line: the same kit or item."""
+    return (kit_id, item_id)
+
+
+def merge_lines(
+    lines: Sequence[tuple[int | None, int | None, int]],
+) -> list[tuple[int | None, int | None, int]]:
+    """One line per :func:`line_key`, in first-seen order; a repeated line keeps the larger
+    quantity (asking twice is not asking for double)."""
+    out: dict[tuple[int | None, int | None], int] = {}
+    for kit_id, item_id, quantity in lines:
+        key = line_key(kit_id, item_id)
+        out[key] = max(out.get(key, 0), quantity)
+    return [(kit_id, item_id, quantity) for (kit_id, item_id), quantity in out.items()]
+
+
+def join_notes(notes: Iterable[str | None]) -> str | None:
+    """Distinct notes in order, joined with "; " (None when there is none)."""
+    kept: list[str] = []
+    for note in notes:
+        for part in (note or "").split("; "):
+            if part and part not in kept:
+                kept.append(part)
+    return "; ".join(kept) or None
+
+
 def add_request(
     session: Session,
     *,
@@ -124,12 +152,13 @@ def add_request(
     """
     policy = policy or default_policy()
     start = period_start(today, policy)
+    lines = merge_lines(lines)
     existing = repository.open_requests_in_period(session, household_id, start) if merge else []
     if existing:
         request = existing[0]
-        by_key = {(line.kit_id, line.item_id): line for line in request.lines}
+        by_key = {line_key(line.kit_id, line.item_id): line for line in request.lines}
         for kit_id, item_id, quantity in lines:
-            line = by_key.get((kit_id, item_id))
+            line = by_key.get(line_key(kit_id, item_id))
             if line is None:
                 request.lines.append(
                     RequestLine(kit_id=kit_id, item_id=item_id, quantity=quantity, allocated=0)
@@ -139,6 +168,7 @@ def add_request(
         if any(line.allocated < line.quantity for line in request.lines):
             request.status = RequestStatus.open
         request.medical_urgency = max(request.medical_urgency, medical_urgency)
+        request.note = join_notes([request.note, note])
         merged = True
     else:
         request = NeedRequest(
@@ -341,13 +371,29 @@ def import_requests(
         raise Invalid(f"{path.name}: some rows are invalid; no request was created", errors)
     source = _SOURCE_BY_ROLE[actor.role] if actor is not None else RequestSource.ngo
     created = merged = 0
+    merged_rows: list[MergedRow] = []
     for household_id, lines in resolved.items():
+        entries = by_household[household_id]
+        first: dict[tuple[int | None, int | None], int] = {}
+        for (line, _), (kit_id, item_id, _) in zip(entries, lines, strict=True):
+            into = first.setdefault(line_key(kit_id, item_id), line)
+            if into != line:
+                merged_rows.append(MergedRow(line=line, into_line=into))
         _, was_merged = add_request(
-            session, household_id=household_id, lines=lines, source=source, actor=actor, today=today
+            session,
+            household_id=household_id,
+            lines=lines,
+            source=source,
+            actor=actor,
+            today=today,
+            note=join_notes(row.note for _, row in entries),
         )
         merged += was_merged
         created += not was_merged
-    return BulkRequestReport(rows=len(parsed), created=created, merged=merged)
+    merged_rows.sort(key=lambda m: m.line)
+    return BulkRequestReport(
+        rows=len(parsed), created=created, merged=merged, merged_rows=merged_rows
+    )
 
 
 def mark_dispatched(session: Session, *, line_ids: Iterable[int]) -> int:

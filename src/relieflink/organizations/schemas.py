@@ -20,6 +20,7 @@ class OrganizationCreate(StrictModel):
     name_zh: str | None = Field(default=None, max_length=200)
     country: Country
     contact: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=300)
 
 
 class OrganizationUpdate(StrictModel):
@@ -28,6 +29,7 @@ class OrganizationUpdate(StrictModel):
     name_zh: str | None = Field(default=None, max_length=200)
     country: Country | None = None
     contact: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=300)
 
 
 class OrganizationRead(ReadModel):
@@ -38,6 +40,7 @@ class OrganizationRead(ReadModel):
     name_zh: str | None
     country: str
     contact: str | None
+    address: str | None
 
 
 class OrganizationFilters(ListQuery):

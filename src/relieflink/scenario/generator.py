@@ -768,17 +768,17 @@ def _contact(code: str) -> str:
 
 def _organization_rows(committees: _Committees) -> Iterable[Sequence[object]]:
     code, name, name_zh, country = fg.NGO
-    yield (code, "ngo", name, name_zh, country, _contact(code))
+    yield (code, "ngo", name, name_zh, country, _contact(code), "")
     for code, name, name_zh in zip(
         committees.codes, committees.names, committees.names_zh, strict=True
     ):
-        yield (code, "committee", name, name_zh, "CN", _contact(code))
+        yield (code, "committee", name, name_zh, "CN", _contact(code), "")
     for code, name, name_zh, _share, _robots in fg.CARRIERS:
-        yield (code, "carrier", name, name_zh, "CN", _contact(code))
+        yield (code, "carrier", name, name_zh, "CN", _contact(code), "")
     for code, name, name_zh, country, _gives in fg.DONORS:
-        yield (code, "donor", name, name_zh, country, _contact(code))
+        yield (code, "donor", name, name_zh, country, _contact(code), "")
     for code, kind, name, name_zh, country in fg.OTHER_ORGS:
-        yield (code, kind, name, name_zh, country, _contact(code))
+        yield (code, kind, name, name_zh, country, _contact(code), "")
 
 
 def _warehouse_places(districts: Sequence[fg.DistrictFigure]) -> tuple[FloatArray, FloatArray]:

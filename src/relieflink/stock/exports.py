@@ -1,8 +1,10 @@
 """Exports for the humanitarian data ecosystem.
 
-* IATI activity file (XML, IATI standard 2.03): one activity per program; each pledge is an
-  incoming commitment (transaction type 11) from its donor, and the value of goods issued to
-  deliveries out of that program's lots is a disbursement (type 3), per donor and day.
+* IATI activity file (XML, IATI standard 2.03): one activity per program, in its recipient
+  country; each pledge is an incoming commitment (transaction type 11) from its donor, the value
+  of goods issued to deliveries out of that program's lots is a disbursement (type 3), per donor
+  and day, and so is each cross-border shipment the program sends abroad (to its consignee, at
+  the value of its gift declaration), which is how a program run abroad gets its transactions.
 * HXL-tagged CSV of stock and distribution totals (#org, #item, #loc, #adm1, #reached+hh, ...).
 """
 
@@ -12,6 +14,7 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
 
@@ -20,8 +23,17 @@ from sqlalchemy.orm import Session
 from relieflink import clock
 from relieflink.common import files
 from relieflink.errors import NotFound
-from relieflink.models import Item, Kit, LotSource, Organization, Program, StockLot, Warehouse
-from relieflink.stock import repository
+from relieflink.models import (
+    Item,
+    Kit,
+    LotSource,
+    Organization,
+    Program,
+    StockLot,
+    StockTransfer,
+    Warehouse,
+)
+from relieflink.stock import declarations, repository, transfers
 
 IATI_VERSION = "2.03"
 # The order of the child elements of <iati-activity> and <transaction> in the IATI schema.
@@ -112,9 +124,18 @@ def iati_activity_xml(session: Session, program_id: int) -> bytes:
         _org_el(act, "participating-org", orgs[donor_id], role="1")  # funding
     _org_el(act, "participating-org", reporter, role="4")  # implementing
     ET.SubElement(act, "activity-status", {"code": "2"})  # implementation
-    start = program.start_date or min((p.created_at.date() for p in pledges), default=None)
-    if start is not None:
-        ET.SubElement(act, "activity-date", {"iso-date": start.isoformat(), "type": "2"})
+    shipments = repository.program_transfers(session, program_id)
+    dated = [p.created_at.date() for p in pledges] + [t.created_at.date() for t in shipments]
+    start = program.start_date or min(dated, default=None)
+    # The schema needs one date: the actual start (type 2), else the planned one (1).
+    ET.SubElement(
+        act,
+        "activity-date",
+        {
+            "iso-date": (start or program.created_at.date()).isoformat(),
+            "type": "2" if start else "1",
+        },
+    )
     ET.SubElement(act, "recipient-country", {"code": program.country, "percentage": "100"})
     ET.SubElement(act, "sector", {"code": "720", "vocabulary": "2", "percentage": "100"})
     ET.SubElement(act, "default-flow-type", {"code": "30"})  # private development finance
@@ -141,8 +162,32 @@ def iati_activity_xml(session: Session, program_id: int) -> bytes:
         _narrative(tx, "description", f"Goods given by {orgs[donor_id].name} distributed")
         _org_el(tx, "provider-org", reporter)
         _narrative(tx, "receiver-org", "Households in " + program.region)
+    for shipment in shipments:
+        _shipment_transaction(session, act, shipment, reporter, orgs)
     ET.indent(root)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+def _shipment_transaction(
+    session: Session,
+    act: ET.Element,
+    shipment: StockTransfer,
+    reporter: Organization,
+    orgs: dict[int, Organization],
+) -> None:
+    """A cross-border shipment as a disbursement of goods to the consignee, on its ship date."""
+    value_fen = sum((v for _, _, v in declarations.shipped(session, shipment.id)), Fraction(0))
+    day = shipment.created_at.date().isoformat()
+    dest = session.get(Warehouse, shipment.to_warehouse_id)
+    assert dest is not None  # a foreign key
+    tx = ET.SubElement(act, "transaction", {"ref": f"shipment-{shipment.id}", "humanitarian": "1"})
+    ET.SubElement(tx, "transaction-type", {"code": "3"})  # disbursement
+    ET.SubElement(tx, "transaction-date", {"iso-date": day})
+    value = ET.SubElement(tx, "value", {"currency": "CNY", "value-date": day})
+    value.text = _money(value_fen)
+    _narrative(tx, "description", f"Goods shipped to {dest.name} (gift declaration {shipment.id})")
+    _org_el(tx, "provider-org", reporter)
+    _org_el(tx, "receiver-org", orgs[dest.owner_id])
 
 
 HXL_HEADER = [
@@ -151,18 +196,33 @@ HXL_HEADER = [
     ("Item code", "#item+code"),
     ("Item", "#item+name"),
     ("Warehouse", "#loc+warehouse+name"),
+    ("Country", "#country+code"),
     ("Region", "#adm1+name"),
     ("In stock", "#item+stock+num"),
+    ("In transit", "#item+transit+num"),
     ("Distributed", "#item+distributed+num"),
     ("Households reached", "#reached+hh"),
 ]
 
 
-def hxl_csv(session: Session, *, households: bool = True) -> str:
-    """Stock and distribution totals per donor, item (or kit) and warehouse, HXL-tagged.
+@dataclass
+class _HxlRow:
+    in_stock: Fraction = Fraction(0)
+    in_transit: Fraction = Fraction(0)
+    distributed: Fraction = Fraction(0)
+    reached: set[str] = field(default_factory=set)
+    regions: set[str] = field(default_factory=set)
 
-    Quantities of assembled kits are attributed to donors by their exact share, rounded to the
-    nearest whole unit for the CSV; "households reached" counts distinct delivery references.
+
+def hxl_csv(session: Session, *, households: bool = True) -> str:
+    """Stock (on hand and in transit to the warehouse) and distribution totals per donor, item
+    (or kit) and warehouse, HXL-tagged.
+
+    A row's place is its warehouse: the country it is in, and the region of the program its
+    stock serves there (the program of the shipment that brought it, else of the pledge it was
+    received against), left empty when that program runs in another country. Quantities of
+    assembled kits are attributed to donors by their exact share, rounded to the nearest whole
+    unit for the CSV; "households reached" counts distinct delivery references.
     ``households=False`` leaves that column out (the public file: a count per warehouse may be
     a small number of households).
     """
@@ -170,57 +230,70 @@ def hxl_csv(session: Session, *, households: bool = True) -> str:
     items = {i.id: i for i in repository.all_of(session, Item)}
     kits = {k.id: k for k in repository.all_of(session, Kit)}
     warehouses = {w.id: w for w in repository.all_of(session, Warehouse)}
+    programs = {p.id: p for p in repository.all_of(session, Program)}
     lots = {lot.id: lot for lot in repository.all_of(session, StockLot)}
-    regions = repository.pledge_regions(session)
+    receipt_programs = repository.receipt_lot_programs(session)
+    shipped_for = repository.shipment_programs(session)
     shares: dict[int, dict[int, Fraction]] = defaultdict(dict)
     weights: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    region_of: dict[int, str] = {}
+    lot_programs: dict[int, set[int]] = defaultdict(set)
     for source in repository.all_of(session, LotSource):
         weights[source.lot_id][source.donor_org_id] += source.value_fen or source.quantity
-        origin = lots[source.source_lot_id] if source.source_lot_id else lots[source.lot_id]
-        if origin.pledge_id in regions:
-            region_of.setdefault(source.lot_id, regions[origin.pledge_id])
+        origin = source.source_lot_id or source.lot_id
+        if origin in receipt_programs:
+            lot_programs[source.lot_id].add(receipt_programs[origin])
     for lot_id, w in weights.items():
         total = sum(w.values())
         shares[lot_id] = {d: Fraction(v, total) for d, v in w.items()} if total else {}
-    stock: dict[tuple[int, int], int] = defaultdict(int)
-    for wh, lot_id, on_hand in repository.on_hand_by_lot(session):
-        stock[(wh, lot_id)] += on_hand
+    country = {wh: transfers.warehouse_country(session, w) for wh, w in warehouses.items()}
+
+    def regions(wh: int, lot_id: int) -> set[str]:
+        serves = (
+            {shipped_for[(wh, lot_id)]} if (wh, lot_id) in shipped_for else lot_programs[lot_id]
+        )
+        return {programs[p].region for p in serves if programs[p].country == country[wh]}
+
+    stock: dict[tuple[int, int], tuple[int, int]] = {}
+    for wh, lot_id, on_hand, in_transit in repository.balances_by_lot(session):
+        stock[(wh, lot_id)] = (on_hand, in_transit)
     distributed: dict[tuple[int, int], int] = defaultdict(int)
     reached: dict[tuple[int, int], set[str]] = defaultdict(set)
     for wh, lot_id, units, ref in repository.delivered_by_delivery(session):
         distributed[(wh, lot_id)] += units  # at the door; goods on the way are not reached yet
         if units > 0:
             reached[(wh, lot_id)].add(ref)
-    rows: dict[tuple[int, str, int], list[Fraction | set[str]]] = {}
+    rows: dict[tuple[int, str, int], _HxlRow] = {}
     for key in sorted(set(stock) | set(distributed)):
         wh, lot_id = key
         lot = lots[lot_id]
         sku = items[lot.item_id].sku if lot.item_id else kits[lot.kit_id].sku  # type: ignore[index]
+        on_hand, in_transit = stock.get(key, (0, 0))
         for donor, share in shares.get(lot_id, {}).items():
-            row = rows.setdefault((donor, sku, wh), [Fraction(0), Fraction(0), set(), set()])
-            row[0] += share * stock.get(key, 0)  # type: ignore[operator]
-            row[1] += share * distributed.get(key, 0)  # type: ignore[operator]
-            row[2] |= reached.get(key, set())  # type: ignore[operator]
-            if lot_id in region_of:
-                row[3].add(region_of[lot_id])  # type: ignore[union-attr]
+            row = rows.setdefault((donor, sku, wh), _HxlRow())
+            row.in_stock += share * on_hand
+            row.in_transit += share * in_transit
+            row.distributed += share * distributed.get(key, 0)
+            row.reached |= reached.get(key, set())
+            row.regions |= regions(wh, lot_id)
     names = {i.sku: i.name for i in items.values()} | {k.sku: k.name for k in kits.values()}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = HXL_HEADER if households else HXL_HEADER[:-1]
     writer.writerow([h for h, _ in header])
     writer.writerow([t for _, t in header])
-    for (donor, sku, wh), (in_stock, dist, refs, region) in sorted(rows.items()):
+    for (donor, sku, wh), row in sorted(rows.items()):
         cells: list[object] = [
             orgs[donor].name,
             orgs[donor].code,
             sku,
             names[sku],
             warehouses[wh].name,
-            "; ".join(sorted(region)),  # type: ignore[arg-type]
-            round(in_stock),  # type: ignore[arg-type]
-            round(dist),  # type: ignore[arg-type]
-            len(refs),  # type: ignore[arg-type]
+            country[wh] or "",
+            "; ".join(sorted(row.regions)),
+            round(row.in_stock),
+            round(row.in_transit),
+            round(row.distributed),
+            len(row.reached),
         ][: len(header)]
         writer.writerow([files.neutralise(v) for v in cells])
     return out.getvalue()

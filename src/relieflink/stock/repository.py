@@ -853,20 +853,32 @@ def program_pledges(session: Session, program_id: int) -> list[Pledge]:
     return list(session.scalars(stmt))
 
 
-def pledge_regions(session: Session) -> dict[int, str]:
-    """The region of each pledge's program."""
+def balances_by_lot(session: Session) -> list[tuple[int, int, int, int]]:
+    """(warehouse, lot, on hand, in transit to the warehouse) of every balance row."""
     rows = session.execute(
-        select(Pledge.id, Program.region).join(Program, Program.id == Pledge.program_id)
+        select(
+            StockBalance.warehouse_id,
+            StockBalance.lot_id,
+            StockBalance.on_hand,
+            StockBalance.in_transit,
+        )
     )
-    return {int(p): str(r) for p, r in rows}
+    return [(int(w), int(lot), int(q), int(t)) for w, lot, q, t in rows]
 
 
-def on_hand_by_lot(session: Session) -> list[tuple[int, int, int]]:
-    """(warehouse, lot, on hand) of every balance row."""
+def shipment_programs(session: Session) -> dict[tuple[int, int], int]:
+    """The program of the shipments that brought each lot to a warehouse (the latest one wins),
+    by (destination warehouse, lot)."""
     rows = session.execute(
-        select(StockBalance.warehouse_id, StockBalance.lot_id, StockBalance.on_hand)
+        select(StockTransfer.to_warehouse_id, StockMovement.lot_id, StockTransfer.program_id)
+        .join(StockTransfer, StockTransfer.id == StockMovement.transfer_id)
+        .where(
+            StockMovement.kind == MovementKind.transfer_in_transit,
+            StockTransfer.program_id.is_not(None),
+        )
+        .order_by(StockMovement.id)
     )
-    return [(int(w), int(lot), int(q)) for w, lot, q in rows]
+    return {(int(w), int(lot)): int(p) for w, lot, p in rows if p is not None}
 
 
 def delivered_by_delivery(session: Session) -> list[tuple[int, int, int, str]]:
@@ -874,3 +886,18 @@ def delivered_by_delivery(session: Session) -> list[tuple[int, int, int, str]]:
     q = _at_door().subquery()
     rows = session.execute(select(q.c.warehouse_id, q.c.lot_id, q.c.units, q.c.delivery_ref))
     return [(int(w), int(lot), int(units or 0), str(ref)) for w, lot, units, ref in rows]
+
+
+def programs_in_country(session: Session, country: str) -> list[int]:
+    """The ids of the programs run in ``country`` (ISO 3166-1 alpha-2)."""
+    return list(session.scalars(select(Program.id).where(Program.country == country)))
+
+
+def program_transfers(session: Session, program_id: int) -> list[StockTransfer]:
+    """The program's cross-border shipments, oldest first."""
+    stmt = (
+        select(StockTransfer)
+        .where(StockTransfer.program_id == program_id, StockTransfer.cross_border.is_(True))
+        .order_by(StockTransfer.id)
+    )
+    return list(session.scalars(stmt))

@@ -111,6 +111,7 @@ class TransferIn(StrictModel):
     to_warehouse_id: PositiveInt
     lines: list[TransferLineIn] = Field(min_length=1, max_length=200)
     pledge_id: PositiveInt | None = None
+    program_id: PositiveInt | None = None
     note: str | None = Field(default=None, max_length=500)
 
 
@@ -169,6 +170,7 @@ class TransferRead(ReadModel):
     cross_border: bool
     destination_country: str | None
     pledge_id: int | None
+    program_id: int | None
     created_at: datetime
     received_at: datetime | None
 

@@ -29,6 +29,12 @@ from relieflink.stock.balances import (
     stock_matrix,
     stock_on_hand,
 )
+from relieflink.stock.declarations import (
+    gift_declaration,
+    gift_declaration_html,
+    gift_declaration_pdf,
+    render_gift_declaration,
+)
 from relieflink.stock.kits import assemble_kits
 from relieflink.stock.ledger import (
     Issue,
@@ -58,10 +64,8 @@ from relieflink.stock.trace import (
 )
 from relieflink.stock.transfers import (
     TransferLine,
-    gift_declaration,
     list_transfers,
     receive_transfer,
-    render_gift_declaration,
     require_transfer,
     transfer,
 )
@@ -86,6 +90,8 @@ __all__ = [
     "exact",
     "expiring",
     "gift_declaration",
+    "gift_declaration_html",
+    "gift_declaration_pdf",
     "issue",
     "issue_many",
     "list_movements",

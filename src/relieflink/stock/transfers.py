@@ -7,25 +7,24 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from fractions import Fraction
 
 from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
-from relieflink.catalog import service as catalog
 from relieflink.errors import Conflict, FieldError, Invalid, NotFound
 from relieflink.models import (
     MovementKind,
     Organization,
+    Pledge,
+    Program,
     StockBalance,
-    StockLot,
     StockTransfer,
     TransferStatus,
     User,
     Warehouse,
 )
-from relieflink.stock import ledger, repository, rules, trace
+from relieflink.stock import ledger, repository, rules
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,30 @@ class TransferLine:
     lot_id: int | None = None
 
 
-def _country(session: Session, warehouse: Warehouse) -> str | None:
+def warehouse_country(session: Session, warehouse: Warehouse) -> str | None:
+    """A warehouse is in its owner's country (what makes a transfer cross-border)."""
     owner = session.get(Organization, warehouse.owner_id)
     return owner.country if owner is not None else None
+
+
+def _program_of(
+    session: Session, program_id: int | None, pledge_id: int | None, country: str | None
+) -> int | None:
+    """The program a shipment serves: named, or its pledge's, or the only one in ``country``."""
+    if program_id is not None:
+        if session.get(Program, program_id) is None:
+            raise Invalid(
+                "no such program", [FieldError(("program_id",), f"no program {program_id}")]
+            )
+        return program_id
+    if pledge_id is not None:
+        pledge = session.get(Pledge, pledge_id)
+        if pledge is None:
+            error = FieldError(("pledge_id",), f"no pledge with id {pledge_id}")
+            raise Invalid("no such pledge", [error])
+        return pledge.program_id
+    in_country = repository.programs_in_country(session, country) if country else []
+    return in_country[0] if len(in_country) == 1 else None
 
 
 def transfer(
@@ -49,12 +69,15 @@ def transfer(
     lines: Sequence[TransferLine],
     actor: User | None,
     pledge_id: int | None = None,
+    program_id: int | None = None,
     note: str | None = None,
     as_of: date | None = None,
 ) -> StockTransfer:
     """Ship unreserved, unexpired stock to another warehouse (FEFO, or named lots). The stock
     leaves the source at once and is in transit at the destination until received. A transfer
-    to a warehouse owned in another country is cross-border (see :func:`gift_declaration`)."""
+    to a warehouse owned in another country is cross-border (see
+    :func:`relieflink.stock.declarations.gift_declaration`); it serves ``program_id``, else the
+    pledge's program, else the one program run in the destination country (if only one is)."""
     if from_warehouse_id == to_warehouse_id:
         raise Invalid("a transfer needs two different warehouses")
     if not lines:
@@ -63,7 +86,7 @@ def transfer(
     repository.begin_write(session)
     source = ledger.require_warehouse(session, from_warehouse_id)
     dest = ledger.require_warehouse(session, to_warehouse_id)
-    src_country, dst_country = _country(session, source), _country(session, dest)
+    src_country, dst_country = warehouse_country(session, source), warehouse_country(session, dest)
     shipment = StockTransfer(
         from_warehouse_id=from_warehouse_id,
         to_warehouse_id=to_warehouse_id,
@@ -71,6 +94,7 @@ def transfer(
         cross_border=src_country != dst_country,
         destination_country=dst_country,
         pledge_id=pledge_id,
+        program_id=_program_of(session, program_id, pledge_id, dst_country),
         note=note,
         created_by_id=actor.id if actor is not None else None,
     )
@@ -179,96 +203,6 @@ def receive_transfer(session: Session, *, transfer_id: int, actor: User | None) 
     shipment.received_at = clock.now()
     session.flush()
     return shipment
-
-
-def gift_declaration(session: Session, *, transfer_id: int) -> dict[str, object]:
-    """The gift declaration of a (cross-border) shipment: items, quantities, values, donors."""
-    shipment = require_transfer(session, transfer_id)
-    source = ledger.require_warehouse(session, shipment.from_warehouse_id)
-    dest = ledger.require_warehouse(session, shipment.to_warehouse_id)
-    lines = repository.transfer_lines(session, transfer_id)
-    lots = repository.lots_by_id(session, [m.lot_id for m in lines])
-    rows = []
-    total = Fraction(0)
-    for m in lines:
-        lot = lots[m.lot_id]
-        shares = trace.lot_shares(session, [lot.id])[lot.id]
-        sku, name = _sku_name(session, lot)
-        value = _lot_value(session, lot) * m.d_in_transit / lot.quantity
-        total += value
-        rows.append(
-            {
-                "sku": sku,
-                "description": name,
-                "lot_id": lot.id,
-                "expiry": lot.expiry.isoformat() if lot.expiry else None,
-                "quantity": m.d_in_transit,
-                "value_fen": trace.exact(value),
-                "donors": [
-                    {
-                        "organization": _org_name(session, d),
-                        "share_of_units": trace.exact(f * m.d_in_transit),
-                    }
-                    for d, f in sorted(shares.items())
-                ],
-            }
-        )
-    return {
-        "transfer_id": shipment.id,
-        "date": shipment.created_at.date().isoformat(),
-        "cross_border": shipment.cross_border,
-        "from": {"warehouse": source.name, "country": _country(session, source)},
-        "to": {"warehouse": dest.name, "country": shipment.destination_country},
-        "declaration": "Humanitarian gift: no commercial value is charged to the consignee.",
-        "lines": rows,
-        "total_value_fen": trace.exact(total),
-    }
-
-
-def render_gift_declaration(declaration: dict[str, object]) -> str:
-    """A printable plain-text rendering of :func:`gift_declaration`."""
-    d = declaration
-    src, dst = d["from"], d["to"]
-    assert isinstance(src, dict) and isinstance(dst, dict)
-    out = [
-        "GIFT DECLARATION / 捐赠物资申报单",
-        f"Shipment {d['transfer_id']} dated {d['date']}",
-        f"From: {src['warehouse']} ({src['country']})   To: {dst['warehouse']} ({dst['country']})",
-        str(d["declaration"]),
-        "",
-        f"{'SKU':<20} {'Description':<30} {'Lot':>6} {'Expiry':<10} {'Qty':>8} {'Value CNY':>14}",
-    ]
-    lines = d["lines"]
-    assert isinstance(lines, list)
-    for row in lines:
-        value = Fraction(row["value_fen"]) / 100
-        out.append(
-            f"{row['sku']:<20} {row['description'][:30]:<30} {row['lot_id']:>6} "
-            f"{row['expiry'] or '-':<10} {row['quantity']:>8} {float(value):>14,.2f}"
-        )
-        donors = "; ".join(f"{x['organization']} ({x['share_of_units']})" for x in row["donors"])
-        out.append(f"    donors: {donors}")
-    total = Fraction(str(d["total_value_fen"])) / 100
-    out += ["", f"Total declared value: CNY {float(total):,.2f}", "", "Signed: ____________"]
-    return "\n".join(out)
-
-
-def _org_name(session: Session, org_id: int) -> str:
-    org = session.get(Organization, org_id)
-    return org.name if org is not None else f"organization {org_id}"
-
-
-def _sku_name(session: Session, lot: StockLot) -> tuple[str, str]:
-    if lot.item_id is not None:
-        item = catalog.require_item(session, lot.item_id)
-        return item.sku, item.name
-    kit = catalog.require_kit(session, lot.kit_id)  # type: ignore[arg-type]
-    return kit.sku, kit.name
-
-
-def _lot_value(session: Session, lot: StockLot) -> Fraction:
-    sources = repository.sources_of(session, [lot.id])[lot.id]
-    return Fraction(sum(s.value_fen for s in sources))
 
 
 def list_transfers(

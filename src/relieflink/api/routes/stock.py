@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import TypeAdapter
 
 from relieflink.api.deps import SessionDep, require_role
@@ -170,6 +170,7 @@ def post_transfer(
         to_warehouse_id=data.to_warehouse_id,
         lines=[stock.TransferLine(**line.model_dump()) for line in data.lines],
         pledge_id=data.pledge_id,
+        program_id=data.program_id,
         note=data.note,
         actor=user,
     )
@@ -191,12 +192,17 @@ def get_gift_declaration(
     transfer_id: int,
     session: SessionDep,
     user: Annotated[User, require_role(access.STOCK_READERS)],
-    format: Literal["json", "text"] = "json",
-) -> dict[str, object] | PlainTextResponse:
-    """The gift declaration of a shipment (printable with ``format=text``)."""
-    declaration = stock.gift_declaration(session, transfer_id=transfer_id)
+    format: Literal["json", "text", "html", "pdf"] = "json",
+) -> dict[str, object] | Response:
+    """The gift declaration of a shipment, signed by the caller (printable with
+    ``format=text``, ``html`` or ``pdf``)."""
+    declaration = stock.gift_declaration(session, transfer_id=transfer_id, signatory=user)
     if format == "text":
         return PlainTextResponse(stock.render_gift_declaration(declaration))
+    if format == "html":
+        return HTMLResponse(stock.gift_declaration_html(declaration))
+    if format == "pdf":
+        return Response(stock.gift_declaration_pdf(declaration), media_type="application/pdf")
     return declaration
 
 

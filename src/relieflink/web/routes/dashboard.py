@@ -30,7 +30,7 @@ from relieflink.jobs import service as jobs_service
 from relieflink.jobs.allocation import start_allocation_job
 from relieflink.jobs.dispatch import start_plan_job
 from relieflink.models import JobStatus, LockdownStatus, PriorityClass
-from relieflink.needs.allocation import cap_line
+from relieflink.needs.allocation import cap_line, latest_group_report
 from relieflink.places import service as places
 from relieflink.places.schemas import CommunityFilters, NameFilters
 from relieflink.reports import service as reports
@@ -81,8 +81,11 @@ def _registry(web: Web) -> dict[str, Any]:
 
 
 def _panels(web: Web, day: date) -> dict[str, Any]:
+    group_run, group_report = latest_group_report(web.session, actor=web.user)
     return {
         **TEMPLATE_GLOBALS,
+        "group_run": group_run,
+        "group_report": group_report,
         "day": day,
         "glance": reports.glance(web.session, day=day, actor=web.user),
         "routes": reports.day_routes(web.session, day=day, actor=web.user),

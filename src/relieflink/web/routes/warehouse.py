@@ -40,6 +40,7 @@ from relieflink.web.forms import (
 )
 from relieflink.web.listing import PAGE_SIZE, parse_offset
 from relieflink.web.pages import N_, PageRouter, Web, WebDep
+from relieflink.web.rendering import SECURITY_HEADERS
 from relieflink.web.supply import (
     PLEDGE_STATUS_LABELS,
     REASON_LABELS,
@@ -506,13 +507,28 @@ def receive_transfer(transfer_id: int, web: WebDep) -> Response:
 
 @router.page("/warehouse/transfers/{transfer_id}/declaration", roles=access.STOCK_READERS)
 def declaration(transfer_id: int, web: WebDep) -> Response:
-    """The gift declaration of a shipment (for customs on a cross-border one), printable."""
-    found = stock.gift_declaration(web.session, transfer_id=transfer_id)
+    """The gift declaration of a shipment (for customs on a cross-border one), signed by the
+    signed-in user; its printable PDF is ``declaration.pdf``."""
+    found = stock.gift_declaration(web.session, transfer_id=transfer_id, signatory=web.user)
     # Values are exact fen as text ("1250" or "3751/3"); shown in yuan, rounded to the fen.
     rows = cast(list[dict[str, Any]], found["lines"])
     lines = [row | {"value": money(float(Fraction(row["value_fen"])))} for row in rows]
     total = money(float(Fraction(str(found["total_value_fen"]))))
     return _render(web, "warehouse/declaration.html", {"d": found, "lines": lines, "total": total})
+
+
+@router.page("/warehouse/transfers/{transfer_id}/declaration.pdf", roles=access.STOCK_READERS)
+def declaration_pdf(transfer_id: int, web: WebDep) -> Response:
+    """The gift declaration as a printable PDF (English and Chinese, A4)."""
+    found = stock.gift_declaration(web.session, transfer_id=transfer_id, signatory=web.user)
+    return Response(
+        stock.gift_declaration_pdf(found),
+        media_type="application/pdf",
+        headers={
+            **SECURITY_HEADERS,
+            "Content-Disposition": f'inline; filename="gift-declaration-{transfer_id}.pdf"',
+        },
+    )
 
 
 # --- adjustments ------------------------------------------------------------------------------
