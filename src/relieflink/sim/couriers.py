@@ -6,7 +6,7 @@ damaged: the stock comes back and the request is carried over)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +56,8 @@ class Couriers:
         self.w = world
         self.by_vehicle: dict[int, User] = {}  # by vehicle group (a vehicles.csv row)
         self.on_board: dict[int, int] = {}  # parcel id → packs, loaded and not yet at the door
+        self.attempts: Counter[int] = Counter()  # doors knocked at, by household
+        self.km_yuan = dict(world.a.yuan_per_km)
 
     def post(self, courier: User, events: list[EventIn]) -> list[EventOutcome]:
         """Post a batch from ``courier``'s phone; the simulation expects every event applied."""
@@ -106,7 +108,20 @@ class Couriers:
         w.log.routes_by_kind[str(route.kind)] += 1
         w.log.distance_km += route.distance_m / 1000
         w.log.cost_fen += route.cost_fen
+        self._cost(route)
         w.env.process(self._drive(route.id, route.depot_id, route.start_s, courier))
+
+    def _cost(self, route: Any) -> None:
+        """A driven route's cost in yuan: its kilometres at its kind's tariff, and the hours
+        of loading and driving, a robot's at the robot's rate, any other's at a driver's."""
+        a = self.w.a
+        self.w.log.cost_yuan["vehicle km"] += route.distance_m / 1000 * self.km_yuan[route.kind]
+        hours = (route.duration_s / 60 + a.loading_minutes) / 60
+        self.w.log.hours_by_kind[str(route.kind)] += hours
+        if route.kind == "robot":
+            self.w.log.cost_yuan["robot hours"] += hours * a.robot_yuan_per_hour
+        else:
+            self.w.log.cost_yuan["driver hours"] += hours * a.driver_yuan_per_hour
 
     def _drive(
         self, route_id: int, depot_id: int, start_s: int, courier: User
@@ -129,8 +144,7 @@ class Couriers:
                 events.append(event(EventKind.handed_off, stop_id=stop.id, counted=len(parcels)))
             self.post(courier, events)
             w.commit()
-            robot = stop.inner_mode == InnerMode.robot
-            w.env.process(self._last_metre(courier, stop.community_id, robot, parcels))
+            w.env.process(self._last_metre(courier, stop.community_id, stop.inner_mode, parcels))
 
     def _on_board(self, route_id: int) -> dict[int, list[OnBoard]]:
         """The route's parcels by stop, with each household's pickup code and requests."""
@@ -150,22 +164,37 @@ class Couriers:
         return out
 
     def _last_metre(
-        self, courier: User, community_id: int, robot: bool, parcels: list[OnBoard]
+        self, courier: User, community_id: int, mode: InnerMode, parcels: list[OnBoard]
     ) -> Generator[simpy.Event, Any, None]:
-        """From the gate to each door; the resident gives the pickup code, or is not there.
-        Each door's outcome is posted as it happens (a batch of one): held back to the end of
-        the compound, a failed parcel's stock would come back later than it did."""
+        """From the gate to each door; the resident gives the pickup code, or is not there
+        (each household's n-th door draws from its own stream). Each door's outcome is posted
+        as it happens (a batch of one): held back to the end of the compound, a failed
+        parcel's stock would come back later than it did."""
         w = self.w
-        step = w.a.last_metre_minutes_robot if robot else w.a.last_metre_minutes_foot
+        a = w.a
+        robot = mode == InnerMode.robot
+        step = a.last_metre_minutes_robot if robot else a.last_metre_minutes_foot
+        rate = {
+            InnerMode.robot: ("robot hours", a.robot_yuan_per_hour),
+            InnerMode.volunteer: ("volunteer hours", a.volunteer_yuan_per_hour),
+            InnerMode.courier: ("driver hours", a.driver_yuan_per_hour),
+        }[mode]
+        w.log.gate_minutes.append(len(parcels) * step)
         for p in parcels:
             yield w.env.timeout(step)
+            w.log.cost_yuan[rate[0]] += step / 60 * rate[1]
             del self.on_board[p.parcel_id]
-            if w.rng.random() < w.a.failure_share:
-                reason = w.rng.choice(FAILURE_REASONS)
+            self.attempts[p.household_id] += 1
+            attempt = self.attempts[p.household_id]
+            door = w.stream("door", p.household_id, attempt)
+            if door.random() < a.failure_share:
+                reason = door.choice(FAILURE_REASONS)
                 self.post(courier, [event(EventKind.failed, parcel_id=p.parcel_id, reason=reason)])
                 w.log.failures.append((w.env.now, p.household_id, str(reason)))
                 w.log.failed_parcels.append(p.parcel_id)
+                w.log.doors.append((p.household_id, attempt, str(reason)))
                 continue
+            w.log.doors.append((p.household_id, attempt, "delivered"))
             (outcome,) = self.post(
                 courier, [event(EventKind.delivered, parcel_id=p.parcel_id, code=p.code)]
             )
