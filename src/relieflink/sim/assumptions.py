@@ -33,6 +33,9 @@ class SimAssumptions:
     # on foot by a volunteer or the courier elsewhere. Vehicles drive at their fleet's speeds.
     last_metre_minutes_robot: int = 25
     last_metre_minutes_foot: int = 10
+    # A courier's phone posts the doors done since its last sync in one batch, every this many
+    # minutes (the API's batch path): a failed parcel's stock comes back at the next sync.
+    phone_sync_minutes: int = 30
     # Share of household deliveries that fail (not home, refused, access denied, damaged); the
     # stock comes back (written off if damaged) and the request is carried over.
     failure_share: float = 0.05

@@ -2,7 +2,8 @@
 events through the batch path the API's ``POST /api/v1/dispatch/events:batch`` calls: loaded
 (the ledger issues the stock) and departed, arrived and handed off at each gate, then at each
 door delivered with the resident's pickup code, or failed (not home, refused, access denied,
-damaged: the stock comes back and the request is carried over)."""
+damaged: the stock comes back and the request is carried over). The doors' outcomes are posted
+in batches, as the phone syncs every few minutes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import simpy
 from relieflink import clock
 from relieflink.dispatch import codes, tracking
 from relieflink.dispatch.schemas import EventIn
-from relieflink.dispatch.tracking_rules import EventOutcome
+from relieflink.dispatch.tracking_rules import MAX_BATCH, EventOutcome
 from relieflink.flows import delivery
 from relieflink.models import EventKind, FailureReason, InnerMode, ParcelStatus, Role, User
 from relieflink.reports import service as reads
@@ -38,6 +39,17 @@ class OnBoard:
     requests: list[tuple[int, int]]  # (request id, packs of it in this parcel)
 
 
+@dataclass
+class Door:
+    """A door's outcome, waiting in the courier's phone for its next sync."""
+
+    event: EventIn
+    parcel: OnBoard
+    community_id: int
+    robot: bool  # the last 100 metres by robot
+    t: float  # the minute it happened
+
+
 def event(kind: EventKind, **target: Any) -> EventIn:
     """A tracking event as a phone stamps it: now, with an id unique to its kind and target."""
     name, value = next((k, v) for k, v in target.items() if k.endswith("_id"))
@@ -57,6 +69,8 @@ class Couriers:
         self.by_vehicle: dict[int, User] = {}  # by vehicle group (a vehicles.csv row)
         self.on_board: dict[int, int] = {}  # parcel id → packs, loaded and not yet at the door
         self.attempts: Counter[int] = Counter()  # doors knocked at, by household
+        # Per courier: the doors done and not posted yet (their phone syncs every few minutes).
+        self.outbox: dict[int, tuple[User, list[Door]]] = {}
         self.km_yuan = dict(world.a.yuan_per_km)
 
     def post(self, courier: User, events: list[EventIn]) -> list[EventOutcome]:
@@ -166,10 +180,9 @@ class Couriers:
     def _last_metre(
         self, courier: User, community_id: int, mode: InnerMode, parcels: list[OnBoard]
     ) -> Generator[simpy.Event, Any, None]:
-        """From the gate to each door; the resident gives the pickup code, or is not there
-        (each household's n-th door draws from its own stream). Each door's outcome is posted
-        as it happens (a batch of one): held back to the end of the compound, a failed
-        parcel's stock would come back later than it did."""
+        """From the gate to each door, one after another; the resident gives the pickup code,
+        or is not there (each household's n-th door draws from its own stream). The outcome
+        goes into the phone's outbox, posted at its next sync (:meth:`sync`)."""
         w = self.w
         a = w.a
         robot = mode == InnerMode.robot
@@ -180,25 +193,46 @@ class Couriers:
             InnerMode.courier: ("driver hours", a.driver_yuan_per_hour),
         }[mode]
         w.log.gate_minutes.append(len(parcels) * step)
+        outbox = self.outbox.setdefault(courier.id, (courier, []))[1]
         for p in parcels:
             yield w.env.timeout(step)
             w.log.cost_yuan[rate[0]] += step / 60 * rate[1]
-            del self.on_board[p.parcel_id]
             self.attempts[p.household_id] += 1
             attempt = self.attempts[p.household_id]
             door = w.stream("door", p.household_id, attempt)
             if door.random() < a.failure_share:
                 reason = door.choice(FAILURE_REASONS)
-                self.post(courier, [event(EventKind.failed, parcel_id=p.parcel_id, reason=reason)])
-                w.log.failures.append((w.env.now, p.household_id, str(reason)))
-                w.log.failed_parcels.append(p.parcel_id)
                 w.log.doors.append((p.household_id, attempt, str(reason)))
+                ev = event(EventKind.failed, parcel_id=p.parcel_id, reason=reason)
+            else:
+                w.log.doors.append((p.household_id, attempt, "delivered"))
+                ev = event(EventKind.delivered, parcel_id=p.parcel_id, code=p.code)
+            outbox.append(Door(ev, p, community_id, robot, w.env.now))
+
+    def sync(self) -> Generator[simpy.Event, Any, None]:
+        """Every few minutes each courier's phone posts the doors done since its last sync in
+        one batch (the API's batch path, each event stamped when it happened): a parcel is on
+        board until its outcome is posted, and a failed one's stock comes back then."""
+        w = self.w
+        while True:
+            yield w.env.timeout(w.a.phone_sync_minutes)
+            for courier, doors in self.outbox.values():
+                for start in range(0, len(doors), MAX_BATCH):
+                    self._posted(doors[start : start + MAX_BATCH], courier)
+                doors.clear()
+            w.commit()
+
+    def _posted(self, doors: list[Door], courier: User) -> None:
+        w = self.w
+        outcomes = self.post(courier, [d.event for d in doors])
+        for d, outcome in zip(doors, outcomes, strict=True):
+            p = d.parcel
+            del self.on_board[p.parcel_id]
+            if d.event.kind == EventKind.failed:
+                w.log.failures.append((d.t, p.household_id, str(d.event.reason)))
+                w.log.failed_parcels.append(p.parcel_id)
                 continue
-            w.log.doors.append((p.household_id, attempt, "delivered"))
-            (outcome,) = self.post(
-                courier, [event(EventKind.delivered, parcel_id=p.parcel_id, code=p.code)]
-            )
-            w.log.deliveries.append((w.env.now, p.packs, community_id, robot))
+            w.log.deliveries.append((d.t, p.packs, d.community_id, d.robot))
             w.log.delivered_parcels.append(p.parcel_id)
             closed = set(outcome.result.get("closed_requests", []))
             for request_id, quantity in p.requests:
@@ -206,5 +240,4 @@ class Couriers:
                 if record is not None:
                     record.delivered += quantity
                     if request_id in closed:
-                        record.t_delivered = w.env.now
-        w.commit()
+                        record.t_delivered = d.t

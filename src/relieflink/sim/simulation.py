@@ -116,6 +116,7 @@ class Simulation:
             w.env.process(self.residents.requests())
             w.env.process(self.dispatch.waves())
             w.env.process(self.residents.consultations())
+            w.env.process(self.couriers.sync())
             w.env.run(until=w.end)
             w.log.on_board_packs = sum(self.couriers.on_board.values())
             w.log.pending_at_end = self.dispatch.pending_at_end()
