@@ -274,7 +274,7 @@ def write_report(out: Path, summary: dict[str, Any], logs: dict[str, SimLog]) ->
     reconciled = "yes" if summary["ledger_reconciled"] else "NO"
     city = summary["city"]
     after = summary["delivery_days_after_last_request"]
-    after = f"{after} day" if after == 1 else f"{after} days"
+    after = f"{after} more day" if after == 1 else f"{after} more days"
     runs = summary["seeds"]
     seeds_note = (
         f"Figures are medians over seeds {runs[0]}–{runs[-1]}, [lowest–highest] in brackets; "
@@ -299,8 +299,9 @@ th:first-child {{ text-align: left; font-weight: normal; }}
 <p class="note">Synthetic Shanghai at scale {summary["scale"]}:
 {summary["households"]:,} households in {city["communities"]} communities,
 {city["warehouses"]} warehouses (seed {summary["seed"]}). Donations: {summary["supply_ratio"]:.0%}
-of the packs the asking households are entitled to. Fleet: {_fleet(summary)}.
-{summary["days"]} days of requests and donations, then {after} more of deliveries with no new
+of the packs the households expected to ask each day are entitled to, each morning.
+Fleet: {_fleet(summary)}.
+{summary["days"]} days of requests and donations, then {after} of deliveries with no new
 requests, so that every request had 24 hours to be served: shares within 24 hours are over the
 requests asked at least 24 hours before the end. The same city, stock and events (each
 household's, each vehicle's own random draws) under two policies. {seeds_note}
