@@ -45,12 +45,17 @@ class Dispatch:
                 yield w.env.timeout(day * MINUTES_PER_DAY + hour * 60 - w.env.now)
                 if k == 0:
                     self._roll_call()
-                allocation.run_allocation(
+                run = allocation.run_allocation(
                     w.session,
                     actor=None,
                     today=clock.today(),
                     method="priority" if w.policy == "priority" else "fcfs",
                 )
+                # Stock the last run held back (a warehouse's outbound capacity reached).
+                w.log.held_back = Counter()
+                for cap in run.caps:
+                    reason = f"{cap['warehouse_code']}: {cap['reason']}"
+                    w.log.held_back[reason] += cap["held_back_units"]
                 w.commit()
                 # Parcels left pending by an earlier plan (no vehicle was free) join this one.
                 self._plan()

@@ -171,6 +171,7 @@ def outcome(log: SimLog, *, days: int, fleet: dict[str, int] | None = None) -> d
         "parcel_plans_unrouted": dict(sorted(log.unrouted.items())),
         "on_board_packs_at_end": log.on_board_packs,
         # What bounds the figures: doors are served one after another from the gate.
+        "stock_held_back_at_last_allocation": dict(sorted(log.held_back.items())),
         "gate_hours_to_last_door": {
             "median": _quantile(np.array(log.gate_minutes) / 60, 0.5),
             "p95": _quantile(np.array(log.gate_minutes) / 60, 0.95),

@@ -213,6 +213,21 @@ def figure_rows(summary: dict[str, Any]) -> list[Row]:
             for reason in keys("parcels_pending_at_end")
         ),
     ]
+    rows += [
+        *(
+            row(
+                f"held back at the last allocation: {reason}",
+                ("stock_held_back_at_last_allocation", reason),
+            )
+            for reason in keys("stock_held_back_at_last_allocation")
+        ),
+        row("gate to last door, median", ("gate_hours_to_last_door", "median"), _hours),
+        row("gate to last door, 95th percentile", ("gate_hours_to_last_door", "p95"), _hours),
+        *(
+            row(f"{kind} hours driven", ("vehicle_hours_by_kind", kind))
+            for kind in keys("vehicle_hours_by_kind")
+        ),
+    ]
     for group in GROUPS:
         rows += [
             row(f"{group}: requests with 24 h to be served", ("groups", group, "eligible_24h")),

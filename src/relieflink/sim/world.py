@@ -93,6 +93,8 @@ class SimLog:
     replans: int = 0
     # Parcel-plans no route took, summed over plans (a parcel left out of 9 plans counts 9).
     unrouted: Counter[str] = field(default_factory=Counter)
+    # Units the last allocation run held back though in stock, by warehouse and reason.
+    held_back: Counter[str] = field(default_factory=Counter)
     # Distinct parcels neither delivered nor on board at the end, by reason.
     pending_at_end: Counter[str] = field(default_factory=Counter)
     delivered_parcels: list[int] = field(default_factory=list)
