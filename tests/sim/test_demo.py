@@ -2,17 +2,33 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
-from relieflink.sim.demo import run_demo
+import pytest
 
-GROUP_KEYS = {"median_hours_to_delivery", "p95_hours_to_delivery", "served_within_24h"}
+from relieflink.sim import demo
+from relieflink.sim.demo import run_demo
+from relieflink.sim.metrics import median_over, spread_over
+from relieflink.sim.world import MINUTES_PER_DAY
+
+GROUP_KEYS = {
+    "requests",
+    "eligible_24h",
+    "served_within_24h",
+    "median_hours_to_delivery",
+    "p95_hours_to_delivery",
+}
+FLEET_KEYS = {"robots", "volunteers", "vans", "trucks", "ebikes"}
 
 
 def test_the_demo_writes_the_summary_and_an_offline_report(tmp_path: Path) -> None:
-    result = run_demo(out=tmp_path, seed=5, scale=0.0001, days=1)
+    result = run_demo(out=tmp_path, seed=5, scale=0.0001, days=1, supply=0.9)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary))
+    assert summary["seed"] == 5 and summary["seeds"] == [5]
+    assert summary["supply_ratio"] == 0.9
+    assert summary["households"] == summary["city"]["households"] > 0
     for policy in ("priority", "fifo"):
         figures = summary[policy]
         assert {"requests", "delivered_packs", "unmet_packs"} <= figures.keys()
@@ -23,8 +39,56 @@ def test_the_demo_writes_the_summary_and_an_offline_report(tmp_path: Path) -> No
         # Routes come from the dispatch service's plans and were driven by its couriers.
         assert figures["dispatch_plans"] >= 1 and figures["routes_driven"] >= 1
         assert figures["route_km"] > 0 and figures["cost_per_delivered_pack_fen"] > 0
+        assert figures["cost_per_delivered_pack_yuan"] > 0
+        assert set(figures["fleet"]) == FLEET_KEYS and figures["fleet"]["vans"] > 0
+        assert isinstance(figures["parcels_pending_at_end"], dict)
         assert len(result.logs[policy].routes) == figures["routes_driven"]
     assert summary["ledger_reconciled"] is True
     page = (tmp_path / "index.html").read_text()
     assert "<svg" in page
     assert re.search(r'(src|href)="https?://', page) is None  # nothing fetched from a network
+
+
+def test_both_policies_see_the_same_absences_breakdowns_and_doors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each vehicle and household draws from its own stream: the couriers locked in are the
+    same, a vehicle that will not start on a day fails in both policies if both load it, and
+    a household's n-th door has the same outcome under both. (A small city at real density has
+    a handful of vehicles: the shares are raised so that each kind of event happens.)"""
+    frequent = replace(
+        demo.ASSUMPTIONS, courier_absence_share=0.3, breakdown_share=0.3, failure_share=0.3
+    )
+    monkeypatch.setattr(demo, "ASSUMPTIONS", frequent)
+    logs = run_demo(out=tmp_path, seed=11, scale=0.0001, days=1).logs
+    priority, fifo = logs["priority"], logs["fifo"]
+    assert priority.absences and priority.absences == fifo.absences
+    broke = [
+        {(int(t // MINUTES_PER_DAY), v) for t, _, v in log.breakdowns} for log in (priority, fifo)
+    ]
+    assert broke[0] and broke[0] & broke[1]
+    doors = [{(h, n): outcome for h, n, outcome in log.doors} for log in (priority, fifo)]
+    both = doors[0].keys() & doors[1].keys()
+    assert any(doors[0][k] != "delivered" for k in both)  # failures among the shared doors
+    assert all(doors[0][k] == doors[1][k] for k in both)
+
+
+def test_figures_over_seeds_are_medians_with_their_range() -> None:
+    runs = [
+        {"served": 0.5, "hours": None, "pending": {"out of range": 2}, "ok": True, "name": "a"},
+        {"served": 0.9, "hours": 3.0, "pending": {}, "ok": True, "name": "b"},
+        {"served": 0.7, "hours": 5.0, "pending": {"out of range": 1}, "ok": False, "name": "c"},
+    ]
+    # Not reached (None) counts as later than any wait; a reason missing from a seed is 0.
+    assert median_over(runs) == {
+        "served": 0.7,
+        "hours": 5.0,
+        "pending": {"out of range": 1},
+        "ok": False,
+        "name": "a",
+    }
+    assert spread_over(runs) == {
+        "served": [0.5, 0.9],
+        "hours": [3.0, None],
+        "pending": {"out of range": [0, 2]},
+    }

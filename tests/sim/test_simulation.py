@@ -111,6 +111,20 @@ def test_a_simulated_day_reconciles_with_the_ledger(small_city: Session, policy:
         .distinct()
     ).all()
     assert food_donors and set(food_donors) <= set(fg.GRAIN_COMPANIES)
+    # Prescriptions are counted apart from the households' own requests.
+    assert figures["requests_by_source"] == {
+        "household": log.answers["accepted"],
+        "prescription": prescriptions,
+    }
+    # A day of deliveries followed the day of requests: every request had 24 hours.
+    for group in figures["groups"].values():
+        assert group["eligible_24h"] == group["requests"]
+    # Pending parcels are counted once each: at most the distinct parcels neither delivered
+    # nor on board, whatever the number of plans that left them out.
+    still = ParcelStatus.released, ParcelStatus.pending, ParcelStatus.planned, ParcelStatus.failed
+    parcels = set(db.scalars(select(Parcel.id).where(Parcel.status.in_(still))))
+    assert sum(figures["parcels_pending_at_end"].values()) <= len(parcels)
+    assert len(log.plans) > 1
 
 
 @pytest.mark.parametrize("policy", ["priority"])
@@ -177,9 +191,10 @@ def test_the_services_read_the_simulated_clock_and_get_the_real_one_back(
 ) -> None:
     db = small_city
     Simulation(db, policy="priority", days=1, seed=3).run()
-    # Records are stamped by the one clock, moved to the simulated day (local midnight to
-    # midnight), as are the events the couriers post and the deliveries' closing time.
-    first, last = clock.day_start(START), clock.day_start(START + timedelta(days=1))
+    # Records are stamped by the one clock, moved to the simulated days (the day of requests,
+    # then a day of deliveries), as are the events the couriers post and the deliveries'
+    # closing time.
+    first, last = clock.day_start(START), clock.day_start(START + timedelta(days=2))
     stamps = [
         *db.scalars(select(NeedRequest.created_at)),
         *db.scalars(select(TrackingEvent.recorded_at)),

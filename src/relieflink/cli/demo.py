@@ -11,12 +11,23 @@ from rich.table import Table
 
 from relieflink.cli.common import console
 from relieflink.sim.demo import run_demo
+from relieflink.sim.report import figure_rows
 
 
 def demo(
     seed: Annotated[int, typer.Option(help="random seed of the synthetic city")] = 7,
     scale: Annotated[float, typer.Option(help="share of Shanghai's 24.9 M people")] = 0.0005,
-    days: Annotated[int, typer.Option(help="simulated days", min=1, max=14)] = 2,
+    days: Annotated[
+        int,
+        typer.Option(help="simulated days of requests (deliveries go on one more)", min=1, max=14),
+    ] = 2,
+    seeds: Annotated[
+        int, typer.Option(help="run seeds seed … seed+N-1; figures are medians", min=1, max=20)
+    ] = 1,
+    supply: Annotated[
+        float | None,
+        typer.Option(help="donated packs per entitled pack (default 0.7: scarce)", min=0.01),
+    ] = None,
     out: Annotated[
         Path, typer.Option(help="folder for the database, the city and the report")
     ] = Path("relieflink-report"),
@@ -36,37 +47,22 @@ def demo(
             seed=seed,
             scale=scale,
             days=days,
+            seeds=seeds,
+            supply=supply,
             progress=lambda m: bar.update(task, description=m),
         )
     summary = result.summary
-    table = Table(title=f"RelieFlink demo · seed {seed} · scale {scale} · {result.seconds} s")
+    runs = summary["seeds"]
+    over = f"seed {seed}" if len(runs) == 1 else f"median over seeds {runs[0]}–{runs[-1]}"
+    table = Table(
+        title=f"RelieFlink demo · {over} · scale {scale} · "
+        f"supply {summary['supply_ratio']:.0%} of need · {result.seconds} s"
+    )
     table.add_column("")
     table.add_column("priority", justify="right")
     table.add_column("first come, first served", justify="right")
-    for label, key in (
-        ("requests", "requests"),
-        ("packs delivered", "delivered_packs"),
-        ("packs still needed", "unmet_packs"),
-        ("failed deliveries", "failed_deliveries"),
-        ("dispatch routes driven", "routes_driven"),
-        ("vehicle breakdowns (re-planned)", "van_breakdowns"),
-    ):
-        table.add_row(label, f"{summary['priority'][key]:,}", f"{summary['fifo'][key]:,}")
-    for group, p in summary["priority"]["groups"].items():
-        f = summary["fifo"]["groups"][group]
-        table.add_row(
-            f"{group}: median hours / within 24 h",
-            f"{_hours(p['median_hours_to_delivery'])} / {_pct(p['served_within_24h'])}",
-            f"{_hours(f['median_hours_to_delivery'])} / {_pct(f['served_within_24h'])}",
-        )
+    for label, value in figure_rows(summary):
+        table.add_row(label, value("priority"), value("fifo"))
     console.print(table)
     console.print(f"ledger reconciled: {summary['ledger_reconciled']}")
     console.print(f"report: {result.report}\nsummary: {out / 'summary.json'}")
-
-
-def _hours(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.1f}"
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"

@@ -31,6 +31,8 @@ from relieflink.models import (
     StockMovement,
     TrackingEvent,
     User,
+    Vehicle,
+    VolunteerTeam,
     Warehouse,
 )
 from relieflink.users import access
@@ -311,6 +313,7 @@ def planned_routes(session: Session, plan_id: int) -> list[Any]:
                 Route.depot_id,
                 Route.start_s,
                 Route.distance_m,
+                Route.duration_s,
                 Route.cost_fen,
             )
             .where(Route.plan_id == plan_id, Route.status == RouteStatus.planned)
@@ -360,6 +363,26 @@ def packs_by_parcel_status(session: Session) -> dict[ParcelStatus, int]:
         select(Parcel.status, func.coalesce(func.sum(Parcel.packs), 0)).group_by(Parcel.status)
     )
     return {ParcelStatus(status): int(packs) for status, packs in rows}
+
+
+def parcel_ids_in_status(session: Session, statuses: Sequence[ParcelStatus]) -> list[int]:
+    """The ids of all parcels in one of ``statuses``."""
+    return list(session.scalars(select(Parcel.id).where(Parcel.status.in_(statuses))))
+
+
+def fleet_mix(session: Session) -> dict[str, int]:
+    """Active vehicles by kind, and the active volunteer teams' people (``volunteers``)."""
+    rows = session.execute(
+        select(Vehicle.kind, func.coalesce(func.sum(Vehicle.count), 0))
+        .where(Vehicle.active)
+        .group_by(Vehicle.kind)
+    )
+    mix = {str(kind): int(n) for kind, n in rows}
+    volunteers = session.scalar(
+        select(func.coalesce(func.sum(VolunteerTeam.headcount), 0)).where(VolunteerTeam.active)
+    )
+    mix["volunteers"] = int(volunteers or 0)
+    return mix
 
 
 def gate_parcel_rows(session: Session, community_ids: Sequence[int], day: date) -> list[Any]:

@@ -64,9 +64,11 @@ PAGE = 1000
 # The simulation's read-only rows: the repository's queries are the whole answer, so the service
 # hands them on (the simulation, like every caller, never imports a repository).
 community_places = repo.community_places
+fleet_mix = repo.fleet_mix
 household_facts = repo.household_facts
 organization_rows = repo.organization_rows
 packs_by_parcel_status = repo.packs_by_parcel_status
+parcel_ids_in_status = repo.parcel_ids_in_status
 parcel_request_lines = repo.parcel_request_lines
 parcels_in_status = repo.parcels_in_status
 planned_routes = repo.planned_routes

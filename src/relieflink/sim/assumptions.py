@@ -33,6 +33,9 @@ class SimAssumptions:
     # on foot by a volunteer or the courier elsewhere. Vehicles drive at their fleet's speeds.
     last_metre_minutes_robot: int = 25
     last_metre_minutes_foot: int = 10
+    # A courier's phone posts the doors done since its last sync in one batch, every this many
+    # minutes (the API's batch path): a failed parcel's stock comes back at the next sync.
+    phone_sync_minutes: int = 30
     # Share of household deliveries that fail (not home, refused, access denied, damaged); the
     # stock comes back (written off if damaged) and the request is carried over.
     failure_share: float = 0.05
@@ -51,6 +54,29 @@ class SimAssumptions:
     consult_share: float = 0.03
     doctors_on_duty: int = 2
     consult_minutes: int = 12
+    # Measurement, not the operation: requests (and donations) stop after the simulated days,
+    # and the waves and deliveries go on this many days more, so that every request had 24
+    # hours to be served (the 24-hour share is over requests asked ≥ 24 h before the end).
+    delivery_days_after_last_request: int = 1
+    # Tariffs for the cost per delivered pack, in yuan. Assumptions unless a source is named.
+    # Running cost per vehicle-km (fuel or power, wear, insurance): a diesel light truck
+    # ~3 yuan/km, a light van ~1.2 yuan/km (8 l/100 km at ~8 yuan/l, plus wear), an e-bike
+    # 0.1 yuan/km, a delivery robot 0.3 yuan/km (power and wear).
+    yuan_per_km: tuple[tuple[str, float], ...] = (
+        ("truck", 3.0),
+        ("van", 1.2),
+        ("ebike", 0.1),
+        ("robot", 0.3),
+    )
+    # A courier's or driver's hour (drives the route, loads, walks door to door where vehicles
+    # may enter): 40 yuan, about a Shanghai courier's 2022 lockdown pay of ~10,000 yuan/month.
+    driver_yuan_per_hour: float = 40.0
+    # A volunteer's hour, valued at Shanghai's hourly minimum wage for part-time work
+    # (23 yuan/h from 1 July 2021, Shanghai Municipal Human Resources and Social Security
+    # Bureau): volunteers were unpaid, but their time is not free.
+    volunteer_yuan_per_hour: float = 23.0
+    # A delivery robot's hour: lease, depreciation and its share of a remote safety operator.
+    robot_yuan_per_hour: float = 30.0
 
 
 ASSUMPTIONS = SimAssumptions()

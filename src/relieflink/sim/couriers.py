@@ -2,11 +2,12 @@
 events through the batch path the API's ``POST /api/v1/dispatch/events:batch`` calls: loaded
 (the ledger issues the stock) and departed, arrived and handed off at each gate, then at each
 door delivered with the resident's pickup code, or failed (not home, refused, access denied,
-damaged: the stock comes back and the request is carried over)."""
+damaged: the stock comes back and the request is carried over). The doors' outcomes are posted
+in batches, as the phone syncs every few minutes."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import simpy
 from relieflink import clock
 from relieflink.dispatch import codes, tracking
 from relieflink.dispatch.schemas import EventIn
-from relieflink.dispatch.tracking_rules import EventOutcome
+from relieflink.dispatch.tracking_rules import MAX_BATCH, EventOutcome
 from relieflink.flows import delivery
 from relieflink.models import EventKind, FailureReason, InnerMode, ParcelStatus, Role, User
 from relieflink.reports import service as reads
@@ -38,6 +39,17 @@ class OnBoard:
     requests: list[tuple[int, int]]  # (request id, packs of it in this parcel)
 
 
+@dataclass
+class Door:
+    """A door's outcome, waiting in the courier's phone for its next sync."""
+
+    event: EventIn
+    parcel: OnBoard
+    community_id: int
+    robot: bool  # the last 100 metres by robot
+    t: float  # the minute it happened
+
+
 def event(kind: EventKind, **target: Any) -> EventIn:
     """A tracking event as a phone stamps it: now, with an id unique to its kind and target."""
     name, value = next((k, v) for k, v in target.items() if k.endswith("_id"))
@@ -56,6 +68,10 @@ class Couriers:
         self.w = world
         self.by_vehicle: dict[int, User] = {}  # by vehicle group (a vehicles.csv row)
         self.on_board: dict[int, int] = {}  # parcel id → packs, loaded and not yet at the door
+        self.attempts: Counter[int] = Counter()  # doors knocked at, by household
+        # Per courier: the doors done and not posted yet (their phone syncs every few minutes).
+        self.outbox: dict[int, tuple[User, list[Door]]] = {}
+        self.km_yuan = dict(world.a.yuan_per_km)
 
     def post(self, courier: User, events: list[EventIn]) -> list[EventOutcome]:
         """Post a batch from ``courier``'s phone; the simulation expects every event applied."""
@@ -106,7 +122,20 @@ class Couriers:
         w.log.routes_by_kind[str(route.kind)] += 1
         w.log.distance_km += route.distance_m / 1000
         w.log.cost_fen += route.cost_fen
+        self._cost(route)
         w.env.process(self._drive(route.id, route.depot_id, route.start_s, courier))
+
+    def _cost(self, route: Any) -> None:
+        """A driven route's cost in yuan: its kilometres at its kind's tariff, and the hours
+        of loading and driving, a robot's at the robot's rate, any other's at a driver's."""
+        a = self.w.a
+        self.w.log.cost_yuan["vehicle km"] += route.distance_m / 1000 * self.km_yuan[route.kind]
+        hours = (route.duration_s / 60 + a.loading_minutes) / 60
+        self.w.log.hours_by_kind[str(route.kind)] += hours
+        if route.kind == "robot":
+            self.w.log.cost_yuan["robot hours"] += hours * a.robot_yuan_per_hour
+        else:
+            self.w.log.cost_yuan["driver hours"] += hours * a.driver_yuan_per_hour
 
     def _drive(
         self, route_id: int, depot_id: int, start_s: int, courier: User
@@ -129,8 +158,7 @@ class Couriers:
                 events.append(event(EventKind.handed_off, stop_id=stop.id, counted=len(parcels)))
             self.post(courier, events)
             w.commit()
-            robot = stop.inner_mode == InnerMode.robot
-            w.env.process(self._last_metre(courier, stop.community_id, robot, parcels))
+            w.env.process(self._last_metre(courier, stop.community_id, stop.inner_mode, parcels))
 
     def _on_board(self, route_id: int) -> dict[int, list[OnBoard]]:
         """The route's parcels by stop, with each household's pickup code and requests."""
@@ -150,26 +178,61 @@ class Couriers:
         return out
 
     def _last_metre(
-        self, courier: User, community_id: int, robot: bool, parcels: list[OnBoard]
+        self, courier: User, community_id: int, mode: InnerMode, parcels: list[OnBoard]
     ) -> Generator[simpy.Event, Any, None]:
-        """From the gate to each door; the resident gives the pickup code, or is not there.
-        Each door's outcome is posted as it happens (a batch of one): held back to the end of
-        the compound, a failed parcel's stock would come back later than it did."""
+        """From the gate to each door, one after another; the resident gives the pickup code,
+        or is not there (each household's n-th door draws from its own stream). The outcome
+        goes into the phone's outbox, posted at its next sync (:meth:`sync`)."""
         w = self.w
-        step = w.a.last_metre_minutes_robot if robot else w.a.last_metre_minutes_foot
+        a = w.a
+        robot = mode == InnerMode.robot
+        step = a.last_metre_minutes_robot if robot else a.last_metre_minutes_foot
+        rate = {
+            InnerMode.robot: ("robot hours", a.robot_yuan_per_hour),
+            InnerMode.volunteer: ("volunteer hours", a.volunteer_yuan_per_hour),
+            InnerMode.courier: ("driver hours", a.driver_yuan_per_hour),
+        }[mode]
+        w.log.gate_minutes.append(len(parcels) * step)
+        outbox = self.outbox.setdefault(courier.id, (courier, []))[1]
         for p in parcels:
             yield w.env.timeout(step)
+            w.log.cost_yuan[rate[0]] += step / 60 * rate[1]
+            self.attempts[p.household_id] += 1
+            attempt = self.attempts[p.household_id]
+            door = w.stream("door", p.household_id, attempt)
+            if door.random() < a.failure_share:
+                reason = door.choice(FAILURE_REASONS)
+                w.log.doors.append((p.household_id, attempt, str(reason)))
+                ev = event(EventKind.failed, parcel_id=p.parcel_id, reason=reason)
+            else:
+                w.log.doors.append((p.household_id, attempt, "delivered"))
+                ev = event(EventKind.delivered, parcel_id=p.parcel_id, code=p.code)
+            outbox.append(Door(ev, p, community_id, robot, w.env.now))
+
+    def sync(self) -> Generator[simpy.Event, Any, None]:
+        """Every few minutes each courier's phone posts the doors done since its last sync in
+        one batch (the API's batch path, each event stamped when it happened): a parcel is on
+        board until its outcome is posted, and a failed one's stock comes back then."""
+        w = self.w
+        while True:
+            yield w.env.timeout(w.a.phone_sync_minutes)
+            for courier, doors in self.outbox.values():
+                for start in range(0, len(doors), MAX_BATCH):
+                    self._posted(doors[start : start + MAX_BATCH], courier)
+                doors.clear()
+            w.commit()
+
+    def _posted(self, doors: list[Door], courier: User) -> None:
+        w = self.w
+        outcomes = self.post(courier, [d.event for d in doors])
+        for d, outcome in zip(doors, outcomes, strict=True):
+            p = d.parcel
             del self.on_board[p.parcel_id]
-            if w.rng.random() < w.a.failure_share:
-                reason = w.rng.choice(FAILURE_REASONS)
-                self.post(courier, [event(EventKind.failed, parcel_id=p.parcel_id, reason=reason)])
-                w.log.failures.append((w.env.now, p.household_id, str(reason)))
+            if d.event.kind == EventKind.failed:
+                w.log.failures.append((d.t, p.household_id, str(d.event.reason)))
                 w.log.failed_parcels.append(p.parcel_id)
                 continue
-            (outcome,) = self.post(
-                courier, [event(EventKind.delivered, parcel_id=p.parcel_id, code=p.code)]
-            )
-            w.log.deliveries.append((w.env.now, p.packs, community_id, robot))
+            w.log.deliveries.append((d.t, p.packs, d.community_id, d.robot))
             w.log.delivered_parcels.append(p.parcel_id)
             closed = set(outcome.result.get("closed_requests", []))
             for request_id, quantity in p.requests:
@@ -177,5 +240,4 @@ class Couriers:
                 if record is not None:
                     record.delivered += quantity
                     if request_id in closed:
-                        record.t_delivered = w.env.now
-        w.commit()
+                        record.t_delivered = d.t

@@ -8,7 +8,7 @@ import json
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -19,8 +19,10 @@ from relieflink.db import Session
 from relieflink.db.engine import build_engine
 from relieflink.db.migrations import upgrade
 from relieflink.dispatch import fleet
+from relieflink.reports import service as reads
 from relieflink.scenario import generate_city
-from relieflink.sim.metrics import donor_trace, outcome, reconcile
+from relieflink.sim.assumptions import ASSUMPTIONS, SimAssumptions
+from relieflink.sim.metrics import donor_trace, median_over, outcome, reconcile, spread_over
 from relieflink.sim.report import write_report
 from relieflink.sim.simulation import Policy, SimLog, Simulation
 from relieflink.users import security
@@ -45,16 +47,18 @@ def _fresh(path: Path) -> str:
 
 
 def _simulate(
-    db_path: Path, policy: Policy, days: int, seed: int
+    db_path: Path, policy: Policy, days: int, seed: int, assumptions: SimAssumptions
 ) -> tuple[dict[str, Any], SimLog, bool]:
     """One policy on its own copy of the loaded city (a separate process)."""
     security.use_low_cost_hashing()  # its residents, couriers and doctor are synthetic
     engine = build_engine(f"sqlite:///{db_path}")
     # The simulation holds the city's rows for its whole run: do not expire them per commit.
     with Session(engine, expire_on_commit=False) as session:
-        log = Simulation(session, policy=policy, days=days, seed=seed).run()
+        log = Simulation(
+            session, policy=policy, days=days, seed=seed, assumptions=assumptions
+        ).run()
         check = reconcile(session, log)
-        figures = outcome(log, days=days) | {
+        figures = outcome(log, days=days, fleet=reads.fleet_mix(session)) | {
             "reconciliation": asdict(check),
             "donors": donor_trace(session, log),
         }
@@ -62,18 +66,16 @@ def _simulate(
     return figures, log, check.ok
 
 
-def run_demo(
-    *, out: Path, seed: int, scale: float, days: int, progress: Progress | None = None
-) -> DemoResult:
-    """Generate, load, simulate both policies and write ``summary.json`` and ``index.html``."""
-    step = progress or (lambda _msg: None)
-    started = perf_counter()
+def _one_seed(
+    out: Path, *, seed: int, scale: float, days: int, assumptions: SimAssumptions, step: Progress
+) -> tuple[dict[str, Any], dict[str, SimLog]]:
+    """Generate and load the city of ``seed``, and simulate both policies on copies of it."""
     out.mkdir(parents=True, exist_ok=True)
-    step(f"generating a synthetic Shanghai at scale {scale}")
+    step(f"seed {seed}: generating a synthetic Shanghai at scale {scale}")
     manifest = generate_city(scale=scale, seed=seed, out=out / "city")
     base = out / "city.db"
     url = _fresh(base)
-    step("creating the database and loading the city")
+    step(f"seed {seed}: creating the database and loading the city")
     upgrade(url)
     engine = build_engine(url)
     with Session(engine) as session:
@@ -88,14 +90,14 @@ def run_demo(
         session.commit()
     engine.dispose()
 
-    summary: dict[str, Any] = {"seed": seed, "scale": scale, "days": days, "city": counts}
-    step(f"simulating {days} days under each policy (in parallel)")
+    summary: dict[str, Any] = {"seed": seed, "city": counts}
+    step(f"seed {seed}: simulating {days} days under each policy (in parallel)")
     jobs = {}
     for policy in POLICIES:
         db_path = out / f"relieflink-{policy}.db"
         _fresh(db_path)
         shutil.copyfile(base, db_path)
-        jobs[policy] = (db_path, policy, days, seed)
+        jobs[policy] = (db_path, policy, days, seed, assumptions)
     with ProcessPoolExecutor(max_workers=len(POLICIES)) as pool:
         futures = {policy: pool.submit(_simulate, *job) for policy, job in jobs.items()}
         results = {policy: future.result() for policy, future in futures.items()}
@@ -106,8 +108,57 @@ def run_demo(
         summary[policy] = figures
         reconciled = reconciled and ok
     summary["ledger_reconciled"] = reconciled
+    return summary, logs
+
+
+def run_demo(
+    *,
+    out: Path,
+    seed: int,
+    scale: float,
+    days: int,
+    seeds: int = 1,
+    supply: float | None = None,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """Generate, load and simulate both policies for seeds ``seed … seed+seeds-1``; write
+    ``summary.json`` (each figure the median over the seeds, its range under ``spread``) and
+    ``index.html`` (the maps and curves of the first seed)."""
+    step = progress or (lambda _msg: None)
+    started = perf_counter()
+    assumptions = ASSUMPTIONS if supply is None else replace(ASSUMPTIONS, supply_ratio=supply)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    first_logs: dict[str, SimLog] = {}
+    for k in range(seeds):
+        folder = out if seeds == 1 else out / f"seed-{seed + k}"
+        figures, logs = _one_seed(
+            folder, seed=seed + k, scale=scale, days=days, assumptions=assumptions, step=step
+        )
+        runs.append(figures)
+        first_logs = first_logs or logs
+    first = runs[0]
+    summary: dict[str, Any] = {
+        "seed": seed,
+        "seeds": [r["seed"] for r in runs],
+        "scale": scale,
+        "days": days,
+        "delivery_days_after_last_request": assumptions.delivery_days_after_last_request,
+        "supply_ratio": assumptions.supply_ratio,
+        "households": first["city"]["households"],
+        "city": first["city"],
+    }
+    for policy in POLICIES:
+        summary[policy] = median_over([r[policy] for r in runs])
+    summary["spread"] = {policy: spread_over([r[policy] for r in runs]) for policy in POLICIES}
+    summary["per_seed"] = [
+        {"seed": r["seed"], "households": r["city"]["households"]}
+        | {policy: {"groups": r[policy]["groups"]} for policy in POLICIES}
+        for r in runs
+    ]
+    summary["ledger_reconciled"] = all(r["ledger_reconciled"] for r in runs)
     summary["seconds"] = round(perf_counter() - started, 1)
     step("writing the report")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    report = write_report(out, summary, logs)
-    return DemoResult(summary=summary, report=report, seconds=summary["seconds"], logs=logs)
+    report = write_report(out, summary, first_logs)
+    return DemoResult(summary=summary, report=report, seconds=summary["seconds"], logs=first_logs)

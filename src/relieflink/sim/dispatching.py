@@ -6,6 +6,7 @@ whatever is still free."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from relieflink.config import get_settings
 from relieflink.dispatch import fleet
 from relieflink.flows import allocation
 from relieflink.flows import dispatch as dispatch_flow
+from relieflink.models import ParcelStatus
 from relieflink.reports import service as reads
 from relieflink.sim.couriers import Couriers
 from relieflink.sim.world import MINUTES_PER_DAY, World
@@ -28,33 +30,55 @@ class Dispatch:
         self.w = world
         self.couriers = couriers
         self.wave_hours = get_settings().dispatch_waves  # RELIEFLINK_DISPATCH_WAVES
+        # Per vehicle group, the units that will not start today (drawn at roll call).
+        self.breaking: dict[int, list[int]] = {}
+        self.released: dict[str, str] = {}  # the last plan's parcels no route took, and why
+        self.last_plan_at = 0.0
 
     def waves(self) -> Generator[simpy.Event, Any, None]:
         """Allocation and dispatch planning at the wave hours of every day (the setting, as
         the operation runs them): a request made before a wave goes out in it, the evening
         wave included, so a medical or infant request made in the afternoon leaves that day."""
         w = self.w
-        for day in range(w.days):
+        for day in range(w.end // MINUTES_PER_DAY):
             for k, hour in enumerate(self.wave_hours):
                 yield w.env.timeout(day * MINUTES_PER_DAY + hour * 60 - w.env.now)
                 if k == 0:
                     self._roll_call()
-                allocation.run_allocation(
+                run = allocation.run_allocation(
                     w.session,
                     actor=None,
                     today=clock.today(),
                     method="priority" if w.policy == "priority" else "fcfs",
                 )
+                # Stock the last run held back (a warehouse's outbound capacity reached).
+                w.log.held_back = Counter()
+                for cap in run.caps:
+                    reason = f"{cap['warehouse_code']}: {cap['reason']}"
+                    w.log.held_back[reason] += cap["held_back_units"]
                 w.commit()
                 # Parcels left pending by an earlier plan (no vehicle was free) join this one.
                 self._plan()
 
     def _roll_call(self) -> None:
-        """Each morning some couriers are locked in or ill: fewer vehicles of a group work."""
+        """Each morning some couriers are locked in or ill: fewer vehicles of a group work. Of
+        those that work, some will not start today (at their first loading). Each vehicle of a
+        group (its unit number) draws both from its own stream for the day, so both policies
+        lose the same vehicles."""
         w = self.w
         day = clock.today()
+        n = int(w.env.now // MINUTES_PER_DAY)
+        self.breaking = {}
         for vehicle_id, count in sorted(fleet.available_counts(w.session, day).items()):
-            off = sum(w.rng_fleet.random() < w.a.courier_absence_share for _ in range(count))
+            code = w.vehicle_codes.get(vehicle_id, str(vehicle_id))
+            off, breaking = 0, []
+            for unit in range(count):
+                if w.stream("absence", vehicle_id, unit, n).random() < w.a.courier_absence_share:
+                    off += 1
+                    w.log.absences.append((n, f"{code} #{unit}"))
+                elif w.stream("breakdown", vehicle_id, unit, n).random() < w.a.breakdown_share:
+                    breaking.append(unit)
+            self.breaking[vehicle_id] = breaking
             if off:
                 fleet.set_availability(
                     w.session,
@@ -64,7 +88,6 @@ class Dispatch:
                     note="couriers locked in (simulated)",
                     actor=w.coordinator,
                 )
-                w.log.vehicles_off += off
         w.commit()
 
     def _plan(self, *, replan_of: int | None = None, broken: Sequence[int] = ()) -> None:
@@ -83,6 +106,9 @@ class Dispatch:
         w.log.replans += replan_of is not None
         for reason, n in plan.summary.get("unassigned", {}).items():
             w.log.unrouted[reason] += n
+        # Each plan takes every parcel still pending: the last one's left-outs are the day's.
+        self.released = dict(plan.summary.get("released", {}))
+        self.last_plan_at = w.env.now
         w.commit()
         w.env.process(self._load(plan.id, w.env.now + w.a.loading_minutes))
 
@@ -93,16 +119,33 @@ class Dispatch:
         yield w.at(at)
         broken = []
         for route in reads.planned_routes(w.session, plan_id):
-            if w.rng.random() < w.a.breakdown_share:
+            # The group's vehicles that will not start today fail at their first loading.
+            breaking = self.breaking.get(route.vehicle_id)
+            if breaking:
+                unit = breaking.pop(0)
+                code = w.vehicle_codes.get(route.vehicle_id, str(route.vehicle_id))
+                w.log.breakdowns.append((w.env.now, str(route.kind), f"{code} #{unit}"))
                 broken.append(route)
                 continue
             self.couriers.depart(route)
         w.commit()
         if not broken:
             return
-        for r in broken:
-            code = w.vehicle_codes.get(r.vehicle_id, str(r.vehicle_id))
-            w.log.breakdowns.append((w.env.now, f"{r.kind} {code} #{r.vehicle_index}"))
         # The re-plan records each broken vehicle in the day's availability (the dispatch
         # flow does, as for a breakdown reported through the API): out for the rest of the day.
         self._plan(replan_of=plan_id, broken=[r.id for r in broken])
+
+    def pending_at_end(self) -> Counter[str]:
+        """Distinct parcels neither delivered nor on board at the end, by reason: those the last
+        plan could not route (its reason), those planned whose route was not loaded yet, and
+        those that failed at the door after the last plan (carried over to a plan that never
+        came). Earlier plans' left-outs went into the later plans, so are not counted again."""
+        w = self.w
+        out: Counter[str] = Counter(self.released.values())
+        for status in (ParcelStatus.pending, ParcelStatus.planned):
+            if n := len(reads.parcel_ids_in_status(w.session, [status])):
+                out[f"{status}: not loaded by the end"] += n
+        late = sum(1 for t, _, _ in w.log.failures if t >= self.last_plan_at)
+        if late:
+            out["failed at the door after the last plan"] += late
+        return out

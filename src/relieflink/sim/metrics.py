@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from numpy.typing import NDArray
 from relieflink.db import Session
 from relieflink.models import ParcelStatus
 from relieflink.reports import service as reads
-from relieflink.sim.world import MINUTES_PER_DAY, SimLog
+from relieflink.sim.world import RequestRecord, SimLog
 from relieflink.stock import service as stock
 
 ON_BOARD = (
@@ -86,69 +87,99 @@ def _quantile(hours: NDArray[np.float64], q: float) -> float | None:
     return round(value, 2) if np.isfinite(value) else None
 
 
-def outcome(log: SimLog, *, days: int) -> dict[str, Any]:
-    """The figures ``summary.json`` holds for one policy."""
+def _waits(records: list[RequestRecord]) -> NDArray[np.float64]:
+    """Hours from asking to delivery; requests not delivered by the end count as later than
+    any delivered one (censored), so a policy that serves fewer people cannot look faster by
+    who it happened to serve."""
+    return np.array(
+        [
+            (r.t_delivered - r.t_request) / 60 if r.t_delivered is not None else np.inf
+            for r in records
+        ]
+    )
+
+
+def _share(waits: NDArray[np.float64], hours: float) -> float | None:
+    return round(float(np.mean(waits <= hours)), 4) if waits.size else None
+
+
+def outcome(log: SimLog, *, days: int, fleet: dict[str, int] | None = None) -> dict[str, Any]:
+    """The figures ``summary.json`` holds for one policy. Shares within 24 h (48 h) are over
+    the requests that had 24 h (48 h) to be served before the simulation stopped; waits are
+    over the same requests as the 24-hour share."""
     records = list(log.requests.values())
     delivered_packs = sum(packs for _, packs, _, _ in log.deliveries)
     asked_packs = sum(r.packs for r in records)
     groups: dict[str, dict[str, float | None]] = {}
     for group in GROUPS:
         members = [r for r in records if group in r.groups]
-        # Requests not delivered by the end count as later than any delivered one (censored),
-        # so a policy that serves fewer people cannot look faster by who it happened to serve;
-        # a median or p95 that falls among them was not reached in the simulated days.
-        hours = np.array(
-            [
-                (r.t_delivered - r.t_request) / 60 if r.t_delivered is not None else np.inf
-                for r in members
-            ]
-        )
-        within = [
-            r
-            for r in members
-            if r.t_delivered is not None and r.t_delivered - r.t_request <= 24 * 60
-        ]
+        eligible = [r for r in members if r.t_request <= log.end - 24 * 60]
+        waits = _waits(eligible)
         groups[group] = {
             "requests": len(members),
-            "median_hours_to_delivery": _quantile(hours, 0.5),
-            "p95_hours_to_delivery": _quantile(hours, 0.95),
-            "served_within_24h": round(len(within) / len(members), 4) if members else None,
-            "served_within_48h": round(
-                sum(
-                    1
-                    for r in members
-                    if r.t_delivered is not None and r.t_delivered - r.t_request <= 48 * 60
-                )
-                / len(members),
-                4,
-            )
-            if members
-            else None,
+            "eligible_24h": len(eligible),
+            "served_within_24h": _share(waits, 24),
+            "median_hours_to_delivery": _quantile(waits, 0.5),
+            "p95_hours_to_delivery": _quantile(waits, 0.95),
+            "served_within_48h": _share(
+                _waits([r for r in members if r.t_request <= log.end - 48 * 60]), 48
+            ),
         }
     robot = sum(packs for _, packs, _, is_robot in log.deliveries if is_robot)
-    cost_fen = log.cost_fen  # the driven dispatch routes, as the plan priced them
+    breakdowns = Counter(kind for _, kind, _ in log.breakdowns)
+    cost_yuan = sum(log.cost_yuan.values())
     return {
         "requests": len(records),
+        "requests_by_source": dict(Counter(r.source for r in records)),
         "answers": dict(log.answers),
         "delivered_packs": delivered_packs,
         "unmet_packs": max(asked_packs - delivered_packs, 0),
         "failed_deliveries": len(log.failures),
-        "van_breakdowns": len(log.breakdowns),
+        "van_breakdowns": breakdowns["van"],
+        "breakdowns_by_kind": dict(sorted(breakdowns.items())),
         "robot_share_of_last_metre": round(robot / delivered_packs, 4) if delivered_packs else None,
-        "cost_per_delivered_pack_fen": round(cost_fen / delivered_packs)
+        # The routing cost as the dispatch plans priced the driven routes (the fleet's fixed
+        # and per-km costs, no labour); the yuan figure below is the full one.
+        "cost_per_delivered_pack_fen": round(log.cost_fen / delivered_packs)
         if delivered_packs
         else None,
+        "cost_per_delivered_pack_yuan": round(cost_yuan / delivered_packs, 2)
+        if delivered_packs
+        else None,
+        "cost_yuan": {k: round(v, 2) for k, v in sorted(log.cost_yuan.items())},
         "route_km": round(log.distance_km, 1),
         "routes_driven": log.routes_driven,
         "routes_by_kind": dict(sorted(log.routes_by_kind.items())),
+        "vehicle_hours_by_kind": {k: round(v, 1) for k, v in sorted(log.hours_by_kind.items())},
         "dispatch_plans": len(log.plans),
         "replans": log.replans,
-        "vehicle_days_off": log.vehicles_off,
-        "parcels_left_pending": dict(log.unrouted),
+        "vehicle_days_off": len(log.absences),
+        "fleet": {
+            plural: (fleet or {}).get(kind, 0)
+            for plural, kind in (
+                ("robots", "robot"),
+                ("volunteers", "volunteers"),
+                ("vans", "van"),
+                ("trucks", "truck"),
+                ("ebikes", "ebike"),
+            )
+        },
+        "parcels_pending_at_end": dict(sorted(log.pending_at_end.items())),
+        "parcels_left_pending": dict(sorted(log.pending_at_end.items())),
+        # Not parcels: each plan's left-outs summed over plans (one parcel left out of 9 plans
+        # counts 9), kept to show which reason recurs.
+        "parcel_plans_unrouted": dict(sorted(log.unrouted.items())),
         "on_board_packs_at_end": log.on_board_packs,
+        # What bounds the figures: doors are served one after another from the gate.
+        "stock_held_back_at_last_allocation": dict(sorted(log.held_back.items())),
+        "gate_hours_to_last_door": {
+            "median": _quantile(np.array(log.gate_minutes) / 60, 0.5),
+            "p95": _quantile(np.array(log.gate_minutes) / 60, 0.95),
+            "max": round(max(log.gate_minutes, default=0) / 60, 2),
+        },
         "groups": groups,
         "days": days,
-        "minutes": days * MINUTES_PER_DAY,
+        "minutes": int(log.end),
     }
 
 
@@ -173,3 +204,58 @@ def donor_trace(session: Session, log: SimLog) -> list[dict[str, Any]]:
         row["delivered"] += int(f.delivered)
         row["written_off"] += int(f.written_off)
     return [totals[k] for k in sorted(totals)]
+
+
+# --- over seeds -------------------------------------------------------------------------------
+
+
+def _numbers(values: list[Any]) -> list[float] | None:
+    """The values as numbers (None, "not reached", as later than any), or None if they are not
+    all numbers or None (text, lists, flags)."""
+    if any(isinstance(v, bool) or not isinstance(v, int | float | None) for v in values):
+        return None
+    return sorted(np.inf if v is None else float(v) for v in values)
+
+
+def _number(value: float, ints: bool) -> int | float | None:
+    if not np.isfinite(value):
+        return None
+    return int(value) if ints and value == int(value) else round(value, 4)
+
+
+def _keys(runs: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(k for run in runs for k in run))
+
+
+def median_over(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runs' figures (one policy's, one run per seed) with each number the median over the
+    runs (a count missing from a run is 0); flags hold if they hold in every run; anything
+    else (text, lists) is the first run's."""
+    out: dict[str, Any] = {}
+    for key in _keys(runs):
+        values = [run.get(key, 0) for run in runs]
+        if all(isinstance(v, dict) for v in values):
+            out[key] = median_over(values)
+        elif all(isinstance(v, bool) for v in values):
+            out[key] = all(values)
+        elif (numbers := _numbers(values)) is not None:
+            ints = all(isinstance(v, int) for v in values)
+            out[key] = _number(float(np.median(numbers)), ints)
+        else:
+            out[key] = values[0]
+    return out
+
+
+def spread_over(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """``[lowest, highest]`` over the runs of each number in the runs' figures (None: not
+    reached in some run)."""
+    out: dict[str, Any] = {}
+    for key in _keys(runs):
+        values = [run.get(key, 0) for run in runs]
+        if all(isinstance(v, dict) for v in values):
+            if inner := spread_over(values):
+                out[key] = inner
+        elif (numbers := _numbers(values)) is not None:
+            ints = all(isinstance(v, int) for v in values)
+            out[key] = [_number(numbers[0], ints), _number(numbers[-1], ints)]
+    return out

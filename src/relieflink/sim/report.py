@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def _time_by_group(summary: dict[str, Any]) -> str:
     ax.set_xticks(range(len(GROUPS)), GROUPS)
     ax.set_ylabel("% delivered within 24 h")
     ax.set_ylim(0, 100)
-    ax.set_title("Served within 24 hours of asking, by group")
+    ax.set_title("Served within 24 hours of asking, by group (requests that had 24 h)")
     ax.legend()
     return _svg(fig)
 
@@ -132,6 +133,12 @@ def _map(log: SimLog) -> str:
         label="warehouse",
     )
     fig.colorbar(sc, ax=ax, label="share of requested packs delivered")
+    # Framed on the compounds that asked: a far depot's routes run off the edge.
+    served = [log.communities[cid] for cid in asked] or list(log.communities.values())
+    lats, lons = [c[1] for c in served], [c[2] for c in served]
+    pad = 0.1 * max(max(lats) - min(lats), max(lons) - min(lons), 0.005)
+    ax.set_xlim(min(lons) - pad, max(lons) + pad)
+    ax.set_ylim(min(lats) - pad, max(lats) + pad)
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     ax.set_title(f"Coverage and the dispatch routes driven ({log.policy})")
@@ -140,44 +147,115 @@ def _map(log: SimLog) -> str:
     return _svg(fig)
 
 
-def _figures_table(summary: dict[str, Any]) -> str:
-    rows = [
-        ("requests accepted", "requests"),
-        ("packs delivered", "delivered_packs"),
-        ("packs still needed", "unmet_packs"),
-        ("failed deliveries (carried over)", "failed_deliveries"),
-        ("vehicle breakdowns (re-planned)", "van_breakdowns"),
-        ("mid-day re-plans", "replans"),
-        ("vehicle-days lost to couriers locked in", "vehicle_days_off"),
-        ("dispatch routes driven", "routes_driven"),
-        ("route kilometres", "route_km"),
-        ("cost per delivered pack (fen)", "cost_per_delivered_pack_fen"),
-        ("robot share of last-metre packs", "robot_share_of_last_metre"),
-    ]
-    body = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{summary['priority'][key]}</td>"
-        f"<td>{summary['fifo'][key]}</td></tr>"
-        for label, key in rows
-    )
-    for group in GROUPS:
-        p, f = summary["priority"]["groups"][group], summary["fifo"]["groups"][group]
-        body += (
-            f"<tr><th>{group}: served within 24 h / median h</th>"
-            f"<td>{_pct(p['served_within_24h'])} / {_hours(p['median_hours_to_delivery'])}</td>"
-            f"<td>{_pct(f['served_within_24h'])} / {_hours(f['median_hours_to_delivery'])}</td>"
-            "</tr>"
+def _at(figures: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        figures = figures.get(key, 0) if isinstance(figures, dict) else None
+    return figures
+
+
+def _count(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+
+
+def _yuan(value: float | None) -> str:
+    return "–" if value is None else f"¥{value:,.2f}"
+
+
+def _hours(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.1f} h"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+Row = tuple[str, Callable[[str], str]]
+
+
+def figure_rows(summary: dict[str, Any]) -> list[Row]:
+    """The key figures, labelled with what they count, as (label, policy → text): the median
+    over the seeds, with [lowest–highest] when there were several."""
+    many = len(summary["seeds"]) > 1
+
+    def row(label: str, path: tuple[str, ...], fmt: Callable[[Any], str] = _count) -> Row:
+        def value(policy: str) -> str:
+            text = fmt(_at(summary[policy], path))
+            spread = _at(summary["spread"][policy], path)
+            if many and isinstance(spread, list):
+                text += f" [{fmt(spread[0])}–{fmt(spread[1])}]"
+            return text
+
+        return label, value
+
+    def keys(*path: str) -> list[str]:
+        return sorted(
+            set(_at(summary["priority"], path) or {}) | set(_at(summary["fifo"], path) or {})
         )
+
+    rows = [
+        row("requests accepted from households", ("requests_by_source", "household")),
+        row("prescriptions written by doctors", ("requests_by_source", "prescription")),
+        row("packs delivered", ("delivered_packs",)),
+        row("packs asked for and not delivered", ("unmet_packs",)),
+        row("failed deliveries (carried over)", ("failed_deliveries",)),
+        *(
+            row(f"{kind} breakdowns (re-planned)", ("breakdowns_by_kind", kind))
+            for kind in keys("breakdowns_by_kind")
+        ),
+        row("vehicle-days lost to couriers locked in", ("vehicle_days_off",)),
+        row("re-plans after a breakdown", ("replans",)),
+        row("dispatch routes driven", ("routes_driven",)),
+        row("route kilometres", ("route_km",)),
+        row("cost per delivered pack, with labour", ("cost_per_delivered_pack_yuan",), _yuan),
+        row("last-metre packs carried by robot", ("robot_share_of_last_metre",), _pct),
+        *(
+            row(f"parcels pending at the end: {reason}", ("parcels_pending_at_end", reason))
+            for reason in keys("parcels_pending_at_end")
+        ),
+    ]
+    rows += [
+        *(
+            row(
+                f"held back at the last allocation: {reason}",
+                ("stock_held_back_at_last_allocation", reason),
+            )
+            for reason in keys("stock_held_back_at_last_allocation")
+        ),
+        row("gate to last door, median", ("gate_hours_to_last_door", "median"), _hours),
+        row("gate to last door, 95th percentile", ("gate_hours_to_last_door", "p95"), _hours),
+        *(
+            row(f"{kind} hours driven", ("vehicle_hours_by_kind", kind))
+            for kind in keys("vehicle_hours_by_kind")
+        ),
+    ]
+    for group in GROUPS:
+        rows += [
+            row(f"{group}: requests with 24 h to be served", ("groups", group, "eligible_24h")),
+            row(f"{group}: served within 24 h", ("groups", group, "served_within_24h"), _pct),
+            row(f"{group}: median wait", ("groups", group, "median_hours_to_delivery"), _hours),
+            row(
+                f"{group}: 95th percentile wait", ("groups", group, "p95_hours_to_delivery"), _hours
+            ),
+        ]
+    return rows
+
+
+def _figures_table(summary: dict[str, Any]) -> str:
+    body = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value('priority'))}</td>"
+        f"<td>{html.escape(value('fifo'))}</td></tr>"
+        for label, value in figure_rows(summary)
+    )
     return (
         f"<table><tr><th></th><th>priority</th><th>first come, first served</th></tr>{body}</table>"
     )
 
 
-def _hours(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.1f}"
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
+def _fleet(summary: dict[str, Any]) -> str:
+    mix = summary["priority"]["fleet"]
+    names = (("trucks", "trucks"), ("vans", "vans"), ("ebikes", "e-bikes"), ("robots", "robots"))
+    parts = [f"{mix[key]:,} {name}" for key, name in names]
+    return ", ".join(parts) + f" and {mix['volunteers']:,} volunteers in compound teams"
 
 
 def _answers(summary: dict[str, Any], logs: dict[str, SimLog]) -> str:
@@ -193,9 +271,11 @@ def _answers(summary: dict[str, Any], logs: dict[str, SimLog]) -> str:
         f"<td>{reasons['fifo'].get(r, 0)}</td></tr>"
         for r in sorted(set(reasons["priority"]) | set(reasons["fifo"]))
     )
+    broke = {p: Counter(kind for _, kind, _ in log.breakdowns) for p, log in logs.items()}
     breakdowns = "".join(
-        f"<tr><th>vehicle breakdowns</th><td>{len(logs['priority'].breakdowns)}</td>"
-        f"<td>{len(logs['fifo'].breakdowns)}</td></tr>"
+        f"<tr><th>{html.escape(kind)} breakdowns</th><td>{broke['priority'][kind]}</td>"
+        f"<td>{broke['fifo'][kind]}</td></tr>"
+        for kind in sorted(set(broke["priority"]) | set(broke["fifo"]))
     )
     return (
         "<h2>How requests were answered</h2><table><tr><th></th><th>priority</th><th>FCFS</th></tr>"
@@ -207,6 +287,16 @@ def _answers(summary: dict[str, Any], logs: dict[str, SimLog]) -> str:
 def write_report(out: Path, summary: dict[str, Any], logs: dict[str, SimLog]) -> Path:
     """Write ``out/index.html`` and return its path."""
     reconciled = "yes" if summary["ledger_reconciled"] else "NO"
+    city = summary["city"]
+    after = summary["delivery_days_after_last_request"]
+    after = f"{after} more day" if after == 1 else f"{after} more days"
+    runs = summary["seeds"]
+    seeds_note = (
+        f"Figures are medians over seeds {runs[0]}–{runs[-1]}, [lowest–highest] in brackets; "
+        f"the charts show seed {runs[0]}."
+        if len(runs) > 1
+        else ""
+    )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -221,11 +311,16 @@ th:first-child {{ text-align: left; font-weight: normal; }}
 .note {{ color: #555; font-size: .9rem; }}
 </style></head><body>
 <h1>RelieFlink · a simulated relief operation</h1>
-<p class="note">Synthetic Shanghai at scale {summary["scale"]} (seed {summary["seed"]}):
-{summary["city"]["households"]:,} households in {summary["city"]["communities"]} communities,
-{summary["city"]["warehouses"]} warehouses. {summary["days"]} simulated days, the same city, stock
-and events under two policies. Ledger reconciled (every balance, every donor):
-<b>{reconciled}</b>.</p>
+<p class="note">Synthetic Shanghai at scale {summary["scale"]}:
+{summary["households"]:,} households in {city["communities"]} communities,
+{city["warehouses"]} warehouses (seed {summary["seed"]}). Donations: {summary["supply_ratio"]:.0%}
+of the packs the households expected to ask each day are entitled to, each morning.
+Fleet: {_fleet(summary)}.
+{summary["days"]} days of requests and donations, then {after} of deliveries with no new
+requests, so that every request had 24 hours to be served: shares within 24 hours are over the
+requests asked at least 24 hours before the end. The same city, stock and events (each
+household's, each vehicle's own random draws) under two policies. {seeds_note}
+Ledger reconciled (every balance, every donor): <b>{reconciled}</b>.</p>
 <h2>Key figures</h2>
 {_figures_table(summary)}
 <div class="figure">{_time_by_group(summary)}</div>

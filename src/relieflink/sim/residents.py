@@ -82,11 +82,11 @@ class Residents:
         """Households ask during the day; some twice, some with a malformed message."""
         w = self.w
         a = w.a
-        rng = w.rng_requests
         events: list[tuple[float, Home, str]] = []
         for day in range(w.days):
             start = day * MINUTES_PER_DAY
             for h in w.households:
+                rng = w.stream("ask", h.id, day)
                 if rng.random() >= a.request_share:
                     continue
                 t = start + rng.uniform(a.first_request_hour, a.last_request_hour) * 60
@@ -146,8 +146,9 @@ class Residents:
         plan: list[tuple[float, Home]] = []
         for day in range(w.days):
             for h in chronic:
-                if w.rng_requests.random() < w.a.consult_share:
-                    hour = w.rng_requests.uniform(8, 18)
+                rng = w.stream("consult", h.id, day)
+                if rng.random() < w.a.consult_share:
+                    hour = rng.uniform(8, 18)
                     plan.append((day * MINUTES_PER_DAY + hour * 60, h))
         plan.sort(key=lambda e: (e[0], e[1].id))
         for t, h in plan:
@@ -216,4 +217,5 @@ class Residents:
                 t_request=self.consult_asked[taken.id],
                 groups=("chronic",),
                 packs=1,
+                source="prescription",
             )

@@ -64,8 +64,10 @@ class Simulation:
             w.env.process(self.residents.requests())
             w.env.process(self.dispatch.waves())
             w.env.process(self.residents.consultations())
-            w.env.run(until=w.days * MINUTES_PER_DAY)
+            w.env.process(self.couriers.sync())
+            w.env.run(until=w.end)
             w.log.on_board_packs = sum(self.couriers.on_board.values())
+            w.log.pending_at_end = self.dispatch.pending_at_end()
             w.record_stock()
             w.commit()
         return w.log

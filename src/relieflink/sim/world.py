@@ -10,7 +10,7 @@ run, so that every service reads the simulated time as it reads the real one in 
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +58,7 @@ class RequestRecord:
     t_request: float
     groups: tuple[str, ...]
     packs: int
+    source: str = "household"  # or "prescription" (written by a doctor)
     delivered: int = 0
     t_delivered: float | None = None
 
@@ -65,24 +66,37 @@ class RequestRecord:
 @dataclass
 class SimLog:
     policy: Policy
+    end: float = 0.0  # the minute the simulation stopped
     requests: dict[int, RequestRecord] = field(default_factory=dict)
     answers: Counter[str] = field(default_factory=Counter)
     deliveries: list[tuple[float, int, int, bool]] = field(
         default_factory=list
     )  # t, packs, community, robot (the last 100 metres by robot)
     failures: list[tuple[float, int, str]] = field(default_factory=list)  # t, household, reason
-    breakdowns: list[tuple[float, str]] = field(default_factory=list)
+    # Every attempt at a door: household, its attempt number, "delivered" or the failure reason.
+    doors: list[tuple[int, int, str]] = field(default_factory=list)
+    breakdowns: list[tuple[float, str, str]] = field(default_factory=list)  # t, kind, vehicle
+    absences: list[tuple[int, str]] = field(default_factory=list)  # day, vehicle off (roll call)
+    # Per stop, minutes from the vehicle at the gate to the last door (one parcel after another).
+    gate_minutes: list[float] = field(default_factory=list)
     stock: list[tuple[float, str, int]] = field(default_factory=list)  # t, warehouse, units
     # The dispatch routes that were driven: depot, then their stops' gates in order.
     routes: list[list[tuple[float, float]]] = field(default_factory=list)
     distance_km: float = 0.0
     cost_fen: int = 0  # the driven routes' cost as the dispatch plan priced them
+    # Vehicle km, and labour by whom.
+    cost_yuan: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     routes_driven: int = 0
     routes_by_kind: Counter[str] = field(default_factory=Counter)
+    hours_by_kind: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     plans: list[int] = field(default_factory=list)  # dispatch plans, re-plans included
     replans: int = 0
-    vehicles_off: int = 0  # vehicle-days lost to couriers locked in (roll call)
-    unrouted: Counter[str] = field(default_factory=Counter)  # parcels left pending, by reason
+    # Parcel-plans no route took, summed over plans (a parcel left out of 9 plans counts 9).
+    unrouted: Counter[str] = field(default_factory=Counter)
+    # Units the last allocation run held back though in stock, by warehouse and reason.
+    held_back: Counter[str] = field(default_factory=Counter)
+    # Distinct parcels neither delivered nor on board at the end, by reason.
+    pending_at_end: Counter[str] = field(default_factory=Counter)
     delivered_parcels: list[int] = field(default_factory=list)
     failed_parcels: list[int] = field(default_factory=list)
     on_board_packs: int = 0  # loaded and not yet delivered when the simulation stopped
@@ -135,13 +149,9 @@ class World:
         self.a = assumptions
         self.env = simpy.Environment()
         self.log = SimLog(policy=policy)
-        # Same seed, same requests for both policies: households draw from their own stream, so
-        # what happens to deliveries (which differs by policy) never shifts who asks when.
-        self.rng_requests = random.Random(seed)
-        # Breakdowns at loading and failures at the door.
-        self.rng = random.Random(seed + 1)
-        # Who turns up for work is the same under both policies: its own stream.
-        self.rng_fleet = random.Random(seed + 2)
+        # Requests and donations over ``days``; waves and deliveries a little longer.
+        self.end = (days + assumptions.delivery_days_after_last_request) * MINUTES_PER_DAY
+        self.log.end = self.end
         self.kits = {k.sku: k for k in catalog.get_kits_by_sku(session, list(KITS.values()))}
         self.medicine = catalog.get_items_by_sku(session, [REFILL_SKU])[REFILL_SKU]
         self.households = [Home(*row) for row in reads.household_facts(session)]
@@ -190,6 +200,13 @@ class World:
     @property
     def password(self) -> str:
         return "simulation-only-" + str(self.seed)
+
+    def stream(self, kind: str, *key: int) -> random.Random:
+        """The random stream of one entity for one purpose (a household's requests on a day,
+        a vehicle's breakdown on a day, a household's n-th door), keyed by the seed and the
+        entity's stable ids, never by the order of draws: under both policies the same entity
+        sees the same events, whatever else happened."""
+        return random.Random(f"{self.seed}:{kind}:{':'.join(map(str, key))}")
 
     # --- time ---------------------------------------------------------------------------------
 
