@@ -1,0 +1,70 @@
+"""A committee user on a generated city sees the households of its compounds: the user names its
+residents' committee by code (``users create --organization RC-00001``), and a committee user
+without one is refused (it would sign in and see no household)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from relieflink.bulk import service as bulk
+from relieflink.cli.main import app
+from relieflink.errors import Invalid
+from relieflink.models import Community, Household, Organization, OrgKind, Role, User
+from relieflink.scenario import generate_city
+from tests.factories import PASSWORD, make_org, make_user
+from tests.web.helpers import signed_in
+
+runner = CliRunner()
+
+
+def test_a_committee_user_of_a_generated_city_sees_its_compounds_households(
+    db: Session, client: TestClient, tmp_path: Path
+) -> None:
+    city = generate_city(scale=0.0005, seed=3, out=tmp_path)
+    for kind in ("organizations", "districts", "communities", "households"):
+        bulk.import_file(db, kind, city.files[kind], actor=None)
+    db.commit()
+    committee = db.scalars(select(Organization).where(Organization.code == "RC-00001")).one()
+    compounds = [
+        c.id for c in db.scalars(select(Community).where(Community.committee_id == committee.id))
+    ]
+    theirs = db.scalar(
+        select(func.count()).select_from(Household).where(Household.community_id.in_(compounds))
+    )
+    assert theirs and theirs < db.scalar(select(func.count()).select_from(Household))
+
+    made = runner.invoke(
+        app,
+        ["users", "create", "rc1", "--role", "committee", "--organization", "RC-00001",
+         "--password", PASSWORD],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    missing = runner.invoke(
+        app,
+        ["users", "create", "rc2", "--role", "committee", "--organization", "RC-99999",
+         "--password", PASSWORD],
+    )  # fmt: skip
+    assert missing.exit_code != 0 and "RC-99999" in missing.output
+    db.commit()  # end the read snapshot: the CLI wrote in its own transaction
+    user = db.scalars(select(User).where(User.username == "rc1")).one()
+    assert user.organization_id == committee.id
+
+    page = signed_in(client, user).get("/households").text
+    shown = re.search(r"of ([\d,]+)", page)
+    assert shown and int(shown.group(1).replace(",", "")) == theirs
+
+
+def test_a_committee_user_needs_a_committee(db: Session) -> None:
+    with pytest.raises(Invalid) as unlinked:
+        make_user(db, Role.committee)
+    assert unlinked.value.errors[0].loc == ("organization_id",)
+    donor = make_org(db, OrgKind.donor)
+    with pytest.raises(Invalid):
+        make_user(db, Role.committee, organization_id=donor.id)
