@@ -14,7 +14,7 @@ from relieflink.common import crud
 from relieflink.common.repository import apply_update
 from relieflink.config import get_settings
 from relieflink.errors import Conflict, FieldError, Invalid, NotFound, TooManyRequests
-from relieflink.models import AuthSession, Household, Organization, OrgKind, Role, User
+from relieflink.models import AuthSession, Household, Organization, Role, User
 from relieflink.users import repository, security
 from relieflink.users.schemas import UserCreate, UserFilters, UserUpdate
 
@@ -52,20 +52,16 @@ def _check_links(session: Session, organization_id: int | None, household_id: in
     crud.check_references(session, links, _LINKS, message=message)
 
 
-def _check_committee(session: Session, role: Role, organization_id: int | None) -> None:
+def _check_committee(role: Role, organization_id: int | None) -> None:
     """A committee user belongs to its residents' committee: households are scoped by that link
     (without it the user would sign in and see no household)."""
-    if role != Role.committee:
-        return
-    org = session.get(Organization, organization_id) if organization_id is not None else None
-    if org is None or org.kind != OrgKind.committee:
+    if role == Role.committee and organization_id is None:
         raise Invalid(
             "a committee user needs its residents' committee",
             [
                 FieldError(
                     ("organization_id",),
-                    "name an organization of kind committee (the committee whose compounds "
-                    "the user serves)",
+                    "name the committee organization whose compounds the user serves",
                 )
             ],
         )
@@ -76,7 +72,7 @@ def create_user(session: Session, data: UserCreate, *, actor: User | None) -> Us
     if repository.get_user_by_username(session, data.username) is not None:
         raise Conflict(f"the username {data.username!r} is taken")
     _check_links(session, data.organization_id, data.household_id)
-    _check_committee(session, data.role, data.organization_id)
+    _check_committee(data.role, data.organization_id)
     user = User(
         username=data.username,
         full_name=data.full_name,
@@ -104,7 +100,6 @@ def update_user(session: Session, user_id: int, data: UserUpdate, *, actor: User
     changes = data.model_dump(exclude_unset=True)
     _check_links(session, changes.get("organization_id"), changes.get("household_id"))
     _check_committee(
-        session,
         changes.get("role", user.role),
         changes.get("organization_id", user.organization_id),
     )
