@@ -80,7 +80,7 @@ def pledge_list(web: WebDep) -> HTMLResponse:
             lambda p, lang: formats.money(p.declared_value_fen, lang),
             numeric=True,
         ),
-        Column(N_("Expected"), lambda p, _l: p.expected_arrival or "–"),
+        Column(N_("Expected"), lambda p, lang: formats.day(p.expected_arrival, lang)),
         Column(N_("Unread"), lambda p, _l: unread.get(_thread(p.id), 0), numeric=True),
     ]
     programs = [(str(p.id), n.program(p.id)) for p in donations.list_programs(web.session)]

@@ -257,7 +257,7 @@ def _request_row(web: Web, r: NeedRequest, codes: dict[int, str]) -> dict[str, A
         "status_label": REQUEST_LABELS[RequestStatus(r.status)],
         "source": SOURCE_LABELS.get(str(r.source), str(r.source)),
         "created_at": formats.moment(r.created_at, web.lang),
-        "period_start": r.period_start.isoformat(),
+        "period_start": formats.day(r.period_start, web.lang),
         "medical": r.medical_urgency > 0,
         "household": codes.get(r.household_id, ""),
         "lines": _line_names(web, r),
