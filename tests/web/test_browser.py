@@ -12,8 +12,10 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.models import Household
 from relieflink.places import service as places
+from relieflink.web import formats
 from tests.factories import (
     PASSWORD,
 )
@@ -119,7 +121,8 @@ def test_pages_in_chinese_on_a_phone_and_by_keyboard(
     page.wait_for_url(re.compile(r"/dashboard$"))
 
     page.wait_for_selector("#map[data-points='5']", timeout=10_000)
-    assert page.inner_text("h1") == "今日概览"
+    # The day in Chinese (Babel), not the browser's 12/07/2026.
+    assert page.inner_text("h1") == f"今日概览 · {formats.day(clock.today(), 'zh_CN')}"
     page.keyboard.press("Tab")  # the first stop is the skip link, shown when focused
     assert page.evaluate("document.activeElement.className") == "skip-link"
     assert page.locator(".skip-link").is_visible()
