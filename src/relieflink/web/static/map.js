@@ -96,7 +96,7 @@
       var shape = pts.length >= 3 ? L.polygon(pts, style) : L.circle(L.latLngBounds(pts).getCenter(), L.extend({ radius: 1500 }, style));
       shape.addTo(layer);
       if (labelled) {
-        L.tooltip({ permanent: true, direction: "center", className: "ops-district-label", interactive: false })
+        L.tooltip({ permanent: true, direction: "top", offset: [0, -10], className: "ops-district-label", interactive: false })
           .setLatLng(shape.getBounds().getCenter()).setContent(escapeHtml(placeName(d, zh))).addTo(layer);
       }
     });
