@@ -63,6 +63,9 @@ def make_community(
 
 
 def make_user(db: Session, role: Role, **overrides: object) -> User:
+    if role == Role.committee and "organization_id" not in overrides:
+        # A committee user belongs to its committee (users refuse one without).
+        overrides["organization_id"] = make_org(db, OrgKind.committee).id
     n = next(_seq)
     data = {
         "username": f"{role.value}{n}",

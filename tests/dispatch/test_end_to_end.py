@@ -194,13 +194,18 @@ def test_pledge_to_doorstep_and_the_ledger_reconciles(db: Session, client: TestC
     assert trace.status_code == 200, trace.text
     body = trace.json()
     assert body["route_id"] == parcel.route_id and body["courier_id"] == courier_user.id
-    donors = {int(d) for d in body["donors"]}
-    assert donors <= {d.id for d in city.donors} and donors
+    donors = {d["donor_org_id"]: d for d in body["donors"]}
+    assert set(donors) <= {d.id for d in city.donors} and donors
+    for donor in city.donors:  # named, with the exact share and its decimal
+        if donor.id in donors:
+            share = donors[donor.id]
+            assert share["name"] == donor.name and share["name_zh"] == donor.name_zh
+            assert share["quantity_decimal"] == round(float(Fraction(share["quantity"])), 3)
     rice_units = sum(
-        Fraction(v)
+        Fraction(share["quantity"])
         for line in body["lines"]
         if line["item_id"] == city.rice.id
-        for v in line["donors"].values()
+        for share in line["donors"]
     )
     assert rice_units == 2
     other = sign_in(client, city.residents[city.homes["sealed"][0].id])

@@ -12,11 +12,12 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.models import Household
 from relieflink.places import service as places
-from tests.factories import (
-    PASSWORD,
-)
+from relieflink.places.schemas import WarehouseCreate
+from relieflink.web import formats
+from tests.factories import PASSWORD, make_org
 from tests.web.browser_kit import (
     BROWSER_MARKS,
     PHONE,
@@ -38,6 +39,15 @@ def test_a_coordinator_signs_in_sees_the_map_and_uploads_a_file_with_a_bad_row(
     coordinator = small_city(db)
     community_code = db.scalars(select(Household.community_id)).first()
     code = places.require_community(db, community_code).code if community_code else ""
+    hong_kong = places.create_warehouse(
+        db,
+        WarehouseCreate(
+            code="HK1", name="Hong Kong depot", name_zh="香港仓库", owner_id=make_org(db).id,
+            lat=22.32, lon=114.17, capacity_kg=10_000,
+        ),
+        actor=None,
+    )  # fmt: skip
+    db.commit()
 
     context = new_context(browser, server, locale="en-GB", viewport=WIDE)
     page = context.new_page()  # type: ignore[attr-defined]
@@ -45,11 +55,24 @@ def test_a_coordinator_signs_in_sees_the_map_and_uploads_a_file_with_a_bad_row(
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     sign_in(page, coordinator)
 
-    # The dashboard: counts and the map with every community and the warehouse.
-    page.wait_for_selector("#map[data-points='5']", timeout=10_000)
+    # The dashboard: counts and the map fitted to the communities, with the near warehouse, the
+    # district outlined around them, and the depot 1,200 km away as an arrow at the edge.
+    page.wait_for_selector("#map[data-points='6']", timeout=10_000)
     page.wait_for_selector("#map[data-tiles='none']", timeout=10_000)  # offline: plain background
     assert page.locator(".leaflet-overlay-pane canvas").count() == 1  # the communities
     assert page.locator(".wh-icon").count() == 1
+    assert page.get_attribute("#map", "data-far") == "1"
+    assert page.get_attribute("#map", "data-districts") == "1"
+    far = page.locator(".ops-far-label").inner_text()
+    assert hong_kong.name in far and " km" in far
+    arrow = page.locator(".ops-far-depot").bounding_box()
+    frame = page.locator("#map").bounding_box()
+    assert arrow and frame and frame["y"] < arrow["y"] < frame["y"] + frame["height"]
+    # Fitted to the city, not to Shanghai-and-Hong Kong: the near warehouse is mid-map.
+    depot = page.locator(".wh-icon").bounding_box()
+    assert depot and frame
+    middle = (depot["x"] + depot["width"] / 2 - frame["x"]) / frame["width"]
+    assert 0.2 < middle < 0.8, middle
     assert page.inner_text("[data-stat=communities]") == "4"
     shot(page, "dashboard-1280-en")
 
@@ -119,7 +142,8 @@ def test_pages_in_chinese_on_a_phone_and_by_keyboard(
     page.wait_for_url(re.compile(r"/dashboard$"))
 
     page.wait_for_selector("#map[data-points='5']", timeout=10_000)
-    assert page.inner_text("h1") == "今日概览"
+    # The day in Chinese (Babel), not the browser's 12/07/2026.
+    assert page.inner_text("h1") == f"今日概览 · {formats.day(clock.today(), 'zh_CN')}"
     page.keyboard.press("Tab")  # the first stop is the skip link, shown when focused
     assert page.evaluate("document.activeElement.className") == "skip-link"
     assert page.locator(".skip-link").is_visible()

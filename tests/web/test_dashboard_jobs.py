@@ -73,8 +73,10 @@ def test_the_panels_count_need_by_class_and_stock_days_left(
     assert _row(page, 'data-class="medical"') == ["0", "0"]
     assert 'data-stat="requests-open">2<' in page
     assert 'data-stat="requests-allocated">6<' in page
-    # 23 registered people need 23/21 family packs a day; 10 packs last 210/23 = 9.1 days.
-    assert _row(page, 'data-sku="KIT-FAMILY-FOOD"') == ["10", "1.1", "9.1"]
+    # The policy's whole packs per household and week (a 3-person pack: one per 3 members,
+    # rounded up per household) come to 8 a week for the registered households: 8/7 a day, so
+    # 10 packs last 70/8 = 8.75 days (not 23 people / 21 person-days, which ignores the rounding).
+    assert _row(page, 'data-sku="KIT-FAMILY-FOOD"') == ["10", "1.1", "8.8"]
     assert 'data-stat="consult-waiting">0<' in page
     assert "No dispatch plan for this day yet." in page
 

@@ -166,7 +166,7 @@ def test_messages_unread_counts_and_a_discrepancy_in_the_thread(
     page = client.get(f"/donations/{w.pledge.id}").text
     assert _messages(db, w.pledge.id, MessageKind.discrepancy) == 1
     assert re.search(r'class="msg msg-discrepancy[^"]*" data-kind="discrepancy"', page)
-    assert "Discrepancy on item" in page
+    assert "Discrepancy on Cooking oil 1 L / 食用油1升" in page  # named, not an id
     table = page.split('id="discrepancies"')[1].split("</section>")[0]
     assert "Cooking oil 1 L" in table and ">20<" in table and ">25<" in table
     lines = page.split('id="lines"')[1].split("</table>")[0]

@@ -132,12 +132,13 @@ def test_a_receipt_through_the_page_moves_the_ledger_and_settles_the_pledge(
         )
     ).all()
     assert [m.body for m in thread] == [
-        f"Discrepancy on item {w.oil.id}: pledged 20, received 25 (more than pledged)."
+        "Discrepancy on Cooking oil 1 L / 食用油1升 "
+        f"({w.oil.sku}): pledged 20, received 25 (more than pledged)."
     ]
     # The stock page shows it by item and expiry.
     stock_page = client.get(f"/warehouse?warehouse_id={w.warehouse.id}").text
     assert stock_page.count("<tr") == 1 + 3
-    assert "2027-03-01" in stock_page and 'data-col="on_hand">60<' in stock_page
+    assert "1 Mar 2027" in stock_page and 'data-col="on_hand">60<' in stock_page
 
 
 def test_a_bad_row_writes_nothing_and_is_shown_next_to_its_field(

@@ -28,6 +28,7 @@ from relieflink.config import get_settings
 from relieflink.db import backup, get_engine, migrations, require_migrated
 from relieflink.errors import RelieflinkError
 from relieflink.models import Role
+from relieflink.organizations import service as organizations
 from relieflink.users import service as users
 from relieflink.users.schemas import UserCreate
 
@@ -119,9 +120,20 @@ def users_create(
         str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
     ] = "",
     organization_id: int | None = None,
+    organization: Annotated[
+        str | None,
+        typer.Option(help="the user's organization by code, e.g. a committee's RC-00001"),
+    ] = None,
     household_id: int | None = None,
 ) -> None:
-    """Create a user (use it to bootstrap the first admin)."""
+    """Create a user (use it to bootstrap the first admin). A committee user names its
+    residents' committee (``--organization RC-00001`` on a generated city)."""
+    if organization is not None:
+        with transaction() as session:
+            org = organizations.get_organization_by_code(session, organization)
+            if org is None:
+                raise fail(RelieflinkError(f"--organization: no organization {organization!r}"))
+            organization_id = org.id
     try:
         data = UserCreate(
             username=username,

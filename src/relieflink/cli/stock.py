@@ -214,7 +214,7 @@ def supply(
         days = stock.days_of_supply(
             session, daily_consumption=daily, warehouse_id=wh, item_id=item_id, kit_id=kit_id
         )
-    console.print(f"{sku}: {float(days):.1f} days of supply ({stock.exact(days)}) at {daily}/day")
+    console.print(f"{sku}: {float(days):.1f} days of supply at {daily}/day")
 
 
 @app.command("donors")

@@ -218,4 +218,6 @@ class TraceRead(ReadModel):
     vehicle_id: int | None
     kind: str | None
     lines: list[dict[str, Any]]
-    donors: dict[int, str]
+    # Each donor behind the pack: donor_org_id, name, name_zh, quantity (exact, "155/393") and
+    # quantity_decimal (0.394); each line's donors alike.
+    donors: list[dict[str, Any]]

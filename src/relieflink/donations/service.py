@@ -15,12 +15,13 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
+from relieflink.catalog import service as catalog
 from relieflink.common import crud
 from relieflink.donations import repository
 from relieflink.donations.schemas import (
@@ -280,7 +281,12 @@ def settle_receipt(
         )
         session.add(d)
         session.flush()
-        label = f"item {key[0]}" if key[0] is not None else f"kit {key[1]}"
+        row = (
+            catalog.require_item(session, key[0])
+            if key[0] is not None
+            else catalog.require_kit(session, cast(int, key[1]))
+        )
+        label = f"{row.name} / {row.name_zh} ({row.sku})"  # named in both languages
         session.add(
             Message(
                 thread=f"pledge:{pledge.id}",

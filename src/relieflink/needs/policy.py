@@ -120,6 +120,12 @@ def entitled_packs(
         "pregnant": facts.pregnant,
         "chronic": facts.chronic,
     }[per]
+    return packs_per_period(policy, count, persons=persons, days=days)
+
+
+def packs_per_period(policy: Policy, count: int, *, persons: int, days: int) -> int:
+    """Packs of a kit sized for ``persons`` × ``days`` for ``count`` people of one household
+    per period: whole packs, rounded up per household."""
     return math.ceil(count * policy.period_days / (persons * days)) if count else 0
 
 

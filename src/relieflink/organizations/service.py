@@ -20,6 +20,11 @@ def get_organization(session: Session, org_id: int) -> Organization | None:
     return common.get_by_id(session, Organization, org_id)
 
 
+def get_organization_by_code(session: Session, code: str) -> Organization | None:
+    """The organization with this code (e.g. a scenario's ``RC-00001``), or None."""
+    return common.get_by_code(session, Organization, code)
+
+
 def require_organization(session: Session, org_id: int) -> Organization:
     """The organization with this id; ``NotFound`` if there is none."""
     return crud.require(session, Organization, org_id, label="organization")

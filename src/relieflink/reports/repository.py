@@ -62,19 +62,17 @@ def open_request_communities(session: Session) -> dict[int, int]:
     return {int(r): int(c) for r, c in rows}
 
 
-def household_totals(session: Session) -> dict[str, int]:
-    """Registered households and their people, infants, pregnant and chronic members."""
-    row = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(Household.size), 0),
-            func.coalesce(func.sum(Household.infants), 0),
-            func.coalesce(func.sum(Household.pregnant), 0),
-            func.coalesce(func.sum(Household.chronic), 0),
-        ).select_from(Household)
-    ).one()
-    keys = ("households", "person", "infant", "pregnant", "chronic")
-    return {k: int(v) for k, v in zip(keys, row, strict=True)}
+def households_by_count(session: Session, per: str) -> dict[int, int]:
+    """Registered households by how many of their members count for ``per`` (``person``: the
+    household's size; ``infant``, ``pregnant``, ``chronic``)."""
+    column = {
+        "person": Household.size,
+        "infant": Household.infants,
+        "pregnant": Household.pregnant,
+        "chronic": Household.chronic,
+    }[per]
+    rows = session.execute(select(column, func.count()).group_by(column))
+    return {int(count or 0): int(n) for count, n in rows}
 
 
 def households_per_community(session: Session) -> dict[int, int]:

@@ -19,7 +19,9 @@ PARCEL_GROUPS: dict[str, tuple[ParcelStatus, ...]] = {
         ParcelStatus.handed_off,
     ),
     "waiting": (ParcelStatus.planned,),  # on a route, not loaded yet
-    "unrouted": (ParcelStatus.pending,),  # no route found (yet)
+    # No route: not planned yet, or released by a plan that found none (stock freed, the request
+    # waits for the next allocation): counted on the plan that released them.
+    "unrouted": (ParcelStatus.pending, ParcelStatus.released),
 }
 
 
@@ -162,11 +164,20 @@ class RouteView:
 
 
 @dataclass(frozen=True)
+class DistrictArea(Place):
+    """A district drawn on the map without tiles: the outline (convex hull, lat/lon, in order)
+    around its communities; fewer than three points when it has fewer distinct ones."""
+
+    outline: list[tuple[float, float]]
+
+
+@dataclass(frozen=True)
 class DayMap:
     day: date
     communities: list[CommunityNeed]
     warehouses: list[Place]
     routes: list[RouteView]
+    districts: list[DistrictArea]
 
 
 @dataclass(frozen=True)

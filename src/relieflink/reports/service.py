@@ -32,7 +32,7 @@ from relieflink.models import (
     Warehouse,
 )
 from relieflink.needs import allocation
-from relieflink.needs.policy import default_policy
+from relieflink.needs.policy import default_policy, packs_per_period
 from relieflink.places import service as places
 from relieflink.places.schemas import CommunityFilters, NameFilters
 from relieflink.reports import repository as repo
@@ -41,6 +41,7 @@ from relieflink.reports.schemas import (
     CommunityNeed,
     ConsultQueue,
     DayMap,
+    DistrictArea,
     FailedDelivery,
     FieldDay,
     GateCompound,
@@ -121,14 +122,17 @@ def waiting_by_class(session: Session, *, day: date, actor: User) -> list[ClassN
 
 def stock_days(session: Session, *, day: date, actor: User) -> list[StockDays]:
     """Days left of each ration pack of the policy: available stock ÷ what every registered
-    household is entitled to per day."""
+    household is entitled to per day (the policy's whole packs per household and period)."""
     access.ensure_role(actor, access.STAFF)
     policy = default_policy()
     per_of = {e.kit: e.per for e in policy.entitlements}
-    totals = repo.household_totals(session)
     out = []
     for kit in sorted(catalog.get_kits_by_sku(session, list(per_of)), key=lambda k: k.sku):
-        need = Fraction(totals[per_of[kit.sku]], max(kit.persons * kit.days, 1))
+        per_period = sum(
+            n * packs_per_period(policy, count, persons=kit.persons, days=kit.days)
+            for count, n in repo.households_by_count(session, per_of[kit.sku]).items()
+        )
+        need = Fraction(per_period, policy.period_days)
         available = stock.available(session, warehouse_id=None, kit_id=kit.id, as_of=day)
         days = Fraction(available) / need if need else None
         out.append(StockDays(kit.id, kit.sku, kit.name, kit.name_zh, available, need, days))
@@ -256,6 +260,7 @@ def day_map(session: Session, *, day: date, actor: User) -> DayMap:
             waiting[community].add(line.household_id)
             units[community] += line.units
     registered = repo.households_per_community(session)
+    rows = _communities(session)
     communities = [
         CommunityNeed(
             c.id,
@@ -270,7 +275,7 @@ def day_map(session: Session, *, day: date, actor: User) -> DayMap:
             waiting_units=units[c.id],
             level=need_level(len(waiting[c.id]), registered.get(c.id, 0)),
         )
-        for c in _communities(session)
+        for c in rows
     ]
     depots = {w.id: _place(w) for w in _warehouses(session)}
     routes = repo.routes_of_day(session, day, actor=actor, limit=MAX_ROUTES)
@@ -279,7 +284,43 @@ def day_map(session: Session, *, day: date, actor: User) -> DayMap:
         communities=communities,
         warehouses=list(depots.values()),
         routes=_route_views(session, routes, depots),
+        districts=_district_areas(session, rows),
     )
+
+
+def _district_areas(session: Session, communities: list[Community]) -> list[DistrictArea]:
+    """Each district with communities, outlined around them (the map's offline background)."""
+    points: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for c in communities:
+        points[c.district_id].append((c.lat, c.lon))
+    districts, _ = places.list_districts(session, NameFilters(), limit=PAGE)
+    return [
+        DistrictArea(d.id, d.code, d.name, d.name_zh, d.lat, d.lon, convex_hull(points[d.id]))
+        for d in districts
+        if d.id in points
+    ]
+
+
+def convex_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The convex hull of ``points`` in order (Andrew's monotone chain); the distinct points
+    themselves when there are fewer than three."""
+    pts = sorted(set(points))
+    if len(pts) < 3:
+        return pts
+
+    def cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    def half(seq: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        out: list[tuple[float, float]] = []
+        for p in seq:
+            while len(out) >= 2 and cross(out[-2], out[-1], p) <= 0:
+                out.pop()
+            out.append(p)
+        return out
+
+    lower, upper = half(pts), half(pts[::-1])
+    return lower[:-1] + upper[:-1]
 
 
 def day_routes(session: Session, *, day: date, actor: User) -> list[RouteView]:

@@ -14,8 +14,8 @@ from relieflink.audit import service as audit
 from relieflink.common import crud
 from relieflink.common.repository import apply_update
 from relieflink.config import get_settings
-from relieflink.errors import Conflict, NotFound, TooManyRequests
-from relieflink.models import AuthSession, Household, Organization, User
+from relieflink.errors import Conflict, FieldError, Invalid, NotFound, TooManyRequests
+from relieflink.models import AuthSession, Household, Organization, Role, User
 from relieflink.users import repository, security
 from relieflink.users.schemas import UserCreate, UserFilters, UserUpdate
 
@@ -53,11 +53,27 @@ def _check_links(session: Session, organization_id: int | None, household_id: in
     crud.check_references(session, links, _LINKS, message=message)
 
 
+def _check_committee(role: Role, organization_id: int | None) -> None:
+    """A committee user belongs to its residents' committee: households are scoped by that link
+    (without it the user would sign in and see no household)."""
+    if role == Role.committee and organization_id is None:
+        raise Invalid(
+            "a committee user needs its residents' committee",
+            [
+                FieldError(
+                    ("organization_id",),
+                    "name the committee organization whose compounds the user serves",
+                )
+            ],
+        )
+
+
 def create_user(session: Session, data: UserCreate, *, actor: User | None) -> User:
     """Create a user (``actor`` None only when bootstrapping the first admin from the CLI)."""
     if repository.get_user_by_username(session, data.username) is not None:
         raise Conflict(f"the username {data.username!r} is taken")
     _check_links(session, data.organization_id, data.household_id)
+    _check_committee(data.role, data.organization_id)
     user = User(
         username=data.username,
         full_name=data.full_name,
@@ -84,6 +100,10 @@ def update_user(session: Session, user_id: int, data: UserUpdate, *, actor: User
     user = require_user(session, user_id)
     changes = data.model_dump(exclude_unset=True)
     _check_links(session, changes.get("organization_id"), changes.get("household_id"))
+    _check_committee(
+        changes.get("role", user.role),
+        changes.get("organization_id", user.organization_id),
+    )
     password = changes.pop("password", None)
     diff = apply_update(user, changes)
     if password is not None:

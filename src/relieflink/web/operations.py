@@ -4,12 +4,8 @@ formatters, shared by the dashboard and the courier pages."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
-from fractions import Fraction
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from relieflink.config import get_settings
 from relieflink.models import (
     EventKind,
     FailureReason,
@@ -155,20 +151,6 @@ def clock(seconds: int | None) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
 
 
-def local_time(moment: datetime | None) -> str:
-    """A timestamp as ``HH:MM`` where the operation runs."""
-    if moment is None:
-        return ""
-    return moment.astimezone(ZoneInfo(get_settings().timezone)).strftime("%H:%M")
-
-
-def days(value: Fraction | None) -> str:
-    """Days with one decimal (``—`` when nobody needs it)."""
-    if value is None:
-        return "—"
-    return f"{float(value):.1f}"
-
-
 def place_point(p: Place) -> dict[str, Any]:
     return {"code": p.code, "name": p.name, "name_zh": p.name_zh, "lat": p.lat, "lon": p.lon}
 
@@ -197,7 +179,5 @@ TEMPLATE_GLOBALS = {
     "mode_labels": MODE_LABELS,
     "kind_labels": KIND_LABELS,
     "clock": clock,
-    "local_time": local_time,
-    "days": days,
     "need_labels": NEED_LABELS,
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from relieflink.models import LockdownStatus, Role
-from relieflink.web import i18n, nav
+from relieflink.web import formats, i18n, nav
 from relieflink.web.deps import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, Viewer, csrf_token
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -62,6 +62,7 @@ def environment(lang: str) -> Environment:
         csrf_field=CSRF_FIELD,
         csrf_header=CSRF_HEADER,
     )
+    env.filters.update({name: partial(f, lang=lang) for name, f in formats.FILTERS.items()})
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
     return env
 

@@ -3,15 +3,12 @@ language, looked up once per page through the services) and the labels of their 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters, KitFilters
-from relieflink.config import get_settings
 from relieflink.donations import service as donations
 from relieflink.models import AdjustmentReason, MessageKind, PledgeStatus, TransferStatus
 from relieflink.organizations import service as organizations
@@ -127,12 +124,3 @@ def sku_choices(session: Session, lang: str) -> list[tuple[str, str]]:
 def warehouse_choices(session: Session, lang: str) -> list[tuple[int, str]]:
     rows, _ = places.list_warehouses(session, NameFilters(), limit=CHOICES_LIMIT)
     return [(w.id, f"{localized(w, lang)} ({w.code})") for w in rows]
-
-
-def when(moment: datetime | None) -> str:
-    """A stored UTC time as local date and minute where the operation runs."""
-    if moment is None:
-        return "–"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(get_settings().timezone)).strftime("%Y-%m-%d %H:%M")

@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, get_args
-from zoneinfo import ZoneInfo
 
 from fastapi import BackgroundTasks, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -34,7 +33,6 @@ from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import ItemFilters
 from relieflink.common.schemas import validate_as
-from relieflink.config import get_settings
 from relieflink.consult import service as consult
 from relieflink.consult import triage
 from relieflink.consult.realtime import hub_for
@@ -55,6 +53,7 @@ from relieflink.errors import Conflict, Forbidden, Invalid
 from relieflink.flows import prescriptions
 from relieflink.models import Consultation, ConsultMessage, Item, RequestStatus, Role
 from relieflink.users import access
+from relieflink.web import formats
 from relieflink.web.listing import localized
 from relieflink.web.operations import REQUEST_LABELS
 from relieflink.web.pages import N_, PageRouter, Web, WebDep
@@ -173,15 +172,6 @@ CLOSE_OUTCOMES: tuple[str, ...] = get_args(CloseOutcome)
 
 
 # --- helpers shared with the residents' pages ------------------------------------------------
-
-
-def local_time(value: datetime | None) -> str:
-    """A stored (UTC) time in the operation's time zone, to the minute."""
-    if value is None:
-        return "–"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(ZoneInfo(get_settings().timezone)).strftime("%Y-%m-%d %H:%M")
 
 
 def minutes_since(value: datetime, now: datetime) -> int:
@@ -315,7 +305,7 @@ def _message(m: ConsultMessage, web: Web) -> dict[str, Any]:
         "id": m.id,
         "mine": m.sender_id == web.user.id,
         "who": SENDER_LABELS.get(m.sender_role, m.sender_role),
-        "at": local_time(m.sent_at),
+        "at": formats.moment(m.sent_at, web.lang),
         "body": m.body,
     }
 
@@ -365,7 +355,7 @@ def _prescription(web: Web, read: ConsultationRead) -> dict[str, Any] | None:
             REQUEST_LABELS[RequestStatus(delivery.request_status)] if delivery else None
         ),
         "units_delivered": delivery.units_delivered if delivery else 0,
-        "delivered_at": local_time(delivery.delivered_at) if delivery else "–",
+        "delivered_at": formats.moment(delivery.delivered_at, web.lang) if delivery else "–",
     }
 
 
@@ -395,9 +385,9 @@ def _consultation_page(
         "outcome_label": CLOSE_OUTCOME_LABELS.get(read.outcome or "", read.outcome),
         "emergency": read.triage_outcome == triage.EMERGENCY,
         "numbers": read.emergency_numbers or [],
-        "created_at": local_time(read.created_at),
-        "due_at": local_time(read.due_at),
-        "closed_at": local_time(read.closed_at),
+        "created_at": formats.moment(read.created_at, web.lang),
+        "due_at": formats.moment(read.due_at, web.lang),
+        "closed_at": formats.moment(read.closed_at, web.lang),
         "is_doctor": is_doctor,
         "assigned": assigned,
         "participant": messages is not None,
@@ -561,4 +551,4 @@ def close(
 def consultation_rows(web: Web, rows: Sequence[Consultation]) -> list[dict[str, Any]]:
     """Rows for a list of consultations (the residents' page shows theirs)."""
     now = clock.now()
-    return [_row(c, now) | {"created_at": local_time(c.created_at)} for c in rows]
+    return [_row(c, now) | {"created_at": formats.moment(c.created_at, web.lang)} for c in rows]

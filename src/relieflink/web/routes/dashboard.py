@@ -147,7 +147,8 @@ def _community_point(c: CommunityNeed) -> dict[str, Any]:
 
 @router.page("/dashboard/map.json", roles=access.STAFF)
 def map_data(web: WebDep, day: DayQuery = None) -> JSONResponse:
-    """The map's data: communities (lockdown status, unmet need), warehouses, the day's routes."""
+    """The map's data: communities (lockdown status, unmet need), warehouses, the day's routes,
+    and the districts outlined around their communities (drawn when no tiles load)."""
     data = reports.day_map(web.session, day=_day(day), actor=web.user)
     return JSONResponse(
         {
@@ -155,6 +156,9 @@ def map_data(web: WebDep, day: DayQuery = None) -> JSONResponse:
             "communities": [_community_point(c) for c in data.communities],
             "warehouses": [place_point(w) for w in data.warehouses],
             "routes": [route_geometry(r) for r in data.routes],
+            "districts": [
+                place_point(d) | {"outline": [list(p) for p in d.outline]} for d in data.districts
+            ],
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -25,7 +25,8 @@ from relieflink.organizations import service as organizations
 from relieflink.organizations.schemas import OrganizationFilters
 from relieflink.stock import service as stock
 from relieflink.users import access
-from relieflink.web.forms import FORM_KEY, Errors, done, money, new_form_key, replayed
+from relieflink.web import formats
+from relieflink.web.forms import FORM_KEY, Errors, done, new_form_key, replayed
 from relieflink.web.listing import (
     PAGE_SIZE,
     Column,
@@ -41,7 +42,6 @@ from relieflink.web.supply import (
     PLEDGE_STATUS_LABELS,
     STATUS_ACTIONS,
     Names,
-    when,
 )
 
 router = PageRouter()
@@ -75,8 +75,12 @@ def pledge_list(web: WebDep) -> HTMLResponse:
         Column(N_("Recipient"), lambda p, _l: n.org(p.recipient_org_id)),
         Column(N_("Program"), lambda p, _l: n.program(p.program_id)),
         Column(N_("Status"), lambda p, _l: PLEDGE_STATUS_LABELS[p.status], translate=True),
-        Column(N_("Declared value (CNY)"), lambda p, _l: money(p.declared_value_fen), numeric=True),
-        Column(N_("Expected"), lambda p, _l: p.expected_arrival or "–"),
+        Column(
+            N_("Declared value (CNY)"),
+            lambda p, lang: formats.money(p.declared_value_fen, lang),
+            numeric=True,
+        ),
+        Column(N_("Expected"), lambda p, lang: formats.day(p.expected_arrival, lang)),
         Column(N_("Unread"), lambda p, _l: unread.get(_thread(p.id), 0), numeric=True),
     ]
     programs = [(str(p.id), n.program(p.id)) for p in donations.list_programs(web.session)]
@@ -131,13 +135,7 @@ SEGMENTS = [
 CHART_WIDTH = 1000  # the bars' own coordinates; each bar stretches to the page's width
 
 
-def quantity(value: Fraction | int) -> str:
-    """Whole units as they are; a share of a kit (a fraction) to two decimals."""
-    f = Fraction(value)
-    return str(f.numerator) if f.denominator == 1 else f"{float(f):.2f}"
-
-
-def _chart(rows: list[TraceRow]) -> list[dict[str, Any]]:
+def _chart(rows: list[TraceRow], lang: str) -> list[dict[str, Any]]:
     """Bars of the chart (drawn as inline SVG, one per item, labels in HTML so that they wrap on
     a phone): the received units split by where they are now, over a dashed outline of what was
     pledged, all on one scale."""
@@ -152,7 +150,7 @@ def _chart(rows: list[TraceRow]) -> list[dict[str, Any]]:
             if w > 0:
                 segments.append(
                     {"x": round(float(x), 2), "w": round(float(w), 2), "css": css,
-                     "label": label, "value": quantity(value)}
+                     "label": label, "value": formats.units(value, lang)}
                 )  # fmt: skip
             x += w
         bars.append(
@@ -212,7 +210,6 @@ def trace(web: WebDep) -> HTMLResponse:
         "segments": SEGMENTS,
         "chart": None,
         "totals": None,
-        "quantity": quantity,
     }
     if donor_org_id is None:
         return web.render("donations/trace.html", context)
@@ -236,16 +233,20 @@ def trace(web: WebDep) -> HTMLResponse:
         for f in figures
     ]
     totals = {
-        "pledged_value": money(sum(f.pledged_value_fen for f in figures)),
-        "received_value": money(sum(f.received_value_fen for f in figures)),
-        "in_stock_value": money(float(sum((f.in_stock_value_fen for f in figures), Fraction(0)))),
-        "delivered_value": money(float(sum((f.delivered_value_fen for f in figures), Fraction(0)))),
+        "pledged_value": formats.money(sum(f.pledged_value_fen for f in figures), web.lang),
+        "received_value": formats.money(sum(f.received_value_fen for f in figures), web.lang),
+        "in_stock_value": formats.money(
+            sum((f.in_stock_value_fen for f in figures), Fraction(0)), web.lang
+        ),
+        "delivered_value": formats.money(
+            sum((f.delivered_value_fen for f in figures), Fraction(0)), web.lang
+        ),
     }
     context |= {
         "program_id": program_id,
         "programs": programs,
         "rows": rows,
-        "chart": _chart(rows) if rows else None,
+        "chart": _chart(rows, web.lang) if rows else None,
         "totals": totals,
     }
     return web.render("donations/trace.html", context)
@@ -280,7 +281,7 @@ def _lines(web: Web, pledge: Pledge, names: Names) -> list[dict[str, Any]]:
             | {
                 "received": got,
                 "outstanding": max(row["pledged"] - got, 0),
-                "value": money(row["value_fen"]),
+                "value": formats.money(row["value_fen"], web.lang),
                 "over": got > row["pledged"],
             }
         )
@@ -309,7 +310,7 @@ def _pledge_page(
             "from": PLEDGE_STATUS_LABELS[PledgeStatus(h.from_status)] if h.from_status else None,
             "to": PLEDGE_STATUS_LABELS[h.to_status],
             "who": names.user(h.actor_id),
-            "at": when(h.at),
+            "at": formats.moment(h.at, web.lang),
             "note": h.note,
         }
         for h in donations.pledge_history(web.session, pledge.id)
@@ -321,7 +322,7 @@ def _pledge_page(
             "received": d.received,
             "note": d.note,
             "receipt_id": d.receipt_id,
-            "at": when(d.created_at),
+            "at": formats.moment(d.created_at, web.lang),
         }
         for d in donations.discrepancies(web.session, pledge.id, actor=web.user)
     ]
@@ -334,7 +335,7 @@ def _pledge_page(
             "mine": m.author_id == web.user.id,
             "new": m.id in new_ids,
             "body": m.body,
-            "at": when(m.created_at),
+            "at": formats.moment(m.created_at, web.lang),
             "receipt_id": m.receipt_id,
         }
         for m in messages
@@ -346,7 +347,7 @@ def _pledge_page(
         "donor": names.org(pledge.donor_org_id),
         "recipient": names.org(pledge.recipient_org_id),
         "program": names.program(pledge.program_id),
-        "declared_value": money(pledge.declared_value_fen),
+        "declared_value": formats.money(pledge.declared_value_fen, web.lang),
         "lines": _lines(web, pledge, names),
         "history": history,
         "actions": [

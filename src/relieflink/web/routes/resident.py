@@ -30,6 +30,7 @@ from relieflink.models import Item, Kit, NeedRequest, RequestStatus, Role
 from relieflink.needs import service as needs
 from relieflink.needs.schemas import RequestCreate, RequestFilters, RequestOutcome
 from relieflink.users import access
+from relieflink.web import formats
 from relieflink.web.listing import localized
 from relieflink.web.operations import REQUEST_LABELS
 from relieflink.web.pages import N_, PageRouter, Web, WebDep
@@ -46,7 +47,6 @@ from relieflink.web.routes.consult import (
     answer_text,
     consultation_rows,
     form_text,
-    local_time,
     question_text,
 )
 
@@ -256,8 +256,8 @@ def _request_row(web: Web, r: NeedRequest, codes: dict[int, str]) -> dict[str, A
         "status": str(r.status),
         "status_label": REQUEST_LABELS[RequestStatus(r.status)],
         "source": SOURCE_LABELS.get(str(r.source), str(r.source)),
-        "created_at": local_time(r.created_at),
-        "period_start": r.period_start.isoformat(),
+        "created_at": formats.moment(r.created_at, web.lang),
+        "period_start": formats.day(r.period_start, web.lang),
         "medical": r.medical_urgency > 0,
         "household": codes.get(r.household_id, ""),
         "lines": _line_names(web, r),
@@ -298,7 +298,7 @@ def status(web: WebDep) -> HTMLResponse:
                     "packs": parcel.packs,
                     "eta": _eta(eta),
                     "code": code,
-                    "delivered_at": local_time(parcel.delivered_at),
+                    "delivered_at": formats.moment(parcel.delivered_at, web.lang),
                 }
             )
     context = {

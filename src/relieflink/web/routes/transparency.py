@@ -20,11 +20,8 @@ from relieflink.reports.transparency import FIGURES, Party, Transparency
 from relieflink.stock import exports
 from relieflink.stock.service import exact
 from relieflink.web.deps import SessionDep
-from relieflink.web.forms import money
-from relieflink.web.operations import local_time
 from relieflink.web.pages import N_, PageRouter
 from relieflink.web.rendering import render_page
-from relieflink.web.routes.donations import quantity
 
 router = PageRouter()
 PUBLIC_CACHE = {
@@ -58,9 +55,6 @@ def page(request: Request, session: SessionDep) -> Response:
     context = {
         "t": figures,
         "columns": COLUMNS,
-        "quantity": quantity,
-        "money": money,
-        "local_time": local_time,
         "zip": zip,
     }
     return _public(render_page(request, "transparency/page.html", context))

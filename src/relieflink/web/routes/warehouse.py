@@ -27,6 +27,7 @@ from relieflink.models import AdjustmentReason, TransferStatus
 from relieflink.stock import service as stock
 from relieflink.stock.schemas import ReceiveIn
 from relieflink.users import access
+from relieflink.web import formats
 from relieflink.web.forms import (
     FORM_KEY,
     Errors,
@@ -50,7 +51,6 @@ from relieflink.web.supply import (
     sku_choices,
     sku_value,
     warehouse_choices,
-    when,
 )
 
 router = PageRouter()
@@ -335,7 +335,7 @@ def receipt_page(receipt_id: int, web: WebDep) -> Response:
             "unit": names.unit(lot.item_id),
             "quantity": lot.quantity,
             "expiry": lot.expiry,
-            "unit_value": money(lot.unit_value_fen),
+            "unit_value": formats.money(lot.unit_value_fen, web.lang),
         }
         for lot in stock.receipt_lots(web.session, receipt.id)
     ]
@@ -347,7 +347,7 @@ def receipt_page(receipt_id: int, web: WebDep) -> Response:
             "warehouse": names.warehouse(receipt.warehouse_id),
             "donor": names.org(receipt.donor_org_id),
             "by": names.user(receipt.actor_id),
-            "at": when(receipt.received_at),
+            "at": formats.moment(receipt.received_at, web.lang),
             "lots": lots,
             "discrepancies": discrepancies,
         },
@@ -395,8 +395,8 @@ def _transfers_page(
             "status_label": TRANSFER_STATUS_LABELS[t.status],
             "cross_border": t.cross_border,
             "country": t.destination_country,
-            "created": when(t.created_at),
-            "received": when(t.received_at) if t.received_at else None,
+            "created": formats.moment(t.created_at, web.lang),
+            "received": formats.moment(t.received_at, web.lang) if t.received_at else None,
             "note": t.note,
         }
         for t in found

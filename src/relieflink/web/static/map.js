@@ -6,8 +6,12 @@
  * [data-map=route] one route for its courier: depot and numbered stops in order, from the
  *                  JSON in data-route.
  * Both work offline: OpenStreetMap tiles are added only if the browser can reach them.
+ * The day's map fits the communities served; a depot far from them (another city) is an arrow
+ * at the map's edge with its name and distance. Districts are outlined around their
+ * communities, so the city is recognisable without tiles.
  * Attributes for tests and assistive tech: data-tiles (probing|osm|none), data-points
- * (communities + warehouses), data-routes, data-stops.
+ * (communities + warehouses), data-far (depots shown as edge arrows), data-districts,
+ * data-routes, data-stops.
  */
 (function () {
   "use strict";
@@ -35,7 +39,7 @@
   }
 
   function baseMap(el) {
-    var map = L.map(el, { preferCanvas: true }).setView([31.23, 121.47], 11);
+    var map = L.map(el, { preferCanvas: true, zoomSnap: 0.25 }).setView([31.23, 121.47], 11);
     el.classList.add("map-plain");
     el.setAttribute("data-tiles", "probing");
     probeTiles(function (ok) {
@@ -82,6 +86,61 @@
     }).bindPopup("<strong>" + escapeHtml(name) + "</strong><br>" + escapeHtml(labels.warehouse));
   }
 
+  // Districts outlined around their communities: the city's shape when no tiles load.
+  function drawDistricts(layer, districts, zh) {
+    var labelled = districts.length <= 40;
+    districts.forEach(function (d) {
+      var pts = d.outline.map(function (p) { return L.latLng(p[0], p[1]); });
+      if (!pts.length) { return; }
+      var style = { color: "#7a8699", weight: 1, dashArray: "4 4", fillColor: "#c9d3df", fillOpacity: 0.35, interactive: false };
+      var shape = pts.length >= 3 ? L.polygon(pts, style) : L.circle(L.latLngBounds(pts).getCenter(), L.extend({ radius: 1500 }, style));
+      shape.addTo(layer);
+      if (labelled) {
+        L.tooltip({ permanent: true, direction: "top", offset: [0, -10], className: "ops-district-label", interactive: false })
+          .setLatLng(shape.getBounds().getCenter()).setContent(escapeHtml(placeName(d, zh))).addTo(layer);
+      }
+    });
+  }
+
+  // The area the map fits: the communities served, grown by half their span (at least ~5 km).
+  function servedArea(communities) {
+    if (!communities.length) { return null; }
+    var b = L.latLngBounds(communities.map(function (c) { return [c.lat, c.lon]; }));
+    var dLat = Math.max((b.getNorth() - b.getSouth()) / 2, 0.05);
+    var dLon = Math.max((b.getEast() - b.getWest()) / 2, 0.05);
+    return L.latLngBounds([b.getSouth() - dLat, b.getWest() - dLon], [b.getNorth() + dLat, b.getEast() + dLon]);
+  }
+
+  // A depot far from the communities (another city): an arrow at the map's edge pointing at it,
+  // with its name and distance; it follows the view.
+  function edgeArrow(map, layer, w, labels, zh) {
+    var target = L.latLng(w.lat, w.lon);
+    var name = placeName(w, zh);
+    var marker = L.marker(target, { keyboard: true, title: name, alt: labels.warehouse + ": " + name });
+    function place() {
+      var size = map.getSize();
+      var c = L.point(size.x / 2, size.y / 2);
+      var p = map.latLngToContainerPoint(target);
+      var dx = p.x - c.x, dy = p.y - c.y;
+      var margin = 28;
+      var k = Math.min(Math.abs((c.x - margin) / (dx || 1e-9)), Math.abs((c.y - margin) / (dy || 1e-9)), 1);
+      var at = L.point(c.x + dx * k, c.y + dy * k);
+      var km = Math.round(map.getCenter().distanceTo(target) / 1000);
+      var angle = Math.atan2(dy, dx) * 180 / Math.PI;
+      marker.setLatLng(map.containerPointToLatLng(at));
+      marker.setIcon(L.divIcon({
+        className: "ops-far-depot", iconSize: [24, 24],
+        html: '<span class="ops-far-arrow" style="transform: rotate(' + angle.toFixed(0) + 'deg)">&#10148;</span>'
+      }));
+      marker.unbindTooltip().bindTooltip(escapeHtml(name) + " · " + escapeHtml(labels.warehouse) + " · " + km + " km",
+                                        { permanent: true, direction: at.x > c.x ? "left" : "right", className: "ops-far-label" });
+    }
+    marker.addTo(layer);
+    place();
+    map.on("moveend zoomend resize", place);
+    return function () { map.off("moveend zoomend resize", place); };
+  }
+
   // --- the coordinator's map of the day ---------------------------------------------------
 
   function initDay(el) {
@@ -92,10 +151,17 @@
     var empty = null;
     var fitted = false;
 
+    var unfollow = [];
+
     function draw(data) {
       layer.clearLayers();
+      unfollow.forEach(function (off) { off(); });
+      unfollow = [];
       if (empty) { empty.remove(); empty = null; }
+      var area = servedArea(data.communities);
       var bounds = [];
+      var far = [];
+      drawDistricts(layer, data.districts || [], zh);
       data.communities.forEach(function (c) {
         var name = placeName(c, zh);
         var status = labels[c.status] || c.status;
@@ -112,6 +178,7 @@
         bounds.push([c.lat, c.lon]);
       });
       data.warehouses.forEach(function (w) {
+        if (area && !area.contains([w.lat, w.lon])) { far.push(w); return; }
         warehouseMarker(w, labels, zh).addTo(layer);
         bounds.push([w.lat, w.lon]);
       });
@@ -130,7 +197,10 @@
       } else if (!bounds.length) {
         empty = note(map, labels.empty);
       }
+      far.forEach(function (w) { unfollow.push(edgeArrow(map, layer, w, labels, zh)); });
       el.setAttribute("data-points", String(data.communities.length + data.warehouses.length));
+      el.setAttribute("data-far", String(far.length));
+      el.setAttribute("data-districts", String((data.districts || []).length));
       el.setAttribute("data-routes", String(data.routes.length));
     }
 
