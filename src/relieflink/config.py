@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     jobs_lease_seconds: int = Field(default=120, ge=10)
     jobs_poll_seconds: float = Field(default=2.0, gt=0)
     jobs_in_process: bool | None = None
+    # Addresses of the TLS proxy whose X-Forwarded-Proto/-For `relieflink serve` believes.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Hours of the day (local) at which allocation runs and dispatch is planned: "9,15,20".
     dispatch_waves: Annotated[tuple[int, ...], NoDecode] = (9, 15, 20)
 
