@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute, RouteContext
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute
 
 from relieflink.api.idempotency import CLAIM, Claim
@@ -90,7 +91,7 @@ async def _keep(request: Request, session: Session) -> None:
 SessionDep = Annotated[Session, Depends(request_session, scope="function")]
 
 
-async def strict_json(request: Request) -> None:
+async def strict_json(request: HTTPConnection) -> None:
     """A JSON body holds the JSON types its schema names: ``0`` is no boolean, ``false`` no
     number, ``"5"`` no integer (what a client meant by them is a guess).
 
@@ -100,7 +101,9 @@ async def strict_json(request: Request) -> None:
     JSON writes them. Runs before the route's other dependencies (a malformed body is 422 even
     before sign-in)."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not _is_json(request.headers.get("content-type")):
+    if not isinstance(request, Request) or not isinstance(route, APIRoute):
+        return  # a WebSocket's messages are checked by the route
+    if not _is_json(request.headers.get("content-type")):
         return
     body_type: Any = route.body_field.field_info.annotation if route.body_field else None
     adapter = _strict_body(body_type)
