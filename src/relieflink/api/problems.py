@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,7 +14,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from relieflink.errors import RelieflinkError
 
 PROBLEM_JSON = "application/problem+json"
-log = logging.getLogger(__name__)
 
 
 class Problem(BaseModel):

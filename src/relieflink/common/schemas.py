@@ -60,7 +60,7 @@ def _bound_inputs(node: Any) -> None:
 class StrictModel(BaseModel):
     """Input (request bodies and queries, forms, import rows): unknown fields are an error, not
     silently dropped; no NaN or infinity; and two rules for every field, in this one place:
-    an integer fits the database's 32-bit integer unless its field sets its own bounds (amounts
+    an integer fits the database's 32-bit integer unless its field sets its own limit (amounts
     in fen: :data:`~relieflink.common.fields.Fen`), and text holds no control character. They
     are written into the validator itself (pydantic-core checks them, so an import of a million
     rows pays nothing in Python) and into the JSON schema the OpenAPI document shows."""
