@@ -38,6 +38,7 @@ MUST_PASS = ("not_a_server_error", "response_schema_conformance")
 class Counts:
     operations: set[str] = field(default_factory=set)
     cases: int = 0
+    by_phase: Counter[str] = field(default_factory=Counter)  # cases per phase (stateful too)
     failures: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     examples: dict[str, str] = field(default_factory=dict)  # one failing request per check
@@ -92,6 +93,7 @@ def fuzz(app: Any, headers: dict[str, str], max_examples: int) -> Counts:
             if event.label:
                 counts.operations.add(event.label)
             counts.cases += len(recorder.cases)
+            counts.by_phase[event.phase.value] += len(recorder.cases)
             for case_id, checks in recorder.checks.items():
                 for check in checks:
                     if check.status in (Status.FAILURE, Status.ERROR):
@@ -104,8 +106,9 @@ def fuzz(app: Any, headers: dict[str, str], max_examples: int) -> Counts:
             counts.errors.append(f"{event.label}: {event.value!r}")
     if os.environ.get("FUZZ_REPORT"):
         print(
-            f"\n{len(counts.operations)} operations, {counts.cases} cases, "
-            f"failures {dict(counts.failures)}, errors {len(counts.errors)}"
+            f"\n{len(counts.operations)} operations, {counts.cases} cases "
+            f"{dict(counts.by_phase)}, failures {dict(counts.failures)}, "
+            f"errors {len(counts.errors)}"
         )
         for name, example in counts.examples.items():
             print(f"  {name}: {example}")

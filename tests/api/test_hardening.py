@@ -155,6 +155,9 @@ def test_undeclared_methods_get_405_with_allow(client: TestClient, method: str) 
     response = client.request(method, "/api/v1/health")
     _is_problem(response, 405)
     assert response.headers["allow"] == "GET"
+    # Every method of the path, though two routes answer them
+    response = client.request(method, "/api/v1/allocation-runs")
+    assert response.headers["allow"] == "GET, POST"
 
 
 def _spec(app: FastAPI) -> dict[str, Any]:

@@ -98,8 +98,8 @@ async def strict_json(request: HTTPConnection) -> None:
     FastAPI validates the decoded body in pydantic's lax Python mode, which the same schemas
     need for web forms and imports (text, where "5" is 5). So the API's JSON is first validated
     in pydantic's strict JSON mode, where dates and enum values are still read from strings, as
-    JSON writes them. Runs before the route's other dependencies (a malformed body is 422 even
-    before sign-in)."""
+    JSON writes them. Runs before the route's other dependencies, so only a body that the lax
+    reading would take is refused here (a body invalid either way is answered after sign-in)."""
     route = request.scope.get("route")
     if not isinstance(request, Request) or not isinstance(route, APIRoute):
         return  # a WebSocket's messages are checked by the route
@@ -113,6 +113,10 @@ async def strict_json(request: HTTPConnection) -> None:
     try:
         adapter.validate_json(body, strict=True)
     except ValidationError as exc:
+        try:
+            adapter.validate_json(body)
+        except ValidationError:
+            return  # invalid anyway: FastAPI answers it, after the sign-in check as before
         errors = validation_errors(exc.errors(include_url=False), ["body"])
         raise RequestValidationError(errors) from None
 

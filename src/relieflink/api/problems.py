@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -89,11 +90,23 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(422, "Invalid input", "the request does not match the schema", errors)
 
 
-def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     response = problem(exc.status_code, str(exc.detail), str(exc.detail))
-    response.headers.update(exc.headers or {})  # e.g. 405's Allow
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names the methods of the first route of the path
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the request's path answers."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.scope["path"]):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def _server_error(_request: Request, _exc: Exception) -> JSONResponse:
