@@ -275,3 +275,17 @@ def test_behind_a_tls_proxy_the_session_cookie_is_secure(tmp_path: Path) -> None
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_null_for_a_required_column_in_a_change_is_422_not_500(
+    db: Session, client: TestClient
+) -> None:
+    """Found by the fuzzing: PATCH with an explicit null reached a NOT NULL column."""
+    community = make_community(db)
+    headers = headers_for(db, client, Role.admin)
+    url = f"/api/v1/communities/{community.id}"
+    body = _is_problem(client.patch(url, json={"lockdown_status": None}, headers=headers), 422)
+    assert [e["loc"] for e in body["errors"]] == [["lockdown_status"]]
+    me = client.get("/api/v1/auth/me", headers=headers).json()
+    answer = client.patch(f"/api/v1/users/{me['id']}", json={"full_name": None}, headers=headers)
+    _is_problem(answer, 422)
