@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from relieflink import __version__
 from relieflink.api import problems
 from relieflink.api.guards import BodyLimit, DatabaseOutage
+from relieflink.api.headers import PrivateResponsesMiddleware
 from relieflink.api.idempotency import IdempotencyMiddleware
 from relieflink.api.router import api_router
 from relieflink.config import Settings, get_settings
@@ -55,8 +56,9 @@ def create_app(
     )
     problems.install(app)
     app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(DatabaseOutage)  # (the last added runs first: these two wrap the rest)
+    app.add_middleware(DatabaseOutage)  # (the last added runs first: these wrap the rest)
     app.add_middleware(BodyLimit)
+    app.add_middleware(PrivateResponsesMiddleware)  # outermost: every answer gets its headers
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Several server processes share consultation chat through Redis pub/sub (redis://host:6379/0).
     redis_url: str | None = None
     redis_prefix: str = "relieflink"  # channel names start with it: deployments may share a Redis
+    # Addresses of the TLS proxy whose X-Forwarded-Proto/-For `relieflink serve` believes.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Hours of the day (local) at which allocation runs and dispatch is planned: "9,15,20".
     dispatch_waves: Annotated[tuple[int, ...], NoDecode] = (9, 15, 20)
 

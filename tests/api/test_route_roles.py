@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from relieflink.api.deps import route_roles
 from relieflink.app import create_app
 from relieflink.models import Role
-from tests.factories import make_org, make_user, sign_in
+from tests.factories import make_community, make_household, make_org, make_user, sign_in
+from tests.stock.factories import make_item
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "relieflink"
 ROUTE_DIRS = (SRC / "api" / "routes", SRC / "web" / "routes")
@@ -54,6 +55,78 @@ def test_every_role_a_route_does_not_declare_gets_403(db: Session, client: TestC
             response = client.request(method, path, headers=headers[role])
             if response.status_code != 403:
                 wrong.append(f"{method} {path} as {role.value}: {response.status_code}")
+    assert wrong == []
+
+
+# Routes any signed-in user may call, because they show nothing of anyone else's: the rest of
+# the routes that declare no role are scoped by row (``relieflink.users.access``).
+OPEN = {
+    "/api/v1/openapi.json",
+    "/api/v1/docs",
+    "/api/v1/health",
+    "/api/v1/health/ready",  # whether the database answers
+    "/api/v1/auth/sign-in",
+    "/api/v1/auth/sign-out",
+    "/api/v1/auth/me",
+    "/api/v1/dispatch/my-deliveries",  # the caller's own household's
+    "/api/v1/kits/{kit_id}/nutrition",  # the catalog
+    "/api/v1/consultations/questionnaire",
+}
+
+
+def _row_scoped() -> list[tuple[str, str]]:
+    return [
+        (method, route.path or "")
+        for route in iter_route_contexts(create_app(check_schema=False).routes)
+        if route_roles(route) is None
+        and route.methods
+        and (route.path or "").startswith("/api/")
+        and route.path not in OPEN
+        for method in sorted(route.methods - {"HEAD"})
+    ]
+
+
+def test_every_role_sees_no_rows_of_a_household_it_has_nothing_to_do_with(
+    db: Session, client: TestClient
+) -> None:
+    """The matrix for the routes scoped by row: a household's request, read, listed and
+    cancelled by every role but staff, as users unrelated to the household."""
+    assert {p for _, p in _row_scoped()} == {
+        "/api/v1/requests",
+        "/api/v1/requests/{request_id}",
+        "/api/v1/requests/{request_id}/cancel",
+        "/api/v1/allocation-runs/{run_id}/allocations",
+        "/api/v1/dispatch/parcels/{parcel_id}/events",
+        "/api/v1/dispatch/parcels/{parcel_id}/trace",
+    }
+    community = make_community(db, committee=make_org(db))
+    admin = make_user(db, Role.admin)
+    household = make_household(db, community, actor=admin)
+    owner = make_user(db, Role.resident, household_id=household.id)
+    item = make_item(db)
+    stranger_org = make_org(db)
+    strangers = {
+        role: make_user(db, role, organization_id=stranger_org.id)
+        for role in set(Role) - {Role.admin, Role.coordinator}
+    }
+    db.commit()
+    line = {"item_sku": item.sku, "quantity": 1}
+    made = client.post(
+        "/api/v1/requests",
+        json={"household_id": household.id, "lines": [line]},
+        headers=sign_in(client, owner),
+    )
+    assert made.status_code == 201, made.text
+    ids = {"request_id": made.json()["request"]["id"], "run_id": 1, "parcel_id": 1}
+    wrong = []
+    for role, user in strangers.items():
+        headers = sign_in(client, user)
+        for method, path in _row_scoped():
+            url = re.sub(r"\{([^}]+)\}", lambda m: str(ids[m.group(1)]), path)
+            response = client.request(method, url, headers=headers)
+            rows = response.json().get("items") if response.status_code == 200 else None
+            if response.status_code not in (403, 404) and rows != []:
+                wrong.append(f"{method} {url} as {role.value}: {response.status_code}")
     assert wrong == []
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from relieflink.api.deps import SessionDep, require_role
+from relieflink.common.fields import Id
 from relieflink.common.schemas import ListQuery, Page
 from relieflink.models import Role, User
 
@@ -50,7 +51,7 @@ def registry_routes(
 
     @router.get(f"{path}/{{record_id}}", response_model=read_schema, summary=f"Read one {label}")
     def read_record(
-        record_id: int, session: SessionDep, user: Annotated[User, require_role(readers)]
+        record_id: Id, session: SessionDep, user: Annotated[User, require_role(readers)]
     ) -> BaseModel:
         return convert(require_fn(session, record_id))
 
@@ -69,7 +70,7 @@ def registry_routes(
 
     @router.patch(f"{path}/{{record_id}}", response_model=read_schema, summary=f"Change a {label}")
     def update_record(
-        record_id: int,
+        record_id: Id,
         data: update_schema,  # type: ignore[valid-type]
         session: SessionDep,
         user: Annotated[User, require_role(writers)],

@@ -8,6 +8,8 @@ and the user already resolved by the Idempotency-Key middleware is not read agai
 
 from __future__ import annotations
 
+import email.message
+import functools
 from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any
 
@@ -15,12 +17,16 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import RouteContext
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute, RouteContext
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute
 
 from relieflink.api.idempotency import CLAIM, Claim
+from relieflink.api.problems import validation_errors
 from relieflink.db import KeepAndRefuse, begin_write, get_sessionmaker
 from relieflink.errors import Unauthorized
 from relieflink.models import Role, User
@@ -83,6 +89,52 @@ async def _keep(request: Request, session: Session) -> None:
 
 # scope="function": commit before the response is sent, so a failed commit is never a 2xx.
 SessionDep = Annotated[Session, Depends(request_session, scope="function")]
+
+
+async def strict_json(request: HTTPConnection) -> None:
+    """A JSON body holds the JSON types its schema names: ``0`` is no boolean, ``false`` no
+    number, ``"5"`` no integer (what a client meant by them is a guess).
+
+    FastAPI validates the decoded body in pydantic's lax Python mode, which the same schemas
+    need for web forms and imports (text, where "5" is 5). So the API's JSON is first validated
+    in pydantic's strict JSON mode, where dates and enum values are still read from strings, as
+    JSON writes them. Runs before the route's other dependencies, so only a body that the lax
+    reading would take is refused here (a body invalid either way is answered after sign-in)."""
+    route = request.scope.get("route")
+    if not isinstance(request, Request) or not isinstance(route, APIRoute):
+        return  # a WebSocket's messages are checked by the route
+    if not _is_json(request.headers.get("content-type")):
+        return
+    body_type: Any = route.body_field.field_info.annotation if route.body_field else None
+    adapter = _strict_body(body_type)
+    body = await request.body()
+    if adapter is None or not body:
+        return
+    try:
+        adapter.validate_json(body, strict=True)
+    except ValidationError as exc:
+        try:
+            adapter.validate_json(body)
+        except ValidationError:
+            return  # invalid anyway: FastAPI answers it, after the sign-in check as before
+        errors = validation_errors(exc.errors(include_url=False), ["body"])
+        raise RequestValidationError(errors) from None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+@functools.cache
+def _strict_body(annotation: Any) -> TypeAdapter[Any] | None:
+    return TypeAdapter(annotation) if annotation is not None else None
 
 
 def request_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from relieflink.api.deps import strict_json
 from relieflink.api.routes import (
     audit,
     auth,
@@ -22,7 +23,7 @@ from relieflink.api.routes import (
 )
 from relieflink.db import ping
 
-api_router = APIRouter()
+api_router = APIRouter(dependencies=[Depends(strict_json)])
 # FastAPI matches a request against the routes in order, router by router, so the busiest
 # writes (stock reservations, courier tracking events) come first: last in the list, a
 # reservation was checked against some 160 routes, a measurable share of its CPU. No two routers

@@ -225,6 +225,10 @@ def serve(
         port=port,
         workers=workers,
         ws_per_message_deflate=False,
+        # Behind a TLS proxy: its X-Forwarded-Proto makes the request https, so the session
+        # cookie is sent Secure; only from the proxies named (a client could forge the header).
+        proxy_headers=True,
+        forwarded_allow_ips=get_settings().forwarded_allow_ips,
         # Workers import numpy, SciPy and PyVRP at start; on a busy machine that outlasts
         # uvicorn's 5 s health check, which would kill and restart them for ever.
         timeout_worker_healthcheck=60,

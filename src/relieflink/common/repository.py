@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, inspect, select
 from sqlalchemy.orm import Session
 
 from relieflink.db import Base
+from relieflink.errors import FieldError, Invalid
 
 M = TypeVar("M", bound=Base)
 _SCAN_ABOVE = 20_000
@@ -62,7 +63,18 @@ def codes_by_id(session: Session, model: type[Base], *, column: str = "code") ->
 
 
 def apply_update(obj: Base, changes: dict[str, Any]) -> dict[str, Any]:
-    """Set the changed attributes on ``obj``; return ``{field: [old, new]}`` for the audit log."""
+    """Set the changed attributes on ``obj``; return ``{field: [old, new]}`` for the audit log.
+    An explicit null for a column that must hold a value is refused (an update's fields are all
+    optional: null there means "no change" only when the field is left out)."""
+    columns = inspect(type(obj)).columns
+    nulled = [
+        k for k, v in changes.items() if v is None and k in columns and not columns[k].nullable
+    ]
+    if nulled:
+        errors = [
+            FieldError((k,), "may not be null: leave the field out to keep it") for k in nulled
+        ]
+        raise Invalid("a required field was set to null", errors)
     diff: dict[str, Any] = {}
     for key, value in changes.items():
         old = getattr(obj, key)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError
+from pydantic_core import CoreSchema
 
+from relieflink.common.fields import INT_MAX, INT_MIN, NO_CONTROL_CHARACTERS, Count
 from relieflink.errors import FieldError, Invalid
 
 T = TypeVar("T")
@@ -28,16 +31,55 @@ class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class StrictModel(BaseModel):
-    """Request bodies: unknown fields are an error, not silently dropped."""
+def _bound_inputs(node: Any) -> None:
+    """Add :class:`StrictModel`'s two rules to every ``int`` and ``str`` in a core schema."""
+    if isinstance(node, list):
+        for child in node:
+            _bound_inputs(child)
+        return
+    if not isinstance(node, dict):
+        return
+    for child in node.values():
+        _bound_inputs(child)
+    if node.get("type") == "int":
+        if "le" not in node and "lt" not in node:
+            node["le"] = INT_MAX
+        if "ge" not in node and "gt" not in node:
+            node["ge"] = INT_MIN
+    elif node.get("type") == "str":
+        if "pattern" not in node:
+            node["pattern"] = NO_CONTROL_CHARACTERS
+        elif node["pattern"] != NO_CONTROL_CHARACTERS:  # a field's own pattern, and this one
+            own = dict(node)
+            node.clear()
+            node.update(
+                type="chain", steps=[own, {"type": "str", "pattern": NO_CONTROL_CHARACTERS}]
+            )
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+class StrictModel(BaseModel):
+    """Input (request bodies and queries, forms, import rows): unknown fields are an error, not
+    silently dropped; no NaN or infinity; and two rules for every field, in this one place:
+    an integer fits the database's 32-bit integer unless its field sets its own limit (amounts
+    in fen: :data:`~relieflink.common.fields.Fen`), and text holds no control character. They
+    are written into the validator itself (pydantic-core checks them, so an import of a million
+    rows pays nothing in Python) and into the JSON schema the OpenAPI document shows."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        schema = copy.deepcopy(handler(source))  # nested schemas may be shared: edit a copy
+        _bound_inputs(schema)
+        return schema
 
 
 class ListQuery(StrictModel):
     """Query parameters of a list endpoint: the page, plus each kind's filters in subclasses."""
 
-    offset: int = Field(default=0, ge=0)
+    offset: Count = 0
     limit: int = Field(default=50, ge=1, le=500)
 
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import Field, model_validator
 
-from relieflink.common.fields import Code, Name, PositiveInt
+from relieflink.common.fields import Code, Fen, Id, Name, PositiveInt
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
 from relieflink.models import MessageKind, PledgeStatus
 
@@ -38,7 +38,7 @@ class PledgeLineIn(StrictModel):
     item_id: PositiveInt | None = None
     kit_id: PositiveInt | None = None
     quantity: PositiveInt
-    unit_value_fen: int = Field(default=0, ge=0)
+    unit_value_fen: Fen = 0
 
     @model_validator(mode="after")
     def _one_of(self) -> PledgeLineIn:
@@ -52,7 +52,7 @@ class PledgeCreate(StrictModel):
     donor_org_id: PositiveInt
     recipient_org_id: PositiveInt
     program_id: PositiveInt
-    declared_value_fen: int = Field(ge=0)
+    declared_value_fen: Fen
     expected_arrival: date | None = None
     note: str | None = Field(default=None, max_length=1000)
     lines: list[PledgeLineIn] = Field(min_length=1, max_length=500)
@@ -90,8 +90,8 @@ class PledgeRead(ReadModel):
 
 
 class PledgeFilters(ListQuery):
-    program_id: int | None = None
-    donor_org_id: int | None = None
+    program_id: Id | None = None
+    donor_org_id: Id | None = None
     status: PledgeStatus | None = None
 
 

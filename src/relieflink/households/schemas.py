@@ -4,7 +4,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from relieflink.common.fields import Code, NonNegInt, PositiveInt, Search
+from relieflink.common.fields import Code, Id, NonNegInt, PositiveInt, Search
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
 from relieflink.households.vulnerability import VULNERABLE
 
@@ -83,7 +83,7 @@ class HouseholdContact(ReadModel):
 
 
 class HouseholdFilters(ListQuery):
-    community_id: int | None = None
+    community_id: Id | None = None
     vulnerable: bool | None = Field(
         default=None, description="any infant, pregnancy, chronic, 80+ or disabled member"
     )

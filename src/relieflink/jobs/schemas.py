@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from relieflink.common.fields import Text
 from relieflink.common.schemas import ListQuery, ReadModel
 from relieflink.models import JobStatus
 
 
 class JobFilters(ListQuery):
     status: JobStatus | None = None
-    kind: str | None = None
+    kind: Text | None = None
 
 
 class JobRead(ReadModel):

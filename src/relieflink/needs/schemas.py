@@ -5,7 +5,7 @@ from typing import Any, Self
 
 from pydantic import Field, model_validator
 
-from relieflink.common.fields import Code
+from relieflink.common.fields import Code, Id
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
 from relieflink.models import RequestSource, RequestStatus
 
@@ -62,8 +62,8 @@ class RequestOutcome(ReadModel):
 
 class RequestFilters(ListQuery):
     status: RequestStatus | None = None
-    household_id: int | None = None
-    community_id: int | None = None
+    household_id: Id | None = None
+    community_id: Id | None = None
 
 
 class UrgencyUpdate(StrictModel):
@@ -141,4 +141,4 @@ class AllocationRead(ReadModel):
 
 
 class AllocationFilters(ListQuery):
-    household_id: int | None = None
+    household_id: Id | None = None

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from relieflink.common.fields import Code, Latitude, Longitude, Name, NonNegInt, Search
+from relieflink.common.fields import Code, Id, Latitude, Longitude, Name, NonNegInt, Search
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
 from relieflink.models import LockdownStatus
 
@@ -80,7 +80,7 @@ class CommunityRead(ReadModel):
 
 
 class CommunityFilters(ListQuery):
-    district_id: int | None = None
+    district_id: Id | None = None
     lockdown_status: LockdownStatus | None = None
     q: Search = None
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import Field, field_validator, model_validator
 
-from relieflink.common.fields import PositiveInt
+from relieflink.common.fields import Fen, Id, PositiveInt, Text
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
 from relieflink.models import AdjustmentReason, MovementKind, TransferStatus
 
@@ -29,7 +29,7 @@ class LotIn(_ItemOrKit):
 
     quantity: PositiveInt
     expiry: date | None = None
-    unit_value_fen: int = Field(default=0, ge=0)
+    unit_value_fen: Fen = 0
 
 
 class ReceiveIn(StrictModel):
@@ -176,9 +176,9 @@ class TransferRead(ReadModel):
 
 
 class MovementFilters(ListQuery):
-    warehouse_id: int | None = None
-    lot_id: int | None = None
-    reference: str | None = None
+    warehouse_id: Id | None = None
+    lot_id: Id | None = None
+    reference: Text | None = None
 
 
 class OnHandRow(ReadModel):

@@ -5,7 +5,7 @@ from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
-from relieflink.common.fields import Code, NonNegInt, PositiveInt, Search
+from relieflink.common.fields import Code, Id, NonNegInt, PositiveInt, Search
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
 
 DaySeconds = Annotated[int, Field(ge=0, le=24 * 3600, description="seconds after midnight")]
@@ -50,8 +50,8 @@ class TeamRead(ReadModel):
 
 
 class TeamFilters(ListQuery):
-    community_id: int | None = None
-    committee_id: int | None = None
+    community_id: Id | None = None
+    committee_id: Id | None = None
     active: bool | None = None
     q: Search = None
 

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from relieflink.common.fields import Id
 from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
 from relieflink.models import Role
 
@@ -38,7 +39,7 @@ class UserRead(ReadModel):
 
 class UserFilters(ListQuery):
     role: Role | None = None
-    organization_id: int | None = None
+    organization_id: Id | None = None
 
 
 class SignIn(StrictModel):

@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from relieflink.api.deps import SessionDep, require_role
 from relieflink.audit import service as audit
+from relieflink.common.fields import Id, Text
 from relieflink.common.schemas import ReadModel
 from relieflink.models import Role, User
 
@@ -27,10 +28,10 @@ class AuditEventRead(ReadModel):
 def list_audit_events(
     session: SessionDep,
     user: Annotated[User, require_role(Role.admin)],
-    entity: str | None = None,
-    entity_id: int | None = None,
-    limit: int = 100,
+    entity: Text | None = None,
+    entity_id: Id | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditEventRead]:
     """The newest audit events (administrators only)."""
-    events = audit.list_events(session, entity=entity, entity_id=entity_id, limit=min(limit, 1000))
+    events = audit.list_events(session, entity=entity, entity_id=entity_id, limit=limit)
     return [AuditEventRead.model_validate(e) for e in events]

@@ -14,6 +14,7 @@ from relieflink.api.deps import SessionDep, require_role
 from relieflink.bulk import service as bulk
 from relieflink.bulk.schemas import ImportReport
 from relieflink.common import files
+from relieflink.common.fields import Text
 from relieflink.models import User
 from relieflink.users import access
 
@@ -22,7 +23,7 @@ router = APIRouter(tags=["import and export"])
 
 @router.post("/imports/{kind}", response_model=ImportReport)
 def import_file(
-    kind: str,
+    kind: Text,
     file: UploadFile,
     session: SessionDep,
     user: Annotated[User, require_role(access.HOUSEHOLD_WRITERS)],
@@ -45,7 +46,7 @@ def import_file(
 
 @router.get("/exports/{kind}.{fmt}")
 def export_file(
-    kind: str, fmt: str, session: SessionDep, user: Annotated[User, require_role(access.STAFF)]
+    kind: Text, fmt: Text, session: SessionDep, user: Annotated[User, require_role(access.STAFF)]
 ) -> FileResponse:
     """Download every record of ``kind`` as CSV or XLSX, in the columns the import reads."""
     tmp = tempfile.TemporaryDirectory()

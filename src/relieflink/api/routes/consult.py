@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from relieflink import clock
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
+from relieflink.common.fields import Count, Id
 from relieflink.common.schemas import Page
 from relieflink.consult import service as consult
 from relieflink.consult import triage
@@ -261,7 +262,7 @@ def register_chronic_patient(
 
 
 @router.get("/{consultation_id}", response_model=ConsultationRead)
-def read_consultation(consultation_id: int, session: SessionDep, user: Reader) -> ConsultationRead:
+def read_consultation(consultation_id: Id, session: SessionDep, user: Reader) -> ConsultationRead:
     """One consultation (audited)."""
     return consult.to_read(
         session, consult.require_consultation(session, consultation_id, actor=user)
@@ -270,7 +271,7 @@ def read_consultation(consultation_id: int, session: SessionDep, user: Reader) -
 
 @router.post("/{consultation_id}/cancel", response_model=ConsultationRead)
 def cancel_consultation(
-    consultation_id: int, session: SessionDep, user: Requester
+    consultation_id: Id, session: SessionDep, user: Requester
 ) -> ConsultationRead:
     """Withdraw a request no doctor has taken yet."""
     consultation = consult.cancel_consultation(session, consultation_id, actor=user)
@@ -279,7 +280,7 @@ def cancel_consultation(
 
 @router.post("/{consultation_id}/prescription", response_model=PrescriptionRead, status_code=201)
 def prescribe(
-    consultation_id: int, data: PrescriptionCreate, session: SessionDep, user: Doctor
+    consultation_id: Id, data: PrescriptionCreate, session: SessionDep, user: Doctor
 ) -> PrescriptionRead:
     """The assigned doctor prescribes catalog items."""
     return PrescriptionRead.model_validate(
@@ -289,7 +290,7 @@ def prescribe(
 
 @router.post("/{consultation_id}/close", response_model=ConsultationRead)
 def close_consultation(
-    consultation_id: int,
+    consultation_id: Id,
     data: ConsultationClose,
     session: SessionDep,
     user: Doctor,
@@ -309,10 +310,10 @@ def close_consultation(
 
 @router.get("/{consultation_id}/messages", response_model=list[MessageRead])
 def list_messages(
-    consultation_id: int,
+    consultation_id: Id,
     session: SessionDep,
     user: Reader,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Count = 0,
 ) -> list[MessageRead]:
     """The stored message history (audited as a read of the consultation)."""
     rows = consult.list_messages(session, consultation_id, actor=user, after_id=after_id)
@@ -321,7 +322,7 @@ def list_messages(
 
 @router.post("/{consultation_id}/messages", response_model=MessageRead, status_code=201)
 def post_message(
-    consultation_id: int,
+    consultation_id: Id,
     data: MessageCreate,
     session: SessionDep,
     user: Reader,
@@ -377,11 +378,11 @@ class _WsClose(Exception):
 class _AuthMessage(BaseModel):
     type: str
     token: str
-    after_id: int = 0
+    after_id: Count = 0
 
 
 @router.websocket("/{consultation_id}/ws")
-async def consultation_socket(websocket: WebSocket, consultation_id: int) -> None:
+async def consultation_socket(websocket: WebSocket, consultation_id: Id) -> None:
     """Real-time messages of one consultation.
 
     Protocol (JSON text frames): the client first sends ``{"type": "auth", "token": "...",

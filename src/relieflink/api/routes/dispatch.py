@@ -3,6 +3,7 @@ pickup codes for residents, hand-off discrepancies and the trace of a delivered 
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from relieflink import clock
 from relieflink.api import problems
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
+from relieflink.common.fields import Id
 from relieflink.common.schemas import ListQuery, Page
 from relieflink.db import KeepAndRefuse, run_in_transaction
 from relieflink.dispatch import fleet, manifests, tracking
@@ -62,7 +64,7 @@ def list_vehicles(session: SessionDep, user: RouteReader) -> list[VehicleRead]:
 
 @router.put("/vehicles/{vehicle_id}/availability", response_model=VehicleRead)
 def set_availability(
-    vehicle_id: int, data: AvailabilityUpdate, session: SessionDep, user: Planner
+    vehicle_id: Id, data: AvailabilityUpdate, session: SessionDep, user: Planner
 ) -> VehicleRead:
     """How many of a group work on a day (a courier ill or locked in: fewer)."""
     fleet.set_availability(
@@ -91,7 +93,7 @@ def create_plan(
 
 @router.post("/plans/{plan_id}/replan", response_model=PlanRead, status_code=202)
 def replan(
-    plan_id: int,
+    plan_id: Id,
     data: ReplanCreate,
     background: BackgroundTasks,
     session: SessionDep,
@@ -112,7 +114,7 @@ def replan(
 
 
 @router.get("/plans/{plan_id}", response_model=PlanRead)
-def read_plan(plan_id: int, session: SessionDep, user: Planner) -> PlanRead:
+def read_plan(plan_id: Id, session: SessionDep, user: Planner) -> PlanRead:
     """A plan and its job state (queued, running with progress, done or failed)."""
     plan = session.get(DispatchPlan, plan_id)
     if plan is None:
@@ -125,7 +127,7 @@ def list_routes(
     session: SessionDep,
     user: RouteReader,
     query: Annotated[ListQuery, Query()],
-    plan_id: int | None = None,
+    plan_id: Id | None = None,
 ) -> Page[RouteRead]:
     """Routes the caller may see (a courier only its own)."""
     rows, total = tracking.list_routes(
@@ -140,19 +142,19 @@ def list_routes(
 
 
 @router.get("/routes/{route_id}", response_model=RouteRead)
-def read_route(route_id: int, session: SessionDep, user: RouteReader) -> RouteRead:
+def read_route(route_id: Id, session: SessionDep, user: RouteReader) -> RouteRead:
     return RouteRead.model_validate(tracking.require_route(session, route_id, actor=user))
 
 
 @router.get("/routes/{route_id}/stops", response_model=list[StopRead])
-def route_stops(route_id: int, session: SessionDep, user: RouteReader) -> list[StopRead]:
+def route_stops(route_id: Id, session: SessionDep, user: RouteReader) -> list[StopRead]:
     """The stops in order, with ETAs (seconds after midnight of the plan's day)."""
     return [StopRead.model_validate(s) for s in tracking.route_stops(session, route_id, actor=user)]
 
 
 @router.put("/routes/{route_id}/courier", response_model=RouteRead)
 def assign_courier(
-    route_id: int, data: CourierAssign, session: SessionDep, user: Planner
+    route_id: Id, data: CourierAssign, session: SessionDep, user: Planner
 ) -> RouteRead:
     return RouteRead.model_validate(
         tracking.assign_courier(session, route_id, data.courier_id, actor=user)
@@ -160,7 +162,7 @@ def assign_courier(
 
 
 @router.get("/routes/{route_id}/manifest.csv", response_class=PlainTextResponse)
-def manifest_csv(route_id: int, session: SessionDep, user: RouteReader) -> Response:
+def manifest_csv(route_id: Id, session: SessionDep, user: RouteReader) -> Response:
     text = manifests.manifest_csv(session, route_id, actor=user)
     return Response(
         text,
@@ -170,7 +172,7 @@ def manifest_csv(route_id: int, session: SessionDep, user: RouteReader) -> Respo
 
 
 @router.get("/routes/{route_id}/manifest.html", response_class=HTMLResponse)
-def manifest_html(route_id: int, session: SessionDep, user: RouteReader) -> HTMLResponse:
+def manifest_html(route_id: Id, session: SessionDep, user: RouteReader) -> HTMLResponse:
     return HTMLResponse(manifests.manifest_html(session, route_id, actor=user))
 
 
@@ -190,12 +192,14 @@ def post_events(data: EventBatchIn, session: SessionDep, user: DeliveryActor) ->
     """Events a driver's or robot's app buffered on a flaky network, in order: each is applied
     all or nothing and answered on its own (``results[i].status``: 200, or the status the single
     endpoint would give), a refused event does not stop the others, and the whole batch is safe
-    to resend. The answer is 200 unless the batch itself is refused (then nothing is applied)."""
+    to resend. The items are validated one by one against ``EventIn`` (as strictly as the single
+    endpoint's body): a malformed item is answered 422 in its place. The answer is 200 unless
+    the batch itself is refused (then nothing is applied)."""
     results: list[EventAnswerRead | None] = [None] * len(data.events)
     valid: list[tuple[int, EventIn]] = []
     for index, raw in enumerate(data.events):
         try:
-            valid.append((index, EventIn.model_validate(raw)))
+            valid.append((index, EventIn.model_validate_json(json.dumps(raw), strict=True)))
         except ValidationError as exc:
             cid = raw.get("client_event_id")
             errors = problems.validation_errors(exc.errors(include_url=False), ["events", index])
@@ -244,9 +248,7 @@ def post_events(data: EventBatchIn, session: SessionDep, user: DeliveryActor) ->
 
 
 @router.get("/parcels/{parcel_id}/events", response_model=list[TrackingEventRead])
-def parcel_events(
-    parcel_id: int, session: SessionDep, user: CurrentUser
-) -> list[TrackingEventRead]:
+def parcel_events(parcel_id: Id, session: SessionDep, user: CurrentUser) -> list[TrackingEventRead]:
     return [
         TrackingEventRead.model_validate(e)
         for e in tracking.parcel_events(session, parcel_id, actor=user)
@@ -254,7 +256,7 @@ def parcel_events(
 
 
 @router.get("/parcels/{parcel_id}/trace", response_model=TraceRead)
-def trace(parcel_id: int, session: SessionDep, user: CurrentUser) -> TraceRead:
+def trace(parcel_id: Id, session: SessionDep, user: CurrentUser) -> TraceRead:
     """The donors behind a household's pack, and the route and courier that brought it."""
     return TraceRead.model_validate(tracking.trace_parcel(session, parcel_id, actor=user).__dict__)
 

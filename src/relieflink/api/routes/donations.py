@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from relieflink.api.deps import SessionDep, require_role
+from relieflink.common.fields import Count, Id
 from relieflink.common.schemas import Page
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import (
@@ -62,7 +63,7 @@ def list_programs(
 
 @router.get("/programs/{program_id}/iati.xml", response_class=Response)
 def program_iati(
-    program_id: int, session: SessionDep, user: Annotated[User, require_role(access.STAFF)]
+    program_id: Id, session: SessionDep, user: Annotated[User, require_role(access.STAFF)]
 ) -> Response:
     """The program's pledges and disbursements as an IATI activity file."""
     return Response(exports.iati_activity_xml(session, program_id), media_type="application/xml")
@@ -96,14 +97,14 @@ def list_pledges(
 
 @router.get("/pledges/{pledge_id}", response_model=PledgeRead)
 def read_pledge(
-    pledge_id: int, session: SessionDep, user: Annotated[User, require_role(access.PLEDGE_READERS)]
+    pledge_id: Id, session: SessionDep, user: Annotated[User, require_role(access.PLEDGE_READERS)]
 ) -> PledgeRead:
     return _pledge_read(session, donations.require_pledge(session, pledge_id, actor=user))
 
 
 @router.post("/pledges/{pledge_id}/status", response_model=PledgeRead)
 def change_pledge_status(
-    pledge_id: int,
+    pledge_id: Id,
     data: StatusChangeIn,
     session: SessionDep,
     user: Annotated[User, require_role(access.PLEDGE_READERS)],
@@ -115,7 +116,7 @@ def change_pledge_status(
 
 @router.get("/pledges/{pledge_id}/discrepancies", response_model=list[DiscrepancyRead])
 def list_discrepancies(
-    pledge_id: int, session: SessionDep, user: Annotated[User, require_role(access.PLEDGE_READERS)]
+    pledge_id: Id, session: SessionDep, user: Annotated[User, require_role(access.PLEDGE_READERS)]
 ) -> list[DiscrepancyRead]:
     return [
         DiscrepancyRead.model_validate(d)
@@ -129,10 +130,10 @@ def _thread(kind: str, id_: int) -> str:
 
 @router.get("/pledges/{pledge_id}/messages", response_model=list[MessageRead])
 def read_pledge_thread(
-    pledge_id: int,
+    pledge_id: Id,
     session: SessionDep,
     user: Annotated[User, require_role(access.PLEDGE_READERS)],
-    after_id: int = 0,
+    after_id: Count = 0,
 ) -> list[MessageRead]:
     """The pledge's thread (marks what is returned as read)."""
     messages = donations.read_thread(session, _thread("pledge", pledge_id), actor=user,
@@ -144,7 +145,7 @@ def read_pledge_thread(
     "/pledges/{pledge_id}/messages", response_model=MessageRead, status_code=status.HTTP_201_CREATED
 )
 def post_pledge_message(
-    pledge_id: int,
+    pledge_id: Id,
     data: MessageIn,
     session: SessionDep,
     user: Annotated[User, require_role(access.PLEDGE_READERS)],
@@ -155,10 +156,10 @@ def post_pledge_message(
 
 @router.get("/programs/{program_id}/messages", response_model=list[MessageRead])
 def read_program_thread(
-    program_id: int,
+    program_id: Id,
     session: SessionDep,
     user: Annotated[User, require_role(access.PLEDGE_READERS)],
-    after_id: int = 0,
+    after_id: Count = 0,
 ) -> list[MessageRead]:
     messages = donations.read_thread(session, _thread("program", program_id), actor=user,
                                      after_id=after_id)  # fmt: skip
@@ -171,7 +172,7 @@ def read_program_thread(
     status_code=status.HTTP_201_CREATED,
 )
 def post_program_message(
-    program_id: int,
+    program_id: Id,
     data: MessageIn,
     session: SessionDep,
     user: Annotated[User, require_role(access.PLEDGE_READERS)],
@@ -191,7 +192,7 @@ def unread(
 
 @router.put("/organizations/{organization_id}/webhook", response_model=WebhookRead)
 def set_webhook(
-    organization_id: int,
+    organization_id: Id,
     data: WebhookIn,
     session: SessionDep,
     user: Annotated[User, require_role(access.PLEDGE_READERS)],

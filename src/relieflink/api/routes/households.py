@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from relieflink.api.deps import SessionDep, require_role
+from relieflink.common.fields import Id
 from relieflink.common.schemas import Page
 from relieflink.households import service as households
 from relieflink.households.schemas import (
@@ -43,7 +44,7 @@ def list_households(
 
 @router.get("/{household_id}", response_model=HouseholdRead)
 def read_household(
-    household_id: int,
+    household_id: Id,
     session: SessionDep,
     user: Annotated[User, require_role(access.HOUSEHOLD_READERS)],
 ) -> HouseholdRead:
@@ -53,7 +54,7 @@ def read_household(
 
 @router.get("/{household_id}/contact", response_model=HouseholdContact)
 def read_household_contact(
-    household_id: int,
+    household_id: Id,
     session: SessionDep,
     user: Annotated[User, require_role(access.PHONE_READERS)],
 ) -> HouseholdContact:
@@ -74,7 +75,7 @@ def create_household(
 
 @router.patch("/{household_id}", response_model=HouseholdRead)
 def update_household(
-    household_id: int,
+    household_id: Id,
     data: HouseholdUpdate,
     session: SessionDep,
     user: Annotated[User, require_role(access.HOUSEHOLD_WRITERS)],

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from relieflink.api.deps import SessionDep, require_role
+from relieflink.common.fields import Id
 from relieflink.common.schemas import Page
 from relieflink.jobs import service as jobs
 from relieflink.jobs.schemas import JobFilters, JobRead
@@ -33,12 +34,12 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRead)
-def read_job(job_id: int, session: SessionDep, user: JobUser) -> JobRead:
+def read_job(job_id: Id, session: SessionDep, user: JobUser) -> JobRead:
     """One job: its status, progress, attempts and outcome (or why it failed)."""
     return JobRead.model_validate(jobs.require_job(session, job_id, actor=user))
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead)
-def cancel_job(job_id: int, session: SessionDep, user: JobUser) -> JobRead:
+def cancel_job(job_id: Id, session: SessionDep, user: JobUser) -> JobRead:
     """Cancel a queued job, or stop a running one at its next step (409 once it has ended)."""
     return JobRead.model_validate(jobs.cancel_job(session, job_id, actor=user))

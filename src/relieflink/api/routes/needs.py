@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response, UploadFile, status
 from relieflink import clock
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common import files
+from relieflink.common.fields import Id
 from relieflink.common.schemas import ListQuery, Page
 from relieflink.flows import allocation as allocation_flow
 from relieflink.models import AllocationRun, Role, User
@@ -63,20 +64,20 @@ def list_requests(
 
 
 @router.get("/{request_id}", response_model=RequestRead)
-def read_request(request_id: int, session: SessionDep, user: CurrentUser) -> RequestRead:
+def read_request(request_id: Id, session: SessionDep, user: CurrentUser) -> RequestRead:
     """One request."""
     return RequestRead.model_validate(needs.require_request(session, request_id, actor=user))
 
 
 @router.post("/{request_id}/cancel", response_model=RequestRead)
-def cancel_request(request_id: int, session: SessionDep, user: CurrentUser) -> RequestRead:
+def cancel_request(request_id: Id, session: SessionDep, user: CurrentUser) -> RequestRead:
     """Withdraw a request that has no stock reserved yet."""
     return RequestRead.model_validate(needs.cancel_request(session, request_id, actor=user))
 
 
 @router.put("/{request_id}/urgency", response_model=RequestRead)
 def set_urgency(
-    request_id: int,
+    request_id: Id,
     data: UrgencyUpdate,
     session: SessionDep,
     user: Annotated[User, require_role(Role.doctor, access.STAFF)],
@@ -127,7 +128,7 @@ def list_runs(
 
 
 @runs_router.get("/{run_id}", response_model=AllocationRunRead)
-def read_run(run_id: int, session: SessionDep, user: Staff) -> AllocationRunRead:
+def read_run(run_id: Id, session: SessionDep, user: Staff) -> AllocationRunRead:
     """One allocation run: what it allocated, its summary and the stock capped warehouses held
     back."""
     return _run_read(allocation.require_run(session, run_id, actor=user))
@@ -148,7 +149,7 @@ def _run_read(r: AllocationRun) -> AllocationRunRead:
 
 @runs_router.get("/{run_id}/allocations", response_model=Page[AllocationRead])
 def list_allocations(
-    run_id: int,
+    run_id: Id,
     session: SessionDep,
     user: CurrentUser,
     query: Annotated[AllocationFilters, Query()],

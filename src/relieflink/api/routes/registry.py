@@ -8,6 +8,7 @@ from relieflink.api.crud import registry_routes
 from relieflink.api.deps import CurrentUser, SessionDep
 from relieflink.catalog import service as catalog
 from relieflink.catalog.schemas import Nutrition
+from relieflink.common.fields import Id
 from relieflink.registry import REGISTRY
 
 router = APIRouter(tags=["registry"])
@@ -32,6 +33,6 @@ for name, kind in REGISTRY.items():
 
 
 @router.get("/kits/{kit_id}/nutrition", response_model=Nutrition)
-def kit_nutrition(kit_id: int, session: SessionDep, user: CurrentUser) -> Nutrition:
+def kit_nutrition(kit_id: Id, session: SessionDep, user: CurrentUser) -> Nutrition:
     """Energy, protein and fat per person-day of a kit, against the Sphere minimum."""
     return catalog.kit_nutrition(catalog.require_kit(session, kit_id))

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import TypeAdapter
 
 from relieflink.api.deps import SessionDep, require_role
+from relieflink.common.fields import Count, Days, Id, Text
 from relieflink.common.schemas import Page
 from relieflink.errors import Forbidden
 from relieflink.flows import receipts
@@ -179,7 +180,7 @@ def post_transfer(
 
 @router.post("/transfers/{transfer_id}/receive", response_model=TransferRead)
 def post_transfer_receipt(
-    transfer_id: int, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
+    transfer_id: Id, session: SessionDep, user: Annotated[User, require_role(access.STOCK_WRITERS)]
 ) -> TransferRead:
     """Receive a shipment in full at its destination."""
     return TransferRead.model_validate(
@@ -189,7 +190,7 @@ def post_transfer_receipt(
 
 @router.get("/transfers/{transfer_id}/declaration", response_model=None)
 def get_gift_declaration(
-    transfer_id: int,
+    transfer_id: Id,
     session: SessionDep,
     user: Annotated[User, require_role(access.STOCK_READERS)],
     format: Literal["json", "text", "html", "pdf"] = "json",
@@ -245,9 +246,9 @@ def get_movements(
 def get_on_hand(
     session: SessionDep,
     user: Annotated[User, require_role(access.STOCK_READERS)],
-    warehouse_id: int | None = None,
-    item_id: int | None = None,
-    kit_id: int | None = None,
+    warehouse_id: Id | None = None,
+    item_id: Id | None = None,
+    kit_id: Id | None = None,
 ) -> list[OnHandRow]:
     """Stock on hand by warehouse, item (or kit) and expiry."""
     rows = stock.stock_on_hand(session, warehouse_id=warehouse_id, item_id=item_id, kit_id=kit_id)
@@ -271,10 +272,10 @@ def get_on_hand(
 def get_days_of_supply(
     session: SessionDep,
     user: Annotated[User, require_role(access.STOCK_READERS)],
-    daily_consumption: Annotated[int, Query(gt=0)],
-    warehouse_id: int | None = None,
-    item_id: int | None = None,
-    kit_id: int | None = None,
+    daily_consumption: Annotated[Count, Query(gt=0)],
+    warehouse_id: Id | None = None,
+    item_id: Id | None = None,
+    kit_id: Id | None = None,
 ) -> SupplyRead:
     """Days of supply left at a daily consumption."""
     days = stock.days_of_supply(
@@ -296,7 +297,7 @@ def get_days_of_supply(
 def get_expiring(
     session: SessionDep,
     user: Annotated[User, require_role(access.STOCK_READERS)],
-    within_days: Annotated[int, Query(ge=0)] = 30,
+    within_days: Days = 30,
 ) -> list[OnHandRow]:
     """Lots with stock expiring within N days (or expired already)."""
     today = stock.today()
@@ -318,7 +319,7 @@ def get_expiring(
 
 @router.get("/lots/{lot_id}", response_model=LotRead)
 def get_lot(
-    lot_id: int, session: SessionDep, user: Annotated[User, require_role(access.STOCK_READERS)]
+    lot_id: Id, session: SessionDep, user: Annotated[User, require_role(access.STOCK_READERS)]
 ) -> LotRead:
     return LotRead.model_validate(stock.require_lot(session, lot_id))
 
@@ -355,7 +356,7 @@ def _donor_scope(user: User) -> int | None:
 
 @router.get("/lots/{lot_id}/trace", response_model=TraceRead)
 def get_lot_trace(
-    lot_id: int,
+    lot_id: Id,
     session: SessionDep,
     user: Annotated[User, require_role(access.DONOR_TRACE_READERS)],
 ) -> TraceRead:
@@ -371,7 +372,7 @@ def get_lot_trace(
 def get_reference_trace(
     session: SessionDep,
     user: Annotated[User, require_role(access.DONOR_TRACE_READERS)],
-    reference: Annotated[str, Query(min_length=1)],
+    reference: Annotated[Text, Query(min_length=1)],
 ) -> TraceRead:
     """The donors behind what a reference (an allocation line, a delivery) reserved or issued."""
     only = _donor_scope(user)
@@ -382,7 +383,7 @@ def get_reference_trace(
 def get_donor_report(
     session: SessionDep,
     user: Annotated[User, require_role(access.DONOR_TRACE_READERS)],
-    donor_org_id: int | None = None,
+    donor_org_id: Id | None = None,
 ) -> list[DonorLine]:
     """Per donor and item: pledged, received, in stock, in transit, delivered, written off."""
     only = _donor_scope(user)

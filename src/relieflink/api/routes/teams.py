@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from relieflink.api.deps import SessionDep, require_role
+from relieflink.common.fields import Id
 from relieflink.models import User
 from relieflink.teams import service as teams
 from relieflink.teams.schemas import AvailabilityRead, AvailabilitySet
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/teams", tags=["registry"])
 
 @router.get("/{team_id}/availability/{day}", response_model=AvailabilityRead)
 def read_availability(
-    team_id: int,
+    team_id: Id,
     day: date,
     session: SessionDep,
     user: Annotated[User, require_role(access.TEAM_READERS)],
@@ -30,7 +31,7 @@ def read_availability(
 
 @router.put("/{team_id}/availability/{day}", response_model=AvailabilityRead)
 def set_availability(
-    team_id: int,
+    team_id: Id,
     day: date,
     body: AvailabilitySet,
     session: SessionDep,
