@@ -51,11 +51,14 @@ def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> int:
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(_NOTICES).on_conflict_do_nothing(index_elements=["event_key", "channel"])
+    stmt = (
+        insert(_NOTICES)
+        .on_conflict_do_nothing(index_elements=["event_key", "channel"])
+        .returning(_NOTICES.c.id)  # (a many-row rowcount is not reliable on every driver)
+    )
     written = 0
     for start in range(0, len(rows), 5_000):
-        result = session.execute(stmt, list(rows[start : start + 5_000]))
-        written += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+        written += len(session.execute(stmt, list(rows[start : start + 5_000])).all())
     return written
 
 
