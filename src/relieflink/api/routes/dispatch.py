@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from relieflink import clock
 from relieflink.api import problems
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
-from relieflink.common.schemas import ListQuery, Page
+from relieflink.common.schemas import ListQuery, Page, ProblemRead
 from relieflink.db import KeepAndRefuse, run_in_transaction
 from relieflink.dispatch import fleet, manifests, tracking
 from relieflink.dispatch.schemas import (
@@ -28,7 +28,6 @@ from relieflink.dispatch.schemas import (
     MyDelivery,
     PlanCreate,
     PlanRead,
-    ProblemRead,
     ReplanCreate,
     RouteRead,
     StopRead,
