@@ -125,11 +125,9 @@ def test_a_rolled_back_event_writes_no_notice_and_a_repeat_no_second(
     city = make_city(db)
     home = city.homes["open"][0]
     before = len(rows(db))
-    needs.add_request(
+    needs.add_requests(
         db,
-        household_id=home.id,
-        lines=[(None, city.rice.id, 2)],
-        source=RequestSource.committee,
+        [needs.Draft(home.id, [(None, city.rice.id, 2)], RequestSource.committee)],
         actor=None,
         today=TODAY,
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from relieflink.models import AuditEvent
@@ -19,3 +20,9 @@ def list_events(
     if entity_id is not None:
         stmt = stmt.where(AuditEvent.entity_id == entity_id)
     return session.scalars(stmt).all()
+
+
+def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """One multi-row insert (JSON details go through SQLAlchemy's types, not COPY)."""
+    if rows:
+        session.execute(insert(AuditEvent), list(rows))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.audit import repository
 from relieflink.models import AuditEvent
 
@@ -33,6 +34,25 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_many(
+    session: Session,
+    *,
+    actor: User | None,
+    events: Sequence[tuple[str, str, int | None, dict[str, Any] | None]],
+) -> None:
+    """Append many audit events by one actor, ``(action, entity, entity_id, detail)`` each, in
+    one statement (the events of a batch)."""
+    at = clock.now()
+    actor_id = actor.id if actor is not None else None
+    repository.insert_events(
+        session,
+        [
+            {"at": at, "actor_id": actor_id, "action": a, "entity": e, "entity_id": i, "detail": d}
+            for a, e, i, d in events
+        ],
+    )
 
 
 def list_events(

@@ -88,3 +88,12 @@ class Page(BaseModel, Generic[T]):
     total: int
     offset: int
     limit: int
+
+
+class ProblemRead(BaseModel):
+    """Why one item of a batch was refused (the problem the single endpoint would answer)."""
+
+    status: int
+    title: str
+    detail: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)

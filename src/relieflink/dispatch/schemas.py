@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from relieflink.common.schemas import ReadModel, StrictModel
+from relieflink.common.schemas import ProblemRead, ReadModel, StrictModel
 from relieflink.models import EventKind, FailureReason
 from relieflink.optim.routing import MAX_SEED
 
@@ -148,15 +148,6 @@ class EventBatchIn(StrictModel):
     match the schema is answered 422 and the others are still applied."""
 
     events: list[dict[str, Any]] = Field(min_length=1, max_length=500)
-
-
-class ProblemRead(BaseModel):
-    """Why one event of a batch was refused (the problem the single endpoint would answer)."""
-
-    status: int
-    title: str
-    detail: str
-    errors: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class EventAnswerRead(BaseModel):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -8,7 +9,7 @@ from sqlalchemy.orm import Session
 from relieflink.common import repository as common
 from relieflink.households.schemas import HouseholdFilters
 from relieflink.households.vulnerability import any_vulnerable
-from relieflink.models import Household
+from relieflink.models import Community, Household
 
 
 def filtered(filters: HouseholdFilters) -> Select[Household]:
@@ -21,6 +22,16 @@ def filtered(filters: HouseholdFilters) -> Select[Household]:
     if filters.q:
         stmt = stmt.where(Household.code.ilike(f"%{filters.q}%"))
     return stmt
+
+
+def with_communities(session: Session, household_ids: Sequence[int]) -> Sequence[Any]:
+    """``(household, community)`` rows of these households."""
+    stmt = (
+        select(Household, Community)
+        .join(Community, Community.id == Household.community_id)
+        .where(Household.id.in_(household_ids))
+    )
+    return session.execute(stmt).all()
 
 
 def exists(session: Session, household_id: int) -> bool:

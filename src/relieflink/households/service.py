@@ -10,7 +10,7 @@ from relieflink.audit import service as audit
 from relieflink.common import crud
 from relieflink.common import repository as common
 from relieflink.common.schemas import validate_as
-from relieflink.errors import FieldError, Forbidden, Invalid
+from relieflink.errors import FieldError, Forbidden, Invalid, NotFound, RelieflinkError
 from relieflink.households import repository
 from relieflink.households.schemas import (
     HouseholdCreate,
@@ -34,6 +34,27 @@ def require_visible(session: Session, household_id: int, *, actor: User) -> Hous
     community = places.require_community(session, household.community_id)
     access.ensure_can_see_household(actor, household, community=community)
     return household
+
+
+def visibility(
+    session: Session, household_ids: Sequence[int], *, actor: User
+) -> dict[int, RelieflinkError | None]:
+    """Per household, what :func:`require_visible` would raise (``None``: visible), in one read:
+    for batches that act on many households."""
+    rows = repository.with_communities(session, sorted(set(household_ids)))
+    found = {household.id: (household, community) for household, community in rows}
+    out: dict[int, RelieflinkError | None] = {}
+    for household_id in household_ids:
+        if household_id not in found:
+            out[household_id] = NotFound(f"no household with id {household_id}")
+            continue
+        household, community = found[household_id]
+        try:
+            access.ensure_can_see_household(actor, household, community=community)
+            out[household_id] = None
+        except Forbidden as exc:
+            out[household_id] = exc
+    return out
 
 
 def household_exists(session: Session, household_id: int) -> bool:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, bindparam, func, select, update
+from sqlalchemy import Row, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -31,20 +31,92 @@ from relieflink.models import (
 from relieflink.needs.schemas import RequestFilters
 
 OPEN_STATES = (RequestStatus.open, RequestStatus.allocated)
+_LINES = cast(Table, RequestLine.__table__)
+_REQUESTS = cast(Table, NeedRequest.__table__)
 
 
 def open_requests_in_period(
-    session: Session, household_id: int, period_start: date
-) -> Sequence[NeedRequest]:
-    """Requests of a household in a ration period that may still take a merge (a doctor's
-    prescription is a request of its own and takes none)."""
-    stmt = select(NeedRequest).where(
-        NeedRequest.household_id == household_id,
-        NeedRequest.period_start == period_start,
-        NeedRequest.status.in_(OPEN_STATES),
-        NeedRequest.source != RequestSource.prescription,
+    session: Session, household_ids: Collection[int], period_start: date
+) -> Sequence[Any]:
+    """Requests of these households in a ration period that may still take a merge (a doctor's
+    prescription is a request of its own and takes none), with their lines: one row per line
+    (``line_id`` None for a request without), by request id and line id."""
+    stmt = (
+        select(
+            NeedRequest.id,
+            NeedRequest.household_id,
+            NeedRequest.status,
+            NeedRequest.medical_urgency,
+            NeedRequest.note,
+            RequestLine.id.label("line_id"),
+            RequestLine.kit_id,
+            RequestLine.item_id,
+            RequestLine.quantity,
+            RequestLine.allocated,
+        )
+        .outerjoin(RequestLine, RequestLine.request_id == NeedRequest.id)
+        .where(
+            NeedRequest.household_id.in_(sorted(household_ids)),
+            NeedRequest.period_start == period_start,
+            NeedRequest.status.in_(OPEN_STATES),
+            NeedRequest.source != RequestSource.prescription,
+        )
+        .order_by(NeedRequest.id, RequestLine.id)
     )
-    return session.scalars(stmt.order_by(NeedRequest.id)).all()
+    return session.execute(stmt).all()
+
+
+def insert_requests(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert requests (one multi-row statement per chunk); their ids, in order."""
+    stmt = insert(_REQUESTS).returning(_REQUESTS.c.id, sort_by_parameter_order=True)
+    return list(session.scalars(stmt, rows)) if rows else []
+
+
+def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:
+    insert_rows(session, _LINES, rows)
+
+
+def update_merged(session: Session, requests: list[dict[str, Any]], lines: dict[int, int]) -> None:
+    """Merges into stored requests: ``requests`` rows ``{id, status, medical_urgency, note}``,
+    and the new quantity of each line raised (by line id)."""
+    if requests:
+        session.execute(
+            update(_REQUESTS)
+            .where(_REQUESTS.c.id == bindparam("row_id"))
+            .values(
+                status=bindparam("status"),
+                medical_urgency=bindparam("urgency"),
+                note=bindparam("new_note"),
+            ),
+            [
+                {
+                    "row_id": r["id"],
+                    "status": r["status"],
+                    "urgency": r["medical_urgency"],
+                    "new_note": r["note"],
+                }
+                for r in requests
+            ],
+        )
+    if lines:
+        session.execute(
+            update(_LINES)
+            .where(_LINES.c.id == bindparam("row_id"))
+            .values(quantity=bindparam("qty")),
+            [{"row_id": k, "qty": q} for k, q in lines.items()],
+        )
+    _expire(session, NeedRequest, [r["id"] for r in requests])
+    _expire(session, RequestLine, lines)
+
+
+def requests_by_id(session: Session, request_ids: Collection[int]) -> dict[int, NeedRequest]:
+    """These requests with their lines, read afresh (they may have been written around the ORM)."""
+    stmt = (
+        select(NeedRequest)
+        .where(NeedRequest.id.in_(sorted(request_ids)))
+        .execution_options(populate_existing=True)
+    )
+    return {r.id: r for r in session.scalars(stmt)}
 
 
 def filtered(filters: RequestFilters) -> Select[NeedRequest]:
@@ -271,10 +343,6 @@ def allocations_with_requests(
             .where(Allocation.id.in_(list(allocation_ids)))
         )
     }
-
-
-_LINES = cast(Table, RequestLine.__table__)
-_REQUESTS = cast(Table, NeedRequest.__table__)
 
 
 def return_allocations(

@@ -6,7 +6,7 @@ from typing import Any, Self
 from pydantic import Field, model_validator
 
 from relieflink.common.fields import Code, Id
-from relieflink.common.schemas import ListQuery, ReadModel, StrictModel
+from relieflink.common.schemas import ListQuery, ProblemRead, ReadModel, StrictModel
 from relieflink.models import RequestSource, RequestStatus
 
 
@@ -58,6 +58,34 @@ class RequestOutcome(ReadModel):
     request: RequestRead
     merged: bool
     message: str
+
+
+MAX_BATCH = 500
+
+
+class RequestBatchIn(StrictModel):
+    """Requests for many households at once (a committee's round, a resident app's queue). Each
+    item is a ``RequestCreate`` validated on its own: an item that does not match the schema is
+    answered 422 and the others are still applied."""
+
+    requests: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class RequestAnswerRead(ReadModel):
+    """One request of a batch: ``status`` 201 (created) or 200 (merged) with the ``outcome``, or
+    the status and ``problem`` the single endpoint would have answered."""
+
+    index: int
+    status: int
+    outcome: RequestOutcome | None = None
+    problem: ProblemRead | None = None
+
+
+class RequestBatchRead(ReadModel):
+    created: int
+    merged: int
+    refused: int
+    results: list[RequestAnswerRead]
 
 
 class RequestFilters(ListQuery):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from sqlalchemy.orm import Session
 
@@ -15,13 +16,12 @@ from relieflink.audit import service as audit
 from relieflink.catalog import service as catalog
 from relieflink.common import crud, files
 from relieflink.common.schemas import validate_as
-from relieflink.errors import Conflict, FieldError, Forbidden, Invalid
+from relieflink.errors import Conflict, FieldError, Forbidden, Invalid, RelieflinkError
 from relieflink.households import service as households
 from relieflink.models import (
     Allocation,
     AllocationState,
     NeedRequest,
-    RequestLine,
     RequestSource,
     RequestStatus,
     Role,
@@ -30,6 +30,7 @@ from relieflink.models import (
 from relieflink.needs import repository
 from relieflink.needs.policy import Policy, default_policy
 from relieflink.needs.schemas import (
+    MAX_BATCH,
     BulkRequestReport,
     BulkRequestRow,
     MergedRow,
@@ -58,29 +59,39 @@ def period_start(today: date, policy: Policy) -> date:
     return today - timedelta(days=offset)
 
 
+Lines = Sequence[tuple[int | None, int | None, int]]
+
+
 def _resolve_lines(
-    session: Session, lines: Sequence[RequestLineIn], *, loc: tuple[str | int, ...] = ("lines",)
-) -> list[tuple[int | None, int | None, int]]:
-    """``(kit_id, item_id, quantity)`` per line; unknown SKUs and prescription-only items are
-    ``Invalid`` at their path."""
-    kits = catalog.kit_ids_by_sku(session, [line.kit_sku for line in lines if line.kit_sku])
-    items = catalog.get_items_by_sku(session, [line.item_sku for line in lines if line.item_sku])
-    errors: list[FieldError] = []
-    resolved: list[tuple[int | None, int | None, int]] = []
-    for i, line in enumerate(lines):
-        if line.kit_sku is not None:
-            if line.kit_sku not in kits:
-                errors.append(FieldError((*loc, i, "kit_sku"), f"no kit with SKU {line.kit_sku!r}"))
+    session: Session,
+    line_lists: Sequence[Sequence[RequestLineIn]],
+    locs: Sequence[tuple[str | int, ...]],
+) -> list[list[tuple[int | None, int | None, int]] | Invalid]:
+    """Per list of lines, ``(kit_id, item_id, quantity)`` per line, or ``Invalid`` naming the
+    unknown SKUs and prescription-only items at their path (under the list's ``loc``). The SKUs
+    of all lists are looked up once."""
+    every = [line for lines in line_lists for line in lines]
+    kits = catalog.kit_ids_by_sku(session, [line.kit_sku for line in every if line.kit_sku])
+    items = catalog.get_items_by_sku(session, [line.item_sku for line in every if line.item_sku])
+    out: list[list[tuple[int | None, int | None, int]] | Invalid] = []
+    for lines, loc in zip(line_lists, locs, strict=True):
+        errors: list[FieldError] = []
+        resolved: list[tuple[int | None, int | None, int]] = []
+        for i, line in enumerate(lines):
+            if line.kit_sku is not None:
+                if line.kit_sku not in kits:
+                    errors.append(
+                        FieldError((*loc, i, "kit_sku"), f"no kit with SKU {line.kit_sku!r}")
+                    )
+                    continue
+                resolved.append((kits[line.kit_sku], None, line.quantity))
                 continue
-            resolved.append((kits[line.kit_sku], None, line.quantity))
-        else:
             item = items.get(line.item_sku or "")
             if item is None:
                 errors.append(
                     FieldError((*loc, i, "item_sku"), f"no item with SKU {line.item_sku!r}")
                 )
-                continue
-            if item.prescription_only:
+            elif item.prescription_only:
                 # Medicines on prescription reach a household only through a doctor's
                 # prescription (create_medical_request), never by asking for them.
                 errors.append(
@@ -89,17 +100,19 @@ def _resolve_lines(
                         f"{line.item_sku!r} is given on prescription only: request a consultation",
                     )
                 )
-                continue
-            resolved.append((None, item.id, line.quantity))
-    if errors:
-        raise Invalid("the request names kits or items that may not be requested", errors)
-    return resolved
+            else:
+                resolved.append((None, item.id, line.quantity))
+        out.append(
+            Invalid("the request names kits or items that may not be requested", errors)
+            if errors
+            else resolved
+        )
+    return out
 
 
-def _ensure_may_request_for(session: Session, actor: User, household_id: int) -> RequestSource:
+def _source_of(actor: User) -> RequestSource:
     if actor.role not in _SOURCE_BY_ROLE:
         raise Forbidden(f"the {actor.role} role may not ask for help on a household's behalf")
-    households.require_visible(session, household_id, actor=actor)
     return _SOURCE_BY_ROLE[actor.role]
 
 
@@ -130,97 +143,274 @@ def join_notes(notes: Iterable[str | None]) -> str | None:
     return "; ".join(kept) or None
 
 
-def add_request(
+@dataclass(frozen=True)
+class Draft:
+    """A request to store, its permissions checked and its SKUs resolved. ``merge`` False: a
+    request of its own, neither merged into an open one nor taking later merges."""
+
+    household_id: int
+    lines: Lines
+    source: RequestSource
+    note: str | None = None
+    medical_urgency: int = 0
+    merge: bool = True
+    consultation_id: int | None = None
+
+
+@dataclass
+class _Line:
+    id: int | None  # None: not stored yet
+    kit_id: int | None
+    item_id: int | None
+    quantity: int
+    allocated: int = 0
+
+
+@dataclass
+class _Request:
+    """A request as a batch leaves it: a stored open one (``id`` known) or a new one."""
+
+    id: int | None
+    lines: list[_Line]
+    status: RequestStatus
+    medical_urgency: int
+    note: str | None = None
+    merged_into: bool = False
+    raised: set[int] = field(default_factory=set)  # ids of stored lines whose quantity rose
+
+
+def add_requests(
     session: Session,
+    drafts: Sequence[Draft],
     *,
-    household_id: int,
-    lines: Sequence[tuple[int | None, int | None, int]],
-    source: RequestSource,
     actor: User | None,
     today: date,
-    note: str | None = None,
-    medical_urgency: int = 0,
     policy: Policy | None = None,
-    merge: bool = True,
-    consultation_id: int | None = None,
-) -> tuple[NeedRequest, bool]:
-    """Store a request, merging it into the household's open request of the same ration period.
+) -> list[tuple[int, bool]]:
+    """Store requests, each merged into its household's open request of the same ration period
+    (one stored before, or one made earlier in ``drafts``). Returns, per draft, the request id
+    and whether a merge happened.
 
-    Returns the request and whether a merge happened. A line for a kit or item already asked for
-    in the period keeps the larger quantity (asking twice is not asking for double); other lines
-    are added. Callers have checked permissions and resolved SKUs.
-    """
+    A line for a kit or item already asked for in the period keeps the larger quantity (asking
+    twice is not asking for double); other lines are added, and the request is open again.
+    Set-based whatever the number of drafts: one read of the open requests, one insert of
+    requests, one of lines, one update of the merged, audit events and notices in bulk."""
+    if not drafts:
+        return []
     policy = policy or default_policy()
     start = period_start(today, policy)
-    lines = merge_lines(lines)
-    existing = repository.open_requests_in_period(session, household_id, start) if merge else []
-    if existing:
-        request = existing[0]
+    session.flush()  # the reads and writes below go around the ORM
+    open_: dict[int, _Request] = {}
+    for row in repository.open_requests_in_period(
+        session, {d.household_id for d in drafts if d.merge}, start
+    ):
+        request = open_.get(row.household_id)
+        if request is None:  # the first open request of the household takes the merges
+            request = _Request(row.id, [], RequestStatus(row.status), row.medical_urgency, row.note)
+            open_[row.household_id] = request
+        if request.id == row.id and row.line_id is not None:
+            line = _Line(row.line_id, row.kit_id, row.item_id, row.quantity, row.allocated)
+            request.lines.append(line)
+    stored = list(open_.values())
+    made: list[tuple[Draft, _Request]] = []
+    answers: list[tuple[_Request, bool]] = []
+    for draft in drafts:
+        request = open_.get(draft.household_id) if draft.merge else None
+        if request is None:
+            lines = [_Line(None, k, i, q) for k, i, q in merge_lines(draft.lines)]
+            request = _Request(
+                None, lines, RequestStatus.open, draft.medical_urgency, join_notes([draft.note])
+            )
+            made.append((draft, request))
+            if draft.merge:
+                open_[draft.household_id] = request
+            answers.append((request, False))
+            continue
         by_key = {line_key(line.kit_id, line.item_id): line for line in request.lines}
-        for kit_id, item_id, quantity in lines:
-            line = by_key.get(line_key(kit_id, item_id))
-            if line is None:
-                request.lines.append(
-                    RequestLine(kit_id=kit_id, item_id=item_id, quantity=quantity, allocated=0)
-                )
-            elif quantity > line.quantity:
-                line.quantity = quantity
+        for kit_id, item_id, quantity in merge_lines(draft.lines):
+            asked = by_key.get(line_key(kit_id, item_id))
+            if asked is None:
+                request.lines.append(_Line(None, kit_id, item_id, quantity))
+            elif quantity > asked.quantity:
+                asked.quantity = quantity
+                if asked.id is not None:
+                    request.raised.add(asked.id)
         if any(line.allocated < line.quantity for line in request.lines):
             request.status = RequestStatus.open
-        request.medical_urgency = max(request.medical_urgency, medical_urgency)
-        request.note = join_notes([request.note, note])
-        merged = True
-    else:
-        request = NeedRequest(
-            household_id=household_id,
-            source=source,
-            period_start=start,
-            note=note,
-            medical_urgency=medical_urgency,
-            consultation_id=consultation_id,
-            created_by_id=actor.id if actor else None,
-            lines=[RequestLine(kit_id=k, item_id=i, quantity=q, allocated=0) for k, i, q in lines],
-        )
-        session.add(request)
-        merged = False
-    session.flush()
-    if notices.enabled():
-        event = "request_merged" if merged else "request_received"
-        # A merge is an event of its own each time: keyed by the moment it was made.
-        key = f"request:{request.id}:" + (
-            f"merged:{clock.now().isoformat()}" if merged else "received"
-        )
-        notices.notify(session, [notices.Notice(key, household_id, event, {"request": request.id})])
-    audit.record(
+        request.medical_urgency = max(request.medical_urgency, draft.medical_urgency)
+        request.note = join_notes([request.note, draft.note])
+        request.merged_into = True
+        answers.append((request, True))
+    _store(session, made, [r for r in stored if r.merged_into], actor=actor, start=start)
+    _record(session, drafts, answers, actor=actor)
+    return [(cast(int, request.id), merged) for request, merged in answers]
+
+
+def _store(
+    session: Session,
+    made: list[tuple[Draft, _Request]],
+    merged: list[_Request],
+    *,
+    actor: User | None,
+    start: date,
+) -> None:
+    ids = repository.insert_requests(
+        session,
+        [
+            {
+                "household_id": d.household_id,
+                "source": d.source,
+                "status": r.status,
+                "period_start": start,
+                "note": r.note,
+                "medical_urgency": r.medical_urgency,
+                "consultation_id": d.consultation_id,
+                "created_by_id": actor.id if actor else None,
+            }
+            for d, r in made
+        ],
+    )
+    for (_, request), request_id in zip(made, ids, strict=True):
+        request.id = request_id
+    repository.insert_lines(
+        session,
+        [
+            {
+                "request_id": r.id,
+                "kit_id": line.kit_id,
+                "item_id": line.item_id,
+                "quantity": line.quantity,
+                "allocated": 0,
+            }
+            for r in [r for _, r in made] + merged
+            for line in r.lines
+            if line.id is None
+        ],
+    )
+    repository.update_merged(
+        session,
+        [
+            {"id": r.id, "status": r.status, "medical_urgency": r.medical_urgency, "note": r.note}
+            for r in merged
+        ],
+        {line.id: line.quantity for r in merged for line in r.lines if line.id in r.raised},
+    )
+
+
+def _record(
+    session: Session,
+    drafts: Sequence[Draft],
+    answers: list[tuple[_Request, bool]],
+    *,
+    actor: User | None,
+) -> None:
+    """The audit events and the households' notices of the drafts just stored."""
+    audit.record_many(
         session,
         actor=actor,
-        action="merge" if merged else "create",
-        entity="request",
-        entity_id=request.id,
-        detail={
-            "household_id": household_id,
-            "source": source,
-            "lines": [list(line) for line in lines],
-        },
+        events=[
+            (
+                "merge" if merged else "create",
+                "request",
+                request.id,
+                {
+                    "household_id": draft.household_id,
+                    "source": draft.source,
+                    "lines": [list(line) for line in draft.lines],
+                },
+            )
+            for draft, (request, merged) in zip(drafts, answers, strict=True)
+        ],
     )
-    return request, merged
+    if notices.enabled():
+        # A merge is an event of its own each time: keyed by the moment it was made.
+        moment = clock.now().isoformat()
+        notices.notify(
+            session,
+            [
+                notices.Notice(
+                    f"request:{request.id}:" + (f"merged:{moment}" if merged else "received"),
+                    draft.household_id,
+                    "request_merged" if merged else "request_received",
+                    {"request": request.id},
+                )
+                for draft, (request, merged) in zip(drafts, answers, strict=True)
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class RequestAnswer:
+    """One request of a batch: its outcome, or the error that refused it (nothing of it stored)."""
+
+    outcome: RequestOutcome | None = None
+    error: RelieflinkError | None = None
 
 
 def create_request(
     session: Session, data: RequestCreate, *, actor: User, today: date
 ) -> RequestOutcome:
     """Ask for help for a household; a repeat within the ration period is merged and says so."""
-    source = _ensure_may_request_for(session, actor, data.household_id)
-    lines = _resolve_lines(session, data.lines)
-    request, merged = add_request(
-        session,
-        household_id=data.household_id,
-        lines=lines,
-        source=source,
-        actor=actor,
-        today=today,
-        note=data.note,
-    )
+    (answer,) = _create(session, [data], actor=actor, today=today, locs=[("lines",)])
+    if answer.error is not None:
+        raise answer.error
+    assert answer.outcome is not None
+    return answer.outcome
+
+
+def create_requests(
+    session: Session,
+    items: Sequence[RequestCreate],
+    *,
+    actor: User,
+    today: date,
+    indexes: Sequence[int] | None = None,
+) -> list[RequestAnswer]:
+    """Ask for help for many households at once, as :func:`create_request` would one at a time
+    in this order (a second request for a household merges into the first): each answered on its
+    own, a refused one (at its path ``["requests", index, ...]``; ``indexes``: each item's index
+    in the caller's list, if not its place here) does not stop the others."""
+    if len(items) > MAX_BATCH:
+        raise Invalid(
+            f"at most {MAX_BATCH} requests a batch", [FieldError(("requests",), "too many")]
+        )
+    locs = [("requests", index, "lines") for index in indexes or range(len(items))]
+    return _create(session, items, actor=actor, today=today, locs=locs)
+
+
+def _create(
+    session: Session,
+    items: Sequence[RequestCreate],
+    *,
+    actor: User,
+    today: date,
+    locs: Sequence[tuple[str | int, ...]],
+) -> list[RequestAnswer]:
+    """Check every item (visibility in one read, SKUs once), store the good ones together;
+    ``locs``: the path of each item's lines."""
+    source = _source_of(actor)
+    seen = households.visibility(session, [data.household_id for data in items], actor=actor)
+    resolved = _resolve_lines(session, [data.lines for data in items], locs)
+    errors: dict[int, RelieflinkError] = {}
+    drafts: list[tuple[int, Draft]] = []
+    for index, (data, lines) in enumerate(zip(items, resolved, strict=True)):
+        error = seen[data.household_id] or (lines if isinstance(lines, Invalid) else None)
+        if error is not None:
+            errors[index] = error
+        elif not isinstance(lines, Invalid):
+            drafts.append((index, Draft(data.household_id, lines, source, note=data.note)))
+    stored = add_requests(session, [d for _, d in drafts], actor=actor, today=today)
+    requests = repository.requests_by_id(session, {request_id for request_id, _ in stored})
+    outcomes = dict(zip([index for index, _ in drafts], stored, strict=True))
+    return [
+        RequestAnswer(error=errors[index])
+        if index in errors
+        else RequestAnswer(outcome=_outcome(requests[outcomes[index][0]], outcomes[index][1]))
+        for index in range(len(items))
+    ]
+
+
+def _outcome(request: NeedRequest, merged: bool) -> RequestOutcome:
     message = (
         f"merged into request {request.id}, already open for this household in the ration period "
         f"starting {request.period_start.isoformat()}"
@@ -245,19 +435,17 @@ def create_medical_request(
 ) -> NeedRequest:
     """A prescription or a chronic refill becomes a request of its own (never merged into the
     household's food request), in the medical class, linked to its consultation."""
-    request, _ = add_request(
-        session,
-        household_id=household_id,
-        lines=[(None, item_id, quantity) for item_id, quantity in items],
-        source=RequestSource.prescription,
-        actor=actor,
-        today=today,
+    draft = Draft(
+        household_id,
+        [(None, item_id, quantity) for item_id, quantity in items],
+        RequestSource.prescription,
         note=note,
         medical_urgency=medical_urgency,
         merge=False,
         consultation_id=consultation_id,
     )
-    return request
+    ((request_id, _),) = add_requests(session, [draft], actor=actor, today=today)
+    return crud.require(session, NeedRequest, request_id, label="request")
 
 
 def require_request(session: Session, request_id: int, *, actor: User) -> NeedRequest:
@@ -335,6 +523,11 @@ def import_requests(
             errors += [FieldError(("line", line, *e.loc), e.msg) for e in exc.errors]
     codes = {row.household_code for _, row in parsed}
     found = households.ids_by_code(session, codes)
+    seen = (
+        households.visibility(session, list(found.values()), actor=actor)
+        if actor is not None
+        else {}
+    )
     by_household: dict[int, list[tuple[int, BulkRequestRow]]] = {}
     for line, row in parsed:
         if row.household_code not in found:
@@ -345,54 +538,49 @@ def import_requests(
                 )
             )
             continue
-        if actor is not None:
-            try:
-                _ensure_may_request_for(session, actor, found[row.household_code])
-            except Forbidden as exc:
-                errors.append(FieldError(("line", line, "household_code"), exc.message))
-                continue
+        refused = seen.get(found[row.household_code])
+        if refused is not None:
+            errors.append(FieldError(("line", line, "household_code"), refused.message))
+            continue
         by_household.setdefault(found[row.household_code], []).append((line, row))
-    resolved: dict[int, list[tuple[int | None, int | None, int]]] = {}
-    for household_id, entries in by_household.items():
-        try:
-            resolved[household_id] = _resolve_lines(
-                session,
-                [
-                    RequestLineIn(kit_sku=r.kit_sku, item_sku=r.item_sku, quantity=r.quantity)
-                    for _, r in entries
-                ],
-            )
-        except Invalid as exc:
+    entries_of = list(by_household.values())
+    resolved = _resolve_lines(
+        session,
+        [
+            [
+                RequestLineIn(kit_sku=r.kit_sku, item_sku=r.item_sku, quantity=r.quantity)
+                for _, r in entries
+            ]
+            for entries in entries_of
+        ],
+        [("lines",)] * len(entries_of),
+    )
+    for entries, lines in zip(entries_of, resolved, strict=True):
+        if isinstance(lines, Invalid):
             errors += [
-                FieldError(("line", entries[int(e.loc[1])][0], e.loc[2]), e.msg) for e in exc.errors
+                FieldError(("line", entries[int(e.loc[1])][0], e.loc[2]), e.msg)
+                for e in lines.errors
             ]
     if errors:
         errors.sort(key=lambda e: (int(e.loc[1]), str(e.loc[2:])))
         raise Invalid(f"{path.name}: some rows are invalid; no request was created", errors)
-    source = _SOURCE_BY_ROLE[actor.role] if actor is not None else RequestSource.ngo
-    created = merged = 0
+    source = _source_of(actor) if actor is not None else RequestSource.ngo
+    drafts: list[Draft] = []
     merged_rows: list[MergedRow] = []
-    for household_id, lines in resolved.items():
-        entries = by_household[household_id]
+    for household_id, entries, lines in zip(by_household, entries_of, resolved, strict=True):
+        assert not isinstance(lines, Invalid)  # none is, by now
         first: dict[tuple[int | None, int | None], int] = {}
         for (line, _), (kit_id, item_id, _) in zip(entries, lines, strict=True):
             into = first.setdefault(line_key(kit_id, item_id), line)
             if into != line:
                 merged_rows.append(MergedRow(line=line, into_line=into))
-        _, was_merged = add_request(
-            session,
-            household_id=household_id,
-            lines=lines,
-            source=source,
-            actor=actor,
-            today=today,
-            note=join_notes(row.note for _, row in entries),
-        )
-        merged += was_merged
-        created += not was_merged
+        note = join_notes(row.note for _, row in entries)
+        drafts.append(Draft(household_id, lines, source, note=note))
+    stored = add_requests(session, drafts, actor=actor, today=today)
+    merged = sum(was_merged for _, was_merged in stored)
     merged_rows.sort(key=lambda m: m.line)
     return BulkRequestReport(
-        rows=len(parsed), created=created, merged=merged, merged_rows=merged_rows
+        rows=len(parsed), created=len(stored) - merged, merged=merged, merged_rows=merged_rows
     )
 
 

@@ -15,7 +15,7 @@ from relieflink import clock
 from relieflink.api import problems
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common.fields import Id
-from relieflink.common.schemas import ListQuery, Page
+from relieflink.common.schemas import ListQuery, Page, ProblemRead
 from relieflink.db import KeepAndRefuse, run_in_transaction
 from relieflink.dispatch import fleet, manifests, tracking
 from relieflink.dispatch.schemas import (
@@ -30,7 +30,6 @@ from relieflink.dispatch.schemas import (
     MyDelivery,
     PlanCreate,
     PlanRead,
-    ProblemRead,
     ReplanCreate,
     RouteRead,
     StopRead,

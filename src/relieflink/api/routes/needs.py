@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, UploadFile, status
+from pydantic import ValidationError
 
 from relieflink import clock
+from relieflink.api import problems
 from relieflink.api.deps import CurrentUser, SessionDep, require_role
 from relieflink.common import files
 from relieflink.common.fields import Id
-from relieflink.common.schemas import ListQuery, Page
+from relieflink.common.schemas import ListQuery, Page, ProblemRead
+from relieflink.db import run_in_transaction
 from relieflink.flows import allocation as allocation_flow
 from relieflink.models import AllocationRun, Role, User
 from relieflink.needs import allocation
@@ -23,6 +26,9 @@ from relieflink.needs.schemas import (
     AllocationRunCreate,
     AllocationRunRead,
     BulkRequestReport,
+    RequestAnswerRead,
+    RequestBatchIn,
+    RequestBatchRead,
     RequestCreate,
     RequestFilters,
     RequestOutcome,
@@ -45,6 +51,60 @@ def create_request(
     if outcome.merged:
         response.status_code = status.HTTP_200_OK
     return outcome
+
+
+@router.post(":batch", response_model=RequestBatchRead)
+def create_requests(data: RequestBatchIn, session: SessionDep, user: Requester) -> Response:
+    """Requests for many households at once, applied as ``POST /requests`` would one at a time in
+    this order (a second one for a household merges into the first) but together: each answered
+    on its own (``results[i].status``: 201 created, 200 merged, or the status the single endpoint
+    would give), a refused one does not stop the others; safe to resend with an Idempotency-Key.
+    The answer is 200 unless the batch itself is refused (then nothing is applied)."""
+    results: dict[int, RequestAnswerRead] = {}
+    valid: list[tuple[int, RequestCreate]] = []
+    for index, raw in enumerate(data.requests):
+        try:
+            valid.append((index, RequestCreate.model_validate(raw)))
+        except ValidationError as exc:
+            errors = problems.validation_errors(exc.errors(include_url=False), ["requests", index])
+            document = problems.problem_document(
+                422, "Invalid input", "the request does not match the schema", errors
+            )
+            results[index] = RequestAnswerRead(
+                index=index, status=422, problem=ProblemRead.model_validate(document)
+            )
+    answers = run_in_transaction(
+        session,
+        lambda: needs.create_requests(
+            session,
+            [item for _, item in valid],
+            actor=user,
+            today=clock.today(),
+            indexes=[index for index, _ in valid],
+        ),
+    )
+    for (index, _), answer in zip(valid, answers, strict=True):
+        if answer.outcome is not None:
+            code = status.HTTP_200_OK if answer.outcome.merged else status.HTTP_201_CREATED
+            results[index] = RequestAnswerRead(index=index, status=code, outcome=answer.outcome)
+        else:
+            assert answer.error is not None
+            document = problems.error_document(answer.error)
+            results[index] = RequestAnswerRead(
+                index=index,
+                status=answer.error.status_code,
+                problem=ProblemRead.model_validate(document),
+            )
+    done = [results[index] for index in sorted(results)]
+    merged = sum(1 for r in done if r.outcome is not None and r.outcome.merged)
+    body = RequestBatchRead(
+        created=sum(1 for r in done if r.outcome is not None) - merged,
+        merged=merged,
+        refused=sum(1 for r in done if r.outcome is None),
+        results=done,
+    )
+    # Built and checked above already: sent as is (FastAPI would validate it a second time).
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get("", response_model=Page[RequestRead])
