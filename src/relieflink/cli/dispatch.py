@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from sqlalchemy import select
 
 from relieflink.cli.common import console, transaction
 from relieflink.dispatch import fleet, manifests
 from relieflink.flows import dispatch as dispatch_flow
-from relieflink.models import Role, User
+from relieflink.models import Role, Route, User
 from relieflink.optim.routing import MAX_SEED
 
 Seed = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="the routing engine's seed")]
@@ -151,9 +152,21 @@ def replan(
     ] = None,
     time_limit: float | None = None,
     seed: Seed = 1,
+    iterations: Iterations = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Re-plan the undelivered remainder of a day; parcels on board are left alone."""
-    _run(None, time_limit, seed, plan_id, failed_route or [])
+    _run(
+        None,
+        time_limit,
+        seed,
+        plan_id,
+        failed_route or [],
+        iterations=iterations,
+        workers=workers,
+        scheduler=scheduler,
+    )
 
 
 @app.command("manifest")
@@ -169,3 +182,20 @@ def manifest(
             text = manifests.manifest_csv(session, route_id, actor=_system())
     out.write_text(text, encoding="utf-8")
     console.print(f"wrote {out}")
+
+
+@app.command("manifests")
+def manifests_of_plan(
+    plan_id: int,
+    out: Annotated[Path, typer.Option(help="directory to write one CSV per route into")],
+) -> None:
+    """Write the manifest of every route of a plan (route-ID.csv), in one session."""
+    out.mkdir(parents=True, exist_ok=True)
+    with transaction() as session:
+        route_ids = session.scalars(
+            select(Route.id).where(Route.plan_id == plan_id).order_by(Route.id)
+        ).all()
+        for route_id in route_ids:
+            text = manifests.manifest_csv(session, route_id, actor=_system())
+            (out / f"route-{route_id}.csv").write_text(text, encoding="utf-8")
+    console.print(f"wrote {len(route_ids)} manifests to {out}")
