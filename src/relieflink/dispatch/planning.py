@@ -571,15 +571,19 @@ class _Task:
     seed: int
 
 
-def _solve_task(task: _Task) -> RoutingResult:
-    """One warehouse's problem, whole, in a worker (module level: it travels by pickle)."""
+def _route(task: _Task, executor: Executor) -> RoutingResult:
     if task.iterations is not None:
         return solve_routing(
-            task.problem, iterations=task.iterations, seed=task.seed, executor=SerialExecutor()
+            task.problem, iterations=task.iterations, seed=task.seed, executor=executor
         )
     return solve_routing(
-        task.problem, time_limit=task.time_limit, seed=task.seed, executor=SerialExecutor()
+        task.problem, time_limit=task.time_limit, seed=task.seed, executor=executor
     )
+
+
+def _solve_task(task: _Task) -> RoutingResult:
+    """One warehouse's problem, whole, in a worker (module level: it travels by pickle)."""
+    return _route(task, SerialExecutor())
 
 
 def _solve_all(
@@ -598,8 +602,9 @@ def _solve_all(
     out: dict[int, RoutingResult] = {}
     done = 0
 
-    def share(wp: WarehouseProblem) -> float:
-        return max(budget * len(wp.problem.stops) / max(total_stops, 1), 0.2)
+    def task(wp: WarehouseProblem) -> _Task:
+        share = budget * len(wp.problem.stops) / max(total_stops, 1)
+        return _Task(wp.problem, iterations, max(share, 0.2), seed)
 
     def advance(n: int, what: str) -> None:
         nonlocal done
@@ -610,18 +615,14 @@ def _solve_all(
     batch = max(2 * executor.workers, 1)
     for start in range(0, len(whole), batch):
         keys = whole[start : start + batch]
-        tasks = [_Task(problems[k].problem, iterations, share(problems[k]), seed) for k in keys]
+        tasks = [task(problems[k]) for k in keys]
         out.update(zip(keys, executor.map(_solve_task, tasks), strict=True))
         advance(sum(len(problems[k].problem.stops) for k in keys), f"{len(out)} warehouses routed")
     for k, wp in enumerate(problems):
         if k in out:
             continue
         step(10 + int(80 * done / max(total_stops, 1)), f"routing from warehouse {wp.warehouse_id}")
-        out[k] = (
-            solve_routing(wp.problem, iterations=iterations, seed=seed, executor=executor)
-            if iterations is not None
-            else solve_routing(wp.problem, time_limit=share(wp), seed=seed, executor=executor)
-        )
+        out[k] = _route(task(wp), executor)
         advance(len(wp.problem.stops), f"warehouse {wp.warehouse_id} routed")
     return [out[k] for k in range(len(problems))]
 
