@@ -606,24 +606,22 @@ def _solve_all(
         share = budget * len(wp.problem.stops) / max(total_stops, 1)
         return _Task(wp.problem, iterations, max(share, 0.2), seed)
 
-    def advance(n: int, what: str) -> None:
-        nonlocal done
-        done += n
+    def at(what: str) -> None:
         step(10 + int(80 * done / max(total_stops, 1)), what)
 
     whole = [k for k, wp in enumerate(problems) if len(wp.problem.stops) <= DIRECT_LIMIT]
     batch = max(2 * executor.workers, 1)
     for start in range(0, len(whole), batch):
         keys = whole[start : start + batch]
+        at(f"routing from {len(keys)} warehouses ({len(out)} of {len(problems)} done)")
         tasks = [task(problems[k]) for k in keys]
         out.update(zip(keys, executor.map(_solve_task, tasks), strict=True))
-        advance(sum(len(problems[k].problem.stops) for k in keys), f"{len(out)} warehouses routed")
+        done += sum(len(problems[k].problem.stops) for k in keys)
     for k, wp in enumerate(problems):
-        if k in out:
-            continue
-        step(10 + int(80 * done / max(total_stops, 1)), f"routing from warehouse {wp.warehouse_id}")
-        out[k] = _route(task(wp), executor)
-        advance(len(wp.problem.stops), f"warehouse {wp.warehouse_id} routed")
+        if k not in out:
+            at(f"routing from warehouse {wp.warehouse_id}")
+            out[k] = _route(task(wp), executor)
+            done += len(wp.problem.stops)
     return [out[k] for k in range(len(problems))]
 
 
