@@ -41,9 +41,11 @@ def test_cli_imports_a_fleet_plans_and_prints_a_manifest(db: Session, tmp_path: 
     runner = CliRunner()
     result = runner.invoke(app, ["dispatch", "import-fleet", str(fleet_csv)])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(
-        app, ["dispatch", "plan", "--date", TODAY.isoformat(), "--time-limit", "0.3"]
-    )
+    day = ["dispatch", "plan", "--date", TODAY.isoformat()]
+    result = runner.invoke(app, [*day, "--time-limit", "0.3", "--iterations", "30"])
+    assert result.exit_code == 2
+    assert "only one of --time-limit and --iterations" in result.output
+    result = runner.invoke(app, [*day, "--iterations", "30", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "6 of 6 parcels planned" in result.output
     db.rollback()  # see what the CLI committed
@@ -53,6 +55,13 @@ def test_cli_imports_a_fleet_plans_and_prints_a_manifest(db: Session, tmp_path: 
     result = runner.invoke(app, ["dispatch", "manifest", str(route.id), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Manifest" in out.read_text(encoding="utf-8")
+    result = runner.invoke(
+        app, ["dispatch", "manifests", str(route.plan_id), "--out", str(tmp_path / "all")]
+    )
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "all").iterdir())
+    routes = db.scalars(select(Route.id).where(Route.plan_id == route.plan_id)).all()
+    assert written == sorted(f"route-{r}.csv" for r in routes)
     bad = tmp_path / "bad.csv"
     bad.write_text(",".join(fleet.FLEET_COLUMNS) + "\nV3,NOPE,van,W,1,1,1,1,1,07:00,08:00\n")
     result = runner.invoke(app, ["dispatch", "import-fleet", str(bad)])

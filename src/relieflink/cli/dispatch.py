@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from sqlalchemy import select
 
 from relieflink.cli.common import console, transaction
 from relieflink.dispatch import fleet, manifests
 from relieflink.flows import dispatch as dispatch_flow
-from relieflink.models import Role, User
+from relieflink.models import Role, Route, User
 from relieflink.optim.routing import MAX_SEED
 
 Seed = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="the routing engine's seed")]
@@ -56,9 +57,30 @@ def availability(
     console.print(f"vehicle group {vehicle_id}: {available} available on {day.date()}")
 
 
+Iterations = Annotated[
+    int | None,
+    typer.Option(help="fixed search work per warehouse: the same plan on any machine or cluster"),
+]
+Workers = Annotated[int | None, typer.Option(help="local worker processes (default: all cores)")]
+Scheduler = Annotated[
+    str | None, typer.Option(help="route on this Dask cluster, e.g. tcp://host:8786")
+]
+
+
 def _run(
-    day: date | None, time_limit: float | None, seed: int, replan_of: int | None, failed: list[int]
+    day: date | None,
+    time_limit: float | None,
+    seed: int,
+    replan_of: int | None,
+    failed: list[int],
+    *,
+    iterations: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> None:
+    if time_limit is not None and iterations is not None:
+        console.print("[red]error:[/red] give only one of --time-limit and --iterations")
+        raise typer.Exit(code=2)
     with transaction() as session, Progress(console=console, transient=True) as bar:
         task = bar.add_task("planning", total=100)
         plan = dispatch_flow.plan_dispatch(
@@ -69,6 +91,9 @@ def _run(
             seed=seed,
             replan_of_id=replan_of,
             failed_route_ids=failed,
+            iterations=iterations,
+            workers=workers,
+            scheduler=scheduler,
             progress=lambda p, m: bar.update(task, completed=p, description=m),
         )
         summary = plan.summary
@@ -76,7 +101,15 @@ def _run(
     table = Table(title="dispatch plan")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for key in ("parcels", "planned_parcels", "routes", "distance_m", "cost_fen", "solve_s"):
+    for key in (
+        "parcels",
+        "planned_parcels",
+        "routes",
+        "distance_m",
+        "cost_fen",
+        "solve_s",
+        "write_s",
+    ):
         table.add_row(key, str(summary.get(key)))
     for kind, n in summary.get("by_kind", {}).items():
         table.add_row(f"routes by {kind}", str(n))
@@ -94,9 +127,21 @@ def plan(
         float | None, typer.Option(help="routing search budget in seconds (default: by size)")
     ] = None,
     seed: Seed = 1,
+    iterations: Iterations = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Turn the day's allocations into routes, stops with ETAs and manifests."""
-    _run(day.date(), time_limit, seed, None, [])
+    _run(
+        day.date(),
+        time_limit,
+        seed,
+        None,
+        [],
+        iterations=iterations,
+        workers=workers,
+        scheduler=scheduler,
+    )
 
 
 @app.command("replan")
@@ -107,9 +152,21 @@ def replan(
     ] = None,
     time_limit: float | None = None,
     seed: Seed = 1,
+    iterations: Iterations = None,
+    workers: Workers = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Re-plan the undelivered remainder of a day; parcels on board are left alone."""
-    _run(None, time_limit, seed, plan_id, failed_route or [])
+    _run(
+        None,
+        time_limit,
+        seed,
+        plan_id,
+        failed_route or [],
+        iterations=iterations,
+        workers=workers,
+        scheduler=scheduler,
+    )
 
 
 @app.command("manifest")
@@ -125,3 +182,20 @@ def manifest(
             text = manifests.manifest_csv(session, route_id, actor=_system())
     out.write_text(text, encoding="utf-8")
     console.print(f"wrote {out}")
+
+
+@app.command("manifests")
+def manifests_of_plan(
+    plan_id: int,
+    out: Annotated[Path, typer.Option(help="directory to write one CSV per route into")],
+) -> None:
+    """Write the manifest of every route of a plan (route-ID.csv), in one session."""
+    out.mkdir(parents=True, exist_ok=True)
+    with transaction() as session:
+        route_ids = session.scalars(
+            select(Route.id).where(Route.plan_id == plan_id).order_by(Route.id)
+        ).all()
+        for route_id in route_ids:
+            text = manifests.manifest_csv(session, route_id, actor=_system())
+            (out / f"route-{route_id}.csv").write_text(text, encoding="utf-8")
+    console.print(f"wrote {len(route_ids)} manifests to {out}")

@@ -7,7 +7,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+import psycopg
+from sqlalchemy import Table, bindparam, insert, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 CHUNK = 20_000
@@ -25,12 +27,38 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         columns = list(rows[0])
         dbapi = session.connection().connection.driver_connection
         sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-        with dbapi.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
+        try:
+            with dbapi.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+        except psycopg.errors.IntegrityError as exc:  # as the executemany path raises it
+            raise IntegrityError(sql, None, exc) from exc
         return
     for start in range(0, len(rows), CHUNK):
         session.execute(insert(table), list(rows[start : start + CHUNK]))
+
+
+def insert_rows_with_ids(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """Insert ``rows`` and return their new ids in the order given. On PostgreSQL the ids are
+    drawn from the table's sequence first, so that the rows can go in with one COPY."""
+    if not rows:
+        return []
+    if not _is_postgres(session):
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids: list[int] = []
+        for start in range(0, len(rows), CHUNK):
+            ids.extend(session.scalars(stmt, list(rows[start : start + CHUNK])))
+        return ids
+    ids = list(
+        session.scalars(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": len(rows)},
+        )
+    )
+    insert_rows(session, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    return ids
 
 
 def add_to_column(session: Session, table: Table, column: str, deltas: Mapping[int, int]) -> None:

@@ -77,15 +77,12 @@ def store_plan(
     for stop_id, row, parcels in zip(stop_ids, stop_rows, stop_parcels, strict=True):
         for i in parcels:
             placed[i] = (int(row["route_id"]), stop_id)
-    # New parcels, already on their stops: one insert with RETURNING, codes derived from a
-    # fresh nonce each.
+    # New parcels, already on their stops, codes derived from a fresh nonce each.
     new = [i for i, p in enumerate(inp.parcels) if p.parcel_id is None]
     rows = []
-    nonce_of: dict[str, int] = {}
     for i in new:
         p = inp.parcels[i]
         nonce, hashed = codes.issue()
-        nonce_of[nonce] = i
         rows.append(
             {
                 "household_id": p.household_id,
@@ -104,10 +101,8 @@ def store_plan(
                 "last_seq": 0,
             }
         )
-    # The ids are read back by nonce.
-    for nonce, pid in repo.insert_parcels(session, plan.id, rows).items():
-        if nonce in nonce_of:
-            inp.parcels[nonce_of[nonce]].parcel_id = pid
+    for i, pid in zip(new, repo.insert_parcels(session, rows), strict=True):
+        inp.parcels[i].parcel_id = pid
     line_rows = [
         {
             "parcel_id": inp.parcels[i].parcel_id,

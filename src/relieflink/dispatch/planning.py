@@ -44,6 +44,8 @@ from relieflink.models import (
 from relieflink.optim.geo import haversine_m
 from relieflink.optim.routing import (
     Depot,
+    Executor,
+    RoutingParams,
     RoutingProblem,
     RoutingResult,
     SerialExecutor,
@@ -57,6 +59,8 @@ from relieflink.optim.routing import (
 from relieflink.users import access
 
 Progress = Callable[[int, str], None]
+# Gate loads up to which the engine solves a problem whole (larger ones it decomposes).
+DIRECT_LIMIT = RoutingParams().direct_limit
 __all__ = ["CIRCUITY", "FleetGroup", "PlanInput", "PlanSolution", "prepare_plan", "solve_plan"]
 
 
@@ -472,11 +476,15 @@ def solve_plan(
     workers: int | None = None,
     progress: Progress | None = None,
     iterations: int | None = None,
+    scheduler: str | None = None,
+    executor: Executor | None = None,
 ) -> PlanSolution:
     """Route every parcel of ``inp``: one routing problem per stock warehouse. ``time_limit``
     is the total search budget (default: grows with the number of gate loads); ``iterations``
     instead fixes the engine's work per warehouse, so that a seed gives the same plan on any
-    machine (the simulation's reproducible days)."""
+    machine and any executor (the simulation's reproducible days, a city on Dask). The
+    warehouses' problems run on ``executor`` (default: in this process for a small day, else
+    a local pool of ``workers`` processes, or the Dask cluster at ``scheduler``)."""
     started = perf_counter()
     step = progress or (lambda _p, _m: None)
     problems, unassigned = build_problems(inp)
@@ -486,23 +494,19 @@ def solve_plan(
     budget = time_limit if time_limit is not None else min(30.0, 1.0 + 0.02 * total_stops)
     group_by_id = {f"g{g.vehicle_id}": g for g in inp.fleet}
     stats: dict[str, Any] = {"warehouses": len(problems), "gate_loads": total_stops}
-    done = 0
-    for wp in problems:
+    # A small day stays in this process (no pool to start); a city goes to the pool or to Dask.
+    own = executor is None
+    if executor is None:
+        small = workers == 1 or (scheduler is None and total_stops <= DIRECT_LIMIT)
+        executor = SerialExecutor() if small else make_executor(workers, scheduler)
+    try:
+        results = _solve_all(problems, executor, budget, total_stops, iterations, seed, step)
+    finally:
+        if own:
+            executor.close()
+    for wp, result in zip(problems, results, strict=True):
         w, problem, stop_parcels = wp.warehouse_id, wp.problem, wp.stop_parcels
         communities = wp.communities
-        share = budget * len(problem.stops) / max(total_stops, 1)
-        step(10 + int(80 * done / max(total_stops, 1)), f"routing from warehouse {w}")
-        executor = (
-            SerialExecutor()
-            if len(problem.stops) <= 1500 or workers == 1
-            else make_executor(workers)
-        )
-        result: RoutingResult = (
-            solve_routing(problem, iterations=iterations, seed=seed, executor=executor)
-            if iterations is not None
-            else solve_routing(problem, time_limit=max(share, 0.2), seed=seed, executor=executor)
-        )
-        done += len(problem.stops)
         violations.extend(
             f"warehouse {w}: {v.code}: {v.message}" for v in check_solution(problem, result)
         )
@@ -557,6 +561,68 @@ def solve_plan(
     stats["routes"] = len(routes)
     stats["inner_legs"] = _door_etas(inp, routes)
     return PlanSolution(routes, unassigned, violations, perf_counter() - started, stats)
+
+
+@dataclass(frozen=True)
+class _Task:
+    problem: RoutingProblem
+    iterations: int | None
+    time_limit: float
+    seed: int
+
+
+def _route(task: _Task, executor: Executor) -> RoutingResult:
+    if task.iterations is not None:
+        return solve_routing(
+            task.problem, iterations=task.iterations, seed=task.seed, executor=executor
+        )
+    return solve_routing(
+        task.problem, time_limit=task.time_limit, seed=task.seed, executor=executor
+    )
+
+
+def _solve_task(task: _Task) -> RoutingResult:
+    """One warehouse's problem, whole, in a worker (module level: it travels by pickle)."""
+    return _route(task, SerialExecutor())
+
+
+def _solve_all(
+    problems: list[WarehouseProblem],
+    executor: Executor,
+    budget: float,
+    total_stops: int,
+    iterations: int | None,
+    seed: int,
+    step: Progress,
+) -> list[RoutingResult]:
+    """Results in the order of ``problems``. Warehouses small enough to solve whole go to the
+    executor side by side, a batch at a time (for progress); a bigger one is decomposed by the
+    engine, whose sub-problems go to the same executor. Every warehouse has the same seed and,
+    with ``iterations``, the same work wherever it runs: the plan does not depend on where."""
+    out: dict[int, RoutingResult] = {}
+    done = 0
+
+    def task(wp: WarehouseProblem) -> _Task:
+        share = budget * len(wp.problem.stops) / max(total_stops, 1)
+        return _Task(wp.problem, iterations, max(share, 0.2), seed)
+
+    def at(what: str) -> None:
+        step(10 + int(80 * done / max(total_stops, 1)), what)
+
+    whole = [k for k, wp in enumerate(problems) if len(wp.problem.stops) <= DIRECT_LIMIT]
+    batch = max(2 * executor.workers, 1)
+    for start in range(0, len(whole), batch):
+        keys = whole[start : start + batch]
+        at(f"routing from {len(keys)} warehouses ({len(out)} of {len(problems)} done)")
+        tasks = [task(problems[k]) for k in keys]
+        out.update(zip(keys, executor.map(_solve_task, tasks), strict=True))
+        done += sum(len(problems[k].problem.stops) for k in keys)
+    for k, wp in enumerate(problems):
+        if k not in out:
+            at(f"routing from warehouse {wp.warehouse_id}")
+            out[k] = _route(task(wp), executor)
+            done += len(wp.problem.stops)
+    return [out[k] for k in range(len(problems))]
 
 
 # --- phase 3: write ---------------------------------------------------------------------------

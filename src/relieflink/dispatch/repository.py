@@ -16,6 +16,7 @@ from sqlalchemy.orm.util import identity_key
 from relieflink import db
 from relieflink.catalog import service as catalog
 from relieflink.common import repository as common
+from relieflink.db.bulk import insert_rows, insert_rows_with_ids
 from relieflink.models import (
     Allocation,
     AllocationState,
@@ -233,50 +234,23 @@ def cancel_routes(session: Session, route_ids: Sequence[int]) -> None:
 
 
 def insert_routes(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Store routes; returns their ids in the order given."""
-    ids: list[int] = []
-    for start in range(0, len(rows), 2000):
-        ids.extend(
-            session.scalars(
-                insert(Route).returning(Route.id, sort_by_parameter_order=True),
-                list(rows[start : start + 2000]),
-            )
-        )
-    return ids
+    """Store routes (COPY on PostgreSQL); returns their ids in the order given."""
+    return insert_rows_with_ids(session, cast(Table, Route.__table__), rows)
 
 
 def insert_stops(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Store stops; returns their ids in the order given."""
-    ids: list[int] = []
-    for start in range(0, len(rows), 5000):
-        ids.extend(
-            session.scalars(
-                insert(RouteStop).returning(RouteStop.id, sort_by_parameter_order=True),
-                list(rows[start : start + 5000]),
-            )
-        )
-    return ids
+    """Store stops (COPY on PostgreSQL); returns their ids in the order given."""
+    return insert_rows_with_ids(session, cast(Table, RouteStop.__table__), rows)
 
 
-def insert_parcels(
-    session: Session, plan_id: int, rows: Sequence[dict[str, Any]]
-) -> dict[str, int]:
-    """Store new parcels of a plan (a Core executemany: no RETURNING, no ORM bookkeeping);
-    returns the plan's parcel ids by their code nonce."""
-    if not rows:
-        return {}
-    for start in range(0, len(rows), 10_000):
-        session.execute(insert(_PARCELS), list(rows[start : start + 10_000]))
-    found = session.execute(select(Parcel.id, Parcel.code_nonce).where(Parcel.plan_id == plan_id))
-    return {nonce: pid for pid, nonce in found}
+def insert_parcels(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Store new parcels of a plan (COPY on PostgreSQL); returns their ids in the order given."""
+    return insert_rows_with_ids(session, _PARCELS, rows)
 
 
 def insert_parcel_lines(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Store parcel lines; an allocation already in a parcel raises ``IntegrityError``."""
-    for start in range(0, len(rows), 10_000):
-        session.execute(
-            insert(cast(Table, ParcelLine.__table__)), list(rows[start : start + 10_000])
-        )
+    insert_rows(session, cast(Table, ParcelLine.__table__), rows)
 
 
 def place_parcels(session: Session, moves: Sequence[dict[str, Any]]) -> None:

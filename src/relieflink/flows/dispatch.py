@@ -65,6 +65,7 @@ def plan_dispatch(
     failed_route_ids: Iterable[int] = (),
     progress: planning.Progress | None = None,
     iterations: int | None = None,
+    scheduler: str | None = None,
 ) -> DispatchPlan:
     """Plan (or, with ``replan_of_id``, re-plan) a day, all three phases in the caller's
     transaction."""
@@ -83,6 +84,7 @@ def plan_dispatch(
         workers=workers,
         progress=step,
         iterations=iterations,
+        scheduler=scheduler,
     )
     step(92, "writing routes")
     return write_plan(session, plan, inp, sol, actor=actor)

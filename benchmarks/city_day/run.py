@@ -1,0 +1,300 @@
+"""A whole relief day on PostgreSQL, end to end through the real CLI (issue #16).
+
+    .venv/bin/python -m benchmarks.city_day.run --scale 0.01 [--dask] [--iterations 200]
+
+Stages: scenario generate; schema and catalog; every registry file and the fleet; stock received
+at every warehouse; one day's requests (35 % of households) through ``requests import``; one
+allocation run; one dispatch plan for the whole city; the manifest of every route. Each stage is
+one or more ``relieflink`` processes; for each it prints wall time, CPU time (the processes and
+their children), peak memory (the largest process) and rows inserted (PostgreSQL's own
+counters), and next to it the database's limit: a ``COPY`` of the same rows into a copy of the
+same tables (indexes included), and the ratio stage / COPY.
+
+With ``--dask`` the plan is made twice more with ``--iterations``: on the local pool and on a
+cluster of one ``dask scheduler`` and two ``dask worker`` processes started here, and the two
+plans' routes are compared. ``--scale 1.0`` is the whole city (10.7 M households; hours, not
+minutes, on 2 cores). The database ``relieflink_city_day`` is dropped and made again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from benchmarks._db import fresh_database
+
+from relieflink import clock
+
+BIN = Path(sys.executable).parent
+SKU = "RICE-5KG"
+
+
+@dataclass
+class Stage:
+    name: str
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_mb: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)
+    copy_s: float | None = None
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _inserted(url: str) -> dict[str, int]:
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        rows = conn.execute("SELECT relname, n_tup_ins FROM pg_stat_user_tables").fetchall()
+    return {name: int(n) for name, n in rows}
+
+
+def _run(stage: Stage, env: dict[str, str], *args: str) -> str:
+    """One ``relieflink`` process, its rusage (children included) added to ``stage``."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(BIN / "relieflink"), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stage.wall_s += time.perf_counter() - started
+    stage.cpu_s += usage.ru_utime + usage.ru_stime
+    stage.peak_mb = max(stage.peak_mb, usage.ru_maxrss / 1024)
+    if proc.returncode != 0:
+        raise SystemExit(f"relieflink {' '.join(args)} failed:\n{output}")
+    return output
+
+
+def _copy_limit(url: str, rows: dict[str, int], workdir: Path) -> float:
+    """Seconds for PostgreSQL to COPY the same number of rows of the same tables into empty
+    copies of them (indexes included), rolled back."""
+    total = 0.0
+    with psycopg.connect(_libpq(url)) as conn:
+        for table, n in rows.items():
+            if n <= 0:
+                continue
+            dump = workdir / f"{table}.copy"
+            query = f"COPY (SELECT * FROM {table} LIMIT {n}) TO STDOUT (FORMAT binary)"
+            with dump.open("wb") as out, conn.cursor() as cur, cur.copy(query) as copy:
+                for block in copy:
+                    out.write(block)
+            conn.execute(f"CREATE TEMP TABLE copy_{table} (LIKE {table} INCLUDING ALL)")
+            started = time.perf_counter()
+            sql = f"COPY copy_{table} FROM STDIN (FORMAT binary)"
+            with dump.open("rb") as src, conn.cursor() as cur, cur.copy(sql) as copy:
+                while block := src.read(1 << 20):
+                    copy.write(block)
+            total += time.perf_counter() - started
+            dump.unlink()
+        conn.rollback()
+    return total
+
+
+def _requests_file(city: Path, out: Path, share: float, seed: int) -> int:
+    """One day's requests: ``share`` of the households, one bag of rice each."""
+    rng = random.Random(seed)
+    n = 0
+    with (city / "households.csv").open(newline="") as src, out.open("w", newline="") as dst:
+        writer = csv.writer(dst)
+        writer.writerow(["household_code", "kit_sku", "item_sku", "quantity", "note"])
+        for row in csv.DictReader(src):
+            if rng.random() < share:
+                writer.writerow([row["code"], "", SKU, 1, ""])
+                n += 1
+    return n
+
+
+def _warehouses(city: Path) -> list[str]:
+    with (city / "warehouses.csv").open(newline="") as src:
+        return [row["code"] for row in csv.DictReader(src)]
+
+
+def _donor(city: Path) -> str:
+    with (city / "pledges.csv").open(newline="") as src:
+        return next(csv.DictReader(src))["donor_code"]
+
+
+def _plan_id(output: str) -> int:
+    return int(output.split("plan ", 1)[1].split()[0])
+
+
+def _routes(url: str, plan_id: int) -> list[tuple[object, ...]]:
+    with psycopg.connect(_libpq(url)) as conn:
+        return conn.execute(
+            "SELECT r.depot_id, r.vehicle_id, r.vehicle_index, array_agg(s.community_id "
+            "ORDER BY s.seq) FROM dispatch_routes r JOIN dispatch_stops s ON s.route_id = r.id "
+            "WHERE r.plan_id = %s GROUP BY r.id ORDER BY r.depot_id, r.vehicle_id, "
+            "r.vehicle_index, r.id",
+            (plan_id,),
+        ).fetchall()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _dask_plan(env: dict[str, str], url: str, plan_id: int, iterations: int) -> list[Stage]:
+    """The day re-planned on the local pool, then again on one scheduler and two workers
+    started here (a re-plan releases every route not loaded: both plan the same parcels)."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--port", str(port), "--no-dashboard"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        time.sleep(3)
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        time.sleep(5)
+        pool, dask = Stage("plan, local pool"), Stage("plan, Dask (1+2)")
+        common = ["--iterations", str(iterations)]
+        first = _plan_id(_run(pool, env, "dispatch", "replan", str(plan_id), *common))
+        second = _plan_id(
+            _run(dask, env, "dispatch", "replan", str(first), *common, "--scheduler", address)
+        )
+        same = _routes(url, first) == _routes(url, second)
+        print(f"plans {first} (pool) and {second} (Dask): routes identical: {same}")
+        return [pool, dask]
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=0.01)
+    parser.add_argument("--share", type=float, default=0.35, help="households asking today")
+    parser.add_argument("--iterations", type=int, default=200, help="routing work per problem")
+    parser.add_argument("--dask", action="store_true", help="also plan on a Dask cluster")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    url = fresh_database("postgres", "relieflink_city_day")
+    env = {**os.environ, "RELIEFLINK_DATABASE_URL": url}
+    day = clock.today().isoformat()
+    stages: list[Stage] = []
+    with tempfile.TemporaryDirectory(prefix="city_day_") as tmp:
+        work = Path(tmp)
+        city = work / "city"
+
+        def stage(name: str, *commands: list[str]) -> Stage:
+            st = Stage(name)
+            before = _inserted(url)
+            for command in commands:
+                _run(st, env, *command)
+            after = _inserted(url)
+            st.rows = {t: n - before.get(t, 0) for t, n in after.items() if n > before.get(t, 0)}
+            if st.rows:
+                st.copy_s = _copy_limit(url, st.rows, work)
+            stages.append(st)
+            print(f"  {name}: {st.wall_s:.1f} s, {sum(st.rows.values()):,} rows", flush=True)
+            return st
+
+        stage(
+            "scenario generate",
+            [
+                "scenario",
+                "generate",
+                "--scale",
+                str(args.scale),
+                "--seed",
+                str(args.seed),
+                "--out",
+                str(city),
+            ],
+        )
+        stage("schema and catalog", ["db", "upgrade"], ["catalog", "seed"])
+        kinds = ["organizations", "districts", "communities", "warehouses", "households"]
+        kinds += ["teams", "programs", "pledges"]
+        stage(
+            "import registry and fleet",
+            *[["import", kind, str(city / f"{kind}.csv")] for kind in kinds],
+            ["dispatch", "import-fleet", str(city / "vehicles.csv")],
+        )
+        requests = work / "requests.csv"
+        n = _requests_file(city, requests, args.share, args.seed)
+        per = n // len(_warehouses(city)) + 1
+        donor = _donor(city)
+        stage(
+            "stock receipts",
+            *[
+                [
+                    "stock",
+                    "receive",
+                    "--warehouse",
+                    w,
+                    "--sku",
+                    SKU,
+                    "--quantity",
+                    str(per),
+                    "--donor",
+                    donor,
+                ]
+                for w in _warehouses(city)
+            ],
+        )
+        stage(f"requests import ({n:,})", ["requests", "import", str(requests)])
+        stage("allocation run", ["allocate"])
+        stage(
+            "dispatch plan",
+            ["dispatch", "plan", "--date", day, "--iterations", str(args.iterations)],
+        )
+        with psycopg.connect(_libpq(url)) as conn:
+            row = conn.execute("SELECT max(id) FROM dispatch_plans").fetchone()
+        plan_id = int(row[0]) if row and row[0] is not None else 0
+        stage("manifests", ["dispatch", "manifests", str(plan_id), "--out", str(work / "m")])
+        day_s = sum(st.wall_s for st in stages)
+        if args.dask:
+            stages.extend(_dask_plan(env, url, plan_id, args.iterations))
+    self_usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        f"\ncity day at scale {args.scale} on PostgreSQL, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
+        f"{os.getloadavg()[2]:.1f} (machine shared); harness CPU {self_usage.ru_utime:.1f} s"
+    )
+    print(
+        f"{'stage':32} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'rows':>10} "
+        f"{'COPY s':>8} {'ratio':>7}"
+    )
+    for st in stages:
+        rows = sum(st.rows.values())
+        copy = f"{st.copy_s:8.2f}" if st.copy_s is not None else f"{'':8}"
+        ratio = f"{st.wall_s / st.copy_s:7.0f}" if st.copy_s else f"{'':7}"
+        print(
+            f"{st.name:32} {st.wall_s:8.1f} {st.cpu_s:8.1f} {st.peak_mb:8.0f} {rows:10,} "
+            f"{copy} {ratio}"
+        )
+    print(f"{'whole day (without --dask)':32} {day_s:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
