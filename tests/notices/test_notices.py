@@ -6,7 +6,6 @@ in the household's language, never for a household that opted out, and no phone 
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from typer.testing import CliRunner
 from relieflink import clock
 from relieflink.cli import app
 from relieflink.dispatch import codes
-from relieflink.flows import dispatch as dispatch_flow
 from relieflink.jobs import runner
 from relieflink.models import (
     Household,
@@ -29,18 +27,16 @@ from relieflink.models import (
     Notice,
     NoticeStatus,
     Parcel,
-    ParcelStatus,
     RequestSource,
-    Role,
-    Route,
-    RouteStop,
 )
 from relieflink.needs import service as needs
 from relieflink.notices import sender, templates
 from relieflink.notices import service as notices
 from tests.dispatch.factories import TODAY, make_city
-from tests.factories import make_user, sign_in
+from tests.dispatch.test_batch import delivered, eid, scene
 from tests.notices.conftest import Gateway
+
+__all__ = ["scene"]  # the loaded route of the batch tests, as a fixture here too
 
 BATCH = "/api/v1/dispatch/events:batch"
 BUILT_IN = Path(templates.__file__).with_name("templates.yaml")
@@ -52,10 +48,6 @@ def rows(db: Session, **where: Any) -> list[Notice]:
     for name, value in where.items():
         stmt = stmt.where(getattr(Notice, name) == value)
     return list(db.scalars(stmt))
-
-
-def eid() -> str:
-    return f"evt-{uuid.uuid4()}"
 
 
 # --- templates -----------------------------------------------------------------------------
@@ -142,26 +134,10 @@ def test_a_rolled_back_event_writes_no_notice_and_a_repeat_no_second(
 
 
 def test_delivery_events_tell_the_household_its_code_then_the_outcome(
-    db: Session, client: TestClient, gateway: Gateway
+    db: Session, client: TestClient, gateway: Gateway, scene: dict[str, Any]
 ) -> None:
-    city = make_city(db, per_community=3)
-    courier = make_user(db, Role.courier, organization_id=city.carrier.id)
-    db.commit()
-    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.3)
-    db.commit()
-    headers = sign_in(client, courier)
-    route = db.scalars(
-        select(Route)
-        .join(RouteStop, RouteStop.route_id == Route.id)
-        .where(RouteStop.inner_mode == "courier")
-        .order_by(Route.id)
-    ).first()
-    assert route is not None
-    db.rollback()
-    load = [
-        {"client_event_id": eid(), "kind": k, "route_id": route.id} for k in ("loaded", "departed")
-    ]
-    assert client.post(BATCH, json={"events": load}, headers=headers).status_code == 200
+    """(``gateway`` comes before ``scene``: the SMS channel is on when the route is loaded.)"""
+    route, headers = scene["route"], scene["courier"]
     parcels = db.scalars(
         select(Parcel).where(Parcel.route_id == route.id).order_by(Parcel.id)
     ).all()
@@ -170,14 +146,9 @@ def test_delivery_events_tell_the_household_its_code_then_the_outcome(
     for p in parcels:
         assert on_the_way[p.id].params["code"] == codes.derive(p.code_nonce)
         assert on_the_way[p.id].household_id == p.household_id
-    p, q = [p for p in parcels if p.status == ParcelStatus.departed][:2]
+    p, q = scene["parcels"][:2]
     outcome = [
-        {
-            "client_event_id": eid(),
-            "kind": "delivered",
-            "parcel_id": p.id,
-            "code": codes.derive(p.code_nonce),
-        },
+        delivered(p),
         {"client_event_id": eid(), "kind": "failed", "parcel_id": q.id, "reason": "not_home"},
     ]
     for _ in range(2):  # the phone sends the batch twice: the second is a replay

@@ -67,7 +67,7 @@ def list_notices(
             str(row.id),
             row.event_key,
             str(row.channel),
-            notices.mask(row.recipient),
+            notices.mask(row.recipient, row.channel),
             str(row.status),
             str(row.attempts),
             row.last_error,

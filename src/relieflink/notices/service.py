@@ -24,6 +24,7 @@ from relieflink.models import NoticeChannel, NoticePreference, NoticeStatus
 from relieflink.notices import channels as channel_config
 from relieflink.notices import repository as repo
 from relieflink.notices.templates import EVENTS, LANGUAGES
+from relieflink.users import access
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,10 @@ def channels_on() -> list[str]:
     return [str(c) for c in channel_config.configured(get_settings())]
 
 
-def mask(recipient: str) -> str:
-    """A recipient as lists show it: the last characters only."""
-    return "•" * max(len(recipient) - 4, 0) + recipient[-4:]
+def mask(recipient: str, channel: NoticeChannel) -> str:
+    """A recipient as lists show it: a phone as everywhere else (its last four digits), an
+    address by its first letter and its domain."""
+    if channel == NoticeChannel.sms:
+        return access.mask_phone(recipient) or ""
+    name, _, domain = recipient.partition("@")
+    return f"{name[:1]}***@{domain}"
