@@ -8,6 +8,7 @@ PostgreSQL: its backend has a transaction id), so it dies in the middle of its w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -34,7 +35,11 @@ from tests.dispatch.factories import TODAY, make_city
 pytestmark = pytest.mark.slow
 
 CLI = str(Path(sys.executable).with_name("relieflink"))
-ROWS = 3000
+# Many small chunks in one transaction: the import writes for seconds, not milliseconds, so the
+# kill lands inside the write even on a loaded machine (3,000 rows in one chunk once finished
+# between the probe seeing the lock and the kill).
+ROWS = 30_000
+CHUNK_ROWS = "200"
 
 
 def _writing(engine: Engine) -> bool:
@@ -62,19 +67,28 @@ def _writing(engine: Engine) -> bool:
         )
 
 
-def _kill_while_writing(engine: Engine, args: Sequence[str], *, after: float = 0.0) -> None:
+def _kill_while_writing(
+    engine: Engine, args: Sequence[str], *, after: float = 0.0, env: dict[str, str] | None = None
+) -> None:
     """Start ``relieflink *args``, wait until it writes (then ``after`` seconds more), kill -9."""
-    _kill_when(lambda: _writing(engine), args, after=after)
+    _kill_when(lambda: _writing(engine), args, after=after, env=env)
     deadline = time.monotonic() + 30
     while _writing(engine):  # PostgreSQL: the server notices the dead client and rolls back
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
 
-def _kill_when(ready: Callable[[], bool], args: Sequence[str], *, after: float = 0.0) -> None:
+def _kill_when(
+    ready: Callable[[], bool],
+    args: Sequence[str],
+    *,
+    after: float = 0.0,
+    env: dict[str, str] | None = None,
+) -> None:
     """Start ``relieflink *args``, wait until ``ready()`` (then ``after`` seconds), kill -9."""
     process = subprocess.Popen(
         [CLI, *args],
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the pool's workers die with it
@@ -90,7 +104,8 @@ def _kill_when(ready: Callable[[], bool], args: Sequence[str], *, after: float =
         time.sleep(after)
         assert process.poll() is None, "the command ended before it was killed"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # ended already: the assert above says so
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(30)
     assert process.returncode == -signal.SIGKILL
 
@@ -120,7 +135,9 @@ def test_an_import_killed_mid_write_leaves_nothing_and_runs_again(
     big = tmp_path / "households.csv"
     big.write_text("code,community_code,building,unit,size\n" + rows)
 
-    _kill_while_writing(engine, ["import", "households", str(big)])
+    _kill_while_writing(
+        engine, ["import", "households", str(big)], env={"RELIEFLINK_IMPORT_CHUNK_ROWS": CHUNK_ROWS}
+    )
     assert _count(db, Household) == 0  # all or nothing: nothing
     db.close()
 
