@@ -103,3 +103,19 @@ def test_donor_totals_reconcile_after_assembly_partial_delivery_and_write_off(
     assert shares == {a.id: Fraction(2 * 2100, kit_value), b.id: Fraction(2 * 19880, kit_value)}
     assert sum(shares.values()) == 2
     assert stock.check_ledger(db) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (12, (12, False)),
+        (Fraction(24, 2), (12, False)),
+        (Fraction(193, 2), (97, True)),  # part of 97 bags, never "96.50" or "193/2"
+        (Fraction(1, 3), (1, True)),
+        (Fraction(-7, 3), (3, True)),
+    ],
+)
+def test_a_person_reads_whole_units_or_a_share_of_them(
+    value: Fraction | int, shown: tuple[int, bool]
+) -> None:
+    assert stock.whole_units(value) == shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
@@ -217,6 +218,13 @@ def supply(
     console.print(f"{sku}: {float(days):.1f} days of supply at {daily}/day")
 
 
+def _units(value: Fraction | int) -> str:
+    """Whole units, or a donor's share of pooled units in words (the exact fractions are in the
+    API's donor trace)."""
+    n, share = stock.whole_units(value)
+    return f"part of {n:,}" if share else f"{n:,}"
+
+
 @app.command("donors")
 def donors(donor: Annotated[str | None, typer.Option(help="organization code")] = None) -> None:
     """Per donor and item: pledged, received, in stock, in transit, delivered, written off."""
@@ -233,9 +241,9 @@ def donors(donor: Annotated[str | None, typer.Option(help="organization code")] 
     for f in figures:
         sku_text = names[("item", f.item_id)] if f.item_id else names[("kit", f.kit_id)]
         table.add_row(orgs[f.donor_org_id], sku_text, str(f.pledged), str(f.received),
-                      stock.exact(f.in_stock), stock.exact(f.in_transit),
-                      stock.exact(f.on_the_way), stock.exact(f.delivered),
-                      stock.exact(f.written_off),
+                      _units(f.in_stock), _units(f.in_transit),
+                      _units(f.on_the_way), _units(f.delivered),
+                      _units(f.written_off),
                       "yes" if f.balanced else "NO")  # fmt: skip
     console.print(table)
 

@@ -61,6 +61,7 @@ from relieflink.stock.trace import (
     exact,
     trace_lot,
     trace_reference,
+    whole_units,
 )
 from relieflink.stock.transfers import (
     TransferLine,
@@ -124,6 +125,7 @@ __all__ = [
     "transfer",
     "warehouse_codes",
     "warehouse_lots",
+    "whole_units",
 ]
 
 

@@ -4,6 +4,7 @@ at the door, written off)."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,16 @@ def exact(value: Fraction | int) -> str:
     """An exact quantity as text: ``"12"`` or ``"7/3"``."""
     f = Fraction(value)
     return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+def whole_units(value: Fraction | int) -> tuple[int, bool]:
+    """How a person reads a quantity: ``(n, False)`` for ``n`` whole units, ``(n, True)`` for a
+    share of pooled units, part of ``n`` whole ones. Pages and the CLI never show a fractional bag;
+    the exact fraction stays in the ledger and the JSON (``exact``)."""
+    f = Fraction(value)
+    if f.denominator == 1:
+        return f.numerator, False
+    return math.ceil(abs(f)), True
 
 
 def lot_shares(session: Session, lot_ids: Iterable[int]) -> dict[int, dict[int, Fraction]]:

@@ -9,7 +9,6 @@ is said in words ("part of 12 kits").
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,6 +19,7 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_decimal
 
 from relieflink.config import get_settings
+from relieflink.stock.service import whole_units
 from relieflink.web import i18n
 
 # The page language → the Babel locale of its dates and numbers (English dates day first, as
@@ -72,11 +72,10 @@ def units(value: int | Fraction | None, lang: str) -> str:
     units it is part of (``part of 77``): never a fractional bag on a page."""
     if value is None:
         return EMPTY
-    exact = Fraction(value)
-    if exact.denominator == 1:
-        return number(exact, lang)
-    n = number(math.ceil(abs(exact)), lang)
-    return i18n.translations(lang).gettext("part of %(n)s") % {"n": n}
+    n, share = whole_units(value)
+    if not share:
+        return number(n, lang)
+    return i18n.translations(lang).gettext("part of %(n)s") % {"n": number(n, lang)}
 
 
 def days(value: Fraction | None, lang: str) -> str:
