@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from relieflink.common import repository as common
@@ -16,6 +16,16 @@ def filtered(filters: HouseholdFilters) -> Select[Household]:
     stmt = select(Household)
     if filters.community_id is not None:
         stmt = stmt.where(Household.community_id == filters.community_id)
+    if filters.community:
+        pattern = f"%{filters.community}%"
+        named = select(Community.id).where(
+            or_(
+                Community.code.ilike(pattern),
+                Community.name.ilike(pattern),
+                Community.name_zh.ilike(pattern),
+            )
+        )
+        stmt = stmt.where(Household.community_id.in_(named))
     if filters.vulnerable is not None:
         vulnerable = any_vulnerable(Household)
         stmt = stmt.where(vulnerable if filters.vulnerable else ~vulnerable)
@@ -32,6 +42,17 @@ def with_communities(session: Session, household_ids: Sequence[int]) -> Sequence
         .where(Household.id.in_(household_ids))
     )
     return session.execute(stmt).all()
+
+
+def communities() -> Select[Community]:
+    return select(Community)
+
+
+def first_communities(
+    session: Session, stmt: Select[Community], *, limit: int
+) -> Sequence[Community]:
+    """The first ``limit`` communities of ``stmt``, by code."""
+    return session.scalars(stmt.order_by(Community.code).limit(limit)).all()
 
 
 def exists(session: Session, household_id: int) -> bool:

@@ -84,6 +84,9 @@ class HouseholdContact(ReadModel):
 
 class HouseholdFilters(ListQuery):
     community_id: Id | None = None
+    community: Search = Field(
+        default=None, description="a community's code or name (either language)"
+    )
     vulnerable: bool | None = Field(
         default=None, description="any infant, pregnancy, chronic, 80+ or disabled member"
     )

@@ -106,6 +106,13 @@ def list_households(
     return rows, total
 
 
+def communities_in_view(session: Session, *, actor: User, limit: int) -> Sequence[Community]:
+    """The communities of the households ``actor`` may see, by code, at most ``limit`` (a list
+    of places, no personal data: not an audited read)."""
+    stmt = access.scope_communities(repository.communities(), actor)
+    return repository.first_communities(session, stmt, limit=limit)
+
+
 def count_households(session: Session, filters: HouseholdFilters, *, actor: User) -> int:
     """How many households the actor may see match ``filters`` (a total, no personal data:
     not an audited read)."""

@@ -93,6 +93,19 @@ def scope_households(stmt: Select[Household], actor: User) -> Select[Household]:
     return scope_by_household(stmt, Household.id, actor)
 
 
+def scope_communities(stmt: Select[Community], actor: User) -> Select[Community]:
+    """Restrict a community query to those whose households ``actor`` may see (the same rule as
+    ``scope_by_household``, over communities): staff all, a committee those it manages, a
+    resident their own."""
+    if actor.role in STAFF:
+        return stmt
+    if actor.role == Role.committee and actor.organization_id is not None:
+        return stmt.where(Community.committee_id == actor.organization_id)
+    if actor.role == Role.resident and actor.household_id is not None:
+        return stmt.where(Community.id.in_(repository.home_community(actor.household_id)))
+    return stmt.where(false())
+
+
 def ensure_can_see_household(actor: User, household: Household, *, community: Community) -> None:
     """Raise ``Forbidden`` unless ``actor`` may see this one household."""
     if actor.role in STAFF:

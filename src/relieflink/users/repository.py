@@ -32,6 +32,11 @@ def managed_households(organization_id: int) -> Select[int]:
     )
 
 
+def home_community(household_id: int) -> Select[int]:
+    """The id of the community a household lives in (for row scoping)."""
+    return select(Household.community_id).where(Household.id == household_id)
+
+
 def list_users(
     session: Session, filters: UserFilters, *, offset: int, limit: int
 ) -> tuple[Sequence[User], int]:

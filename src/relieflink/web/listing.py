@@ -38,6 +38,7 @@ class Filter:
     name: str
     label: str  # message id
     options: Sequence[tuple[str, str]] = ()  # (value, message id); empty = a text box
+    translate: bool = True  # False: the options' labels are names (data), not message ids
 
 
 @dataclass

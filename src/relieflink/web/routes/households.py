@@ -47,6 +47,21 @@ def _community_names(web: Web, rows: list[Household]) -> dict[int, str]:
     return names
 
 
+# Up to this many communities in view, the community filter is a list of their names; more (a
+# coordinator's whole city), a box matching a community's code or name.
+COMMUNITY_CHOICES = 300
+
+
+def _community_filter(web: Web) -> Filter:
+    communities = households.communities_in_view(
+        web.session, actor=web.user, limit=COMMUNITY_CHOICES + 1
+    )
+    if len(communities) > COMMUNITY_CHOICES:
+        return Filter("community", N_("Community code or name"))
+    options = [(str(c.id), localized(c, web.lang)) for c in communities]
+    return Filter("community_id", N_("Community"), options, translate=False)
+
+
 def _count_column(name: str, label: str) -> Column:
     return Column(label, lambda h, _l: getattr(h, name), numeric=True)
 
@@ -55,7 +70,7 @@ def _count_column(name: str, label: str) -> Column:
 def household_list(web: WebDep) -> HTMLResponse:
     """Households the user may see; search by code, filter by community and vulnerability."""
     query = web.request.query_params
-    params = clean_params(query, ["q", "community_id", "vulnerable"])
+    params = clean_params(query, ["q", "community_id", "community", "vulnerable"])
     offset = parse_offset(query.get("offset"))
     filters = parse_filters(HouseholdFilters, params)
     rows, total = households.list_households(
@@ -78,7 +93,7 @@ def household_list(web: WebDep) -> HTMLResponse:
         params=params,
         filters=[
             Filter("q", N_("Search code")),
-            Filter("community_id", N_("Community id")),
+            _community_filter(web),
             Filter(
                 "vulnerable",
                 N_("Vulnerable members"),
