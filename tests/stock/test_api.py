@@ -105,3 +105,8 @@ def test_kits_assemble_reserve_issue_and_trace_over_http(db: Session, client: Te
     donor_headers = headers_for(db, client, Role.donor, organization_id=a.id)
     mine = client.get(f"/api/v1/stock/lots/{kit_lot}/trace", headers=donor_headers).json()
     assert [d["donor_org_id"] for d in mine["donors"]] == [a.id]  # only its own part
+    # Named, not ids alone: the donor's names and the share as a decimal beside the exact one.
+    named = {d["name"]: (d["name_zh"], d["quantity_decimal"]) for d in trace["donors"]}
+    assert named == {a.name: (a.name_zh, 0.8), b.name: (b.name_zh, 1.2)}
+    report = client.get("/api/v1/stock/donors/report", headers=donor_headers).json()
+    assert {(line["donor_code"], line["sku"]) for line in report} >= {(a.code, rice.sku)}

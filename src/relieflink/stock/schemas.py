@@ -207,8 +207,10 @@ class DonorLine(ReadModel):
     """One donor's figures for one item or kit. Quantities are exact (int or "a/b")."""
 
     donor_org_id: int
+    donor_code: str
     item_id: int | None
     kit_id: int | None
+    sku: str
     pledged: int
     pledged_value_fen: int
     received: int
@@ -226,8 +228,14 @@ class DonorLine(ReadModel):
 
 
 class ShareRead(ReadModel):
+    """A donor's share, named; ``quantity`` exact (``"155/393"``), ``quantity_decimal`` for a
+    reader (0.394)."""
+
     donor_org_id: int
+    name: str | None
+    name_zh: str | None
     quantity: str
+    quantity_decimal: float
 
 
 class TraceSource(ReadModel):

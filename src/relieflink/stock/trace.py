@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from relieflink.errors import NotFound
 from relieflink.models import LotSource, MovementKind, StockLot
+from relieflink.organizations import service as organizations
 from relieflink.stock import repository
 
 
@@ -31,6 +32,24 @@ def whole_units(value: Fraction | int) -> tuple[int, bool]:
     if f.denominator == 1:
         return f.numerator, False
     return math.ceil(abs(f)), True
+
+
+def named_shares(session: Session, shares: dict[int, Fraction]) -> list[dict[str, object]]:
+    """Donors' shares named for a reader: the organization's names, the exact quantity
+    (``"155/393"``, as the ledger holds it) and the same as a decimal (``0.394``)."""
+    out: list[dict[str, object]] = []
+    for donor_id, units in shares.items():
+        org = organizations.get_organization(session, donor_id)
+        out.append(
+            {
+                "donor_org_id": donor_id,
+                "name": org.name if org else None,
+                "name_zh": org.name_zh if org else None,
+                "quantity": exact(units),
+                "quantity_decimal": round(float(units), 3),
+            }
+        )
+    return out
 
 
 def lot_shares(session: Session, lot_ids: Iterable[int]) -> dict[int, dict[int, Fraction]]:

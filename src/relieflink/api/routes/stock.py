@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
 
 from relieflink.api.deps import SessionDep, require_role
 from relieflink.common.fields import Count, Days, Id, Text
@@ -324,12 +325,9 @@ def get_lot(
     return LotRead.model_validate(stock.require_lot(session, lot_id))
 
 
-def _trace_read(trace: stock.Trace, *, only_org: int | None) -> TraceRead:
-    donors = [
-        ShareRead(donor_org_id=d, quantity=stock.exact(q))
-        for d, q in trace.donors.items()
-        if only_org is None or d == only_org
-    ]
+def _trace_read(session: Session, trace: stock.Trace, *, only_org: int | None) -> TraceRead:
+    shown = {d: q for d, q in trace.donors.items() if only_org is None or d == only_org}
+    donors = [ShareRead.model_validate(share) for share in stock.named_shares(session, shown)]
     sources = [
         TraceSource(
             donor_org_id=d,
@@ -362,7 +360,7 @@ def get_lot_trace(
 ) -> TraceRead:
     """The donors and component quantities behind a lot (a donor sees its own part)."""
     only = _donor_scope(user)
-    trace = _trace_read(stock.trace_lot(session, lot_id=lot_id), only_org=only)
+    trace = _trace_read(session, stock.trace_lot(session, lot_id=lot_id), only_org=only)
     if only is not None and not trace.donors:
         raise Forbidden("your organization gave nothing in this lot")
     return trace
@@ -376,7 +374,8 @@ def get_reference_trace(
 ) -> TraceRead:
     """The donors behind what a reference (an allocation line, a delivery) reserved or issued."""
     only = _donor_scope(user)
-    return _trace_read(stock.trace_reference(session, reference=reference), only_org=only)
+    trace = stock.trace_reference(session, reference=reference)
+    return _trace_read(session, trace, only_org=only)
 
 
 @router.get("/donors/report", response_model=list[DonorLine])
@@ -391,11 +390,14 @@ def get_donor_report(
         if donor_org_id not in (None, only):
             raise Forbidden("a donor sees its own organization's report only")
         donor_org_id = only
+    codes, skus = stock.org_codes(session), stock.sku_names(session)
     return [
         DonorLine(
             donor_org_id=f.donor_org_id,
+            donor_code=codes[f.donor_org_id],
             item_id=f.item_id,
             kit_id=f.kit_id,
+            sku=skus[("item", f.item_id)] if f.item_id else skus[("kit", f.kit_id)],
             pledged=f.pledged,
             pledged_value_fen=f.pledged_value_fen,
             received=f.received,
