@@ -30,11 +30,16 @@ from relieflink.optim.routing.construct import (
     pick_route_groups,
     savings_routes,
 )
-from relieflink.optim.routing.executors import Executor, LocalProcessExecutor
+from relieflink.optim.routing.executors import (
+    AsyncExecutor,
+    Executor,
+    Handle,
+    LocalProcessExecutor,
+)
 from relieflink.optim.routing.model import RoutingProblem, VehicleType
 from relieflink.optim.routing.result import PlannedRoute, RoutingResult, Unassigned, Visit
 
-__all__ = ["ProgressEvent", "RoutingParams", "solve_routing"]
+__all__ = ["ProgressEvent", "RoutingParams", "solve_routing", "whole_instance_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +79,14 @@ class RoutingParams:
         A sub-problem holds at least this many routes (long routes make bigger parts).
     max_slice_growth
         A part whose last solve improved gets up to this many times the base time slice.
+    portfolio_memory_mb
+        Above ``direct_limit``, with at least two workers on an executor that can start a task
+        in the background (:class:`~relieflink.optim.routing.executors.AsyncExecutor`), and
+        where one whole-instance PyVRP solve is estimated to fit in this many megabytes (its
+        full matrices, see :func:`whole_instance_bytes`), one worker runs PyVRP on the whole
+        problem for the whole budget while the others run the decomposition, and the cheaper
+        plan is returned: never worse than plain PyVRP with the same seed and budget on one
+        core. ``0`` turns the portfolio off.
     """
 
     direct_limit: int = 1500
@@ -86,6 +99,7 @@ class RoutingParams:
     savings_neighbours: int = 32
     group_routes: int = 4
     max_slice_growth: float = 2.0
+    portfolio_memory_mb: int = 1024
 
     def __post_init__(self) -> None:
         if self.direct_limit < 1 or self.part_size < 2:
@@ -100,6 +114,8 @@ class RoutingParams:
             raise ValueError("neighbours, savings_neighbours and group_routes must be >= 1")
         if self.max_slice_growth < 1:
             raise ValueError("max_slice_growth must be >= 1")
+        if self.portfolio_memory_mb < 0:
+            raise ValueError("portfolio_memory_mb must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -656,10 +672,25 @@ def solve_routing(
             routes, dropped = _solve_direct(prep, exe, time_limit, iterations, seed, elapsed)
             stats["mode"] = "direct"
         else:
+            whole = _start_whole(prep, exe, time_limit, iterations, seed, params, elapsed)
+            lanes = max(1, exe.workers - (whole is not None))
             routes, dropped = _solve_decomposed(
-                prep, exe, time_limit, iterations, seed, params, elapsed, report, stats, cpu_start
+                prep,
+                exe,
+                lanes,
+                time_limit,
+                iterations,
+                seed,
+                params,
+                elapsed,
+                report,
+                stats,
+                cpu_start,
             )
             stats["mode"] = "decomposed"
+            if whole is not None:
+                routes, dropped = _pick_portfolio(prep, whole, routes, dropped, stats)
+                stats["mode"] = "portfolio"
     finally:
         if own_executor:
             exe.close()
@@ -707,9 +738,82 @@ def _solve_direct(
     return best
 
 
+def whole_instance_bytes(n_locations: int, n_profiles: int) -> int:
+    """Estimated peak bytes of one PyVRP solve over a whole instance.
+
+    Parameters
+    ----------
+    n_locations
+        Depots plus demand pieces.
+    n_profiles
+        Travel profiles (each has its own duration matrix, and a distance matrix of its own
+        where site rules block clients).
+
+    Returns
+    -------
+    int
+        ``8 n^2 (2 + 2 p)`` bytes: the int64 distance matrix and one duration matrix per
+        profile, each held once by NumPy and once more inside PyVRP's ``ProblemData``.
+    """
+    return 8 * n_locations * n_locations * (2 + 2 * n_profiles)
+
+
+def _start_whole(
+    prep: _Prepared,
+    exe: Executor,
+    time_limit: float | None,
+    iterations: int | None,
+    seed: int,
+    params: RoutingParams,
+    elapsed: Callable[[], float],
+) -> tuple[SubTask, Handle[SubResult]] | None:
+    """Start plain PyVRP on the whole problem in the background, where the portfolio applies.
+
+    It gets one worker for the whole budget (in iteration mode: ``iterations`` per round
+    times ``rounds``) and the seed that the direct mode's first solve uses.
+    """
+    if exe.workers < 2 or not isinstance(exe, AsyncExecutor):
+        return None
+    n_loc = len(prep.problem.depots) + len(prep.piece_stop)
+    if whole_instance_bytes(n_loc, len(prep.profiles)) > params.portfolio_memory_mb * 2**20:
+        return None
+    from relieflink.optim.routing._pyvrp import solve_task
+
+    pieces = list(range(len(prep.piece_stop)))
+    budget = {t: vt.count for t, vt in enumerate(prep.problem.vehicle_types) if vt.count > 0}
+    tl = None if time_limit is None else max(0.5, time_limit - elapsed() - 1.0)
+    its = None if iterations is None else iterations * max(1, params.rounds)
+    task = _sub_task(prep, pieces, budget, None, its, tl, seed)[0]
+    return task, exe.submit(solve_task, task)
+
+
+def _pick_portfolio(
+    prep: _Prepared,
+    whole: tuple[SubTask, Handle[SubResult]],
+    routes: list[_Route],
+    dropped: list[int],
+    stats: dict[str, float | int | str],
+) -> tuple[list[_Route], list[int]]:
+    """The cheaper of the decomposition's plan and the whole-problem PyVRP plan (fewest
+    dropped pieces first); ties keep the decomposition's."""
+    task, handle = whole
+    w_routes, w_dropped = _collect(prep, task, list(range(len(prep.piece_stop))), handle.result())
+    w_key = (len(w_dropped), sum(r.cost for r in w_routes))
+    d_key = (len(dropped), sum(r.cost for r in routes))
+    stats["portfolio_whole_cost"] = w_key[1] / 1000
+    stats["portfolio_decomposed_cost"] = d_key[1] / 1000
+    stats["portfolio_whole_dropped"] = w_key[0]
+    stats["portfolio_decomposed_dropped"] = d_key[0]
+    if w_key < d_key:
+        stats["result_from"] = "whole"
+        return w_routes, w_dropped
+    return routes, dropped
+
+
 def _solve_decomposed(
     prep: _Prepared,
     exe: Executor,
+    lanes: int,
     time_limit: float | None,
     iterations: int | None,
     seed: int,
@@ -719,7 +823,8 @@ def _solve_decomposed(
     stats: dict[str, float | int | str],
     cpu_start: float,
 ) -> tuple[list[_Route], list[int]]:
-    workers = max(1, exe.workers)
+    """Savings start, sweep pass, then rounds over ``lanes`` parts at a time."""
+    workers = lanes
     # One k-d tree query serves both: rows are sorted nearest first.
     wide = _piece_neighbours(prep, max(params.neighbours, params.savings_neighbours))
     nbrs = np.ascontiguousarray(wide[:, : params.neighbours])
@@ -739,7 +844,9 @@ def _solve_decomposed(
     # re-optimising four of them at a time does not undo that. So the sweep plan always seeds
     # the rounds; the savings plan is the answer until then, and at the end if still cheaper
     # (short budgets at 20,000 clients).
-    routes, dropped = _sweep_start(prep, exe, time_limit, iterations, seed, params, report, stats)
+    routes, dropped = _sweep_start(
+        prep, exe, workers, time_limit, iterations, seed, params, report, stats
+    )
     stats["construction"] = "sweep"
     cost = sum(r.cost for r in routes) / 1000
     stats.setdefault("first_feasible_s", round(elapsed(), 2))
@@ -810,6 +917,7 @@ def _growth(routes: list[_Route], grp: list[int], cap: float) -> float:
 def _sweep_start(
     prep: _Prepared,
     exe: Executor,
+    lanes: int,
     time_limit: float | None,
     iterations: int | None,
     seed: int,
@@ -818,7 +926,7 @@ def _sweep_start(
     stats: dict[str, float | int | str],
 ) -> tuple[list[_Route], list[int]]:
     """First plan for general problems: polar-sweep parts, each solved from scratch."""
-    workers = max(1, exe.workers)
+    workers = lanes
     parts = _split_initial(prep, params.part_size)
     stats["parts"] = len(parts)
     budgets = _initial_budgets(prep, parts)
