@@ -148,7 +148,10 @@ def solve_task(task: SubTask) -> SubResult:
     if task.iterations is not None:
         crit.append(MaxIterations(task.iterations))
     if task.time_limit is not None:
-        crit.append(MaxRuntime(max(task.time_limit, 0.0)))
+        limit = task.time_limit
+        if task.deadline is not None:
+            limit = min(limit, task.deadline - time.time())
+        crit.append(MaxRuntime(max(limit, 0.0)))
     if not crit:
         raise ValueError("sub-problem needs an iteration or time limit")
     stop = crit[0] if len(crit) == 1 else MultipleCriteria(crit)

@@ -12,6 +12,7 @@ the amount of search done depends on machine load, so plans may differ between r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -784,6 +785,8 @@ def _start_whole(
     tl = None if time_limit is None else max(0.5, time_limit - elapsed() - 1.0)
     its = None if iterations is None else iterations * max(1, params.rounds)
     task = _sub_task(prep, pieces, budget, None, its, tl, seed)[0]
+    if tl is not None:  # the worker's set-up counts against the budget
+        task = dataclasses.replace(task, deadline=time.time() + tl)
     return task, exe.submit(solve_task, task)
 
 
@@ -797,7 +800,9 @@ def _pick_portfolio(
     """The cheaper of the decomposition's plan and the whole-problem PyVRP plan (fewest
     dropped pieces first); ties keep the decomposition's."""
     task, handle = whole
-    w_routes, w_dropped = _collect(prep, task, list(range(len(prep.piece_stop))), handle.result())
+    res = handle.result()
+    stats["portfolio_whole_s"] = round(res.runtime_s, 2)
+    w_routes, w_dropped = _collect(prep, task, list(range(len(prep.piece_stop))), res)
     w_key = (len(w_dropped), sum(r.cost for r in w_routes))
     d_key = (len(dropped), sum(r.cost for r in routes))
     stats["portfolio_whole_cost"] = w_key[1] / 1000
