@@ -20,8 +20,9 @@ ITS = 150
 
 def test_portfolio_is_at_least_as_good_as_each_member_and_feasible() -> None:
     p = generate_city_problem(120, 3, seed=5, radius_km=4)
+    apart = dataclasses.replace(SMALL, portfolio_exchange=False)
     with LocalProcessExecutor(2) as pool:
-        both = solve_routing(p, iterations=ITS, seed=3, executor=pool, params=SMALL)
+        both = solve_routing(p, iterations=ITS, seed=3, executor=pool, params=apart)
     assert both.stats["mode"] == "portfolio"
     assert check_solution(p, both) == []
     # Each member alone: the decomposition on one lane (what the portfolio leaves it) and
@@ -40,6 +41,18 @@ def test_portfolio_is_at_least_as_good_as_each_member_and_feasible() -> None:
     assert (len(both.unassigned), both.cost()) == min(
         (len(decomposed.unassigned), decomposed.cost()), (len(whole.unassigned), whole.cost())
     )
+
+
+def test_exchange_seeds_each_side_once_and_the_plan_is_feasible_and_reproducible() -> None:
+    p = generate_city_problem(120, 3, seed=5, radius_km=4)
+    with LocalProcessExecutor(2) as pool:
+        a = solve_routing(p, iterations=ITS, seed=3, executor=pool, params=SMALL)
+        b = solve_routing(p, iterations=ITS, seed=3, executor=pool, params=SMALL)
+    assert a.stats["mode"] == "portfolio"
+    assert a.stats["exchange"] in ("whole", "decomposed")
+    assert check_solution(p, a) == []
+    assert a.cost() == min(a.stats["portfolio_whole_cost"], a.stats["portfolio_decomposed_cost"])
+    assert [r.visits for r in a.routes] == [r.visits for r in b.routes]
 
 
 def test_no_portfolio_on_one_worker_or_above_the_memory_budget() -> None:
