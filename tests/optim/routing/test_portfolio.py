@@ -14,7 +14,7 @@ from relieflink.optim.routing import (
 )
 from relieflink.optim.routing.solver import whole_instance_bytes
 
-SMALL = RoutingParams(direct_limit=40, part_size=30, rounds=2)
+SMALL = RoutingParams(direct_limit=40, part_size=30, rounds=2, portfolio_memory_mb=1024)
 ITS = 150
 
 
@@ -26,7 +26,8 @@ def test_portfolio_is_at_least_as_good_as_each_member_and_feasible() -> None:
     assert both.stats["mode"] == "portfolio"
     assert check_solution(p, both) == []
     # Each member alone: the decomposition on one lane (what the portfolio leaves it) and
-    # plain PyVRP on the whole problem with the whole lane's iterations and seed.
+    # plain PyVRP on the whole problem with the whole lane's iterations and seed (this city's
+    # mixed fleets have no savings plan, so the lane starts where plain PyVRP starts).
     decomposed = solve_routing(p, iterations=ITS, seed=3, executor=SerialExecutor(), params=SMALL)
     whole = solve_routing(
         p,
@@ -55,8 +56,9 @@ def test_exchange_seeds_each_side_once_and_the_plan_is_feasible_and_reproducible
     assert [r.visits for r in a.routes] == [r.visits for r in b.routes]
 
 
-def test_no_portfolio_on_one_worker_or_above_the_memory_budget() -> None:
+def test_no_portfolio_by_default_on_one_worker_or_above_the_memory_budget() -> None:
     p = generate_city_problem(120, 3, seed=5, radius_km=4)
+    assert RoutingParams().portfolio_memory_mb == 0
     serial = solve_routing(p, iterations=20, seed=1, executor=SerialExecutor(), params=SMALL)
     assert serial.stats["mode"] == "decomposed"
     tight = dataclasses.replace(SMALL, portfolio_memory_mb=0)
@@ -69,5 +71,5 @@ def test_no_portfolio_on_one_worker_or_above_the_memory_budget() -> None:
 def test_whole_instance_bytes_grows_with_the_square_and_the_profiles() -> None:
     assert whole_instance_bytes(1000, 1) == 8 * 1000 * 1000 * 4
     assert whole_instance_bytes(2000, 1) == 4 * whole_instance_bytes(1000, 1)
-    # The default budget (1 GB) takes a one-profile instance up to about 5,800 locations.
+    # A 1 GB budget takes a one-profile instance up to about 5,800 locations.
     assert whole_instance_bytes(5_700, 1) <= 1024 * 2**20 < whole_instance_bytes(6_000, 1)

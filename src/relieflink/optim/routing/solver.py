@@ -84,15 +84,18 @@ class RoutingParams:
         Above ``direct_limit``, with at least two workers on an executor that can start a task
         in the background (:class:`~relieflink.optim.routing.executors.AsyncExecutor`), and
         where one whole-instance PyVRP solve is estimated to fit in this many megabytes (its
-        full matrices, see :func:`whole_instance_bytes`), one worker runs PyVRP on the whole
-        problem for the whole budget while the others run the decomposition, and the cheaper
-        plan is returned: never worse than plain PyVRP with the same seed and budget on one
-        core. ``0`` turns the portfolio off.
+        full matrices, see :func:`whole_instance_bytes`; 1024 takes one-profile problems up
+        to about 5,800 locations), one worker runs PyVRP on the whole problem (from the
+        savings plan where there is one, else from PyVRP's own start) for the whole budget
+        while the others run the decomposition, and the cheaper plan is returned. ``0``
+        (the default) turns the portfolio off: on a shared machine (load 20 on 2 cores,
+        about 8 CPU s per 60 s run) it lost to the two-lane decomposition by 3-5 % on a
+        3,000-client long-route instance (``benchmarks/routing/results/README.md``).
     portfolio_exchange
         In the portfolio, stop the whole-problem lane half-way (in iteration mode: after half
         the rounds), keep the cheaper of its plan and the decomposition's in both, and restart
         the lane from that plan for the second half: each side seeds the other once. Off, the
-        lane is plain PyVRP from start to end (the guarantee above holds by construction).
+        lane is one PyVRP run over the whole budget and the plan is never worse than it.
     """
 
     direct_limit: int = 1500
@@ -105,7 +108,7 @@ class RoutingParams:
     savings_neighbours: int = 32
     group_routes: int = 4
     max_slice_growth: float = 2.0
-    portfolio_memory_mb: int = 1024
+    portfolio_memory_mb: int = 0
     portfolio_exchange: bool = True
 
     def __post_init__(self) -> None:
