@@ -824,7 +824,9 @@ class _WholeLane:
         self, routes: list[_Route], dropped: list[int], stats: dict[str, float | int | str]
     ) -> tuple[list[_Route], list[int]]:
         """Keep the cheaper plan of the two sides and restart the lane from it."""
+        waited = time.perf_counter()
         w_routes, w_dropped, _ = self.take()
+        stats["exchange_wait_s"] = round(time.perf_counter() - waited, 2)
         if (len(w_dropped), sum(r.cost for r in w_routes)) < (
             len(dropped),
             sum(r.cost for r in routes),
@@ -878,8 +880,11 @@ def _pick_portfolio(
 ) -> tuple[list[_Route], list[int]]:
     """The cheaper of the decomposition's plan and the whole-problem PyVRP plan (fewest
     dropped pieces first); ties keep the decomposition's."""
+    waited = time.perf_counter()
     w_routes, w_dropped, runtime = lane.take()
+    # Where the wall clock goes: how long the lane's last run took, and the wait for it.
     stats["portfolio_whole_s"] = round(runtime, 2)
+    stats["portfolio_wait_s"] = round(time.perf_counter() - waited, 2)
     w_key = (len(w_dropped), sum(r.cost for r in w_routes))
     d_key = (len(dropped), sum(r.cost for r in routes))
     stats["portfolio_whole_cost"] = w_key[1] / 1000
@@ -992,6 +997,7 @@ def _solve_decomposed(
         report("improve", cost, rnd, params.rounds if iterations is not None else 0)
         logger.debug("round %d: cost %.1f, %d dropped", rnd, cost, len(dropped))
     stats["rounds"] = rnd
+    stats["search_end_s"] = round(elapsed(), 2)
     stats["result_from"] = "search"
     if start is not None and (0, sum(r.cost for r in start)) < (
         len(dropped),
