@@ -188,10 +188,20 @@ def read_sol_plan(loaded: LoadedInstance, sol: Path) -> Plan:
     return plan
 
 
+#: Engine tuning for this run (``--engine-params``); empty: the engine's defaults.
+ENGINE_PARAMS: dict[str, Any] = {}
+
+
 def run_engine(loaded: LoadedInstance, tl: float, workers: int, seed: int) -> dict[str, Any]:
+    params = RoutingParams(**ENGINE_PARAMS)
     with LocalProcessExecutor(workers) as exe:
         res = solve_routing(
-            loaded.problem, time_limit=tl, seed=seed, executor=exe, provider=loaded.provider
+            loaded.problem,
+            time_limit=tl,
+            seed=seed,
+            executor=exe,
+            provider=loaded.provider,
+            params=params,
         )
     violations = check_solution(loaded.problem, res, loaded.provider)
     type_index = {vt.id: t for t, vt in enumerate(loaded.problem.vehicle_types)}
@@ -205,6 +215,7 @@ def run_engine(loaded: LoadedInstance, tl: float, workers: int, seed: int) -> di
         "construction": res.stats.get("construction"),
         "result_from": res.stats.get("result_from"),
         "engine_cost": res.cost() / loaded.cost_divisor,
+        "engine_stats": {k: v for k, v in res.stats.items() if k.startswith(("portfolio", "exch"))},
     }
     return out
 
@@ -656,6 +667,11 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--solvers", default="engine,pyvrp,ortools,vroom")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--engine-params",
+        default="{}",
+        help="JSON of RoutingParams fields for the engine, e.g. '{\"portfolio_memory_mb\": 1024}'",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--city", type=int, default=0, help="also run a generated city of N stops")
     ap.add_argument("--city-depots", type=int, default=20)
@@ -690,6 +706,7 @@ def main() -> None:
         return
     load_start = [round(x, 2) for x in os.getloadavg()]
     REFERENCE.update(load_reference(args.reference))
+    ENGINE_PARAMS.update(json.loads(args.engine_params))
     solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
     files: list[Path] = []
     for pat in args.instances:

@@ -12,6 +12,7 @@ Public API::
 
 from relieflink.optim.routing.checker import check_solution, default_provider
 from relieflink.optim.routing.executors import (
+    AsyncExecutor,
     DaskExecutor,
     Executor,
     LocalProcessExecutor,
@@ -47,6 +48,7 @@ from relieflink.optim.routing.solver import MAX_SEED, ProgressEvent, RoutingPara
 __all__ = [
     "DEFAULT_SPEED_KMH",
     "MAX_SEED",
+    "AsyncExecutor",
     "DaskExecutor",
     "Depot",
     "Executor",

@@ -136,6 +136,21 @@ def _repair(data: Any, visits: list[int], vt: int) -> tuple[list[int], list[int]
     return kept, dropped
 
 
+class _Deadline:
+    """PyVRP stopping criterion: stop at a wall-clock time (``time.time()``).
+
+    Unlike ``MaxRuntime``, whose clock starts at its first call (after PyVRP's initial
+    construction, several seconds at a few thousand clients on a loaded machine), this one
+    counts everything from the task's submission.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, best_cost: float) -> bool:
+        return time.time() >= self.deadline
+
+
 def solve_task(task: SubTask) -> SubResult:
     """Solve one sub-problem with PyVRP's iterated local search and return plain routes."""
     t0 = time.perf_counter()
@@ -147,7 +162,9 @@ def solve_task(task: SubTask) -> SubResult:
     crit: list[Any] = []
     if task.iterations is not None:
         crit.append(MaxIterations(task.iterations))
-    if task.time_limit is not None:
+    if task.deadline is not None:
+        crit.append(_Deadline(task.deadline))
+    elif task.time_limit is not None:
         crit.append(MaxRuntime(max(task.time_limit, 0.0)))
     if not crit:
         raise ValueError("sub-problem needs an iteration or time limit")

@@ -9,13 +9,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
+    "AsyncExecutor",
     "DaskExecutor",
     "Executor",
+    "Handle",
     "LocalProcessExecutor",
     "SerialExecutor",
     "make_executor",
@@ -23,6 +25,7 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
 @runtime_checkable
@@ -40,6 +43,24 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release resources (pools, client connections)."""
+        ...
+
+
+@runtime_checkable
+class Handle(Protocol[R_co]):
+    """A result that will be ready later (a ``concurrent.futures.Future`` or a Dask future)."""
+
+    def result(self) -> R_co:
+        """Wait for the result and return it."""
+        ...
+
+
+@runtime_checkable
+class AsyncExecutor(Executor, Protocol):
+    """An executor that can also start one item in the background (the engine's portfolio)."""
+
+    def submit(self, fn: Callable[[T], R], item: T) -> Handle[R]:
+        """Start ``fn(item)`` on a worker and return at once; ``.result()`` waits for it."""
         ...
 
 
@@ -84,10 +105,17 @@ class LocalProcessExecutor:
         """Run ``fn`` over ``items`` on the pool (in-process when there is a single item)."""
         if len(items) <= 1 and self._pool is None:
             return [fn(it) for it in items]
+        return list(self._ensure_pool().map(fn, items))
+
+    def submit(self, fn: Callable[[T], R], item: T) -> Future[R]:
+        """Start ``fn(item)`` on a pool process and return its future."""
+        return self._ensure_pool().submit(fn, item)
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("forkserver")
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx)
-        return list(self._pool.map(fn, items))
+        return self._pool
 
     def close(self) -> None:
         """Shut the pool down."""
@@ -140,6 +168,11 @@ class DaskExecutor:
             return []
         futures = self.client.map(fn, list(items), pure=False)
         return list(self.client.gather(futures))
+
+    def submit(self, fn: Callable[[T], R], item: T) -> Handle[R]:
+        """Start ``fn(item)`` on the cluster and return its Dask future."""
+        fut: Handle[R] = self.client.submit(fn, item, pure=False)
+        return fut
 
     def close(self) -> None:
         """Close the client if this executor created it."""

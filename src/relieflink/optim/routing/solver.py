@@ -12,6 +12,7 @@ the amount of search done depends on machine load, so plans may differ between r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -30,11 +31,16 @@ from relieflink.optim.routing.construct import (
     pick_route_groups,
     savings_routes,
 )
-from relieflink.optim.routing.executors import Executor, LocalProcessExecutor
+from relieflink.optim.routing.executors import (
+    AsyncExecutor,
+    Executor,
+    Handle,
+    LocalProcessExecutor,
+)
 from relieflink.optim.routing.model import RoutingProblem, VehicleType
 from relieflink.optim.routing.result import PlannedRoute, RoutingResult, Unassigned, Visit
 
-__all__ = ["ProgressEvent", "RoutingParams", "solve_routing"]
+__all__ = ["ProgressEvent", "RoutingParams", "solve_routing", "whole_instance_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +80,22 @@ class RoutingParams:
         A sub-problem holds at least this many routes (long routes make bigger parts).
     max_slice_growth
         A part whose last solve improved gets up to this many times the base time slice.
+    portfolio_memory_mb
+        Above ``direct_limit``, with at least two workers on an executor that can start a task
+        in the background (:class:`~relieflink.optim.routing.executors.AsyncExecutor`), and
+        where one whole-instance PyVRP solve is estimated to fit in this many megabytes (its
+        full matrices, see :func:`whole_instance_bytes`; 1024 takes one-profile problems up
+        to about 5,800 locations), one worker runs PyVRP on the whole problem (from the
+        savings plan where there is one, else from PyVRP's own start) for the whole budget
+        while the others run the decomposition, and the cheaper plan is returned. ``0``
+        (the default) turns the portfolio off: on a shared machine (load 20 on 2 cores,
+        about 8 CPU s per 60 s run) it lost to the two-lane decomposition by 3-5 % on a
+        3,000-client long-route instance (``benchmarks/routing/results/README.md``).
+    portfolio_exchange
+        In the portfolio, stop the whole-problem lane half-way (in iteration mode: after half
+        the rounds), keep the cheaper of its plan and the decomposition's in both, and restart
+        the lane from that plan for the second half: each side seeds the other once. Off, the
+        lane is one PyVRP run over the whole budget and the plan is never worse than it.
     """
 
     direct_limit: int = 1500
@@ -86,6 +108,8 @@ class RoutingParams:
     savings_neighbours: int = 32
     group_routes: int = 4
     max_slice_growth: float = 2.0
+    portfolio_memory_mb: int = 0
+    portfolio_exchange: bool = True
 
     def __post_init__(self) -> None:
         if self.direct_limit < 1 or self.part_size < 2:
@@ -100,6 +124,8 @@ class RoutingParams:
             raise ValueError("neighbours, savings_neighbours and group_routes must be >= 1")
         if self.max_slice_growth < 1:
             raise ValueError("max_slice_growth must be >= 1")
+        if self.portfolio_memory_mb < 0:
+            raise ValueError("portfolio_memory_mb must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -656,10 +682,26 @@ def solve_routing(
             routes, dropped = _solve_direct(prep, exe, time_limit, iterations, seed, elapsed)
             stats["mode"] = "direct"
         else:
+            lane = _start_whole(prep, exe, time_limit, iterations, seed, params, elapsed)
+            lanes = max(1, exe.workers - (lane is not None))
             routes, dropped = _solve_decomposed(
-                prep, exe, time_limit, iterations, seed, params, elapsed, report, stats, cpu_start
+                prep,
+                exe,
+                lanes,
+                time_limit,
+                iterations,
+                seed,
+                params,
+                elapsed,
+                report,
+                stats,
+                cpu_start,
+                lane,
             )
             stats["mode"] = "decomposed"
+            if lane is not None:
+                routes, dropped = _pick_portfolio(lane, routes, dropped, stats)
+                stats["mode"] = "portfolio"
     finally:
         if own_executor:
             exe.close()
@@ -707,9 +749,158 @@ def _solve_direct(
     return best
 
 
+def whole_instance_bytes(n_locations: int, n_profiles: int) -> int:
+    """Estimated peak bytes of one PyVRP solve over a whole instance.
+
+    Parameters
+    ----------
+    n_locations
+        Depots plus demand pieces.
+    n_profiles
+        Travel profiles (each has its own duration matrix, and a distance matrix of its own
+        where site rules block clients).
+
+    Returns
+    -------
+    int
+        ``8 n^2 (2 + 2 p)`` bytes: the int64 distance matrix and one duration matrix per
+        profile, each held once by NumPy and once more inside PyVRP's ``ProblemData``.
+    """
+    return 8 * n_locations * n_locations * (2 + 2 * n_profiles)
+
+
+@dataclass(slots=True)
+class _WholeLane:
+    """The portfolio's lane: PyVRP over the whole problem on one worker, in one or two runs."""
+
+    prep: _Prepared
+    exe: AsyncExecutor
+    seed: int
+    end: float | None  # time.time() by which the last run ends (time mode)
+    iterations: int | None  # iterations of all runs together (iteration mode)
+    exchange_at: float | None  # time.time() of the exchange (time mode, exchange on)
+    exchange_round: int | None  # round after which to exchange (None: no exchange)
+    task: SubTask | None = None
+    handle: Handle[SubResult] | None = None
+    exchanged: bool = False
+
+    def run(self, initial: list[tuple[int, list[int]]] | None, until: float | None) -> None:
+        """Start one run from ``initial`` (``None``: PyVRP's own start) ending at ``until``."""
+        from relieflink.optim.routing._pyvrp import solve_task
+
+        prep = self.prep
+        pieces = list(range(len(prep.piece_stop)))
+        budget = {t: vt.count for t, vt in enumerate(prep.problem.vehicle_types) if vt.count > 0}
+        its = None
+        if self.iterations is not None:
+            half = self.iterations // 2
+            its = self.iterations if self.exchange_round is None else half
+            if self.exchanged:
+                its = self.iterations - half
+        tl = None if until is None else max(0.5, until - time.time())
+        task = _sub_task(prep, pieces, budget, initial, its, tl, self.seed)[0]
+        if until is not None:  # the worker's set-up counts against the budget
+            task = dataclasses.replace(task, deadline=until)
+        self.task, self.handle = task, self.exe.submit(solve_task, task)
+
+    def take(self) -> tuple[list[_Route], list[int], float]:
+        """Wait for the current run: its routes, dropped pieces and runtime."""
+        assert self.task is not None and self.handle is not None
+        res = self.handle.result()
+        routes, dropped = _collect(
+            self.prep, self.task, list(range(len(self.prep.piece_stop))), res
+        )
+        return routes, dropped, res.runtime_s
+
+    def due(self, rnd: int) -> bool:
+        """Whether the exchange is due after round ``rnd`` (counted from 1)."""
+        if self.exchanged or self.exchange_round is None:
+            return False
+        if self.exchange_at is not None:
+            return time.time() >= self.exchange_at
+        return rnd >= self.exchange_round
+
+    def exchange(
+        self, routes: list[_Route], dropped: list[int], stats: dict[str, float | int | str]
+    ) -> tuple[list[_Route], list[int]]:
+        """Keep the cheaper plan of the two sides and restart the lane from it."""
+        waited = time.perf_counter()
+        w_routes, w_dropped, _ = self.take()
+        stats["exchange_wait_s"] = round(time.perf_counter() - waited, 2)
+        if (len(w_dropped), sum(r.cost for r in w_routes)) < (
+            len(dropped),
+            sum(r.cost for r in routes),
+        ):
+            routes, dropped = w_routes, w_dropped
+            stats["exchange"] = "whole"
+        else:
+            stats["exchange"] = "decomposed"
+        self.exchanged = True
+        self.run([(r.vtype, r.pieces) for r in routes], self.end)
+        return routes, dropped
+
+
+def _start_whole(
+    prep: _Prepared,
+    exe: Executor,
+    time_limit: float | None,
+    iterations: int | None,
+    seed: int,
+    params: RoutingParams,
+    elapsed: Callable[[], float],
+) -> _WholeLane | None:
+    """The portfolio's whole-problem lane, where the portfolio applies (started later).
+
+    It gets one worker for the whole budget (in iteration mode: ``iterations`` per round
+    times ``rounds``) and the seed that the direct mode's first solve uses.
+    """
+    if exe.workers < 2 or not isinstance(exe, AsyncExecutor):
+        return None
+    n_loc = len(prep.problem.depots) + len(prep.piece_stop)
+    if whole_instance_bytes(n_loc, len(prep.profiles)) > params.portfolio_memory_mb * 2**20:
+        return None
+    end = None if time_limit is None else time.time() + max(0.5, time_limit - elapsed() - 1.0)
+    ex = params.portfolio_exchange
+    return _WholeLane(
+        prep,
+        exe,
+        seed,
+        end,
+        None if iterations is None else iterations * max(1, params.rounds),
+        None if end is None or not ex else time.time() + (end - time.time()) / 2,
+        max(1, params.rounds // 2) if ex else None,
+    )
+
+
+def _pick_portfolio(
+    lane: _WholeLane,
+    routes: list[_Route],
+    dropped: list[int],
+    stats: dict[str, float | int | str],
+) -> tuple[list[_Route], list[int]]:
+    """The cheaper of the decomposition's plan and the whole-problem PyVRP plan (fewest
+    dropped pieces first); ties keep the decomposition's."""
+    waited = time.perf_counter()
+    w_routes, w_dropped, runtime = lane.take()
+    # Where the wall clock goes: how long the lane's last run took, and the wait for it.
+    stats["portfolio_whole_s"] = round(runtime, 2)
+    stats["portfolio_wait_s"] = round(time.perf_counter() - waited, 2)
+    w_key = (len(w_dropped), sum(r.cost for r in w_routes))
+    d_key = (len(dropped), sum(r.cost for r in routes))
+    stats["portfolio_whole_cost"] = w_key[1] / 1000
+    stats["portfolio_decomposed_cost"] = d_key[1] / 1000
+    stats["portfolio_whole_dropped"] = w_key[0]
+    stats["portfolio_decomposed_dropped"] = d_key[0]
+    if w_key < d_key:
+        stats["result_from"] = "whole"
+        return w_routes, w_dropped
+    return routes, dropped
+
+
 def _solve_decomposed(
     prep: _Prepared,
     exe: Executor,
+    lanes: int,
     time_limit: float | None,
     iterations: int | None,
     seed: int,
@@ -718,8 +909,11 @@ def _solve_decomposed(
     report: Callable[[str, float | None, int, int], None],
     stats: dict[str, float | int | str],
     cpu_start: float,
+    lane: _WholeLane | None = None,
 ) -> tuple[list[_Route], list[int]]:
-    workers = max(1, exe.workers)
+    """Savings start, sweep pass, then rounds over ``lanes`` parts at a time (exchanging
+    plans once with the portfolio's whole-problem ``lane``, if any)."""
+    workers = lanes
     # One k-d tree query serves both: rows are sorted nearest first.
     wide = _piece_neighbours(prep, max(params.neighbours, params.savings_neighbours))
     nbrs = np.ascontiguousarray(wide[:, : params.neighbours])
@@ -739,7 +933,17 @@ def _solve_decomposed(
     # re-optimising four of them at a time does not undo that. So the sweep plan always seeds
     # the rounds; the savings plan is the answer until then, and at the end if still cheaper
     # (short budgets at 20,000 clients).
-    routes, dropped = _sweep_start(prep, exe, time_limit, iterations, seed, params, report, stats)
+    if lane is not None:
+        # The savings plan (where there is one) spares PyVRP its own start, a local search
+        # from a random plan that no time limit bounds: 1.9 CPU s at 3,000 clients, 50 s of
+        # wall clock under load 20, and of the same quality (84,985 vs 85,047).
+        lane.run(
+            None if start is None else [(r.vtype, r.pieces) for r in start],
+            lane.exchange_at or lane.end,
+        )
+    routes, dropped = _sweep_start(
+        prep, exe, workers, time_limit, iterations, seed, params, report, stats
+    )
     stats["construction"] = "sweep"
     cost = sum(r.cost for r in routes) / 1000
     stats.setdefault("first_feasible_s", round(elapsed(), 2))
@@ -765,6 +969,9 @@ def _solve_decomposed(
             if remaining < 1.0:
                 break
             base = min(base_time, remaining - 0.5)
+            if lane is not None and lane.exchange_at is not None and not lane.exchanged:
+                # Rounds end near the exchange, so the lane does not wait long for them.
+                remaining = min(remaining, max(1.5, lane.exchange_at - time.time()))
             # Parts of one round run side by side and the round waits for the slowest, so
             # they share one slice: the base grown by the parts' mean recent improvement
             # (unequal slices would leave a worker idle).
@@ -784,10 +991,13 @@ def _solve_decomposed(
             rnd,
         )
         rnd += 1
+        if lane is not None and lane.due(rnd):
+            routes, dropped = lane.exchange(routes, dropped, stats)
         cost = sum(r.cost for r in routes) / 1000
         report("improve", cost, rnd, params.rounds if iterations is not None else 0)
         logger.debug("round %d: cost %.1f, %d dropped", rnd, cost, len(dropped))
     stats["rounds"] = rnd
+    stats["search_end_s"] = round(elapsed(), 2)
     stats["result_from"] = "search"
     if start is not None and (0, sum(r.cost for r in start)) < (
         len(dropped),
@@ -810,6 +1020,7 @@ def _growth(routes: list[_Route], grp: list[int], cap: float) -> float:
 def _sweep_start(
     prep: _Prepared,
     exe: Executor,
+    lanes: int,
     time_limit: float | None,
     iterations: int | None,
     seed: int,
@@ -818,7 +1029,7 @@ def _sweep_start(
     stats: dict[str, float | int | str],
 ) -> tuple[list[_Route], list[int]]:
     """First plan for general problems: polar-sweep parts, each solved from scratch."""
-    workers = max(1, exe.workers)
+    workers = lanes
     parts = _split_initial(prep, params.part_size)
     stats["parts"] = len(parts)
     budgets = _initial_budgets(prep, parts)
