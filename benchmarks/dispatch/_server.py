@@ -1,6 +1,7 @@
 """The API as ``relieflink serve`` runs it, plus a count of the SQL round trips each worker
-makes (statements and commits), written to ``$BENCH_STATEMENTS_DIR/<pid>`` twice a second so
-the load script can report statements per event. Nothing else differs from the real app.
+makes (statements, commits and the pool's pings), written to ``$BENCH_STATEMENTS_DIR/<pid>``
+twice a second so the load script can report round trips per event. Nothing else differs from
+the real app.
 
     uvicorn --factory benchmarks.dispatch._server:create_app
 """
@@ -33,6 +34,13 @@ def create_app() -> FastAPI:
     engine = get_engine()
     event.listen(engine, "before_cursor_execute", seen)
     event.listen(engine, "commit", seen)
+    ping = engine.dialect.do_ping  # the pool's liveness checks are round trips too
+
+    def counted_ping(dbapi_connection: Any) -> bool:
+        seen()
+        return ping(dbapi_connection)
+
+    engine.dialect.do_ping = counted_ping  # type: ignore[method-assign]
 
     def write() -> None:
         while True:

@@ -24,11 +24,11 @@ Side by side, in one run, on the same server:
   includes the wait on the phone. (Events come in parcel order, so a few routes are busy at a
   time: the load of a hub scanning its queue, or phones reconnecting with their buffers.)
 
-Per run: events/s, p50/p99/max latency per event, SQL round trips per event (statements and
-commits the server made, counted by ``benchmarks/dispatch/_server.py``) and CPU ms per event of
-the server's workers, of PostgreSQL's backends serving them and of this load generator. The load
-generator is a small HTTP/1.1 keep-alive client on asyncio (httpx would spend more of the two
-cores than the server it measures).
+Per run: events/s, p50/p99/max latency per event, SQL round trips per event (statements,
+commits and the pool's pings the server made, counted by ``benchmarks/dispatch/_server.py``) and
+CPU ms per event of the server's workers, of PostgreSQL's backends serving them and of this load
+generator. The load generator is a small HTTP/1.1 keep-alive client on asyncio (httpx would
+spend more of the two cores than the server it measures).
 
     .venv/bin/python benchmarks/dispatch/bench_tracking.py               # 500/s for 60 s each
     .venv/bin/python benchmarks/dispatch/bench_tracking.py --rate 200 --seconds 20
@@ -761,7 +761,8 @@ def main() -> None:
                 f"{max(seconds):.0f} ms, {over} of {len(seconds)} seconds over 100 ms"
             )
     print(
-        "SQL/ev: statements and commits the server made per event (auth included); srv, pg, "
+        "SQL/ev: statements, commits and pool pings the server made per event (auth included); "
+        "srv, pg, "
         "gen: CPU ms per event of the server's workers, the PostgreSQL backends serving them, "
         "and this load generator. Latency from the moment an event happened (batches: "
         "including the wait on the phone); one at a time: from send."

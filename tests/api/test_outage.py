@@ -13,10 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from relieflink.db import engine as engine_module
+from relieflink.db.engine import build_engine
 from relieflink.models import Role
 from tests.factories import PASSWORD, make_user, sign_in
 
@@ -84,3 +88,38 @@ def test_a_database_outage_answers_503_and_the_server_recovers(
     assert client.get("/api/v1/health/ready").status_code == 200
     assert client.get("/api/v1/auth/me", headers=headers).json()["username"] == user.username
     assert client.post("/api/v1/auth/sign-in", json=credentials).status_code == 200
+
+
+def test_a_pooled_connection_is_pinged_only_after_it_idled(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that died while idle in the pool is replaced before it is lent; one in
+    steady use is not pinged first (a round trip per request): if it died, its request fails
+    (503 in the API) and the next one gets a new connection."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's connections are files: nothing to ping")
+    mine = build_engine(engine.url.render_as_string(hide_password=False))
+    admin = create_engine(engine.url, isolation_level="AUTOCOMMIT")
+
+    def backend_killed() -> int:
+        with mine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return int(pid)
+
+    try:
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)  # idle: pinged
+        dead = backend_killed()
+        with mine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != dead
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 3600.0)  # in use: not pinged
+        dead = backend_killed()
+        with pytest.raises(DBAPIError) as failed, mine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert failed.value.connection_invalidated
+        with mine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != dead
+    finally:
+        mine.dispose()
+        admin.dispose()

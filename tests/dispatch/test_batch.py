@@ -186,6 +186,39 @@ def test_a_resent_batch_is_replayed_and_moves_nothing(
     assert snapshot(db) == after
 
 
+def test_a_mixed_batch_answers_each_event_and_writes_only_the_new_one(
+    db: Session, client: TestClient, scene
+) -> None:
+    """A replay, a new delivery, a malformed event and one the parcel's state refuses, in one
+    batch: each answered as the single endpoint answers it, only the new delivery written."""
+    p, q, r = scene["parcels"][:3]
+    done = delivered(p)
+    single = client.post("/api/v1/dispatch/events", json=done, headers=scene["courier"])
+    assert single.status_code == 200, single.text
+    first = single.json()
+    assert set(first) == {"id", "client_event_id", "kind", "replayed", "parcels", "result"}
+    assert first["replayed"] is False and first["parcels"] == [p.id]
+    before = snapshot(db)
+    malformed = delivered(r) | {"code": 123456}  # a number, not the code's text: 422
+    batch = [done, delivered(q), malformed, delivered(p)]  # the last: p is delivered already
+    response = client.post(BATCH, json={"events": batch}, headers=scene["courier"])
+    assert statuses(response) == [200, 200, 422, 409]
+    body = response.json()
+    assert (body["applied"], body["replayed"], body["refused"]) == (1, 1, 2)
+    assert body["results"][0]["event"] == first | {"replayed": True}
+    assert body["results"][2]["problem"]["errors"][0]["loc"][:2] == ["events", 2]
+    after = snapshot(db)
+    assert after[1] == before[1] + 1  # q's delivery only
+    moved = {row[0] for row in set(after[2]) - set(before[2])}
+    assert moved == {q.id}
+    assert db.get(Parcel, r.id).status == ParcelStatus.departed
+    again = client.post("/api/v1/dispatch/events", json=batch[1], headers=scene["courier"])
+    assert again.status_code == 200
+    assert again.json() == body["results"][1]["event"] | {"replayed": True}
+    assert snapshot(db) == after
+    assert stock.check_ledger(db) == []
+
+
 def test_one_bad_event_is_refused_without_touching_the_others(
     db: Session, client: TestClient, scene
 ) -> None:

@@ -28,7 +28,9 @@ api_router = APIRouter(dependencies=[Depends(strict_json)])
 # writes (stock reservations, courier tracking events) come first: last in the list, a
 # reservation was checked against some 160 routes, a measurable share of its CPU. No two routers
 # share a first path segment (but teams, whose availability sits under the registry's /teams and
-# matches no registry path), so the order changes nothing else.
+# matches no registry path), so the order changes nothing else. The couriers' tracking events
+# (two routes, under /dispatch like the rest of dispatch) go before everything.
+api_router.include_router(dispatch.events_router)
 for module in (
     stock,
     dispatch,

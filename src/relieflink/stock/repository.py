@@ -307,16 +307,12 @@ def reserved_by_delivery(
     return [(str(r), int(w), int(lot), int(q), d) for r, w, lot, q, d in rows]
 
 
-def insert_handovers(
-    session: Session, delivery_refs: Sequence[str], *, actor_id: int | None, now: datetime
-) -> int:
-    """One statement: a ``handover`` movement (no balance change) per (reference, delivery,
-    warehouse, lot) of ``delivery_refs`` with units issued and not returned, and no handover
-    yet. Returns the movements written."""
+def _handovers() -> Any:
+    """``insert_handovers``'s statement, built once (it runs for every delivered parcel)."""
     moved = StockMovement.kind.in_([MovementKind.issue, MovementKind.return_])
     out = func.sum(case((moved, -StockMovement.d_on_hand), else_=0))
     handed = func.sum(case((StockMovement.kind == MovementKind.handover, 1), else_=0))
-    columns = StockMovement.__table__.c
+    table = _MOV
     source = (
         select(
             literal(MovementKind.handover.value, String),
@@ -330,10 +326,10 @@ def insert_handovers(
             StockMovement.reference,
             StockMovement.delivery_ref,
             cast(out, String) + literal(" at the door", String),
-            literal(actor_id, Integer),
-            literal(now, columns.created_at.type),
+            bindparam("actor", type_=Integer),
+            bindparam("now", type_=table.c.created_at.type),
         )
-        .where(StockMovement.delivery_ref.in_(list(delivery_refs)))
+        .where(StockMovement.delivery_ref.in_(bindparam("refs", expanding=True)))
         .group_by(
             StockMovement.reference,
             StockMovement.delivery_ref,
@@ -347,8 +343,21 @@ def insert_handovers(
     names = ["kind", "warehouse_id", "lot_id", "item_id", "kit_id", "d_on_hand", "d_reserved",
              "d_in_transit", "reference", "delivery_ref", "note", "actor_id",
              "created_at"]  # fmt: skip
-    stmt = insert(StockMovement).from_select(names, source).returning(StockMovement.id)
-    return len(session.execute(stmt).all())
+    return insert(table).from_select(names, source).returning(table.c.id)
+
+
+_HANDOVERS = _handovers()
+
+
+def insert_handovers(
+    session: Session, delivery_refs: Sequence[str], *, actor_id: int | None, now: datetime
+) -> int:
+    """One statement: a ``handover`` movement (no balance change) per (reference, delivery,
+    warehouse, lot) of ``delivery_refs`` with units issued and not returned, and no handover
+    yet. Returns the movements written."""
+    session.flush()  # a Core statement does not autoflush pending ORM changes
+    params = {"refs": list(delivery_refs), "actor": actor_id, "now": now}
+    return len(session.connection().execute(_HANDOVERS, params).all())
 
 
 def delivered_by_lot(session: Session, lot_ids: Iterable[int] | None) -> dict[int, int]:
