@@ -31,7 +31,6 @@ from relieflink.models import (
     TrackingEvent,
     User,
 )
-from relieflink.organizations import service as organizations
 from relieflink.stock import service as stock
 from relieflink.users import access
 
@@ -110,7 +109,7 @@ class ParcelTrace:
     vehicle_id: int | None
     kind: str | None
     lines: list[dict[str, Any]]
-    donors: list[dict[str, Any]]  # see ``_shares``
+    donors: list[dict[str, Any]]  # see ``stock.named_shares``
 
 
 def trace_parcel(session: Session, parcel_id: int, *, actor: User) -> ParcelTrace:
@@ -140,7 +139,7 @@ def trace_parcel(session: Session, parcel_id: int, *, actor: User) -> ParcelTrac
                 "kit_id": line.kit_id,
                 "item_id": line.item_id,
                 "quantity": line.quantity,
-                "donors": _shares(session, shares),
+                "donors": stock.named_shares(session, shares),
             }
         )
     return ParcelTrace(
@@ -154,26 +153,8 @@ def trace_parcel(session: Session, parcel_id: int, *, actor: User) -> ParcelTrac
         route.vehicle_id if route else None,
         str(route.kind) if route else None,
         lines,
-        _shares(session, dict(sorted(totals.items()))),
+        stock.named_shares(session, dict(sorted(totals.items()))),
     )
-
-
-def _shares(session: Session, shares: dict[int, Any]) -> list[dict[str, Any]]:
-    """Donors' shares named: the organization's names, the exact quantity (``"155/393"``, as
-    the ledger holds it) and the same as a decimal (``0.394``) for a reader."""
-    out = []
-    for donor_id, units in shares.items():
-        org = organizations.get_organization(session, donor_id)
-        out.append(
-            {
-                "donor_org_id": donor_id,
-                "name": org.name if org else None,
-                "name_zh": org.name_zh if org else None,
-                "quantity": stock.exact(units),
-                "quantity_decimal": round(float(units), 3),
-            }
-        )
-    return out
 
 
 def assign_courier(session: Session, route_id: int, courier_id: int, *, actor: User) -> Route:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -34,7 +34,7 @@ def whole_units(value: Fraction | int) -> tuple[int, bool]:
     return math.ceil(abs(f)), True
 
 
-def named_shares(session: Session, shares: dict[int, Fraction]) -> list[dict[str, object]]:
+def named_shares(session: Session, shares: Mapping[int, Fraction | int]) -> list[dict[str, object]]:
     """Donors' shares named for a reader: the organization's names, the exact quantity
     (``"155/393"``, as the ledger holds it) and the same as a decimal (``0.394``)."""
     out: list[dict[str, object]] = []
