@@ -197,8 +197,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200, help="routing work per problem")
     parser.add_argument("--dask", action="store_true", help="also plan on a Dask cluster")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database", default="relieflink_city_day", help="dropped and made again")
     args = parser.parse_args()
-    url = fresh_database("postgres", "relieflink_city_day")
+    url = fresh_database("postgres", args.database)
     env = {**os.environ, "RELIEFLINK_DATABASE_URL": url}
     day = clock.today().isoformat()
     stages: list[Stage] = []
