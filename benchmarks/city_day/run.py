@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.city_day.run --scale 0.01 [--dask] [--iterations 200]
 
 Stages: scenario generate; schema and catalog; every registry file and the fleet; stock received
-at every warehouse; one day's requests (35 % of households) through ``requests import``; one
-allocation run; one dispatch plan for the whole city; the manifest of every route. Each stage is
+at every warehouse (one ``stock receive`` with every ``--warehouse``); one day's requests (35 %
+of households) through ``requests import``; one allocation run; one dispatch plan for the whole
+city; the manifest of every route. Each stage is
 one or more ``relieflink`` processes; for each it prints wall time, CPU time (the processes and
 their children), peak memory (the largest process) and rows inserted (PostgreSQL's own
 counters), and next to it the database's limit: a ``COPY`` of the same rows into a copy of the
@@ -247,20 +248,16 @@ def main() -> None:
         donor = _donor(city)
         stage(
             "stock receipts",
-            *[
-                [
-                    "stock",
-                    "receive",
-                    "--warehouse",
-                    w,
-                    "--sku",
-                    SKU,
-                    "--quantity",
-                    str(per),
-                    "--donor",
-                    donor,
-                ]
-                for w in _warehouses(city)
+            [
+                "stock",
+                "receive",
+                *[arg for w in _warehouses(city) for arg in ("--warehouse", w)],
+                "--sku",
+                SKU,
+                "--quantity",
+                str(per),
+                "--donor",
+                donor,
             ],
         )
         stage(f"requests import ({n:,})", ["requests", "import", str(requests)])

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 from sqlalchemy.orm import Session
 
@@ -39,7 +39,6 @@ from relieflink.needs.schemas import (
     MergedRow,
     RequestCreate,
     RequestFilters,
-    RequestLineIn,
     RequestOutcome,
     RequestRead,
 )
@@ -65,9 +64,40 @@ def period_start(today: date, policy: Policy) -> date:
 Lines = Sequence[tuple[int | None, int | None, int]]
 
 
+class LineAsked(Protocol):
+    """A line as asked for: a :class:`RequestLineIn`, or a row of a request file."""
+
+    @property
+    def kit_sku(self) -> str | None: ...
+    @property
+    def item_sku(self) -> str | None: ...
+    @property
+    def quantity(self) -> int: ...
+
+
+class Asked(Protocol):
+    """A request as asked for: a :class:`RequestCreate`, or a household's rows of a file."""
+
+    @property
+    def household_id(self) -> int: ...
+    @property
+    def lines(self) -> Sequence[LineAsked]: ...
+    @property
+    def note(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _FileAsk:
+    """A household's rows in one chunk of a request file (already valid rows)."""
+
+    household_id: int
+    lines: Sequence[BulkRequestRow]
+    note: str | None
+
+
 def _resolve_lines(
     session: Session,
-    line_lists: Sequence[Sequence[RequestLineIn]],
+    line_lists: Sequence[Sequence[LineAsked]],
     locs: Sequence[tuple[str | int, ...]],
 ) -> list[list[tuple[int | None, int | None, int]] | Invalid]:
     """Per list of lines, ``(kit_id, item_id, quantity)`` per line, or ``Invalid`` naming the
@@ -405,7 +435,7 @@ def _create(
 
 def _check(
     session: Session,
-    items: Sequence[RequestCreate],
+    items: Sequence[Asked],
     *,
     actor: User | None,
     locs: Sequence[tuple[str | int, ...]],
@@ -608,16 +638,7 @@ def _import_chunk(
         by_household.setdefault(found[row.household_code], []).append((line, row))
     entries_of = list(by_household.values())
     items = [
-        RequestCreate.model_construct(
-            household_id=household_id,
-            lines=[
-                RequestLineIn.model_construct(
-                    kit_sku=row.kit_sku, item_sku=row.item_sku, quantity=row.quantity
-                )
-                for _, row in entries
-            ],
-            note=join_notes(row.note for _, row in entries),
-        )
+        _FileAsk(household_id, [row for _, row in entries], join_notes(r.note for _, r in entries))
         for household_id, entries in by_household.items()
     ]
     refused, drafts = _check(
