@@ -77,7 +77,7 @@ def requests(db: Session) -> int:
 
 def stored(db: Session) -> list[tuple[str | None, list[tuple[str, int]]]]:
     """Each stored request: its note and its (kit SKU, quantity) lines."""
-    sku = dict(db.execute(select(Kit.id, Kit.sku)).tuples().all())
+    sku = dict(db.execute(select(Kit.id, Kit.sku)).all())
     out = []
     for request in db.scalars(select(NeedRequest).order_by(NeedRequest.household_id)):
         lines = sorted((sku[line.kit_id], line.quantity) for line in request.lines if line.kit_id)
