@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, any_, bindparam, func, inspect, select
+from sqlalchemy import ColumnElement, Select, any_, bindparam, func, inspect, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,16 @@ def page(
     return rows, total
 
 
+def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column`` is one of ``values``: one array parameter on PostgreSQL (``= ANY(:values)``:
+    no statement of thousands of placeholders for the driver to build and parse), ``IN (...)``
+    elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        return cast(ColumnElement[bool], column == any_(array))
+    return cast(ColumnElement[bool], column.in_(values))
+
+
 def ids_by_code(
     session: Session, model: type[Base], codes: Iterable[str], *, column: str = "code"
 ) -> dict[str, int]:
@@ -53,8 +63,9 @@ def ids_by_code(
         rows = session.execute(select(col, primary_key)).all()
         return {code: id_ for code, id_ in rows if code in wanted_set}
     if wanted and session.get_bind().dialect.name == "postgresql":
-        codes_param = bindparam("codes", wanted, type_=postgresql.ARRAY(col.type))
-        return dict(session.execute(select(col, primary_key).where(col == any_(codes_param))).all())
+        return dict(
+            session.execute(select(col, primary_key).where(one_of(session, col, wanted))).all()
+        )
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 5000):
         chunk = wanted[start : start + 5000]

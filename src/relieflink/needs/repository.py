@@ -56,7 +56,7 @@ def open_requests_in_period(
         )
         .outerjoin(RequestLine, RequestLine.request_id == NeedRequest.id)
         .where(
-            NeedRequest.household_id.in_(sorted(household_ids)),
+            common.one_of(session, NeedRequest.household_id, sorted(household_ids)),
             NeedRequest.period_start == period_start,
             NeedRequest.status.in_(OPEN_STATES),
             NeedRequest.source != RequestSource.prescription,
