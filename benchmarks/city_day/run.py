@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.city_day.run --scale 0.01 [--dask] [--iterations 200]
 
 Stages: scenario generate; schema and catalog; every registry file and the fleet; stock received
-at every warehouse; one day's requests (35 % of households) through ``requests import``; one
-allocation run; one dispatch plan for the whole city; the manifest of every route. Each stage is
+at every warehouse (one ``stock receive`` with every ``--warehouse``); one day's requests (35 %
+of households) through ``requests import``; one allocation run; one dispatch plan for the whole
+city; the manifest of every route. Each stage is
 one or more ``relieflink`` processes; for each it prints wall time, CPU time (the processes and
 their children), peak memory (the largest process) and rows inserted (PostgreSQL's own
 counters), and next to it the database's limit: a ``COPY`` of the same rows into a copy of the
@@ -197,8 +198,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200, help="routing work per problem")
     parser.add_argument("--dask", action="store_true", help="also plan on a Dask cluster")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database", default="relieflink_city_day", help="dropped and made again")
     args = parser.parse_args()
-    url = fresh_database("postgres", "relieflink_city_day")
+    url = fresh_database("postgres", args.database)
     env = {**os.environ, "RELIEFLINK_DATABASE_URL": url}
     day = clock.today().isoformat()
     stages: list[Stage] = []
@@ -246,20 +248,16 @@ def main() -> None:
         donor = _donor(city)
         stage(
             "stock receipts",
-            *[
-                [
-                    "stock",
-                    "receive",
-                    "--warehouse",
-                    w,
-                    "--sku",
-                    SKU,
-                    "--quantity",
-                    str(per),
-                    "--donor",
-                    donor,
-                ]
-                for w in _warehouses(city)
+            [
+                "stock",
+                "receive",
+                *[arg for w in _warehouses(city) for arg in ("--warehouse", w)],
+                "--sku",
+                SKU,
+                "--quantity",
+                str(per),
+                "--donor",
+                donor,
             ],
         )
         stage(f"requests import ({n:,})", ["requests", "import", str(requests)])

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relieflink.bulk import service as bulk
+from relieflink.common.streaming import SeenKeys
 from relieflink.config import get_settings
 from relieflink.errors import Invalid
 from relieflink.models import Household, Role
@@ -105,11 +106,10 @@ def test_the_upload_streams_and_rolls_back_as_a_whole(
         get_settings.cache_clear()
 
 
-def test_the_key_set_finds_every_repeat_across_merges(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bulk, "CHUNK", 7)  # merge the buffer into the sorted array often
+def test_the_key_set_finds_every_repeat_across_merges() -> None:
     rng = random.Random(5)
     keys = [f"K{rng.randrange(3000)}" for _ in range(5000)]
-    seen = bulk._SeenKeys()
+    seen = SeenKeys(buffer=7)  # merge the buffer into the sorted array often
     first: dict[str, int] = {}
     for line, key in enumerate(keys, start=2):
         expected = first.get(key)

@@ -75,3 +75,21 @@ def test_stock_commands_receive_transfer_adjust_assemble_and_report(
     assert "received" in _run("pledges", "list")
     unknown = runner.invoke(app, ["stock", "report", "--sku", "NOPE"])
     assert unknown.exit_code == 1 and "no item or kit" in unknown.output
+
+
+def test_one_receive_at_several_warehouses_is_one_receipt_each_or_none(db: Session) -> None:
+    cn = make_org(db, OrgKind.ngo, country="CN")
+    make_org(db, OrgKind.donor, code="ACME")
+    for code in ("WH-A", "WH-B"):
+        make_warehouse(db, cn, code=code)
+    make_item(db, sku="RICE-5KG")
+    db.commit()
+    common = ["--sku", "RICE-5KG", "--quantity", "7", "--donor", "ACME"]
+    out = _run("stock", "receive", "--warehouse", "WH-A", "--warehouse", "WH-B", *common)
+    assert out.count("receipt") == 2
+    refused = runner.invoke(
+        app, ["stock", "receive", "--warehouse", "WH-A", "--warehouse", "WH-NOPE", *common]
+    )
+    assert refused.exit_code != 0
+    db.rollback()
+    assert sorted(db.scalars(select(StockLot.quantity))) == [7, 7]  # WH-A got none the 2nd time

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
+from relieflink.db.bulk import insert_rows
 from relieflink.models import AuditEvent
+
+COPY_FROM = 1000  # events; fewer go in one INSERT (one round trip where a COPY takes two)
 
 
 def list_events(
@@ -23,6 +27,11 @@ def list_events(
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """One multi-row insert (JSON details go through SQLAlchemy's types, not COPY)."""
-    if rows:
+    """Insert events in one statement; on PostgreSQL a batch of ``COPY_FROM`` or more with one
+    COPY, each detail serialised to JSON text as SQLAlchemy's ``JSON`` type would (``None``
+    becomes JSON ``null``)."""
+    if len(rows) >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
+        table = cast(Table, AuditEvent.__table__)
+        insert_rows(session, table, [row | {"detail": json.dumps(row["detail"])} for row in rows])
+    elif rows:
         session.execute(insert(AuditEvent), list(rows))

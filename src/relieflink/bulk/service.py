@@ -12,13 +12,10 @@ given twice is refused on its second line, wherever the first was (a compact set
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
@@ -31,13 +28,14 @@ from relieflink.bulk.rows import MAX_REPORTED_ERRORS, Parsed, check_header, reas
 from relieflink.bulk.schemas import ImportReport, RowError
 from relieflink.common import files
 from relieflink.common import repository as common
+from relieflink.common.streaming import SeenKeys, chunks
 from relieflink.config import get_settings
 from relieflink.db.bulk import insert_rows
 from relieflink.errors import Invalid
 from relieflink.models import Role, User
 from relieflink.users import access
 
-CHUNK = 20_000
+CHUNK = 20_000  # rows validated by one pydantic call
 Row = tuple[int, list[str]]  # a file's line number and its cells
 
 # Kinds whose rows are not one record each (a pledge's lines share its code): bulk/pledges.py.
@@ -53,41 +51,8 @@ def require_format(kind: str) -> Format:
         raise Invalid(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}") from None
 
 
-class _SeenKeys:
-    """The keys of the rows read so far, as 64-bit hashes with their lines: a sorted array and a
-    buffer merged into it when it grows, so memory stays at ~12 bytes a row and each lookup is a
-    binary search (10 million households: ~120 MB)."""
-
-    def __init__(self) -> None:
-        self.hashes = np.empty(0, dtype=np.uint64)
-        self.lines = np.empty(0, dtype=np.int64)
-        self.buffer: dict[int, int] = {}
-
-    @staticmethod
-    def digest(key: str) -> int:
-        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
-
-    def first_line(self, key: str) -> int | None:
-        """The line ``key`` was first seen on; else remember it as seen on no line yet."""
-        h = self.digest(key)
-        if h in self.buffer:
-            return self.buffer[h]
-        i = int(np.searchsorted(self.hashes, np.uint64(h)))
-        if i < len(self.hashes) and int(self.hashes[i]) == h:
-            return int(self.lines[i])
-        return None
-
-    def add(self, key: str, line: int) -> None:
-        self.buffer[self.digest(key)] = line
-        if len(self.buffer) > max(CHUNK, len(self.hashes) // 4):
-            hashes = np.concatenate([self.hashes, np.fromiter(self.buffer, np.uint64)])
-            lines = np.concatenate([self.lines, np.fromiter(self.buffer.values(), np.int64)])
-            order = np.argsort(hashes, kind="stable")
-            self.hashes, self.lines, self.buffer = hashes[order], lines[order], {}
-
-
 def _parse(
-    fmt: Format, header: list[str], rows: Iterable[tuple[int, list[str]]], seen: _SeenKeys
+    fmt: Format, header: list[str], rows: Iterable[tuple[int, list[str]]], seen: SeenKeys
 ) -> Parsed:
     parsed = Parsed(header=header)
     width = len(header)
@@ -217,12 +182,12 @@ def import_file(
     header, rows = files.read_rows(path)
     check_header(fmt, header, path.name)
     present = _fields_in(fmt, header)
-    seen = _SeenKeys()
+    seen = SeenKeys()
     errors: list[RowError] = []
     total = rejected = created = updated = 0
     rejects = _Rejects(reject_path or path.with_name(path.stem + ".rejects.csv"), header)
     try:
-        for chunk in _chunks(rows, chunk_rows):
+        for chunk in chunks(rows, chunk_rows):
             parsed = _parse(fmt, header, chunk, seen)
             _resolve_refs(session, fmt, header, parsed)
             _check_actor_rows(session, fmt, actor, parsed)
@@ -258,13 +223,6 @@ def import_file(
         errors=errors,
         reject_file=str(rejects.path) if rejects.opened else None,
     )
-
-
-def _chunks(
-    rows: Iterator[tuple[int, list[str]]], size: int
-) -> Iterator[list[tuple[int, list[str]]]]:
-    while chunk := list(islice(rows, size)):
-        yield chunk
 
 
 class _Rejects:

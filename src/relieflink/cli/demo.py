@@ -10,8 +10,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from relieflink.cli.common import console
-from relieflink.sim.demo import run_demo
-from relieflink.sim.report import figure_rows
 
 
 def demo(
@@ -36,6 +34,10 @@ def demo(
 
     Writes an offline HTML report and summary.json.
     """
+    # Imported here: the simulation and its charts cost every other command a second.
+    from relieflink.sim.demo import run_demo
+    from relieflink.sim.report import figure_rows
+
     if not 0 < scale <= 1:
         console.print("[bold red]error:[/] --scale must be in (0, 1]")
         raise typer.Exit(code=2)

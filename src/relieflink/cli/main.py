@@ -25,7 +25,7 @@ from relieflink.cli import stock as stock_cli
 from relieflink.cli.common import console, fail, transaction
 from relieflink.cli.demo import demo
 from relieflink.config import get_settings
-from relieflink.db import backup, get_engine, migrations, require_migrated
+from relieflink.db import backup, get_engine, require_migrated
 from relieflink.errors import RelieflinkError
 from relieflink.models import Role
 from relieflink.organizations import service as organizations
@@ -63,6 +63,8 @@ KINDS = ", ".join(bulk.KINDS)
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "heads") -> None:
     """Create or migrate the database to the newest schema."""
+    from relieflink.db import migrations  # Alembic: only this command needs it
+
     url = get_settings().database_url
     migrations.upgrade(url, revision)
     where = get_engine().url.render_as_string(hide_password=True)

@@ -27,7 +27,10 @@ WarehouseOpt = Annotated[str, typer.Option("--warehouse", help="warehouse code")
 
 @app.command("receive")
 def receive(
-    warehouse: WarehouseOpt,
+    warehouse: Annotated[
+        list[str],
+        typer.Option("--warehouse", help="warehouse code; repeat it to receive the lot at each"),
+    ],
     sku: SkuOpt,
     quantity: Annotated[int, typer.Option(min=1)],
     donor: Annotated[str | None, typer.Option(help="donor organization code")] = None,
@@ -36,27 +39,36 @@ def receive(
     unit_value_fen: Annotated[int, typer.Option(min=0)] = 0,
     final: Annotated[bool, typer.Option(help="last delivery of the pledge")] = False,
 ) -> None:
-    """Receive one lot at a warehouse (against a pledge, or from a named donor)."""
+    """Receive one lot at a warehouse (against a pledge, or from a named donor); with several
+    ``--warehouse``, the same lot at each, one receipt each, all or none."""
     with transaction() as session:
         item_id, kit_id = stock.resolve_sku(session, sku)
-        data = ReceiveIn(
-            warehouse_id=stock.resolve_warehouse(session, warehouse),
-            donor_org_id=stock.resolve_org(session, donor) if donor else None,
-            pledge_id=pledge,
-            lots=[
-                LotIn(
-                    item_id=item_id,
-                    kit_id=kit_id,
-                    quantity=quantity,
-                    expiry=_date(expiry),
-                    unit_value_fen=unit_value_fen,
-                )
-            ],
-        )
-        done = receipts.receive_against_pledge(session, data, final=final, actor=None)
-    console.print(f"receipt {done.receipt.id}: lot {done.lots[0].id}, {quantity} × {sku}")
-    for d in done.discrepancies:
-        console.print(f"  discrepancy: pledged {d.pledged}, received {d.received} ({d.note})")
+        done = [
+            receipts.receive_against_pledge(
+                session,
+                ReceiveIn(
+                    warehouse_id=stock.resolve_warehouse(session, code),
+                    donor_org_id=stock.resolve_org(session, donor) if donor else None,
+                    pledge_id=pledge,
+                    lots=[
+                        LotIn(
+                            item_id=item_id,
+                            kit_id=kit_id,
+                            quantity=quantity,
+                            expiry=_date(expiry),
+                            unit_value_fen=unit_value_fen,
+                        )
+                    ],
+                ),
+                final=final and i == len(warehouse) - 1,
+                actor=None,
+            )
+            for i, code in enumerate(warehouse)
+        ]
+    for one in done:
+        console.print(f"receipt {one.receipt.id}: lot {one.lots[0].id}, {quantity} × {sku}")
+        for d in one.discrepancies:
+            console.print(f"  discrepancy: pledged {d.pledged}, received {d.received} ({d.note})")
 
 
 def _date(text: str | None) -> date | None:

@@ -8,8 +8,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from openpyxl import Workbook, load_workbook
-
 from relieflink.errors import FieldError, Invalid
 
 SUFFIXES = (".csv", ".xlsx")
@@ -82,6 +80,8 @@ def _read_csv(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
 
 
 def _read_xlsx(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    from openpyxl import load_workbook  # only for .xlsx: not on every start-up
+
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
@@ -134,6 +134,8 @@ def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]])
     """Write ``rows`` under ``header`` as CSV or XLSX (by suffix); return how many were written."""
     count = 0
     if check_suffix(path) == ".xlsx":
+        from openpyxl import Workbook  # only for .xlsx: not on every start-up
+
         workbook = Workbook(write_only=True)
         sheet = workbook.create_sheet()
         sheet.append(list(header))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from sqlalchemy.orm import Session
 
 from relieflink.config import get_settings
@@ -52,6 +51,8 @@ def feed(session: Session) -> int:
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
     """POST once: the status code, or None and why there was no answer."""
+    import httpx  # here: a second of every command's start-up otherwise
+
     try:
         response = httpx.post(
             url, content=body, headers=headers, timeout=get_settings().webhook_timeout_seconds

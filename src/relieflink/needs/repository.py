@@ -6,13 +6,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import Row, Select, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from relieflink import clock
 from relieflink.common import repository as common
-from relieflink.db.bulk import add_to_column, insert_rows
+from relieflink.db.bulk import add_to_column, insert_rows, insert_rows_with_ids
 from relieflink.models import (
     Allocation,
     AllocationRun,
@@ -56,7 +56,7 @@ def open_requests_in_period(
         )
         .outerjoin(RequestLine, RequestLine.request_id == NeedRequest.id)
         .where(
-            NeedRequest.household_id.in_(sorted(household_ids)),
+            common.one_of(session, NeedRequest.household_id, sorted(household_ids)),
             NeedRequest.period_start == period_start,
             NeedRequest.status.in_(OPEN_STATES),
             NeedRequest.source != RequestSource.prescription,
@@ -67,9 +67,11 @@ def open_requests_in_period(
 
 
 def insert_requests(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert requests (one multi-row statement per chunk); their ids, in order."""
-    stmt = insert(_REQUESTS).returning(_REQUESTS.c.id, sort_by_parameter_order=True)
-    return list(session.scalars(stmt, rows)) if rows else []
+    """Insert requests in bulk (COPY on PostgreSQL, so the columns' defaults are given here);
+    their ids, in order."""
+    now = clock.now()
+    defaults = {"carried_over": 0, "created_at": now, "updated_at": now}
+    return insert_rows_with_ids(session, _REQUESTS, [defaults | row for row in rows])
 
 
 def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -7,15 +7,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
+from relieflink.bulk.rows import MAX_REPORTED_ERRORS
 from relieflink.catalog import service as catalog
 from relieflink.common import crud, files
 from relieflink.common.schemas import validate_as
+from relieflink.common.streaming import SeenKeys, chunks
+from relieflink.config import get_settings
 from relieflink.errors import Conflict, FieldError, Forbidden, Invalid, RelieflinkError
 from relieflink.households import service as households
 from relieflink.models import (
@@ -36,7 +39,6 @@ from relieflink.needs.schemas import (
     MergedRow,
     RequestCreate,
     RequestFilters,
-    RequestLineIn,
     RequestOutcome,
     RequestRead,
 )
@@ -62,9 +64,40 @@ def period_start(today: date, policy: Policy) -> date:
 Lines = Sequence[tuple[int | None, int | None, int]]
 
 
+class LineAsked(Protocol):
+    """A line as asked for: a :class:`RequestLineIn`, or a row of a request file."""
+
+    @property
+    def kit_sku(self) -> str | None: ...
+    @property
+    def item_sku(self) -> str | None: ...
+    @property
+    def quantity(self) -> int: ...
+
+
+class Asked(Protocol):
+    """A request as asked for: a :class:`RequestCreate`, or a household's rows of a file."""
+
+    @property
+    def household_id(self) -> int: ...
+    @property
+    def lines(self) -> Sequence[LineAsked]: ...
+    @property
+    def note(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _FileAsk:
+    """A household's rows in one chunk of a request file (already valid rows)."""
+
+    household_id: int
+    lines: Sequence[BulkRequestRow]
+    note: str | None
+
+
 def _resolve_lines(
     session: Session,
-    line_lists: Sequence[Sequence[RequestLineIn]],
+    line_lists: Sequence[Sequence[LineAsked]],
     locs: Sequence[tuple[str | int, ...]],
 ) -> list[list[tuple[int | None, int | None, int]] | Invalid]:
     """Per list of lines, ``(kit_id, item_id, quantity)`` per line, or ``Invalid`` naming the
@@ -386,19 +419,9 @@ def _create(
     today: date,
     locs: Sequence[tuple[str | int, ...]],
 ) -> list[RequestAnswer]:
-    """Check every item (visibility in one read, SKUs once), store the good ones together;
-    ``locs``: the path of each item's lines."""
-    source = _source_of(actor)
-    seen = households.visibility(session, [data.household_id for data in items], actor=actor)
-    resolved = _resolve_lines(session, [data.lines for data in items], locs)
-    errors: dict[int, RelieflinkError] = {}
-    drafts: list[tuple[int, Draft]] = []
-    for index, (data, lines) in enumerate(zip(items, resolved, strict=True)):
-        error = seen[data.household_id] or (lines if isinstance(lines, Invalid) else None)
-        if error is not None:
-            errors[index] = error
-        elif not isinstance(lines, Invalid):
-            drafts.append((index, Draft(data.household_id, lines, source, note=data.note)))
+    """Check every item (:func:`_check`), store the good ones together; ``locs``: the path of
+    each item's lines."""
+    errors, drafts = _check(session, items, actor=actor, locs=locs)
     stored = add_requests(session, [d for _, d in drafts], actor=actor, today=today)
     requests = repository.requests_by_id(session, {request_id for request_id, _ in stored})
     outcomes = dict(zip([index for index, _ in drafts], stored, strict=True))
@@ -408,6 +431,36 @@ def _create(
         else RequestAnswer(outcome=_outcome(requests[outcomes[index][0]], outcomes[index][1]))
         for index in range(len(items))
     ]
+
+
+def _check(
+    session: Session,
+    items: Sequence[Asked],
+    *,
+    actor: User | None,
+    locs: Sequence[tuple[str | int, ...]],
+) -> tuple[dict[int, RelieflinkError], list[tuple[int, Draft]]]:
+    """The rules every request passes, one at a time, in a batch or in a file: the actor's role
+    may ask, the actor sees the household (all in one read), and the SKUs exist and may be asked
+    for (looked up once). Returns the refused items' errors and the others' drafts, by index.
+    ``actor`` None is the operator at the command line, acting for the NGO, who sees every
+    household (the caller names existing ones)."""
+    source = _source_of(actor) if actor is not None else RequestSource.ngo
+    seen = (
+        households.visibility(session, [data.household_id for data in items], actor=actor)
+        if actor is not None
+        else {}
+    )
+    resolved = _resolve_lines(session, [data.lines for data in items], locs)
+    errors: dict[int, RelieflinkError] = {}
+    drafts: list[tuple[int, Draft]] = []
+    for index, (data, lines) in enumerate(zip(items, resolved, strict=True)):
+        error = seen.get(data.household_id) or (lines if isinstance(lines, Invalid) else None)
+        if error is not None:
+            errors[index] = error
+        elif not isinstance(lines, Invalid):
+            drafts.append((index, Draft(data.household_id, lines, source, note=data.note)))
+    return errors, drafts
 
 
 def _outcome(request: NeedRequest, merged: bool) -> RequestOutcome:
@@ -496,12 +549,44 @@ def cancel_request(session: Session, request_id: int, *, actor: User) -> NeedReq
 BULK_COLUMNS = list(BulkRequestRow.model_fields)
 
 
+@dataclass
+class _FileImport:
+    """What an import carries from one chunk of the file to the next."""
+
+    actor: User | None
+    today: date
+    errors: list[FieldError] = field(default_factory=list)
+    refused: int = 0  # errors found, reported or not
+    rows: int = 0
+    created: int = 0
+    merged: int = 0
+    merged_rows: list[MergedRow] = field(default_factory=list)
+    households: SeenKeys = field(default_factory=SeenKeys)  # the households met so far
+    asked: SeenKeys = field(default_factory=SeenKeys)  # (household, line key): its first line
+
+    def refuse(self, errors: Sequence[FieldError]) -> None:
+        self.refused += len(errors)
+        self.errors += errors[: max(0, MAX_REPORTED_ERRORS - len(self.errors))]
+
+
 def import_requests(
-    session: Session, path: Path, *, actor: User | None, today: date
+    session: Session,
+    path: Path,
+    *,
+    actor: User | None,
+    today: date,
+    chunk_rows: int | None = None,
 ) -> BulkRequestReport:
     """A committee's (or NGO's) list of requests for many households: all rows valid, or none.
 
-    ``actor`` None is the operator at the command line, acting for the NGO.
+    ``actor`` None is the operator at the command line, acting for the NGO. The file streams:
+    it is read, checked and written ``chunk_rows`` rows at a time (by default
+    ``RELIEFLINK_IMPORT_CHUNK_ROWS``) in the caller's one transaction, each chunk one batch of
+    the batch path (:func:`_check`, then :func:`add_requests`): a household's rows in a chunk are
+    one request, and its rows in a later chunk merge into it. After a bad row the rest of the
+    file is still checked (every error is reported, up to ``MAX_REPORTED_ERRORS``, at its line
+    and column) but nothing more is written, and ``Invalid`` is raised for the caller to roll
+    back.
     """
     if actor is not None and actor.role not in (Role.committee, Role.coordinator, Role.admin):
         raise Forbidden(f"the {actor.role} role may not import requests")
@@ -513,75 +598,85 @@ def import_requests(
             f"{path.name}: the header row does not match the request format {BULK_COLUMNS}",
             [FieldError(("line", 1), f"unknown columns {unknown}, missing columns {missing}")],
         )
+    state = _FileImport(actor, today)
+    for chunk in chunks(rows, chunk_rows or get_settings().import_chunk_rows):
+        _import_chunk(session, header, chunk, state)
+    if state.refused:
+        raise Invalid(
+            f"{path.name}: {state.refused} errors in the rows; no request was created",
+            state.errors,
+        )
+    state.merged_rows.sort(key=lambda m: m.line)
+    return BulkRequestReport(
+        rows=state.rows,
+        created=state.created,
+        merged=state.merged,
+        merged_rows=state.merged_rows,
+    )
+
+
+def _import_chunk(
+    session: Session, header: list[str], chunk: list[tuple[int, list[str]]], state: _FileImport
+) -> None:
+    """Check one chunk of a request file and, if the file has no error so far, store it."""
     errors: list[FieldError] = []
     parsed: list[tuple[int, BulkRequestRow]] = []
-    for line, cells in rows:
+    for line, cells in chunk:
         values = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip()}
         try:
             parsed.append((line, validate_as(BulkRequestRow, values)))
         except Invalid as exc:
             errors += [FieldError(("line", line, *e.loc), e.msg) for e in exc.errors]
-    codes = {row.household_code for _, row in parsed}
-    found = households.ids_by_code(session, codes)
-    seen = (
-        households.visibility(session, list(found.values()), actor=actor)
-        if actor is not None
-        else {}
-    )
+    state.rows += len(chunk)
+    found = households.ids_by_code(session, {row.household_code for _, row in parsed})
     by_household: dict[int, list[tuple[int, BulkRequestRow]]] = {}
     for line, row in parsed:
         if row.household_code not in found:
-            errors.append(
-                FieldError(
-                    ("line", line, "household_code"),
-                    f"no household with code {row.household_code!r}",
-                )
-            )
-            continue
-        refused = seen.get(found[row.household_code])
-        if refused is not None:
-            errors.append(FieldError(("line", line, "household_code"), refused.message))
+            message = f"no household with code {row.household_code!r}"
+            errors.append(FieldError(("line", line, "household_code"), message))
             continue
         by_household.setdefault(found[row.household_code], []).append((line, row))
     entries_of = list(by_household.values())
-    resolved = _resolve_lines(
-        session,
-        [
-            [
-                RequestLineIn(kit_sku=r.kit_sku, item_sku=r.item_sku, quantity=r.quantity)
-                for _, r in entries
-            ]
-            for entries in entries_of
-        ],
-        [("lines",)] * len(entries_of),
+    items = [
+        _FileAsk(household_id, [row for _, row in entries], join_notes(r.note for _, r in entries))
+        for household_id, entries in by_household.items()
+    ]
+    refused, drafts = _check(
+        session, items, actor=state.actor, locs=[(index,) for index in range(len(items))]
     )
-    for entries, lines in zip(entries_of, resolved, strict=True):
-        if isinstance(lines, Invalid):
+    for index, error in refused.items():
+        entries = entries_of[index]
+        if isinstance(error, Invalid):  # at (index, line of the item, column)
             errors += [
                 FieldError(("line", entries[int(e.loc[1])][0], e.loc[2]), e.msg)
-                for e in lines.errors
+                for e in error.errors
             ]
-    if errors:
-        errors.sort(key=lambda e: (int(e.loc[1]), str(e.loc[2:])))
-        raise Invalid(f"{path.name}: some rows are invalid; no request was created", errors)
-    source = _source_of(actor) if actor is not None else RequestSource.ngo
-    drafts: list[Draft] = []
-    merged_rows: list[MergedRow] = []
-    for household_id, entries, lines in zip(by_household, entries_of, resolved, strict=True):
-        assert not isinstance(lines, Invalid)  # none is, by now
-        first: dict[tuple[int | None, int | None], int] = {}
-        for (line, _), (kit_id, item_id, _) in zip(entries, lines, strict=True):
-            into = first.setdefault(line_key(kit_id, item_id), line)
-            if into != line:
-                merged_rows.append(MergedRow(line=line, into_line=into))
-        note = join_notes(row.note for _, row in entries)
-        drafts.append(Draft(household_id, lines, source, note=note))
-    stored = add_requests(session, drafts, actor=actor, today=today)
-    merged = sum(was_merged for _, was_merged in stored)
-    merged_rows.sort(key=lambda m: m.line)
-    return BulkRequestReport(
-        rows=len(parsed), created=len(stored) - merged, merged=merged, merged_rows=merged_rows
-    )
+        else:  # the household is not the actor's
+            errors += [
+                FieldError(("line", line, "household_code"), error.message) for line, _ in entries
+            ]
+    errors.sort(key=lambda e: (int(e.loc[1]), str(e.loc[2:])))
+    state.refuse(errors)
+    if state.refused:
+        return  # the file is refused: check on, write nothing more
+    first: list[bool] = []
+    for index, draft in drafts:
+        for (line, _), (kit_id, item_id, _) in zip(entries_of[index], draft.lines, strict=True):
+            key = f"{draft.household_id}:{line_key(kit_id, item_id)}"
+            into = state.asked.first_line(key)
+            if into is None:
+                state.asked.add(key, line)
+            else:
+                state.merged_rows.append(MergedRow(line=line, into_line=into))
+        new = state.households.first_line(str(draft.household_id)) is None
+        if new:
+            state.households.add(str(draft.household_id), entries_of[index][0][0])
+        first.append(new)
+    stored = add_requests(session, [d for _, d in drafts], actor=state.actor, today=state.today)
+    for new, (_, was_merged) in zip(first, stored, strict=True):
+        if new:  # a household's later chunks merge into the request its first one made
+            state.merged += was_merged
+            state.created += not was_merged
 
 
 def mark_dispatched(session: Session, *, line_ids: Iterable[int]) -> int:

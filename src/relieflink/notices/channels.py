@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
 
-import httpx
-
 from relieflink.config import Settings
 from relieflink.models import NoticeChannel
 
@@ -56,6 +54,8 @@ class SmsGateway:
             "Idempotency-Key": key,
             SIGNATURE_HEADER: sign(self.secret, body),
         }
+        import httpx  # here: a second of every command's start-up otherwise
+
         try:
             response = httpx.post(self.url, content=body, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
