@@ -127,6 +127,21 @@ def test_a_bad_file_is_refused_whole_with_lines_and_columns(
     assert skip.exit_code == 1 and "all or nothing" in skip.output
 
 
+def test_a_gift_of_a_hundred_million_yuan_imports(db: Session, city: Path, tmp_path: Path) -> None:
+    """Values in fen are 64-bit: RMB 100 million is 10^10 fen, past a 32-bit integer (the
+    scenario at scale 0.05 wrote such lines and its import refused them)."""
+    catalog.seed_catalog(db, actor=None)
+    for kind in ("organizations", "programs"):
+        bulk.import_file(db, kind, city / f"{kind}.csv", actor=None)
+    rows = _rows(city / "pledges.csv")
+    big = str(10**10 * int(rows[0]["quantity"]))  # a whole number of fen per unit
+    path = _bad(city, tmp_path, {0: {"code": "PL-BIG", "declared_value_fen": big}})
+    bulk.import_file(db, "pledges", path, actor=None)
+    db.commit()
+    pledge = db.scalars(select(Pledge).where(Pledge.code == "PL-BIG")).one()
+    assert pledge.declared_value_fen == int(big)
+
+
 def test_a_pledge_changed_in_the_file_is_refused(db: Session, city: Path, tmp_path: Path) -> None:
     _load(db, city)
     before = _count(db, PledgeLine)
