@@ -20,15 +20,17 @@ from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import ParcelStatus
 from relieflink.reports import service as reads
 from relieflink.sim.couriers import Couriers
+from relieflink.sim.residents import Residents
 from relieflink.sim.world import MINUTES_PER_DAY, World
 
 
 class Dispatch:
     """The coordinator's allocation runs, dispatch plans and re-plans, and the depots' loading."""
 
-    def __init__(self, world: World, couriers: Couriers) -> None:
+    def __init__(self, world: World, couriers: Couriers, residents: Residents) -> None:
         self.w = world
         self.couriers = couriers
+        self.residents = residents
         self.wave_hours = get_settings().dispatch_waves  # RELIEFLINK_DISPATCH_WAVES
         # Per vehicle group, the units that will not start today (drawn at roll call).
         self.breaking: dict[int, list[int]] = {}
@@ -45,6 +47,7 @@ class Dispatch:
                 yield w.env.timeout(day * MINUTES_PER_DAY + hour * 60 - w.env.now)
                 if k == 0:
                     self._roll_call()
+                self.residents.flush()  # the requests asked since the last wave go in this one
                 run = allocation.run_allocation(
                     w.session,
                     actor=None,

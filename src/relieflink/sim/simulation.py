@@ -49,7 +49,7 @@ class Simulation:
             self.supply = Supply(self.world)
             self.residents = Residents(self.world)
             self.couriers = Couriers(self.world)
-            self.dispatch = Dispatch(self.world, self.couriers)
+            self.dispatch = Dispatch(self.world, self.couriers, self.residents)
             self.world.reduce_outbound_capacity()
 
     @property
