@@ -50,7 +50,7 @@ class Simulation:
             self.residents = Residents(self.world)
             self.couriers = Couriers(self.world)
             self.dispatch = Dispatch(self.world, self.couriers, self.residents)
-            self.world.reduce_outbound_capacity()
+            self.world.staff_the_docks(self.supply.daily_kg())
 
     @property
     def log(self) -> SimLog:
