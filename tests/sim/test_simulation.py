@@ -3,7 +3,8 @@ must reconcile with the ledger, the dispatch tables and the tracking events."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,12 @@ from relieflink import clock
 from relieflink.bulk import service as bulk
 from relieflink.catalog import service as catalog
 from relieflink.config import get_settings
-from relieflink.dispatch import fleet
+from relieflink.dispatch import fleet, reach
 from relieflink.models import (
     Allocation,
     DispatchPlan,
     EventKind,
+    InnerMode,
     Kit,
     MovementKind,
     NeedRequest,
@@ -33,6 +35,7 @@ from relieflink.models import (
     Role,
     Route,
     RouteStatus,
+    RouteStop,
     StockMovement,
     TrackingEvent,
     User,
@@ -43,6 +46,7 @@ from relieflink.sim.demo import IMPORT_ORDER
 from relieflink.sim.dispatching import Dispatch
 from relieflink.sim.metrics import GROUPS, outcome, reconcile
 from relieflink.sim.simulation import START, Simulation
+from relieflink.teams.service import team_days
 
 ON_BOARD = (
     ParcelStatus.loaded,
@@ -262,3 +266,65 @@ def _prescribed(db: Session) -> set[int]:
     return set(
         db.scalars(select(NeedRequest.id).where(NeedRequest.source == RequestSource.prescription))
     )
+
+
+def test_requests_are_posted_through_the_batch_path_before_each_wave(
+    small_city: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Residents' requests are collected and posted (``needs.create_requests``) before each
+    wave and at the day's end: each stored request is stamped at the first posting after it
+    was asked, and every accepted answer is a stored request."""
+    db = small_city
+    monkeypatch.setenv("RELIEFLINK_DISPATCH_WAVES", "9,15,20")
+    get_settings.cache_clear()
+    try:
+        log = Simulation(db, policy="fifo", days=1, seed=3).run()
+    finally:
+        monkeypatch.delenv("RELIEFLINK_DISPATCH_WAVES")
+        get_settings.cache_clear()
+    postings = [9 * 60, 15 * 60, 20 * 60, 24 * 60 - 1]
+    stored = dict(
+        db.execute(
+            select(NeedRequest.id, NeedRequest.created_at).where(
+                NeedRequest.source != RequestSource.prescription
+            )
+        ).all()
+    )
+    asked = {r.request_id: r for r in log.requests.values() if r.source == "household"}
+    assert asked and set(asked) == set(stored)
+    assert log.answers["accepted"] == len(stored)
+    for request_id, record in asked.items():
+        created = clock.local(stored[request_id])
+        minute = created.hour * 60 + created.minute
+        assert minute == next(p for p in postings if p >= record.t_request)
+
+
+def test_a_volunteer_team_carries_a_gates_doors_in_parallel(small_city: Session) -> None:
+    """At a volunteer gate, the team's members at work each take one door per trip
+    (``INNER_TRIP_S``), all in parallel: doors of a stop are done together, and never more trips
+    at once at a gate than the team has members."""
+    db = small_city
+    Simulation(db, policy="priority", days=1, seed=3).run()
+    doors: dict[int, list[tuple[int, datetime]]] = {}
+    for community_id, stop_id, at in db.execute(
+        select(RouteStop.community_id, Parcel.stop_id, TrackingEvent.occurred_at)
+        .join(TrackingEvent, TrackingEvent.parcel_id == Parcel.id)
+        .join(RouteStop, RouteStop.id == Parcel.stop_id)
+        .where(
+            RouteStop.inner_mode == InnerMode.volunteer,
+            TrackingEvent.kind.in_([EventKind.delivered, EventKind.failed]),
+        )
+    ):
+        doors.setdefault(community_id, []).append((stop_id, at))
+    assert doors
+    teams = team_days(db, day=START, community_ids=set(doors))
+    together = 0
+    for community_id, done in doors.items():
+        members = max(1, teams[community_id].available)
+        trip = timedelta(seconds=reach.INNER_TRIP_S)
+        ends = sorted(at for _, at in done)
+        for at in ends:  # trips under way when this one ended
+            assert sum(1 for end in ends if at - trip < end <= at) <= members
+        per_stop = Counter(done)
+        together += any(n > 1 for n in per_stop.values())
+    assert together  # several doors of one stop done at the same moment

@@ -372,7 +372,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
             for k, chunk in enumerate(_chunks(indices, inp.parcels, gate_g, gate_ml)):
                 households = len({inp.parcels[i].household_id for i in chunk})
                 weight = sum(inp.parcels[i].weight_g for i in chunk)
-                per_door = 90 if mode == InnerMode.courier else 10
+                per_door = reach.door_s(mode)
                 chunk_kinds, tw = kinds, (0, 86_400)
                 if c in team_left:
                     assert team is not None
@@ -445,7 +445,7 @@ def _door_etas(inp: PlanInput, routes: list[PlannedVehicleRoute]) -> dict[str, A
                 legs[s.community_id].append(s)
             else:
                 households = len({inp.parcels[i].household_id for i in s.parcels})
-                per_door = 90 if s.inner_mode == InnerMode.courier else 10
+                per_door = reach.door_s(s.inner_mode)
                 s.door_eta_s = s.eta_s + reach.GATE_SERVICE_S + per_door * households
     out: dict[str, Any] = {}
     for c, stops in sorted(legs.items()):

@@ -36,6 +36,11 @@ GATE_SERVICE_S = 120  # parking and handing a load over at a gate
 # One volunteer's trip from the gate to a door and back with a trolley, handing out with the
 # resident's code (an assumption: 100 m each way on foot, a few minutes at the door).
 INNER_TRIP_S = 600
+# At a stop, per household: where vehicles may enter, the courier hands the parcel over at the
+# building door (residents come down with their code); elsewhere the load is counted over to
+# the gate's team or robot (the door trips are then theirs). Assumptions.
+COURIER_DOOR_S = 90
+HANDOFF_DOOR_S = 10
 ROBOT_KINDS = frozenset({VehicleKind.ROBOT, VehicleKind.FOOT})
 
 
@@ -100,6 +105,11 @@ def inner_mode(status: str, vehicles_allowed: bool, kind: FleetKind | None = Non
     if status == LockdownStatus.controlled:
         return InnerMode.volunteer
     return InnerMode.courier
+
+
+def door_s(mode: InnerMode) -> int:
+    """Seconds a vehicle's stop takes per household, after parking (:data:`COURIER_DOOR_S`)."""
+    return COURIER_DOOR_S if mode == InnerMode.courier else HANDOFF_DOOR_S
 
 
 def trip_g(team: GateTeam) -> int:

@@ -14,9 +14,8 @@ class SimAssumptions:
     # Donated kits arriving each morning, as a share of the packs households are entitled to
     # per day. Below 1 on purpose: stock is scarce, so the allocation policy matters.
     supply_ratio: float = 0.7
-    # Warehouses' daily outbound capacity, as a multiple of the city generator's figure, so that
-    # stock (who gets the scarce packs) rather than loading docks is what the demo is about.
-    outbound_capacity_factor: float = 12.0
+    # Warehouses' daily outbound capacity: what arrives in a day can leave in a day (see
+    # ``World.staff_the_docks``: the coordinator staffs the loading, no multiplying factor).
     # Share of households that ask for help on a given day, and the hours they ask in.
     request_share: float = 0.35
     first_request_hour: int = 7
@@ -28,11 +27,12 @@ class SimAssumptions:
     # The allocation and dispatch waves are a setting, not an assumption: RELIEFLINK_DISPATCH_WAVES.
     # Loading at the warehouse after a plan (or a re-plan) before the routes leave, minutes.
     loading_minutes: int = 60
-    # The extra minutes of the last 100 metres per household, after the vehicle reached the
-    # gate: by robot in sealed compounds (Shanghai's 2022 robots: 200 kg payload, 100 km range),
-    # on foot by a volunteer or the courier elsewhere. Vehicles drive at their fleet's speeds.
+    # The last 100 metres by robot in sealed compounds, minutes per household (Shanghai's 2022
+    # robots: 200 kg payload, 100 km range), one door after another. On foot, a stop takes what
+    # the dispatch plan gives it (:mod:`relieflink.dispatch.reach`): the courier hands each
+    # parcel over at the building door (COURIER_DOOR_S), or the compound's volunteer team
+    # carries the load in, each member one door per trip (INNER_TRIP_S), all in parallel.
     last_metre_minutes_robot: int = 25
-    last_metre_minutes_foot: int = 10
     # A courier's phone posts the doors done since its last sync in one batch, every this many
     # minutes (the API's batch path): a failed parcel's stock comes back at the next sync.
     phone_sync_minutes: int = 30

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Generator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import simpy
 
 from relieflink import clock
-from relieflink.dispatch import codes, tracking
+from relieflink.dispatch import codes, fleet, reach, tracking
 from relieflink.dispatch.schemas import EventIn
 from relieflink.dispatch.tracking_rules import MAX_BATCH, EventOutcome
 from relieflink.flows import delivery
@@ -72,6 +73,7 @@ class Couriers:
         # Per courier: the doors done and not posted yet (their phone syncs every few minutes).
         self.outbox: dict[int, tuple[User, list[Door]]] = {}
         self.km_yuan = dict(world.a.yuan_per_km)
+        self.teams: dict[tuple[int, date], simpy.Resource] = {}  # by compound and day
 
     def post(self, courier: User, events: list[EventIn]) -> list[EventOutcome]:
         """Post a batch from ``courier``'s phone; the simulation expects every event applied."""
@@ -180,34 +182,77 @@ class Couriers:
     def _last_metre(
         self, courier: User, community_id: int, mode: InnerMode, parcels: list[OnBoard]
     ) -> Generator[simpy.Event, Any, None]:
-        """From the gate to each door, one after another; the resident gives the pickup code,
-        or is not there (each household's n-th door draws from its own stream). The outcome
-        goes into the phone's outbox, posted at its next sync (:meth:`sync`)."""
+        """From the gate to each door, as the dispatch plan times a stop (:mod:`.reach`): where
+        vehicles may enter, the courier hands each parcel over at its building door, one after
+        another; at a volunteer gate, the load is counted over and the compound's team carries
+        it in, each member a door at a time, all in parallel (a team serves all the day's loads
+        at its gate); a robot goes door to door. Under the priority policy the households with a
+        vulnerable member come first. The resident gives the pickup code, or is not there (each
+        household's n-th door draws from its own stream); the outcome goes into the phone's
+        outbox, posted at its next sync (:meth:`sync`)."""
         w = self.w
-        a = w.a
-        robot = mode == InnerMode.robot
-        step = a.last_metre_minutes_robot if robot else a.last_metre_minutes_foot
-        rate = {
-            InnerMode.robot: ("robot hours", a.robot_yuan_per_hour),
-            InnerMode.volunteer: ("volunteer hours", a.volunteer_yuan_per_hour),
-            InnerMode.courier: ("driver hours", a.driver_yuan_per_hour),
-        }[mode]
-        w.log.gate_minutes.append(len(parcels) * step)
+        arrived = w.env.now
+        if w.policy == "priority":
+            parcels = sorted(parcels, key=lambda p: not w.vulnerable(p.household_id))
         outbox = self.outbox.setdefault(courier.id, (courier, []))[1]
-        for p in parcels:
-            yield w.env.timeout(step)
-            w.log.cost_yuan[rate[0]] += step / 60 * rate[1]
-            self.attempts[p.household_id] += 1
-            attempt = self.attempts[p.household_id]
-            door = w.stream("door", p.household_id, attempt)
-            if door.random() < a.failure_share:
-                reason = door.choice(FAILURE_REASONS)
-                w.log.doors.append((p.household_id, attempt, str(reason)))
-                ev = event(EventKind.failed, parcel_id=p.parcel_id, reason=reason)
+        if mode == InnerMode.volunteer:
+            yield w.env.timeout(reach.GATE_SERVICE_S / 60)
+            team = self._team(community_id)
+            yield w.env.all_of(
+                [w.env.process(self._carry(team, p, community_id, outbox)) for p in parcels]
+            )
+        else:
+            robot = mode == InnerMode.robot
+            step: float
+            if robot:
+                step, rate = w.a.last_metre_minutes_robot, ("robot hours", w.a.robot_yuan_per_hour)
             else:
-                w.log.doors.append((p.household_id, attempt, "delivered"))
-                ev = event(EventKind.delivered, parcel_id=p.parcel_id, code=p.code)
-            outbox.append(Door(ev, p, community_id, robot, w.env.now))
+                yield w.env.timeout(reach.GATE_SERVICE_S / 60)
+                step = reach.COURIER_DOOR_S / 60
+                rate = ("driver hours", w.a.driver_yuan_per_hour)
+            for p in parcels:
+                yield w.env.timeout(step)
+                w.log.cost_yuan[rate[0]] += step / 60 * rate[1]
+                self._door(p, community_id, robot, outbox)
+        w.log.gate_minutes.append(w.env.now - arrived)
+
+    def _team(self, community_id: int) -> simpy.Resource:
+        """The compound's volunteers at work today, as a resource of that many people."""
+        w = self.w
+        day = clock.today()
+        team = self.teams.get((community_id, day))
+        if team is None:
+            found = fleet.gate_teams(w.session, day, [community_id]).get(community_id)
+            team = simpy.Resource(w.env, capacity=max(1, found.available if found else 0))
+            self.teams[(community_id, day)] = team
+        return team
+
+    def _carry(
+        self, team: simpy.Resource, p: OnBoard, community_id: int, outbox: list[Door]
+    ) -> Generator[simpy.Event, Any, None]:
+        """A volunteer's trip with one household's parcel, door and back."""
+        w = self.w
+        with team.request() as turn:
+            yield turn
+            yield w.env.timeout(reach.INNER_TRIP_S / 60)
+            w.log.cost_yuan["volunteer hours"] += (
+                reach.INNER_TRIP_S / 3600 * (w.a.volunteer_yuan_per_hour)
+            )
+            self._door(p, community_id, False, outbox)
+
+    def _door(self, p: OnBoard, community_id: int, robot: bool, outbox: list[Door]) -> None:
+        w = self.w
+        self.attempts[p.household_id] += 1
+        attempt = self.attempts[p.household_id]
+        door = w.stream("door", p.household_id, attempt)
+        if door.random() < w.a.failure_share:
+            reason = door.choice(FAILURE_REASONS)
+            w.log.doors.append((p.household_id, attempt, str(reason)))
+            ev = event(EventKind.failed, parcel_id=p.parcel_id, reason=reason)
+        else:
+            w.log.doors.append((p.household_id, attempt, "delivered"))
+            ev = event(EventKind.delivered, parcel_id=p.parcel_id, code=p.code)
+        outbox.append(Door(ev, p, community_id, robot, w.env.now))
 
     def sync(self) -> Generator[simpy.Event, Any, None]:
         """Every few minutes each courier's phone posts the doors done since its last sync in

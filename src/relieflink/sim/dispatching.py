@@ -6,6 +6,7 @@ whatever is still free."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Generator, Sequence
 from typing import Any
@@ -13,22 +14,29 @@ from typing import Any
 import simpy
 
 from relieflink import clock
+from relieflink.catalog import service as catalog
 from relieflink.config import get_settings
 from relieflink.dispatch import fleet
+from relieflink.dispatch import repository as dispatch_repo
 from relieflink.flows import allocation
 from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import ParcelStatus
+from relieflink.places import service as places
+from relieflink.places.schemas import WarehouseUpdate
 from relieflink.reports import service as reads
 from relieflink.sim.couriers import Couriers
+from relieflink.sim.residents import Residents
 from relieflink.sim.world import MINUTES_PER_DAY, World
+from relieflink.stock import service as stock
 
 
 class Dispatch:
     """The coordinator's allocation runs, dispatch plans and re-plans, and the depots' loading."""
 
-    def __init__(self, world: World, couriers: Couriers) -> None:
+    def __init__(self, world: World, couriers: Couriers, residents: Residents) -> None:
         self.w = world
         self.couriers = couriers
+        self.residents = residents
         self.wave_hours = get_settings().dispatch_waves  # RELIEFLINK_DISPATCH_WAVES
         # Per vehicle group, the units that will not start today (drawn at roll call).
         self.breaking: dict[int, list[int]] = {}
@@ -45,6 +53,8 @@ class Dispatch:
                 yield w.env.timeout(day * MINUTES_PER_DAY + hour * 60 - w.env.now)
                 if k == 0:
                     self._roll_call()
+                self.residents.flush()  # the requests asked since the last wave go in this one
+                self._load_to_fleet()
                 run = allocation.run_allocation(
                     w.session,
                     actor=None,
@@ -59,6 +69,30 @@ class Dispatch:
                 w.commit()
                 # Parcels left pending by an earlier plan (no vehicle was free) join this one.
                 self._plan()
+
+    def _load_to_fleet(self) -> None:
+        """Before allocating, the coordinator sets each stock warehouse's outbound capacity
+        to what the wave's free vehicles can carry away (their payloads, less the parcels
+        already waiting for a route), shared by the warehouses in proportion to the kits they
+        hold: stock is reserved only for what can leave now, so the allocation policy (not the
+        routing) decides who goes on the vehicles. A vehicle back from its route is free again:
+        each wave is a trip."""
+        w = self.w
+        day = clock.today()
+        carriage = sum(g.count * g.capacity_g for g in fleet.groups_of_day(w.session, day))
+        waiting = sum(row[4] for row in dispatch_repo.pending_parcels(w.session, []))
+        grams = {kit.id: catalog.kit_size(kit)[0] for kit in w.kits.values()}
+        held: Counter[int] = Counter()
+        for (warehouse_id, kit_id), units in stock.stock_matrix(w.session, kind="kit").items():
+            held[warehouse_id] += units * grams.get(kit_id, 0)
+        total = sum(held.values())
+        free = max(0, carriage - waiting)
+        for depot in w.warehouses:
+            kg = math.ceil(free * held[depot.id] / total / 1000) if total else 0
+            places.update_warehouse(
+                w.session, depot.id, WarehouseUpdate(daily_outbound_kg=kg), actor=w.coordinator
+            )
+        w.commit()
 
     def _roll_call(self) -> None:
         """Each morning some couriers are locked in or ill: fewer vehicles of a group work. Of

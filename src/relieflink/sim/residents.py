@@ -18,11 +18,10 @@ from relieflink.consult.schemas import (
     PrescriptionCreate,
     PrescriptionLineCreate,
 )
-from relieflink.errors import RelieflinkError
 from relieflink.flows import prescriptions
 from relieflink.models import Role, User
 from relieflink.needs import service as needs
-from relieflink.needs.schemas import RequestCreate
+from relieflink.needs.schemas import MAX_BATCH, RequestCreate
 from relieflink.sim.world import MINUTES_PER_DAY, Home, RequestRecord, World
 from relieflink.users import service as users
 from relieflink.users.schemas import UserCreate
@@ -75,11 +74,16 @@ class Residents:
         self.doctors = simpy.Resource(world.env, capacity=world.a.doctors_on_duty)
         self.accounts: dict[int, User] = {}  # residents' user accounts, by household
         self.consult_asked: dict[int, float] = {}  # consultation id → minute asked
+        # Requests asked and not posted yet: the request, its household, minute and packs.
+        self.queue: list[tuple[RequestCreate, Home, float, int]] = []
 
     # --- requests -----------------------------------------------------------------------------
 
     def requests(self) -> Generator[simpy.Event, Any, None]:
-        """Households ask during the day; some twice, some with a malformed message."""
+        """Households ask during the day; some twice, some with a malformed message. What they
+        ask is collected (as a committee collects its compound's requests) and posted through
+        the API's batch path (:func:`needs.create_requests`, ``POST /api/v1/requests:batch``)
+        before each wave (:meth:`flush`, called by the dispatch) and at the day's end."""
         w = self.w
         a = w.a
         events: list[tuple[float, Home, str]] = []
@@ -100,11 +104,19 @@ class Residents:
                     events.append((t + rng.uniform(60, 180), h, "ok"))
                 events.append((t, h, kind))
         events.sort(key=lambda e: (e[0], e[1].id))
+        day = 0
         for t, h, kind in events:
+            while t >= (day + 1) * MINUTES_PER_DAY - 1:  # the day's last requests go out
+                yield w.at((day + 1) * MINUTES_PER_DAY - 1)
+                self.flush()
+                day += 1
             yield w.env.timeout(t - w.env.now)
             self._ask(h, kind)
+        yield w.at(w.days * MINUTES_PER_DAY - 1)
+        self.flush()
 
     def _ask(self, h: Home, kind: str) -> None:
+        """A household's message, checked as the API's schema checks it, and queued."""
         w = self.w
         entitled = w.entitled(h)
         lines = [{"kit_sku": sku, "quantity": n} for sku, n in entitled.items()]
@@ -114,26 +126,42 @@ class Residents:
             lines = [{"kit_sku": "KIT-RICE-TYPO", "quantity": 1}]
         try:
             data = RequestCreate.model_validate({"household_id": h.id, "lines": lines})
-            # A savepoint per request, as its own transaction would be live; committed in batches
-            # at the next wave (the simulation's only reader) to keep the demo fast.
-            with w.session.begin_nested():
-                outcome = needs.create_request(
-                    w.session, data, actor=w.coordinator, today=clock.today()
-                )
-        except (RelieflinkError, ValueError):
+        except ValueError:
             w.log.answers["refused as invalid"] += 1
             return
-        if outcome.merged:
+        self.queue.append((data, h, w.env.now, sum(entitled.values())))
+
+    def flush(self) -> None:
+        """Post the queued requests in batches of at most ``MAX_BATCH`` (each answered on its
+        own: a refused one does not stop the others) and commit."""
+        w = self.w
+        queue, self.queue = self.queue, []
+        for start in range(0, len(queue), MAX_BATCH):
+            chunk = queue[start : start + MAX_BATCH]
+            answers = needs.create_requests(
+                w.session, [data for data, *_ in chunk], actor=w.coordinator, today=clock.today()
+            )
+            for (_, h, t, packs), answer in zip(chunk, answers, strict=True):
+                self._answered(answer, h, t, packs)
+        w.commit()
+
+    def _answered(self, answer: needs.RequestAnswer, h: Home, t: float, packs: int) -> None:
+        w = self.w
+        if answer.outcome is None:
+            w.log.answers["refused as invalid"] += 1
+            return
+        if answer.outcome.merged:
             w.log.answers["merged with an open request"] += 1
             return
         w.log.answers["accepted"] += 1
-        w.log.requests[outcome.request.id] = RequestRecord(
-            request_id=outcome.request.id,
+        request_id = answer.outcome.request.id
+        w.log.requests[request_id] = RequestRecord(
+            request_id=request_id,
             household_id=h.id,
             community_id=h.community_id,
-            t_request=w.env.now,
+            t_request=t,
             groups=_groups(h),
-            packs=sum(entitled.values()),
+            packs=packs,
         )
 
     # --- consultations ------------------------------------------------------------------------

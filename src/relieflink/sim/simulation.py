@@ -49,8 +49,8 @@ class Simulation:
             self.supply = Supply(self.world)
             self.residents = Residents(self.world)
             self.couriers = Couriers(self.world)
-            self.dispatch = Dispatch(self.world, self.couriers)
-            self.world.reduce_outbound_capacity()
+            self.dispatch = Dispatch(self.world, self.couriers, self.residents)
+            self.world.staff_the_docks(self.supply.daily_kg())
 
     @property
     def log(self) -> SimLog:

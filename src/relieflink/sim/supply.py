@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import simpy
 
 from relieflink import clock
+from relieflink.catalog import service as catalog
 from relieflink.dispatch import fleet
 from relieflink.donations import service as donations
 from relieflink.donations.schemas import PledgeCreate, PledgeLineIn
@@ -85,6 +86,16 @@ class Supply:
             if h.chronic:
                 packs[REFILL_SKU] += w.a.consult_share
         return {d: dict(packs) for d, packs in need.items()}
+
+    def daily_kg(self) -> dict[int, float]:
+        """Per warehouse id, the weight of what arrives there each morning."""
+        w = self.w
+        grams = {sku: catalog.kit_size(kit)[0] for sku, kit in w.kits.items()}
+        grams[REFILL_SKU] = w.medicine.grams_per_unit
+        out: defaultdict[int, float] = defaultdict(float)
+        for (_, depot), items in place_by_need(self.need, self.donors, w.a.supply_ratio).items():
+            out[depot.id] += sum(q * grams[sku] for sku, q in items) / 1000
+        return dict(out)
 
     def run(self) -> Generator[simpy.Event, Any, None]:
         """Each morning at 06:00, the donors' pledges arrive and are received."""
