@@ -253,9 +253,7 @@ def test_delivery_closes_and_failure_carries_over(db: Session, city: dict) -> No
     assert "1 failed delivery carried over" in newest.reasons
 
 
-def test_one_call_closes_a_batch_of_deliveries_each_to_its_parcel(
-    db: Session, city: dict
-) -> None:
+def test_one_call_closes_a_batch_of_deliveries_each_to_its_parcel(db: Session, city: dict) -> None:
     """Several parcels delivered in one call (a batch of tracking events) close their requests
     in one statement; requests the session holds are read again, not left stale."""
     receive(db, city, "KIT-FAMILY-FOOD", 3)
