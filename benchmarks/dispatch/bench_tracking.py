@@ -493,7 +493,8 @@ def start_server(url: str, port: int, workers: int, counts: Path) -> subprocess.
         "RELIEFLINK_DATABASE_URL": url,
         "RELIEFLINK_LOG_LEVEL": "WARNING",
         "BENCH_STATEMENTS_DIR": str(counts),
-        "PYTHONPATH": str(ROOT),
+        # an older commit's src first, side by side (as profile_tracking_http.py)
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])),
     }
     # ``relieflink serve`` runs ``uvicorn.run("relieflink.app:create_app", factory=True, ...)``;
     # this is the same server through uvicorn's CLI, with the statement counter of _server.py

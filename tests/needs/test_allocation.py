@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.cli import app
-from relieflink.flows import allocation
+from relieflink.flows import allocation, delivery
 from relieflink.models import (
     Allocation,
     AllocationRun,
@@ -251,6 +251,33 @@ def test_delivery_closes_and_failure_carries_over(db: Session, city: dict) -> No
     assert again.units_allocated == 1
     newest = db.scalars(select(Allocation).order_by(Allocation.id.desc())).first()
     assert "1 failed delivery carried over" in newest.reasons
+
+
+def test_one_call_closes_a_batch_of_deliveries_each_to_its_parcel(db: Session, city: dict) -> None:
+    """Several parcels delivered in one call (a batch of tracking events) close their requests
+    in one statement; requests the session holds are read again, not left stale."""
+    receive(db, city, "KIT-FAMILY-FOOD", 3)
+    for home in ("small", "alone80", "large"):
+        ask(db, city, home, ("KIT-FAMILY-FOOD", 1))
+    allocation.run_allocation(db, actor=None, today=TODAY)
+    by_home = {a.household_id: a for a in db.scalars(select(Allocation))}
+    parcels = {
+        parcel: by_home[city["homes"][home].id]
+        for parcel, home in ((1, "small"), (2, "alone80"), (3, "large"))
+    }
+    requests = {p: db.get(RequestLine, a.line_id).request_id for p, a in parcels.items()}
+    held = {p: db.get(NeedRequest, r) for p, r in requests.items()}  # in the session
+    delivery.issue_loaded(
+        db,
+        [outcomes.Line(p, a.id, a.reference, a.quantity, a.state) for p, a in parcels.items()],
+        actor=None,
+    )
+    closed = delivery.close_delivered(
+        db, {p: ([parcels[p].id], [requests[p]]) for p in (1, 2)}, actor=None
+    )
+    assert closed == {1: [requests[1]], 2: [requests[2]]}
+    assert [held[p].status for p in (1, 2)] == [RequestStatus.delivered] * 2
+    assert held[3].status == RequestStatus.allocated  # its parcel is still on the way
 
 
 def test_a_recent_delivery_and_food_left_lower_the_priority(db: Session, city: dict) -> None:

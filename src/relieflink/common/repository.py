@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, any_, bindparam, func, inspect, select
 from sqlalchemy.dialects import postgresql
@@ -13,6 +13,7 @@ from relieflink.db import Base
 from relieflink.errors import FieldError, Invalid
 
 M = TypeVar("M", bound=Base)
+S = TypeVar("S")
 _SCAN_ABOVE = 20_000
 
 
@@ -41,6 +42,44 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElemen
         array = bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
         return cast(ColumnElement[bool], column == any_(array))
     return cast(ColumnElement[bool], column.in_(values))
+
+
+def _array_param(column: Any, name: str) -> ColumnElement[bool]:
+    array = bindparam(name, type_=postgresql.ARRAY(column.type))
+    return cast(ColumnElement[bool], column == any_(array))
+
+
+def _expanding_param(column: Any, name: str) -> ColumnElement[bool]:
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
+#: What a prebuilt statement's builder gets: ``one_of(column, "name")`` is the condition that
+#: ``column`` is one of the list passed as parameter ``name``.
+OneOfParam = Callable[[Any, str], ColumnElement[bool]]
+
+
+class Prebuilt(Generic[S]):
+    """A hot-path statement built once per dialect, with its id lists as list parameters.
+
+    ``build(one_of)`` makes the statement; ``one_of(column, "ids")`` is ``column = ANY(:ids)``
+    (one array parameter) on PostgreSQL, so the statement's text is the same for any number of
+    ids and psycopg prepares it once per connection; an expanding ``IN`` elsewhere. Calling the
+    object with a session gives the statement for its dialect, built at the
+    first call (SQLAlchemy then reuses its cache key and compiled form: building a statement
+    costs more CPU than PostgreSQL spends running a small one)."""
+
+    def __init__(self, build: Callable[[OneOfParam], S]) -> None:
+        self._build = build
+        self._built: dict[bool, S] = {}
+
+    def __call__(self, session: Session) -> S:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        built = self._built.get(postgres)
+        if built is None:
+            built = self._built[postgres] = self._build(
+                _array_param if postgres else _expanding_param
+            )
+        return built
 
 
 def ids_by_code(

@@ -362,18 +362,25 @@ def _state(*where: Any) -> Any:
     )
 
 
-_IDS = Parcel.id.in_(bindparam("ids", expanding=True))
-_STATE = _state(_IDS)
-# Route and stop events move every parcel of their routes.
-_STATE_OF_ROUTES = _state(_IDS | Parcel.route_id.in_(bindparam("routes", expanding=True)))
 _RECENT = (
     select(func.count())
     .select_from(LoginAttempt)
     .where(LoginAttempt.key == bindparam("key"), LoginAttempt.attempted_at >= bindparam("since"))
     .scalar_subquery()
 )
-_STATE_RECENT = _STATE.add_columns(_RECENT.label("recent"))
-_STATE_OF_ROUTES_RECENT = _STATE_OF_ROUTES.add_columns(_RECENT.label("recent"))
+_STATE = common.Prebuilt(lambda one_of: _state(one_of(Parcel.id, "ids")))
+# Route and stop events move every parcel of their routes.
+_STATE_OF_ROUTES = common.Prebuilt(
+    lambda one_of: _state(one_of(Parcel.id, "ids") | one_of(Parcel.route_id, "routes"))
+)
+_STATE_RECENT = common.Prebuilt(
+    lambda one_of: _state(one_of(Parcel.id, "ids")).add_columns(_RECENT.label("recent"))
+)
+_STATE_OF_ROUTES_RECENT = common.Prebuilt(
+    lambda one_of: _state(one_of(Parcel.id, "ids") | one_of(Parcel.route_id, "routes")).add_columns(
+        _RECENT.label("recent")
+    )
+)
 
 
 def lock_parcel_states(
@@ -395,11 +402,10 @@ def lock_parcel_states(
     if routes:
         params["routes"] = routes
     if attempts_key is None:
-        return list(conn.execute(_STATE_OF_ROUTES if routes else _STATE, params)), 0
+        return list(conn.execute((_STATE_OF_ROUTES if routes else _STATE)(session), params)), 0
     params |= {"key": attempts_key, "since": since}
-    rows: list[Any] = list(
-        conn.execute(_STATE_OF_ROUTES_RECENT if routes else _STATE_RECENT, params)
-    )
+    stmt = (_STATE_OF_ROUTES_RECENT if routes else _STATE_RECENT)(session)
+    rows: list[Any] = list(conn.execute(stmt, params))
     recent = rows[0].recent if rows else conn.execute(select(_RECENT), params).scalar()
     return rows, int(recent or 0)
 
@@ -456,13 +462,15 @@ class StoredEvent:
     result: dict[str, Any]
 
 
-_STORED = select(
-    TrackingEvent.id,
-    TrackingEvent.client_event_id,
-    TrackingEvent.kind,
-    TrackingEvent.fingerprint,
-    TrackingEvent.result,
-).where(TrackingEvent.client_event_id.in_(bindparam("cids", expanding=True)))
+_STORED = common.Prebuilt(
+    lambda one_of: select(
+        TrackingEvent.id,
+        TrackingEvent.client_event_id,
+        TrackingEvent.kind,
+        TrackingEvent.fingerprint,
+        TrackingEvent.result,
+    ).where(one_of(TrackingEvent.client_event_id, "cids"))
+)
 
 
 def events_by_client_id(session: Session, client_ids: Iterable[str]) -> dict[str, StoredEvent]:
@@ -470,7 +478,7 @@ def events_by_client_id(session: Session, client_ids: Iterable[str]) -> dict[str
     if not ids:
         return {}
     session.flush()  # events the ORM holds for this transaction are stored, so seen
-    rows = session.connection().execute(_STORED, {"cids": ids})
+    rows = session.connection().execute(_STORED(session), {"cids": ids})
     return {row.client_event_id: StoredEvent(*row) for row in rows}
 
 
@@ -657,19 +665,21 @@ def expire(session: Session, model: Any, ids: Iterable[int]) -> None:
             session.expire(obj)
 
 
-_COMPLETE = (
-    update(_ROUTES)
-    .where(
-        _ROUTES.c.id.in_(bindparam("ids", expanding=True)),
-        _ROUTES.c.status != RouteStatus.completed.value,
-        ~select(_PARCELS.c.id)
+_COMPLETE = common.Prebuilt(
+    lambda one_of: (
+        update(_ROUTES)
         .where(
-            _PARCELS.c.route_id == _ROUTES.c.id,
-            _PARCELS.c.status.notin_([ParcelStatus.delivered.value, ParcelStatus.failed.value]),
+            one_of(_ROUTES.c.id, "ids"),
+            _ROUTES.c.status != RouteStatus.completed.value,
+            ~select(_PARCELS.c.id)
+            .where(
+                _PARCELS.c.route_id == _ROUTES.c.id,
+                _PARCELS.c.status.notin_([ParcelStatus.delivered.value, ParcelStatus.failed.value]),
+            )
+            .exists(),
         )
-        .exists(),
+        .values(status=RouteStatus.completed.value)
     )
-    .values(status=RouteStatus.completed.value)
 )
 
 
@@ -679,7 +689,7 @@ def complete_routes(session: Session, route_ids: Iterable[int]) -> None:
     ids = sorted(set(route_ids))
     if not ids:
         return
-    session.connection().execute(_COMPLETE, {"ids": ids})
+    session.connection().execute(_COMPLETE(session), {"ids": ids})
     for route_id in ids:
         route = session.identity_map.get(identity_key(Route, route_id))
         if route is not None:

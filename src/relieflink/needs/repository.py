@@ -33,6 +33,7 @@ from relieflink.needs.schemas import RequestFilters
 OPEN_STATES = (RequestStatus.open, RequestStatus.allocated)
 _LINES = cast(Table, RequestLine.__table__)
 _REQUESTS = cast(Table, NeedRequest.__table__)
+_ALLOCATIONS = cast(Table, Allocation.__table__)
 
 
 def open_requests_in_period(
@@ -150,31 +151,41 @@ def delivered_totals(session: Session, request_id: int) -> tuple[int, datetime |
     return int(units), last
 
 
-def close_fully_delivered(session: Session, request_ids: Any) -> list[int]:
-    """Requests among ``request_ids`` (ids or a subquery) that were allocated or dispatched and
-    have nothing left reserved become ``delivered``; returns their ids. The one place this rule
-    lives: a single delivery and a courier's parcel event both call it."""
-    reserved_left = (
-        select(Allocation.id)
-        .join(RequestLine, RequestLine.id == Allocation.line_id)
+# Runs for every delivery, so built once (building it cost a fifth of a delivery's CPU).
+_CLOSE_FULLY_DELIVERED = common.Prebuilt(
+    lambda one_of: (
+        update(_REQUESTS)
         .where(
-            RequestLine.request_id == NeedRequest.id,
-            Allocation.state == AllocationState.reserved,
+            one_of(_REQUESTS.c.id, "ids"),
+            _REQUESTS.c.status.in_([RequestStatus.allocated.value, RequestStatus.dispatched.value]),
+            ~select(_ALLOCATIONS.c.id)
+            .join(_LINES, _LINES.c.id == _ALLOCATIONS.c.line_id)
+            .where(
+                _LINES.c.request_id == _REQUESTS.c.id,
+                _ALLOCATIONS.c.state == AllocationState.reserved.value,
+            )
+            .exists(),
         )
-        .exists()
+        .values(status=RequestStatus.delivered.value)
+        .returning(_REQUESTS.c.id)
     )
-    closed = session.scalars(
-        update(NeedRequest)
-        .where(
-            NeedRequest.id.in_(request_ids),
-            NeedRequest.status.in_([RequestStatus.allocated, RequestStatus.dispatched]),
-            ~reserved_left,
-        )
-        .values(status=RequestStatus.delivered)
-        .returning(NeedRequest.id)
-        .execution_options(synchronize_session=False)
+)
+
+
+def close_fully_delivered(session: Session, request_ids: Sequence[int]) -> list[int]:
+    """Requests among ``request_ids`` that were allocated or dispatched and have nothing left
+    reserved become ``delivered``; returns their ids. The one place this rule lives: a single
+    delivery and a courier's parcel event both call it. Request objects of the session are read
+    again when used."""
+    if not request_ids:
+        return []
+    closed = sorted(
+        session.connection()
+        .execute(_CLOSE_FULLY_DELIVERED(session), {"ids": list(request_ids)})
+        .scalars()
     )
-    return sorted(closed)
+    _expire(session, NeedRequest, closed)
+    return closed
 
 
 # --- the allocation loader and recorder -------------------------------------------------------
@@ -315,21 +326,25 @@ def mark_dispatched(session: Session, request_ids: Sequence[int]) -> int:
     return moved
 
 
-# Built once (its cache key and compiled form are reused): it runs for every delivery.
-_DELIVER = (
-    update(Allocation)
-    .where(
-        Allocation.id.in_(bindparam("ids", expanding=True)),
-        Allocation.state == AllocationState.reserved,
+# Built once: it runs for every delivery.
+_DELIVER = common.Prebuilt(
+    lambda one_of: (
+        update(_ALLOCATIONS)
+        .where(
+            one_of(_ALLOCATIONS.c.id, "ids"),
+            _ALLOCATIONS.c.state == AllocationState.reserved.value,
+        )
+        .values(state=AllocationState.delivered.value, closed_at=bindparam("at"))
     )
-    .values(state=AllocationState.delivered, closed_at=bindparam("at"))
 )
 
 
 def deliver_allocations(session: Session, allocation_ids: Sequence[int]) -> None:
     """Reserved allocations among these become ``delivered``, closed now."""
     if allocation_ids:
-        session.connection().execute(_DELIVER, {"ids": list(allocation_ids), "at": clock.now()})
+        session.connection().execute(
+            _DELIVER(session), {"ids": list(allocation_ids), "at": clock.now()}
+        )
         _expire(session, Allocation, allocation_ids)
 
 

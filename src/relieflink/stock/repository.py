@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from relieflink import clock, db
+from relieflink.common import repository as common
 from relieflink.db.bulk import insert_rows
 from relieflink.models import (
     Item,
@@ -307,7 +308,7 @@ def reserved_by_delivery(
     return [(str(r), int(w), int(lot), int(q), d) for r, w, lot, q, d in rows]
 
 
-def _handovers() -> Any:
+def _handovers(one_of: common.OneOfParam) -> Any:
     """``insert_handovers``'s statement, built once (it runs for every delivered parcel)."""
     moved = StockMovement.kind.in_([MovementKind.issue, MovementKind.return_])
     out = func.sum(case((moved, -StockMovement.d_on_hand), else_=0))
@@ -329,7 +330,7 @@ def _handovers() -> Any:
             bindparam("actor", type_=Integer),
             bindparam("now", type_=table.c.created_at.type),
         )
-        .where(StockMovement.delivery_ref.in_(bindparam("refs", expanding=True)))
+        .where(one_of(StockMovement.delivery_ref, "refs"))
         .group_by(
             StockMovement.reference,
             StockMovement.delivery_ref,
@@ -346,7 +347,7 @@ def _handovers() -> Any:
     return insert(table).from_select(names, source).returning(table.c.id)
 
 
-_HANDOVERS = _handovers()
+_HANDOVERS = common.Prebuilt(_handovers)
 
 
 def insert_handovers(
@@ -357,7 +358,7 @@ def insert_handovers(
     yet. Returns the movements written."""
     session.flush()  # a Core statement does not autoflush pending ORM changes
     params = {"refs": list(delivery_refs), "actor": actor_id, "now": now}
-    return len(session.connection().execute(_HANDOVERS, params).all())
+    return len(session.connection().execute(_HANDOVERS(session), params).all())
 
 
 def delivered_by_lot(session: Session, lot_ids: Iterable[int] | None) -> dict[int, int]:
