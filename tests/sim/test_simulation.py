@@ -4,6 +4,7 @@ must reconcile with the ledger, the dispatch tables and the tracking events."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -39,14 +40,18 @@ from relieflink.models import (
     StockMovement,
     TrackingEvent,
     User,
+    Vehicle,
 )
 from relieflink.scenario import figures as fg
 from relieflink.scenario import generate_city
+from relieflink.sim.assumptions import ASSUMPTIONS
 from relieflink.sim.demo import IMPORT_ORDER
 from relieflink.sim.dispatching import Dispatch
 from relieflink.sim.metrics import GROUPS, outcome, reconcile
 from relieflink.sim.simulation import START, Simulation
 from relieflink.teams.service import team_days
+
+WAVES_ONLY = replace(ASSUMPTIONS, trip_waves=False)
 
 ON_BOARD = (
     ParcelStatus.loaded,
@@ -227,7 +232,8 @@ def test_the_evening_wave_sends_afternoon_medical_and_infant_requests_the_same_d
     monkeypatch.setenv("RELIEFLINK_DISPATCH_WAVES", "9,15,20")
     get_settings.cache_clear()
     try:
-        log = Simulation(db, policy="priority", days=1, seed=3).run()
+        # The scheduled waves only (no trips of vehicles back between them).
+        log = Simulation(db, policy="priority", days=1, seed=3, assumptions=WAVES_ONLY).run()
     finally:
         monkeypatch.delenv("RELIEFLINK_DISPATCH_WAVES")
         get_settings.cache_clear()
@@ -278,7 +284,7 @@ def test_requests_are_posted_through_the_batch_path_before_each_wave(
     monkeypatch.setenv("RELIEFLINK_DISPATCH_WAVES", "9,15,20")
     get_settings.cache_clear()
     try:
-        log = Simulation(db, policy="fifo", days=1, seed=3).run()
+        log = Simulation(db, policy="fifo", days=1, seed=3, assumptions=WAVES_ONLY).run()
     finally:
         monkeypatch.delenv("RELIEFLINK_DISPATCH_WAVES")
         get_settings.cache_clear()
@@ -328,3 +334,45 @@ def test_a_volunteer_team_carries_a_gates_doors_in_parallel(small_city: Session)
         per_stop = Counter(done)
         together += any(n > 1 for n in per_stop.values())
     assert together  # several doors of one stop done at the same moment
+
+
+def test_a_vehicle_back_before_the_next_wave_takes_another_trip(
+    small_city: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the scheduled waves, once a route is completed (its vehicle back), the
+    coordinator allocates and plans again: a plan made off the wave hours sends out a vehicle
+    of a group that had already completed a route that day, after that route ended, and
+    within the group's shift."""
+    db = small_city
+    monkeypatch.setenv("RELIEFLINK_DISPATCH_WAVES", "9,20")
+    get_settings.cache_clear()
+    try:
+        log = Simulation(db, policy="priority", days=1, seed=3).run()
+    finally:
+        monkeypatch.delenv("RELIEFLINK_DISPATCH_WAVES")
+        get_settings.cache_clear()
+    plans = dict(
+        db.execute(
+            select(DispatchPlan.id, DispatchPlan.created_at).where(
+                DispatchPlan.replan_of_id.is_(None)
+            )
+        ).all()
+    )
+    assert log.waves == len(plans)
+    trips = {i for i, at in plans.items() if clock.local(at).hour not in (9, 20)}
+    assert trips  # plans between the waves
+    routes = db.execute(
+        select(Route.plan_id, Route.vehicle_id, Route.status).where(
+            Route.status != RouteStatus.cancelled
+        )
+    ).all()
+    completed_first = {
+        v for p, v, status in routes if p not in trips and status == RouteStatus.completed
+    }
+    again = [v for p, v, _ in routes if p in trips and v in completed_first]
+    assert again  # a vehicle that finished a route went out again before the evening wave
+    ends = {v.id: v.shift_end_s for v in db.scalars(select(Vehicle))}
+    for p, v, _ in routes:
+        if p in trips:
+            at = clock.local(plans[p])
+            assert at.hour * 3600 + at.minute * 60 < ends[v]

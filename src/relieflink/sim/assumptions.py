@@ -25,6 +25,12 @@ class SimAssumptions:
     duplicate_share: float = 0.06
     malformed_share: float = 0.03
     # The allocation and dispatch waves are a setting, not an assumption: RELIEFLINK_DISPATCH_WAVES.
+    # Between the waves, a vehicle back from its route (its last doors posted) takes another
+    # trip: the coordinator allocates and plans again for the free vehicles, within their
+    # shift (:meth:`relieflink.sim.dispatching.Dispatch.trips`). Shanghai's couriers of April
+    # 2022 made several runs a day from the warehouse; a coordinator does not leave a truck
+    # idle until the next scheduled wave. False: vehicles leave only at the waves.
+    trip_waves: bool = True
     # Loading at the warehouse after a plan (or a re-plan) before the routes leave, minutes.
     loading_minutes: int = 60
     # The last 100 metres by robot in sealed compounds, minutes per household (Shanghai's 2022

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Generator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import simpy
@@ -42,6 +43,7 @@ class Dispatch:
         self.breaking: dict[int, list[int]] = {}
         self.released: dict[str, str] = {}  # the last plan's parcels no route took, and why
         self.last_plan_at = 0.0
+        self.back = 0  # routes completed at the last look (see :meth:`trips`)
 
     def waves(self) -> Generator[simpy.Event, Any, None]:
         """Allocation and dispatch planning at the wave hours of every day (the setting, as
@@ -53,22 +55,60 @@ class Dispatch:
                 yield w.env.timeout(day * MINUTES_PER_DAY + hour * 60 - w.env.now)
                 if k == 0:
                     self._roll_call()
-                self.residents.flush()  # the requests asked since the last wave go in this one
-                self._load_to_fleet()
-                run = allocation.run_allocation(
-                    w.session,
-                    actor=None,
-                    today=clock.today(),
-                    method="priority" if w.policy == "priority" else "fcfs",
-                )
-                # Stock the last run held back (a warehouse's outbound capacity reached).
-                w.log.held_back = Counter()
-                for cap in run.caps:
-                    reason = f"{cap['warehouse_code']}: {cap['reason']}"
-                    w.log.held_back[reason] += cap["held_back_units"]
-                w.commit()
-                # Parcels left pending by an earlier plan (no vehicle was free) join this one.
-                self._plan()
+                self._wave()
+
+    def trips(self) -> Generator[simpy.Event, Any, None]:
+        """Between the waves, a vehicle back from its route takes another trip: a few minutes
+        after each phone sync (when the last doors of a route are posted, the route is
+        completed and its vehicle free), if a vehicle came back since the last plan, the
+        coordinator allocates and plans again for the free vehicles, within their shift (as
+        the couriers of April 2022 made several runs a day). Off with ``trip_waves``."""
+        w = self.w
+        if not w.a.trip_waves:
+            return
+        first = min(self.wave_hours) * 60
+        while True:
+            yield w.env.timeout(w.a.phone_sync_minutes)
+            minute = w.env.now % MINUTES_PER_DAY
+            if minute < first or w.env.now - self.last_plan_at < w.a.loading_minutes:
+                # Before the day's first wave (the roll call), or a plan is being loaded: its
+                # vehicles are not out yet, so would look free.
+                continue
+            today = clock.today()
+            out = sum(
+                n
+                for day in (today - timedelta(days=1), today)
+                for n in dispatch_repo.busy_vehicles(w.session, day).values()
+            )
+            back = w.log.routes_driven - out  # routes completed so far (vehicles back)
+            if back <= self.back:
+                continue
+            self.back = back
+            ready = (minute + w.a.loading_minutes) * 60
+            groups = fleet.groups_of_day(w.session, clock.today())
+            if any(g.shift_end_s > ready for g in groups):
+                self._wave()
+
+    def _wave(self) -> None:
+        """Allocate what the free vehicles can carry, then plan it with what waits."""
+        w = self.w
+        self.residents.flush()  # the requests asked since the last wave go in this one
+        self._load_to_fleet()
+        run = allocation.run_allocation(
+            w.session,
+            actor=None,
+            today=clock.today(),
+            method="priority" if w.policy == "priority" else "fcfs",
+        )
+        # Stock the last run held back (a warehouse's outbound capacity reached).
+        w.log.held_back = Counter()
+        for cap in run.caps:
+            reason = f"{cap['warehouse_code']}: {cap['reason']}"
+            w.log.held_back[reason] += cap["held_back_units"]
+        w.commit()
+        # Parcels left pending by an earlier plan (no vehicle was free) join this one.
+        self._plan()
+        w.log.waves += 1
 
     def _load_to_fleet(self) -> None:
         """Before allocating, the coordinator sets each stock warehouse's outbound capacity

@@ -153,6 +153,7 @@ def outcome(log: SimLog, *, days: int, fleet: dict[str, int] | None = None) -> d
         "vehicle_hours_by_kind": {k: round(v, 1) for k, v in sorted(log.hours_by_kind.items())},
         "dispatch_plans": len(log.plans),
         "replans": log.replans,
+        "waves": log.waves,
         "vehicle_days_off": len(log.absences),
         "fleet": {
             plural: (fleet or {}).get(kind, 0)

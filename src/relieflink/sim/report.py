@@ -203,6 +203,7 @@ def figure_rows(summary: dict[str, Any]) -> list[Row]:
             for kind in keys("breakdowns_by_kind")
         ),
         row("vehicle-days lost to couriers locked in", ("vehicle_days_off",)),
+        row("waves (scheduled, and trips of vehicles back early)", ("waves",)),
         row("re-plans after a breakdown", ("replans",)),
         row("dispatch routes driven", ("routes_driven",)),
         row("route kilometres", ("route_km",)),

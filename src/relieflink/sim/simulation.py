@@ -63,6 +63,7 @@ class Simulation:
             w.env.process(self.supply.run())
             w.env.process(self.residents.requests())
             w.env.process(self.dispatch.waves())
+            w.env.process(self.dispatch.trips())
             w.env.process(self.residents.consultations())
             w.env.process(self.couriers.sync())
             w.env.run(until=w.end)

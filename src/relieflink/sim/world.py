@@ -92,6 +92,7 @@ class SimLog:
     hours_by_kind: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     plans: list[int] = field(default_factory=list)  # dispatch plans, re-plans included
     replans: int = 0
+    waves: int = 0  # allocation and plan runs: the scheduled waves and the trips between
     # Parcel-plans no route took, summed over plans (a parcel left out of 9 plans counts 9).
     unrouted: Counter[str] = field(default_factory=Counter)
     # Units the last allocation run held back though in stock, by warehouse and reason.
