@@ -4,6 +4,7 @@ later chunk is refused on its own line and names the first."""
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relieflink.bulk import service as bulk
-from relieflink.common.streaming import SeenKeys
+from relieflink.common.streaming import SeenKeys, chunks
 from relieflink.config import get_settings
 from relieflink.errors import Invalid
 from relieflink.models import Household, Role
@@ -118,3 +119,15 @@ def test_the_key_set_finds_every_repeat_across_merges() -> None:
             seen.add(key, line)
             first[key] = line
     assert len(seen.hashes) + len(seen.buffer) == len(first)
+
+
+def test_chunks_keep_the_heap_out_of_the_collector_only_while_they_are_read() -> None:
+    rows = chunks(iter(range(5)), 2)
+    assert next(rows) == [0, 1]
+    assert gc.get_freeze_count() > 0  # the objects alive before the first chunk
+    assert list(rows) == [[2, 3], [4]]
+    assert gc.get_freeze_count() == 0
+    stopped = chunks(iter(range(5)), 2)
+    assert next(stopped) == [0, 1]
+    stopped.close()  # a caller that stops early (an error) unfreezes too
+    assert gc.get_freeze_count() == 0

@@ -442,3 +442,26 @@ def test_allocate_reports_vulnerable_groups_first_beside_fcfs(db: Session, city:
         "chronic": ["—", "—"],
         "elderly": ["100.0%", "0.0%"],
     }
+
+
+def test_open_lines_read_in_chunks_are_the_lines_read_at_once(db: Session, city: dict) -> None:
+    # A city's millions of open lines are read a chunk at a time (issue #16: memory bounded by
+    # the chunk, not the day); chunk edges must change nothing, in order, facts or regions.
+    policy = allocation_rules.default_policy()
+    skus = allocation_rules.sku_table(db, policy)
+    assert len(allocation_rules.load_lines(db, policy, skus, TODAY, chunk_rows=2)) == 0
+    ask(db, city, "infant", ("KIT-INFANT", 1), ("KIT-FAMILY-FOOD", 1))
+    ask(db, city, "alone80", ("KIT-FAMILY-FOOD", 1))
+    ask(db, city, "small", ("KIT-FAMILY-FOOD", 1))
+    ask(db, city, "large", ("KIT-FAMILY-FOOD", 2))
+    whole = allocation_rules.load_lines(db, policy, skus, TODAY)
+    assert len(whole) == 5
+    for size in (1, 2, 3):
+        chunked = allocation_rules.load_lines(db, policy, skus, TODAY, chunk_rows=size)
+        for name in ("line_id", "household_id", "sku", "demand", "klass", "score", "location"):
+            assert getattr(chunked, name).tolist() == getattr(whole, name).tolist(), name
+        assert chunked.regions == whole.regions
+        assert chunked.coords.tolist() == whole.coords.tolist()
+        for fact, values in whole.facts.items():
+            assert chunked.facts[fact].tolist() == values.tolist(), fact
+    assert whole.household_id[0] == city["homes"]["infant"].id  # infants' kit: class first

@@ -3,6 +3,7 @@ in a compact form (a file of millions of rows is checked without holding it)."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Iterator
 from itertools import islice
@@ -15,9 +16,20 @@ BUFFER = 20_000
 
 
 def chunks(rows: Iterator[T], size: int) -> Iterator[list[T]]:
-    """``rows`` in lists of ``size`` (the last one shorter), read as they are needed."""
-    while chunk := list(islice(rows, size)):
-        yield chunk
+    """``rows`` in lists of ``size`` (the last one shorter), read as they are needed.
+
+    While the chunks are being read, the objects alive before the first one (the modules, the
+    session: a few hundred thousand) are frozen out of the cycle collector (``gc.freeze``):
+    each chunk makes tens of thousands of objects, which set off full collections that would
+    scan them all again, again and again. A 50,000-row ``requests import`` on PostgreSQL
+    (load ~15, two pairs of runs): 6.6 -> 4.8 and 5.9 -> 4.9 s CPU, the same peak memory
+    (~240 MB). They are unfrozen at the end."""
+    gc.freeze()
+    try:
+        while chunk := list(islice(rows, size)):
+            yield chunk
+    finally:
+        gc.unfreeze()
 
 
 class SeenKeys:

@@ -198,29 +198,61 @@ def _delivery_history(
     return since, left
 
 
+READ_CHUNK = 50_000  # open lines read (and made arrays) at a time
+
+
+def _line_columns(rows: Sequence[Any], today: date, words: dict[Any, str]) -> list[NDArray[Any]]:
+    """One chunk of :func:`repo.open_line_chunks` as one array per column: integers (None
+    is 0), coordinates, ``prescription`` (bool), ``waiting`` days for ``created_at``, and the
+    lockdown status and district code as shared strings (``words`` keeps one of each)."""
+    cols = list(zip(*rows, strict=True))
+    out: list[NDArray[Any]] = []
+    for i, values in enumerate(cols):
+        if i == 7:
+            out.append(np.array([s == RequestSource.prescription for s in values], dtype=bool))
+        elif i == 10:
+            created = np.array([c.date() for c in values], dtype="datetime64[D]")
+            out.append((np.datetime64(today, "D") - created).astype(np.int64))
+        elif i in (18, 19):
+            out.append(np.array(values, dtype=np.float64))
+        elif i in (20, 21):
+            out.append(np.array([words.setdefault(v, str(v)) for v in values], dtype=object))
+        else:
+            out.append(
+                np.fromiter(
+                    (0 if v is None else v for v in values), dtype=np.int64, count=len(rows)
+                )
+            )
+    return out
+
+
+def _empty_columns() -> list[NDArray[Any]]:
+    kinds = {7: bool, 18: np.float64, 19: np.float64, 20: object, 21: object}
+    return [np.zeros(0, dtype=kinds.get(i, np.int64)) for i in range(len(repo.OPEN_LINE_COLUMNS))]
+
+
 def load_lines(
-    session: Session, policy: Policy, skus: dict[int, dict[str, Any]], today: date
+    session: Session,
+    policy: Policy,
+    skus: dict[int, dict[str, Any]],
+    today: date,
+    *,
+    chunk_rows: int = READ_CHUNK,
 ) -> Lines:
-    """Open lines with their household, compound and district, capped at the entitlement."""
-    rows = repo.open_line_rows(session)
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(repo.OPEN_LINE_COLUMNS)
+    """Open lines with their household, compound and district, capped at the entitlement.
 
-    def ints(i: int) -> NDArray[np.int64]:
-        return np.fromiter(
-            (0 if v is None else v for v in cols[i]), dtype=np.int64, count=len(rows)
-        )
-
-    (line_id, kit_id, item_id, quantity, allocated, request_id, household_id) = (
-        ints(i) for i in range(7)
-    )
-    urgency, carried = ints(8), ints(9)
-    size, infants, pregnant, chronic, elderly, disabled, community = (
-        ints(i) for i in range(11, 18)
-    )
-    prescription = np.array([s == RequestSource.prescription for s in cols[7]], dtype=bool)
-    lockdown = np.array([str(s) for s in cols[20]], dtype=object)
-    created = np.array([c.date() for c in cols[10]], dtype="datetime64[D]")
-    waiting = (np.datetime64(today, "D") - created).astype(np.int64) if rows else ints(0)
+    The lines are read ``chunk_rows`` at a time, each chunk made arrays before the next is
+    read: memory is the arrays' (a few hundred bytes a line), not millions of Python rows'."""
+    words: dict[Any, str] = {}
+    parts = [
+        _line_columns(rows, today, words) for rows in repo.open_line_chunks(session, chunk_rows)
+    ]
+    cols = [np.concatenate(c) for c in zip(*parts, strict=True)] if parts else _empty_columns()
+    n = int(cols[0].shape[0])
+    (line_id, kit_id, item_id, quantity, allocated, request_id, household_id) = cols[:7]
+    prescription, urgency, carried, waiting = cols[7], cols[8], cols[9], cols[10]
+    size, infants, pregnant, chronic, elderly, disabled, community = cols[11:18]
+    lockdown = cols[20]
     sku = np.where(kit_id != 0, kit_id, -item_id)
 
     keys = np.unique(sku)
@@ -267,11 +299,10 @@ def load_lines(
     )
     gates, location = np.unique(community, return_inverse=True)
     first = np.unique(location, return_index=True)[1]
-    lat = np.array(cols[18], dtype=np.float64)
-    lon = np.array(cols[19], dtype=np.float64)
-    regions, region = np.unique(np.array(cols[21], dtype=object), return_inverse=True)
+    lat, lon = cols[18], cols[19]
+    regions, region = np.unique(cols[21], return_inverse=True)
     demand = target - allocated
-    arrival = np.arange(len(rows), dtype=np.int64)
+    arrival = np.arange(n, dtype=np.int64)
     keep = np.flatnonzero(demand > 0)
     order = keep[np.lexsort((arrival[keep], -score[keep]))]
     facts = {
@@ -301,7 +332,7 @@ def load_lines(
         region=region[order].astype(np.int64),
         arrival=arrival[order],
         facts={k: v[order] for k, v in facts.items()},
-        coords=np.column_stack([lat[first], lon[first]]) if rows else np.zeros((0, 2)),
+        coords=np.column_stack([lat[first], lon[first]]) if n else np.zeros((0, 2)),
         regions=[str(r) for r in regions],
         all_request=request_id,
         all_line=line_id,

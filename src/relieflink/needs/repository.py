@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -217,9 +217,10 @@ OPEN_LINE_COLUMNS = (
 )
 
 
-def open_line_rows(session: Session) -> Sequence[Any]:
+def open_line_chunks(session: Session, size: int) -> Iterator[Sequence[Any]]:
     """Every line of an open request with its household, compound and district
-    (``OPEN_LINE_COLUMNS``), oldest request first."""
+    (``OPEN_LINE_COLUMNS``), oldest request first, ``size`` rows at a time (a server-side
+    cursor on PostgreSQL: a city's millions of lines are never all Python rows at once)."""
     stmt = (
         select(*OPEN_LINE_COLUMNS)
         .join(NeedRequest, NeedRequest.id == RequestLine.request_id)
@@ -228,8 +229,9 @@ def open_line_rows(session: Session) -> Sequence[Any]:
         .join(District, District.id == Community.district_id)
         .where(NeedRequest.status == RequestStatus.open)
         .order_by(NeedRequest.created_at, RequestLine.id)
+        .execution_options(yield_per=size)
     )
-    return session.execute(stmt).all()
+    yield from session.execute(stmt).partitions()
 
 
 def all_kits(session: Session) -> Sequence[Kit]:
