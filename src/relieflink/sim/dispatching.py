@@ -100,10 +100,12 @@ class Dispatch:
             today=clock.today(),
             method="priority" if w.policy == "priority" else "fcfs",
         )
-        # Stock the last run held back (a warehouse's outbound capacity reached).
+        # Stock the last run held back. The outbound capacity it reached is the warehouse's
+        # share of the free vehicles' payload (``_load_to_fleet``), so that is the reason given;
+        # without the day's kilograms, the same reason in both policies and every seed.
         w.log.held_back = Counter()
         for cap in run.caps:
-            reason = f"{cap['warehouse_code']}: {cap['reason']}"
+            reason = f"{cap['warehouse_code']}: no room left on the wave's free vehicles"
             w.log.held_back[reason] += cap["held_back_units"]
         w.commit()
         # Parcels left pending by an earlier plan (no vehicle was free) join this one.
