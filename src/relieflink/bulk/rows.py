@@ -9,9 +9,8 @@ from typing import Any
 
 from relieflink.bulk.formats import Format
 from relieflink.bulk.schemas import RowError
+from relieflink.common.streaming import MAX_REPORTED_ERRORS
 from relieflink.errors import FieldError, Invalid
-
-MAX_REPORTED_ERRORS = 1000
 
 
 @dataclass

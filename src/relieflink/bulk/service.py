@@ -24,11 +24,11 @@ from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.bulk import pledges, repository
 from relieflink.bulk.formats import FORMATS, Format
-from relieflink.bulk.rows import MAX_REPORTED_ERRORS, Parsed, check_header, reason_of, refusal
+from relieflink.bulk.rows import Parsed, check_header, reason_of, refusal
 from relieflink.bulk.schemas import ImportReport, RowError
 from relieflink.common import files
 from relieflink.common import repository as common
-from relieflink.common.streaming import SeenKeys, chunks
+from relieflink.common.streaming import MAX_REPORTED_ERRORS, SeenKeys, chunks
 from relieflink.config import get_settings
 from relieflink.db.bulk import insert_rows
 from relieflink.errors import Invalid

@@ -13,6 +13,9 @@ import numpy as np
 
 T = TypeVar("T")
 BUFFER = 20_000
+#: At most this many row errors are reported for one refused file (every import: the registry
+#: files and the requests file); the count of bad rows is still exact.
+MAX_REPORTED_ERRORS = 1000
 
 
 def chunks(rows: Iterator[T], size: int) -> Iterator[list[T]]:

@@ -264,6 +264,16 @@ def groups_of_day(session: Session, day: date) -> list[FleetGroup]:
     return groups
 
 
+def vehicles_out(session: Session, day: date) -> int:
+    """How many vehicles are out on a loaded or departed route of ``day``."""
+    return sum(repo.busy_vehicles(session, day).values())
+
+
+def waiting_weight_g(session: Session) -> int:
+    """The weight of the parcels waiting for a route, in grams."""
+    return sum(row[4] for row in repo.pending_parcels(session, []))
+
+
 def gate_teams(session: Session, day: date, community_ids: Iterable[int]) -> dict[int, GateTeam]:
     """Each compound's volunteer team on ``day`` (members at work), by community id."""
     return dict(teams.team_days(session, day=day, community_ids=sorted(set(community_ids))))

@@ -13,11 +13,10 @@ from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
-from relieflink.bulk.rows import MAX_REPORTED_ERRORS
 from relieflink.catalog import service as catalog
 from relieflink.common import crud, files
 from relieflink.common.schemas import validate_as
-from relieflink.common.streaming import SeenKeys, chunks
+from relieflink.common.streaming import MAX_REPORTED_ERRORS, SeenKeys, chunks
 from relieflink.config import get_settings
 from relieflink.errors import Conflict, FieldError, Forbidden, Invalid, RelieflinkError
 from relieflink.households import service as households

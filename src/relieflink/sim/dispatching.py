@@ -18,7 +18,6 @@ from relieflink import clock
 from relieflink.catalog import service as catalog
 from relieflink.config import get_settings
 from relieflink.dispatch import fleet
-from relieflink.dispatch import repository as dispatch_repo
 from relieflink.flows import allocation
 from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import ParcelStatus
@@ -76,9 +75,7 @@ class Dispatch:
                 continue
             today = clock.today()
             out = sum(
-                n
-                for day in (today - timedelta(days=1), today)
-                for n in dispatch_repo.busy_vehicles(w.session, day).values()
+                fleet.vehicles_out(w.session, day) for day in (today - timedelta(days=1), today)
             )
             back = w.log.routes_driven - out  # routes completed so far (vehicles back)
             if back <= self.back:
@@ -122,7 +119,7 @@ class Dispatch:
         w = self.w
         day = clock.today()
         carriage = sum(g.count * g.capacity_g for g in fleet.groups_of_day(w.session, day))
-        waiting = sum(row[4] for row in dispatch_repo.pending_parcels(w.session, []))
+        waiting = fleet.waiting_weight_g(w.session)
         grams = {kit.id: catalog.kit_size(kit)[0] for kit in w.kits.values()}
         held: Counter[int] = Counter()
         for (warehouse_id, kit_id), units in stock.stock_matrix(w.session, kind="kit").items():
