@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from relieflink.optim.routing import (
     LocalProcessExecutor,
@@ -73,3 +74,22 @@ def test_whole_instance_bytes_grows_with_the_square_and_the_profiles() -> None:
     assert whole_instance_bytes(2000, 1) == 4 * whole_instance_bytes(1000, 1)
     # A 1 GB budget takes a one-profile instance up to about 5,800 locations.
     assert whole_instance_bytes(5_700, 1) <= 1024 * 2**20 < whole_instance_bytes(6_000, 1)
+
+
+def test_the_lane_s_stop_is_a_duration_on_the_worker_s_own_clock() -> None:
+    """The whole-instance lane stops ``run_for_s`` after its worker started the task, read on
+    that worker's monotonic clock: never a moment handed from another process or machine,
+    whose wall clock may differ (a Dask worker elsewhere, a test that moves the clock)."""
+    from relieflink.optim.routing._pyvrp import _Deadline
+
+    started = time.monotonic()
+    assert not _Deadline(started, 60.0)(0.0)
+    assert _Deadline(started - 5.0, 1.0)(0.0)
+
+
+def test_a_timed_portfolio_ends_and_gives_a_feasible_plan() -> None:
+    p = generate_city_problem(120, 3, seed=5, radius_km=4)
+    with LocalProcessExecutor(2) as pool:
+        timed = solve_routing(p, time_limit=4, seed=3, executor=pool, params=SMALL)
+    assert timed.stats["mode"] == "portfolio"
+    assert check_solution(p, timed) == []

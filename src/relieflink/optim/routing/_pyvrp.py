@@ -137,23 +137,26 @@ def _repair(data: Any, visits: list[int], vt: int) -> tuple[list[int], list[int]
 
 
 class _Deadline:
-    """PyVRP stopping criterion: stop at a wall-clock time (``time.time()``).
+    """PyVRP stopping criterion: stop ``seconds`` after the task started on its worker.
 
     Unlike ``MaxRuntime``, whose clock starts at its first call (after PyVRP's initial
     construction, several seconds at a few thousand clients on a loaded machine), this one
-    counts everything from the task's submission.
+    counts the worker's set-up too. It is a duration read on the worker's own monotonic clock,
+    not a moment: a moment would compare clocks of different processes or machines (a Dask
+    worker elsewhere; a test suite that moves the wall clock in its own process only).
     """
 
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
+    def __init__(self, started: float, seconds: float) -> None:
+        self.deadline = started + seconds
 
     def __call__(self, best_cost: float) -> bool:
-        return time.time() >= self.deadline
+        return time.monotonic() >= self.deadline
 
 
 def solve_task(task: SubTask) -> SubResult:
     """Solve one sub-problem with PyVRP's iterated local search and return plain routes."""
     t0 = time.perf_counter()
+    started = time.monotonic()
     if len(task.client_locs) == 0:
         return SubResult((), (), 0, 0.0)
     if not task.vehicle_types:
@@ -162,8 +165,8 @@ def solve_task(task: SubTask) -> SubResult:
     crit: list[Any] = []
     if task.iterations is not None:
         crit.append(MaxIterations(task.iterations))
-    if task.deadline is not None:
-        crit.append(_Deadline(task.deadline))
+    if task.run_for_s is not None:
+        crit.append(_Deadline(started, task.run_for_s))
     elif task.time_limit is not None:
         crit.append(MaxRuntime(max(task.time_limit, 0.0)))
     if not crit:

@@ -58,10 +58,10 @@ class SubTask:
     iterations: int | None
     time_limit: float | None
     seed: int
-    #: Wall-clock time (``time.time()``) by which the solve must end, counting the worker's
-    #: own set-up (matrices, PyVRP data), which a loaded machine can stretch to many seconds;
-    #: where given it replaces ``time_limit``.
-    deadline: float | None = None
+    #: Seconds the solve may take from the moment its worker starts the task, the worker's
+    #: own set-up (matrices, PyVRP data) included, which a loaded machine can stretch to many
+    #: seconds; where given it replaces ``time_limit``.
+    run_for_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -776,9 +776,9 @@ class _WholeLane:
     prep: _Prepared
     exe: AsyncExecutor
     seed: int
-    end: float | None  # time.time() by which the last run ends (time mode)
+    end: float | None  # time.monotonic() by which the last run ends (time mode)
     iterations: int | None  # iterations of all runs together (iteration mode)
-    exchange_at: float | None  # time.time() of the exchange (time mode, exchange on)
+    exchange_at: float | None  # time.monotonic() of the exchange (time mode, exchange on)
     exchange_round: int | None  # round after which to exchange (None: no exchange)
     task: SubTask | None = None
     handle: Handle[SubResult] | None = None
@@ -797,10 +797,10 @@ class _WholeLane:
             its = self.iterations if self.exchange_round is None else half
             if self.exchanged:
                 its = self.iterations - half
-        tl = None if until is None else max(0.5, until - time.time())
+        tl = None if until is None else max(0.5, until - time.monotonic())
         task = _sub_task(prep, pieces, budget, initial, its, tl, self.seed)[0]
-        if until is not None:  # the worker's set-up counts against the budget
-            task = dataclasses.replace(task, deadline=until)
+        if tl is not None:  # the worker's set-up counts against the budget
+            task = dataclasses.replace(task, run_for_s=tl)
         self.task, self.handle = task, self.exe.submit(solve_task, task)
 
     def take(self) -> tuple[list[_Route], list[int], float]:
@@ -817,7 +817,7 @@ class _WholeLane:
         if self.exchanged or self.exchange_round is None:
             return False
         if self.exchange_at is not None:
-            return time.time() >= self.exchange_at
+            return time.monotonic() >= self.exchange_at
         return rnd >= self.exchange_round
 
     def exchange(
@@ -859,7 +859,8 @@ def _start_whole(
     n_loc = len(prep.problem.depots) + len(prep.piece_stop)
     if whole_instance_bytes(n_loc, len(prep.profiles)) > params.portfolio_memory_mb * 2**20:
         return None
-    end = None if time_limit is None else time.time() + max(0.5, time_limit - elapsed() - 1.0)
+    now = time.monotonic()
+    end = None if time_limit is None else now + max(0.5, time_limit - elapsed() - 1.0)
     ex = params.portfolio_exchange
     return _WholeLane(
         prep,
@@ -867,7 +868,7 @@ def _start_whole(
         seed,
         end,
         None if iterations is None else iterations * max(1, params.rounds),
-        None if end is None or not ex else time.time() + (end - time.time()) / 2,
+        None if end is None or not ex else now + (end - now) / 2,
         max(1, params.rounds // 2) if ex else None,
     )
 
@@ -971,7 +972,7 @@ def _solve_decomposed(
             base = min(base_time, remaining - 0.5)
             if lane is not None and lane.exchange_at is not None and not lane.exchanged:
                 # Rounds end near the exchange, so the lane does not wait long for them.
-                remaining = min(remaining, max(1.5, lane.exchange_at - time.time()))
+                remaining = min(remaining, max(1.5, lane.exchange_at - time.monotonic()))
             # Parts of one round run side by side and the round waits for the slowest, so
             # they share one slice: the base grown by the parts' mean recent improvement
             # (unequal slices would leave a worker idle).
