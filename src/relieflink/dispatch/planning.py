@@ -9,8 +9,10 @@ Three phases, so that a job runner can keep the database free while the engine s
    gates, split into loads no larger than the biggest vehicle allowed in; who may come to a
    gate and who carries the last 100 m is :mod:`relieflink.dispatch.reach` (sealed compounds
    in two legs: any vehicle to the gate, the compound's volunteer team inside, at its
-   capacity, within its shift; robots directly). The engine's independent checker verifies
-   every plan; the teams' inner legs are scheduled per compound and give the doors' ETAs.
+   capacity, within its shift; robots directly; open compounds whose team works hand over at
+   the gate the same way, the courier walks to the doors where none does). The engine's
+   independent checker verifies every plan; the teams' inner legs are scheduled per compound
+   and give the doors' ETAs.
 3. :func:`store_plan` (one transaction): parcels with their pickup codes, routes, stops with
    ETAs. ``relieflink.flows.dispatch`` runs the three, marks the requests ``dispatched`` and
    releases what could not be routed (stock freed, allocations back to their requests).
@@ -260,6 +262,7 @@ class WarehouseProblem:
     stop_parcels: list[list[int]]
     modes: list[InnerMode]
     communities: list[int]
+    takers: list[GateTeam | None]  # the compound's team where it takes the stop's load
 
 
 def _unreachable_reason(status: str, vehicles_ok: bool, team: GateTeam | None) -> str:
@@ -303,7 +306,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
     team_left = {
         c: reach.team_day_g(t)
         for c, t in inp.teams.items()
-        if reach.team_works(t) and c in inp.communities and reach.two_legs(*inp.communities[c][2:])
+        if c in inp.communities and reach.team_takes(*inp.communities[c][2:], t)
     }
     for w in source_ids:
         types: list[VehicleType] = []
@@ -331,6 +334,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
         stop_parcels: list[list[int]] = []
         modes: list[InnerMode] = []
         communities: list[int] = []
+        takers: list[GateTeam | None] = []
         for c in sorted(by_source[w]):
             lat, lon, status, vehicles_ok = inp.communities[c]
             team = inp.teams.get(c)
@@ -358,7 +362,22 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
                 dict.fromkeys(too_big, "a single parcel exceeds every allowed vehicle")
             )
             indices = [i for i in indices if inp.parcels[i].weight_g <= cap_g]
-            mode = reach.inner_mode(status, vehicles_ok, None if kinds else FleetKind.van)
+            two = reach.two_legs(status, vehicles_ok)
+            # An open compound's team takes the loads at the gate if its shift meets the hours
+            # the vehicles can come; otherwise the couriers go to the doors all the same.
+            gate_team = (
+                team
+                if c in team_left
+                and team is not None
+                and (
+                    two
+                    or (
+                        team.shift_start_s < max(t.shift_end for t in fit)
+                        and team.shift_end_s > min(t.shift_start for t in fit)
+                    )
+                )
+                else None
+            )
             # Gate loads no larger than the smallest allowed vehicle, so that every vehicle
             # (e-bikes too) can take one; a big vehicle simply makes several stops there.
             heaviest = max((inp.parcels[i].weight_g for i in indices), default=0)
@@ -372,20 +391,24 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
             for k, chunk in enumerate(_chunks(indices, inp.parcels, gate_g, gate_ml)):
                 households = len({inp.parcels[i].household_id for i in chunk})
                 weight = sum(inp.parcels[i].weight_g for i in chunk)
-                per_door = reach.door_s(mode)
-                chunk_kinds, tw = kinds, (0, 86_400)
-                if c in team_left:
-                    assert team is not None
+                chunk_kinds, tw, taker = kinds, (0, 86_400), None
+                if gate_team is not None:
                     if weight <= team_left[c]:
                         team_left[c] -= weight
+                        taker = gate_team
                         # The team is at the gate within its shift, and must finish the inner
                         # leg by its end.
-                        leg = reach.inner_leg_s(weight, team)
-                        tw = (team.shift_start_s, max(team.shift_end_s - leg, team.shift_start_s))
+                        leg = reach.inner_leg_s(weight, gate_team)
+                        tw = (
+                            gate_team.shift_start_s,
+                            max(gate_team.shift_end_s - leg, gate_team.shift_start_s),
+                        )
+                    elif not two:
+                        pass  # the open compound's team is full today: the courier walks
                     elif robots and weight <= max(t.capacity_g for t in robots):
                         chunk_kinds = reach.ROBOT_KINDS  # the team is full today: robots only
                     else:
-                        kg = reach.team_day_g(team) // 1000
+                        kg = reach.team_day_g(gate_team) // 1000
                         unassigned.update(
                             dict.fromkeys(
                                 chunk,
@@ -394,6 +417,10 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
                             )
                         )
                         continue
+                mode = reach.inner_mode(
+                    status, vehicles_ok, None if kinds else FleetKind.van, taker
+                )
+                per_door = reach.door_s(mode)
                 stops.append(
                     Stop(
                         id=f"c{c}:{k}",
@@ -410,6 +437,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
                 stop_parcels.append(chunk)
                 modes.append(mode)
                 communities.append(c)
+                takers.append(taker)
         if not stops:
             continue
         if not types:
@@ -423,7 +451,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
             vehicle_types=tuple(types),
             name=f"warehouse {w} on {inp.day.isoformat()}",
         )
-        problems.append(WarehouseProblem(w, problem, stop_parcels, modes, communities))
+        problems.append(WarehouseProblem(w, problem, stop_parcels, modes, communities, takers))
     return problems, unassigned
 
 
@@ -436,12 +464,7 @@ def _door_etas(inp: PlanInput, routes: list[PlannedVehicleRoute]) -> dict[str, A
         for s in r.stops:
             team = inp.teams.get(s.community_id)
             _, _, status, vehicles_ok = inp.communities[s.community_id]
-            if (
-                s.inner_mode == InnerMode.volunteer
-                and reach.two_legs(status, vehicles_ok)
-                and team is not None
-                and reach.team_works(team)
-            ):
+            if s.inner_mode == InnerMode.volunteer and reach.team_takes(status, vehicles_ok, team):
                 legs[s.community_id].append(s)
             else:
                 households = len({inp.parcels[i].household_id for i in s.parcels})
@@ -533,7 +556,7 @@ def solve_plan(
                 planned.append(
                     PlannedStop(
                         c,
-                        reach.inner_mode(status, vehicles_ok, g.kind),
+                        reach.inner_mode(status, vehicles_ok, g.kind, wp.takers[visit.stop]),
                         visit.service_start_s,
                         take,
                     )

@@ -4,7 +4,10 @@ Pure (no database): the planner (:mod:`relieflink.dispatch.planning`) and the al
 (through :func:`relieflink.dispatch.fleet.reach_matrix`) both ask it, so that a household is
 only given stock that some vehicle can actually bring to its gate.
 
-* Open compounds: any vehicle, the courier goes door to door.
+* Open compounds: any vehicle. Where the compound's volunteer team works that day, the load is
+  handed over at the gate and the team carries it in, within its shift and its day's capacity
+  (as deliveries stopped at the compound gate in the 2022 lockdown); without a team at work, or
+  beyond what it can carry, the courier goes door to door.
 * Controlled compounds: any vehicle to the gate, volunteers carry inside.
 * Sealed (or no-vehicle) compounds, two legs: any carrier's vehicle drives to the gate when the
   compound's volunteer team works that day, and the team carries each parcel the last 100 m;
@@ -87,6 +90,15 @@ def team_works(team: GateTeam | None) -> bool:
     return team is not None and team.available > 0 and team.trolley_capacity_kg > 0
 
 
+def team_takes(status: str, vehicles_allowed: bool, team: GateTeam | None) -> bool:
+    """The compound's team takes the loads at the gate and carries them in, within its shift
+    and its day's capacity: where vehicles may not enter, and in an open compound (where the
+    courier would otherwise walk to the doors), when the team works today."""
+    return team_works(team) and (
+        two_legs(status, vehicles_allowed) or status != LockdownStatus.controlled
+    )
+
+
 def allowed_kinds(
     status: str, vehicles_allowed: bool, team: GateTeam | None = None
 ) -> frozenset[VehicleKind] | None:
@@ -96,13 +108,22 @@ def allowed_kinds(
     return None
 
 
-def inner_mode(status: str, vehicles_allowed: bool, kind: FleetKind | None = None) -> InnerMode:
-    """Who carries the last 100 metres inside the compound, for a vehicle of ``kind``."""
+def inner_mode(
+    status: str,
+    vehicles_allowed: bool,
+    kind: FleetKind | None = None,
+    team: GateTeam | None = None,
+) -> InnerMode:
+    """Who carries the last 100 metres inside the compound, for a vehicle of ``kind``; ``team``
+    is the compound's volunteer team if it takes this load at the gate (None: no team at work
+    then, or its day's capacity is taken)."""
     if two_legs(status, vehicles_allowed):
         if kind is None or kind in (FleetKind.robot, FleetKind.foot):
             return InnerMode.robot
         return InnerMode.volunteer
-    if status == LockdownStatus.controlled:
+    if status == LockdownStatus.controlled or team_works(team):
+        # Counted over at the gate (:data:`HANDOFF_DOOR_S` a household), the team carries it
+        # in; in an open compound only where its team works today.
         return InnerMode.volunteer
     return InnerMode.courier
 
