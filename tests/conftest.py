@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+from relieflink import clock
 from relieflink.config import get_settings
 from relieflink.db import Base, get_engine, get_sessionmaker, reset_engine
 from relieflink.db.migrations import upgrade
@@ -133,3 +134,28 @@ def configure(settings: pytest.MonkeyPatch, **values: object) -> None:
     for name, value in values.items():
         settings.setenv(f"RELIEFLINK_{name.upper()}", str(value))
     get_settings.cache_clear()
+
+
+MORNING = time(9)
+
+
+@pytest.fixture
+def morning() -> Iterator[datetime]:
+    """The clock at the next 09:00 local time (today's, or tomorrow's once past it), ticking,
+    for this test: a test that plans today has the day's shifts ahead of it whatever the
+    wall-clock hour it runs at (a plan made at 20:00 cannot use a shift that ended at 18:00).
+    Moved forward, never back: the test client's and the browser's cookie jars expire a
+    session's cookie by the wall clock. The suite's clock-shift mode still moves the day.
+    Yields the moment it starts at."""
+    now = clock.now()
+    start = datetime.combine(clock.today(), MORNING, clock.zone()).astimezone(UTC)
+    if start < now:
+        start = datetime.combine(
+            clock.today() + timedelta(days=1), MORNING, clock.zone()
+        ).astimezone(UTC)
+    offset = start - now
+    previous = clock.use(lambda: previous() + offset)
+    try:
+        yield start
+    finally:
+        clock.use(previous)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +19,9 @@ from tests.dispatch.factories import make_city
 from tests.factories import make_user, sign_in
 from tests.teams.test_gate_page import _at_the_gates
 from tests.web.operations_kit import courier_of
+
+# Plans made today: the clock at a morning hour, whatever the hour the suite runs at.
+pytestmark = pytest.mark.usefixtures("morning")
 
 MY_DAY = "/api/v1/dispatch/my-day"
 BATCH = "/api/v1/dispatch/events:batch"

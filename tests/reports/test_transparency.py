@@ -37,6 +37,9 @@ from relieflink.stock import service as stock
 from tests.dispatch.factories import City, make_city
 from tests.factories import make_community, make_district, make_household, make_user, sign_in
 
+# Plans made today: the clock at a morning hour, whatever the hour the suite runs at.
+pytestmark = pytest.mark.usefixtures("morning")
+
 BATCH = "/api/v1/dispatch/events:batch"
 PHONE = "+86 139 8765 4321"
 BUILDING, UNIT = "Peony-Tower-77", "Flat-4471"

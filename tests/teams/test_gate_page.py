@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,6 +29,9 @@ from tests.factories import make_user, sign_in
 from tests.teams.factories import make_team
 from tests.web.helpers import signed_in
 from tests.web.operations_kit import courier_of, event_form, pickup_code, planned_city
+
+# Plans made today: the clock at a morning hour, whatever the hour the suite runs at.
+pytestmark = pytest.mark.usefixtures("morning")
 
 
 def _event(db: Session, actor: User, **fields: object) -> None:

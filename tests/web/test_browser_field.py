@@ -36,7 +36,7 @@ from tests.factories import PASSWORD, make_user
 from tests.web.browser_kit import BROWSER_MARKS, PHONE, WIDE, fits, new_context, shot
 from tests.web.operations_kit import today
 
-pytestmark = [*BROWSER_MARKS, pytest.mark.slow]
+pytestmark = [*BROWSER_MARKS, pytest.mark.slow, pytest.mark.usefixtures("morning")]
 BATCH = re.compile(r".*/api/v1/dispatch/events:batch$")
 
 

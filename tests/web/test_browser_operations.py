@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -43,7 +44,7 @@ from tests.web.browser_kit import (
 )
 from tests.web.operations_kit import courier_of, courier_route, pickup_code, planned_city
 
-pytestmark = BROWSER_MARKS
+pytestmark = [*BROWSER_MARKS, pytest.mark.usefixtures("morning")]
 JOB_TIMEOUT = 60_000  # ms: the machine's two cores are shared with other test runs
 
 

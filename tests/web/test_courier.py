@@ -3,6 +3,7 @@ the real pages (CSRF, the per-form client event id, the pickup code check)."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
@@ -36,6 +37,9 @@ from tests.web.operations_kit import (
     pickup_code,
     planned_city,
 )
+
+# Plans made today: the clock at a morning hour, whatever the hour the suite runs at.
+pytestmark = pytest.mark.usefixtures("morning")
 
 
 def _post(client: TestClient, route_id: int, fields: dict[str, str], **extra: str) -> Response:

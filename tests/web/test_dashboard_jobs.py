@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, time
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,6 +29,9 @@ from tests.factories import make_household, make_user
 from tests.stock.factories import make_item, make_kit
 from tests.web.helpers import csrf_of, signed_in
 from tests.web.operations_kit import today
+
+# Plans made today: the clock at a morning hour, whatever the hour the suite runs at.
+pytestmark = pytest.mark.usefixtures("morning")
 
 HTMX = {"HX-Request": "true"}
 
