@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
-from relieflink import columns
+from relieflink import clock, columns
 from relieflink.audit import service as audit
 from relieflink.dispatch import reach
 from relieflink.dispatch import repository as repo
@@ -234,16 +234,33 @@ def available_counts(session: Session, day: date) -> dict[int, int]:
     return counts
 
 
+def shift_from_s(day: date) -> int:
+    """Seconds into ``day`` from which its shifts can still be worked: now (:mod:`relieflink.clock`,
+    local time) when ``day`` is today, as a plan made at 20:00 cannot use the morning; else
+    the day's start."""
+    now = clock.local(clock.now())
+    if now.date() != day:
+        return 0
+    return now.hour * 3600 + now.minute * 60 + now.second
+
+
+def _hhmm(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}"
+
+
 def groups_of_day(session: Session, day: date) -> list[FleetGroup]:
     """The vehicle groups free to plan on ``day``: active groups × the day's availability
     (breakdowns lowered it when they were recorded: :func:`record_breakdowns`), minus vehicles
-    out on a loaded or departed route."""
+    out on a loaded or departed route; on today, each from now on (:func:`shift_from_s`), and
+    none whose shift is over (:func:`shifts_over` says which)."""
     counts = available_counts(session, day)
     busy = repo.busy_vehicles(session, day)
+    from_s = shift_from_s(day)
     groups = []
     for v in repo.active_vehicles(session):
         n = counts.get(v.id, 0) - busy.get(v.id, 0)
-        if n > 0:
+        start = max(v.shift_start_s, from_s)
+        if n > 0 and start < v.shift_end_s:
             groups.append(
                 FleetGroup(
                     v.id,
@@ -255,13 +272,25 @@ def groups_of_day(session: Session, day: date) -> list[FleetGroup]:
                     v.capacity_ml,
                     v.speed_kmh,
                     v.range_m,
-                    v.shift_start_s,
+                    start,
                     v.shift_end_s,
                     v.fixed_cost_fen,
                     v.cost_per_km_fen,
                 )
             )
     return groups
+
+
+def shifts_over(session: Session, day: date) -> dict[str, str]:
+    """The vehicle groups working on ``day`` whose shift is over at this hour (they get no
+    route from a plan made now), by code, the reason in words."""
+    from_s = shift_from_s(day)
+    counts = available_counts(session, day)
+    return {
+        v.code: f"{v.kind} shift ended at {_hhmm(v.shift_end_s)}; planned at {_hhmm(from_s)}"
+        for v in repo.active_vehicles(session)
+        if counts.get(v.id, 0) > 0 and v.shift_end_s <= from_s
+    }
 
 
 def vehicles_out(session: Session, day: date) -> int:

@@ -91,6 +91,8 @@ class PlanInput:
     communities: dict[int, tuple[float, float, str, bool]]  # lat, lon, status, vehicles allowed
     release_routes: list[int] = field(default_factory=list)
     teams: dict[int, GateTeam] = field(default_factory=dict)  # by community: at work today
+    # Vehicle groups of the day whose shift is over when the plan is made (code → why).
+    shifts_over: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,7 +155,10 @@ def prepare_plan(
     ids = {p.community_id for p in parcels}
     communities = repo.community_access(session, ids)
     teams = fleet.gate_teams(session, day, ids)
-    return PlanInput(day, replan_of_id, parcels, groups, warehouses, communities, release, teams)
+    over = fleet.shifts_over(session, day)
+    return PlanInput(
+        day, replan_of_id, parcels, groups, warehouses, communities, release, teams, over
+    )
 
 
 def _new_parcels(session: Session) -> list[PlanParcel]:
@@ -265,15 +270,18 @@ class WarehouseProblem:
     takers: list[GateTeam | None]  # the compound's team where it takes the stop's load
 
 
-def _unreachable_reason(status: str, vehicles_ok: bool, team: GateTeam | None) -> str:
+def _unreachable_reason(
+    status: str, vehicles_ok: bool, team: GateTeam | None, inp: PlanInput
+) -> str:
     if reach.two_legs(status, vehicles_ok) and not reach.team_works(team):
         return (
             "sealed compound with no volunteer team at work today, and no robot within range "
             "of this warehouse"
         )
-    return (
-        "no vehicle of the day can reach this gate from this warehouse within its range and shift"
-    )
+    why = "no vehicle of the day can reach this gate from this warehouse within its range and shift"
+    if inp.shifts_over:
+        why += f" (shift over for {len(inp.shifts_over)} vehicle groups at the plan's hour)"
+    return why
 
 
 def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, str]]:
@@ -341,7 +349,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
             indices = by_source[w][c]
             if (c, w) not in reachable:
                 unassigned.update(
-                    dict.fromkeys(indices, _unreachable_reason(status, vehicles_ok, team))
+                    dict.fromkeys(indices, _unreachable_reason(status, vehicles_ok, team, inp))
                 )
                 continue
             kinds = reach.allowed_kinds(status, vehicles_ok, team)
@@ -516,7 +524,12 @@ def solve_plan(
     total_stops = sum(len(p.problem.stops) for p in problems)
     budget = time_limit if time_limit is not None else min(30.0, 1.0 + 0.02 * total_stops)
     group_by_id = {f"g{g.vehicle_id}": g for g in inp.fleet}
-    stats: dict[str, Any] = {"warehouses": len(problems), "gate_loads": total_stops}
+    stats: dict[str, Any] = {
+        "warehouses": len(problems),
+        "gate_loads": total_stops,
+        # Vehicles whose shift is over at the plan's hour: no route for them (code → why).
+        "shifts_over": dict(inp.shifts_over),
+    }
     # A small day stays in this process (no pool to start); a city goes to the pool or to Dask.
     own = executor is None
     if executor is None:
