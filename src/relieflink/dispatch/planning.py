@@ -41,6 +41,7 @@ from relieflink.models import (
     FleetKind,
     InnerMode,
     PlanStatus,
+    PriorityClass,
     User,
 )
 from relieflink.optim.geo import haversine_m
@@ -79,6 +80,9 @@ class PlanParcel:
     packs: int
     lines: list[tuple[int, int, str, int | None, int | None, int]] = field(default_factory=list)
     # (allocation id, request line id, reference, kit id, item id, quantity)
+    # Its urgency as the allocation run ranked its most urgent allocation: (priority class,
+    # -score), smallest first (:func:`relieflink.needs.allocation.load_lines`' order).
+    rank: tuple[int, int] = (len(PriorityClass), 0)
 
 
 @dataclass
@@ -148,7 +152,12 @@ def prepare_plan(
         for route_id in failed:
             if route_id not in release and repo.route_status(session, route_id) is None:
                 raise Invalid(f"no route {route_id}")
-    parcels = [PlanParcel(*row) for row in repo.pending_parcels(session, release)]
+    parcels = [
+        PlanParcel(pid, household, community, warehouse, g, ml, packs, rank=_rank(klass, score))
+        for pid, household, community, warehouse, g, ml, packs, klass, score in (
+            repo.pending_parcels(session, release)
+        )
+    ]
     parcels.extend(_new_parcels(session))
     groups = fleet.groups_of_day(session, day)  # breakdowns included (record_breakdowns)
     warehouses = repo.warehouse_places(session)
@@ -166,20 +175,24 @@ def _new_parcels(session: Session) -> list[PlanParcel]:
     and warehouse), weighed from the catalog."""
     kits, items = repo.sku_sizes(session)
     parcels: dict[tuple[int, int], PlanParcel] = {}
-    for a, line, ref, kit, item, q, household, warehouse, community in repo.unparcelled_allocations(
-        session
-    ):
+    for row in repo.unparcelled_allocations(session):
+        a, line, ref, kit, item, q, household, warehouse, community, klass, score = row
         p = parcels.get((household, warehouse))
         if p is None:
             p = parcels[(household, warehouse)] = PlanParcel(
                 None, household, community, warehouse, 0, 0, 0
             )
+        p.rank = min(p.rank, _rank(klass, score))
         g, ml = kits[kit] if kit is not None else items[item or 0]
         p.weight_g += g * q
         p.volume_ml += ml * q
         p.packs += q
         p.lines.append((a, line, ref, kit, item, q))
     return list(parcels.values())
+
+
+def _rank(klass: int | None, score: int | None) -> tuple[int, int]:
+    return (len(PriorityClass) if klass is None else klass, -(score or 0))
 
 
 # --- phase 2: solve (pure) --------------------------------------------------------------------
@@ -284,13 +297,39 @@ def _unreachable_reason(
     return why
 
 
+def _beyond_carriage(
+    inp: PlanInput,
+    gates: dict[int, list[int]],
+    types: list[VehicleType],
+    reachable: set[tuple[int, int]],
+    w: int,
+) -> set[int]:
+    """When the free vehicles at warehouse ``w`` cannot carry all its parcels (one trip each),
+    the least urgent ones: the parcels are loaded in the allocation's order of urgency
+    (:attr:`PlanParcel.rank`) until the vehicles' payload is taken; the rest wait."""
+    if not types:
+        return set()
+    room = sum(t.count * t.capacity_g for t in types)
+    routable = [i for c, indices in gates.items() if (c, w) in reachable for i in indices]
+    out: set[int] = set()
+    for i in sorted(routable, key=lambda i: inp.parcels[i].rank):
+        room -= inp.parcels[i].weight_g
+        if room < 0:
+            out.add(i)
+    return out
+
+
 def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, str]]:
     """One routing problem per stock warehouse (gate loads as stops, access rules as allowed
     kinds, a team's shift as the time window of its gate), and the parcels that cannot be
     routed at all, with the reason in words."""
     by_source: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     load_g: dict[int, int] = defaultdict(int)
-    for i, p in enumerate(inp.parcels):
+    # The most urgent parcels first (as the allocation ranked them), at every gate: the first
+    # gate loads, and the parcels a split visit takes first, are theirs.
+    ranked = sorted(range(len(inp.parcels)), key=lambda i: inp.parcels[i].rank)
+    for i in ranked:
+        p = inp.parcels[i]
         by_source[p.warehouse_id][p.community_id].append(i)
         load_g[p.warehouse_id] += max(p.weight_g, 1)
     groups = _assign_groups(inp, load_g)
@@ -343,10 +382,20 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
         modes: list[InnerMode] = []
         communities: list[int] = []
         takers: list[GateTeam | None] = []
+        full = _beyond_carriage(inp, by_source[w], types, reachable, w)
+        unassigned.update(
+            dict.fromkeys(
+                full,
+                "no room left on the free vehicles from this warehouse: more urgent parcels "
+                "went first",
+            )
+        )
         for c in sorted(by_source[w]):
             lat, lon, status, vehicles_ok = inp.communities[c]
             team = inp.teams.get(c)
-            indices = by_source[w][c]
+            indices = [i for i in by_source[w][c] if i not in full]
+            if not indices:
+                continue
             if (c, w) not in reachable:
                 unassigned.update(
                     dict.fromkeys(indices, _unreachable_reason(status, vehicles_ok, team, inp))

@@ -94,7 +94,8 @@ def vehicles_of_routes(session: Session, route_ids: Iterable[int]) -> list[int]:
 
 def pending_parcels(session: Session, release_routes: Sequence[int]) -> list[tuple[Any, ...]]:
     """Parcels waiting for a route, and those of ``release_routes`` (not loaded yet): id,
-    household, community, warehouse, grams, millilitres and packs of each."""
+    household, community, warehouse, grams, millilitres and packs of each, and the priority
+    class and score of its most urgent allocation (as the allocation run ranked it)."""
     cond = Parcel.status == ParcelStatus.pending
     if release_routes:
         cond = cond | (
@@ -109,11 +110,23 @@ def pending_parcels(session: Session, release_routes: Sequence[int]) -> list[tup
             Parcel.weight_g,
             Parcel.volume_ml,
             Parcel.packs,
+            _parcel_rank(func.min(Allocation.priority_class)),
+            _parcel_rank(func.max(Allocation.score)),
         )
         .where(cond)
         .order_by(Parcel.id)
     )
     return [tuple(r) for r in rows]
+
+
+def _parcel_rank(column: Any) -> Any:
+    """An aggregate of a parcel's allocations (correlated to the outer ``Parcel``)."""
+    return (
+        select(column)
+        .join(ParcelLine, ParcelLine.allocation_id == Allocation.id)
+        .where(ParcelLine.parcel_id == Parcel.id)
+        .scalar_subquery()
+    )
 
 
 def sku_sizes(session: Session) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
@@ -129,7 +142,7 @@ def sku_sizes(session: Session) -> tuple[dict[int, tuple[int, int]], dict[int, t
 def unparcelled_allocations(session: Session) -> list[tuple[Any, ...]]:
     """Reserved allocations of live requests not yet carried by any parcel, by household,
     warehouse and id: allocation, request line, reference, kit, item, quantity, household,
-    warehouse and the household's community."""
+    warehouse, the household's community, and the allocation's priority class and score."""
     stmt = (
         select(
             Allocation.id,
@@ -141,6 +154,8 @@ def unparcelled_allocations(session: Session) -> list[tuple[Any, ...]]:
             Allocation.household_id,
             Allocation.warehouse_id,
             Household.community_id,
+            Allocation.priority_class,
+            Allocation.score,
         )
         .join(RequestLine, RequestLine.id == Allocation.line_id)
         .join(NeedRequest, NeedRequest.id == RequestLine.request_id)
