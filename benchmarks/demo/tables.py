@@ -1,0 +1,80 @@
+"""Print the outcome tables of benchmarks/demo/README.md from demo runs' summary.json files.
+
+    .venv/bin/python benchmarks/demo/tables.py NAME=DIR/summary.json [NAME=DIR/summary.json ...]
+
+Each cell: the median over the run's seeds (range); waits in hours from asking to the whole
+request delivered; "not reached": fewer than half delivered by the end (for that seed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+GROUPS = ("infant", "pregnant", "chronic", "elderly", "other")
+
+
+def _share(values: list[float]) -> str:
+    return f"{median(values) * 100:.1f}% ({min(values) * 100:.1f}%–{max(values) * 100:.1f}%)"
+
+
+def _wait(values: list[float | None]) -> str:
+    reached = [v for v in values if v is not None]
+    mid = median([math.inf if v is None else v for v in values])
+    if not reached:
+        return "not reached"
+    span = f"{min(reached):.1f}–{max(reached):.1f}"
+    missing = len(values) - len(reached)
+    if mid == math.inf:
+        return f"not reached ({span}, {missing} not reached)"
+    return f"{mid:.1f} ({span})" + (f", {missing} not reached" if missing else "")
+
+
+def table(name: str, summary: dict[str, Any]) -> str:
+    seeds = summary["per_seed"]
+    head = (
+        f"### {name}: seeds {summary['seeds']}, supply {summary['supply_ratio']}, households "
+        f"{[s['households'] for s in seeds]}, ledger {summary['ledger_reconciled']}"
+    )
+    rows = [
+        head,
+        "| group | priority 24 h served, median (range) | FCFS | priority median wait h "
+        "| FCFS median wait h |",
+        "|---|---|---|---|---|",
+    ]
+    for group in GROUPS:
+        cells = []
+        for policy in ("priority", "fifo"):
+            cells.append(_share([s[policy]["groups"][group]["served_within_24h"] for s in seeds]))
+        for policy in ("priority", "fifo"):
+            cells.append(
+                _wait([s[policy]["groups"][group]["median_hours_to_delivery"] for s in seeds])
+            )
+        rows.append(f"| {group} | " + " | ".join(cells) + " |")
+    cost = {p: summary[p]["cost_per_delivered_pack_yuan"] for p in ("priority", "fifo")}
+    spread = {p: summary["spread"][p]["cost_per_delivered_pack_yuan"] for p in cost}
+    rows.append(
+        f"| cost ¥/pack (median over seeds; range) | {cost['priority']} ({spread['priority']}) "
+        f"| {cost['fifo']} ({spread['fifo']}) | ratio {cost['priority'] / cost['fifo']:.2f} | |"
+    )
+    rows.append(
+        "| routes driven, waves (median) | "
+        f"{summary['priority']['routes_driven']}, {summary['priority']['waves']} | "
+        f"{summary['fifo']['routes_driven']}, {summary['fifo']['waves']} | | |"
+    )
+    return "\n".join(rows)
+
+
+def main(args: list[str]) -> None:
+    for arg in args:
+        name, _, path = arg.partition("=")
+        print(table(name, json.loads(Path(path).read_text())))
+        print()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
