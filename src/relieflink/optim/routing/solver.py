@@ -28,6 +28,7 @@ from relieflink.optim.routing._tasks import SubProfile, SubResult, SubTask, SubV
 from relieflink.optim.routing.checker import check_solution, default_provider
 from relieflink.optim.routing.construct import (
     nearest_neighbours,
+    packed_sweep_routes,
     pick_route_groups,
     savings_routes,
 )
@@ -96,6 +97,15 @@ class RoutingParams:
         the rounds), keep the cheaper of its plan and the decomposition's in both, and restart
         the lane from that plan for the second half: each side seeds the other once. Off, the
         lane is one PyVRP run over the whole budget and the plan is never worse than it.
+    long_route_clients
+        Where every depot's problem is plain CVRP and its capacity holds at least this many
+        mean demands (long routes), the sweep pass starts each part from routes packed to
+        capacity (:func:`~relieflink.optim.routing.construct.packed_sweep_routes`; of its
+        two cuts, thin sectors or sectors cut into bands by distance, the cheaper) instead
+        of from scratch: parts solved from scratch round their vehicle counts up one by one
+        (30 routes where 27 suffice on Leuven1-west-L115), and with routes this long every
+        extra route pays the trip out from the depot, which the rounds, re-optimising a few
+        routes at a time, rarely win back.
     """
 
     direct_limit: int = 1500
@@ -110,6 +120,7 @@ class RoutingParams:
     max_slice_growth: float = 2.0
     portfolio_memory_mb: int = 0
     portfolio_exchange: bool = True
+    long_route_clients: float = 40.0
 
     def __post_init__(self) -> None:
         if self.direct_limit < 1 or self.part_size < 2:
@@ -126,6 +137,8 @@ class RoutingParams:
             raise ValueError("max_slice_growth must be >= 1")
         if self.portfolio_memory_mb < 0:
             raise ValueError("portfolio_memory_mb must be >= 0")
+        if self.long_route_clients <= 0:
+            raise ValueError("long_route_clients must be > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,26 +453,93 @@ def _finish(prep: _Prepared, r: _Route) -> _Route:
     return r
 
 
+def _sweep_angles(prep: _Prepared, d: int) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Pieces of home depot ``d`` with their polar angle (0 at the widest angular gap, so
+    the sweep never cuts a cluster in two) and radius around the depot."""
+    idx = np.flatnonzero(prep.home_depot == d)
+    n_dep = len(prep.problem.depots)
+    rel = prep.xy[n_dep + prep.piece_stop[idx]] - prep.xy[d]
+    ang = np.arctan2(rel[:, 1], rel[:, 0])
+    if len(ang) > 1:
+        srt = np.sort(ang)
+        gaps = np.diff(np.concatenate([srt, [srt[0] + 2 * np.pi]]))
+        cut = srt[(int(np.argmax(gaps)) + 1) % len(srt)]
+        ang = np.mod(ang - cut, 2 * np.pi)
+    return idx, ang, np.hypot(rel[:, 0], rel[:, 1])
+
+
 def _split_initial(prep: _Prepared, part_size: int) -> list[list[int]]:
     """Split pieces by home depot, then by polar sweep around the depot into parts."""
     parts: list[list[int]] = []
     for d in sorted(set(prep.home_depot.tolist())):
-        idx = np.flatnonzero(prep.home_depot == d)
+        idx, ang, _ = _sweep_angles(prep, d)
         if len(idx) == 0:
             continue
-        n_dep = len(prep.problem.depots)
-        rel = prep.xy[n_dep + prep.piece_stop[idx]] - prep.xy[d]
-        ang = np.arctan2(rel[:, 1], rel[:, 0])
         order = idx[np.lexsort((idx, ang))]
-        srt = np.sort(ang)
-        if len(srt) > 1:  # start the sweep at the widest angular gap
-            gaps = np.diff(np.concatenate([srt, [srt[0] + 2 * np.pi]]))
-            cut = int(np.argmax(gaps)) + 1
-            order = np.roll(order, -cut)
         k = max(1, math.ceil(len(order) / part_size))
         for chunk in np.array_split(order, k):
             parts.append([int(x) for x in chunk])
     return parts
+
+
+def _packed_parts(
+    prep: _Prepared, params: RoutingParams, stats: dict[str, float | int | str]
+) -> tuple[list[list[int]], list[list[tuple[int, list[int]]]], list[dict[int, int]]] | None:
+    """Sweep parts made of whole routes packed to capacity, for long routes on plain CVRP.
+
+    Returns the parts, the routes that seed each part's solve and each part's vehicles (its
+    routes plus a share of the depot's spare vehicles); ``None`` where it does not apply: a
+    depot's problem is more than plain CVRP, or its capacity holds fewer than
+    ``params.long_route_clients`` mean demands, or the packed routes outnumber its fleet.
+    """
+    plain = _plain_types(prep)
+    if plain is None:
+        return None
+    parts: list[list[int]] = []
+    seeds: list[list[tuple[int, list[int]]]] = []
+    budgets: list[dict[int, int]] = []
+    for d, t in plain.items():
+        vt = prep.problem.vehicle_types[t]
+        idx, ang, rad = _sweep_angles(prep, d)
+        loads = np.column_stack([prep.piece_g[idx], prep.piece_ml[idx]])
+        cap = np.array([vt.capacity_g, vt.capacity_ml], dtype=np.float64)
+        used = loads.sum(axis=0) > 0
+        mean = loads.mean(axis=0)
+        if not used.any() or np.min(cap[used] / mean[used]) < params.long_route_clients:
+            return None
+        cap_used = cap[used]
+        bound = int(np.max(np.ceil(loads.sum(axis=0)[used] / cap_used)))
+        if bound > vt.count:
+            return None
+        k = min(bound, max(1, math.ceil(len(idx) / params.part_size)))
+        # Two cuts of the sweep: every route a thin sector of its own (good while sectors
+        # are wide: 27 routes on Leuven1-west-L115), or ``k`` sectors, one a part, cut into
+        # bands by distance (good when thin sectors would run the whole way out: 175
+        # routes on Flanders1-west-L115). The cheaper as first cut is kept.
+        best: tuple[int, list[list[list[int]]]] | None = None
+        for n_sec in (0, k):
+            secs = packed_sweep_routes(ang, rad, loads, (vt.capacity_g, vt.capacity_ml), n_sec)
+            cost = sum(_schedule(prep, t, [int(idx[c]) for c in r]).cost for s in secs for r in s)
+            if n_sec == 0:  # one route a sector: parts of consecutive routes
+                flat = [r for s in secs for r in s]
+                secs = [
+                    [flat[i] for i in g.tolist()] for g in np.array_split(np.arange(len(flat)), k)
+                ]
+            if best is None or cost < best[0]:
+                best = (cost, secs)
+                stats["packed_cut"] = "sectors" if n_sec == 0 else "bands"
+        assert best is not None
+        sectors = best[1]
+        n_routes = sum(len(sec) for sec in sectors)
+        if n_routes > vt.count:
+            return None
+        spare = _allocate({t: vt.count - n_routes}, [float(len(sec)) for sec in sectors])
+        for sec, extra in zip(sectors, spare, strict=True):
+            rs = [[int(idx[c]) for c in r] for r in sec]
+            parts.append([p for r in rs for p in r])
+            seeds.append([(t, r) for r in rs])
+            budgets.append({t: len(rs) + extra.get(t, 0)})
+    return parts, seeds, budgets
 
 
 def _allocate(counts: dict[int, int], weights: list[float]) -> list[dict[int, int]]:
@@ -546,15 +626,15 @@ def _schedule(prep: _Prepared, vtype: int, pieces: list[int]) -> _Route:
     )
 
 
-def _savings_start(prep: _Prepared, nbrs: IntArray) -> list[_Route] | None:
-    """Granular savings per home depot; ``None`` where the problem is more than plain CVRP.
+def _plain_types(prep: _Prepared) -> dict[int, int] | None:
+    """The one vehicle type of each home depot, where every depot's problem is plain CVRP.
 
-    Savings respect capacity only, so they are used when each depot has one fleet with no
-    time windows, shift, range or duration limits, site rules or duration costs to break.
+    ``None`` where a depot has several fleets, or its fleet has time windows, a shift,
+    range or duration limit, site rules or duration costs to break: the constructions that
+    only respect capacity (savings, the packed sweep) do not apply there.
     """
     problem = prep.problem
-    n_dep = len(problem.depots)
-    routes: list[_Route] = []
+    out: dict[int, int] = {}
     for d in sorted(set(prep.home_depot.tolist())):
         types = [
             t
@@ -572,8 +652,7 @@ def _savings_start(prep: _Prepared, nbrs: IntArray) -> list[_Route] | None:
         ed = problem.depot_index[vt.end]
         t0 = max(vt.shift_start, problem.depots[d].open_s)
         latest = min(vt.shift_end, problem.depots[ed].close_s)
-        idx = np.flatnonzero(prep.home_depot == d)
-        stops = prep.piece_stop[idx]
+        stops = prep.piece_stop[prep.home_depot == d]
         if not prep.compat[t, stops].all():
             return None
         if any(
@@ -581,6 +660,28 @@ def _savings_start(prep: _Prepared, nbrs: IntArray) -> list[_Route] | None:
             for s in set(stops.tolist())
         ):
             return None
+        out[d] = t
+    return out
+
+
+def _savings_start(prep: _Prepared, nbrs: IntArray) -> list[_Route] | None:
+    """Granular savings per home depot; ``None`` where the problem is more than plain CVRP.
+
+    Savings respect capacity only, so they are used when each depot has one fleet with no
+    time windows, shift, range or duration limits, site rules or duration costs to break.
+    """
+    problem = prep.problem
+    n_dep = len(problem.depots)
+    plain = _plain_types(prep)
+    if plain is None:
+        return None
+    routes: list[_Route] = []
+    for d, t in plain.items():
+        vt = problem.vehicle_types[t]
+        ed = problem.depot_index[vt.end]
+        latest = min(vt.shift_end, problem.depots[ed].close_s)
+        idx = np.flatnonzero(prep.home_depot == d)
+        stops = prep.piece_stop[idx]
         # Neighbours of pieces at this depot, as local indices (others are left out).
         local = np.full(len(prep.piece_stop), -1, dtype=np.int64)
         local[idx] = np.arange(len(idx))
@@ -945,7 +1046,6 @@ def _solve_decomposed(
     routes, dropped = _sweep_start(
         prep, exe, workers, time_limit, iterations, seed, params, report, stats
     )
-    stats["construction"] = "sweep"
     cost = sum(r.cost for r in routes) / 1000
     stats.setdefault("first_feasible_s", round(elapsed(), 2))
     stats["initial_cost"] = cost
@@ -1029,18 +1129,28 @@ def _sweep_start(
     report: Callable[[str, float | None, int, int], None],
     stats: dict[str, float | int | str],
 ) -> tuple[list[_Route], list[int]]:
-    """First plan for general problems: polar-sweep parts, each solved from scratch."""
+    """First plan: polar-sweep parts, each solved from scratch (or, for long routes on plain
+    CVRP, from routes packed to capacity in sweep order, see :func:`_packed_parts`)."""
     workers = lanes
-    parts = _split_initial(prep, params.part_size)
+    packed = _packed_parts(prep, params, stats)
+    seeds: list[list[tuple[int, list[int]]] | None]
+    if packed is not None:
+        parts, packed_seeds, budgets = packed
+        seeds = list(packed_seeds)
+        stats["construction"] = "packed sweep"
+    else:
+        parts = _split_initial(prep, params.part_size)
+        budgets = _initial_budgets(prep, parts)
+        seeds = [None] * len(parts)
+        stats["construction"] = "sweep"
     stats["parts"] = len(parts)
-    budgets = _initial_budgets(prep, parts)
     init_time = None
     if time_limit is not None:
         waves = math.ceil(len(parts) / workers)
         init_time = max(0.5, params.init_share * time_limit / waves - 0.3)
     tasks = [
-        _sub_task(prep, part, b, None, iterations, init_time, seed * 1_000_003 + j)[0]
-        for j, (part, b) in enumerate(zip(parts, budgets, strict=True))
+        _sub_task(prep, part, b, init, iterations, init_time, seed * 1_000_003 + j)[0]
+        for j, (part, b, init) in enumerate(zip(parts, budgets, seeds, strict=True))
     ]
     report("initial", None, 0, len(tasks))
     routes: list[_Route] = []
