@@ -195,7 +195,7 @@ def test_long_routes_start_from_routes_packed_to_capacity() -> None:
     )
     assert_clean(p, res)
     assert res.stats["construction"] == "packed sweep"
-    assert res.stats["packed_cut"] in ("sectors", "bands")
+    assert res.stats["packed_cut"] in ("sectors", "bands", "savings")
     assert res.stats["parts"] == 2  # never more parts than packed routes
     assert len(res.routes) == 2
     # Below the threshold (or with time windows, see above) the sweep parts start from scratch.
@@ -219,3 +219,27 @@ def test_long_routes_start_from_routes_packed_to_capacity() -> None:
 def test_bad_params_are_refused(kw: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="must be"):
         RoutingParams(**kw)  # type: ignore[arg-type]
+
+
+def test_long_route_start_takes_the_fewest_routes_first() -> None:
+    # A savings plan with a route more than the bound loses to the packed sweep, however
+    # cheap: with long routes from the edge the route count decides.
+    from relieflink.optim.routing import solver
+
+    p = _eccentric_problem(120)
+    p = RoutingProblem(p.depots, p.stops, (truck(count=120, cap=60),), name="long")
+    prep = solver._prepare(p, planar(p))
+    params = RoutingParams(direct_limit=10, part_size=40)
+    nb = solver._piece_neighbours(prep, params.savings_neighbours)
+    sav = solver._savings_start(prep, nb)
+    assert sav is not None
+    split = [solver._schedule(prep, 0, r.pieces[:1]) for r in sav]
+    split += [solver._schedule(prep, 0, r.pieces[1:]) for r in sav]
+    stats: dict[str, float | int | str] = {}
+    packed = solver._packed_parts(prep, params, stats, split)
+    assert packed is not None
+    parts, seeds, budgets = packed
+    assert stats["packed_cut"] in ("sectors", "bands")
+    assert sum(len(s) for s in seeds) == 2  # the bound, not the split plan's routes
+    assert sorted(p for part in parts for p in part) == list(range(120))
+    assert [b[0] for b in budgets] == [len(s) + 59 for s in seeds]  # plus the spare share
