@@ -215,7 +215,9 @@ def run_engine(loaded: LoadedInstance, tl: float, workers: int, seed: int) -> di
         "construction": res.stats.get("construction"),
         "result_from": res.stats.get("result_from"),
         "engine_cost": res.cost() / loaded.cost_divisor,
-        "engine_stats": {k: v for k, v in res.stats.items() if k.startswith(("portfolio", "exch"))},
+        # All of the engine's own figures: where the time went (first feasible, end of the
+        # sweep pass and of the search, rounds), what each phase cost, the portfolio's waits.
+        "engine_stats": dict(res.stats),
     }
     return out
 
@@ -611,6 +613,11 @@ def markdown(rows: list[dict], meta: dict[str, Any]) -> str:
                 note = (
                     f"mode {r.get('mode')}"
                     + (f", start {r['construction']}" if r.get("construction") else "")
+                    + (
+                        f" ({r['engine_stats']['packed_cut']})"
+                        if r.get("engine_stats", {}).get("packed_cut")
+                        else ""
+                    )
                     + (", savings plan kept" if r.get("result_from") == "savings" else "")
                     + f", checker violations {r.get('checker_violations')}, "
                     f"first feasible {r.get('first_feasible_s')} s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from relieflink.optim.routing import (
@@ -17,11 +18,15 @@ from relieflink.optim.routing import (
 )
 from relieflink.optim.routing.construct import (
     nearest_neighbours,
+    packed_sweep_routes,
     pick_route_groups,
     savings_routes,
 )
 
 from .conftest import assert_clean, planar, truck
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 def _line_savings(xs: list[float], cap: int, k: int = 4) -> list[list[int]]:
@@ -135,10 +140,106 @@ def test_time_windows_fall_back_to_the_sweep_start() -> None:
     assert "savings_cost" not in res.stats
 
 
+def _half_ring(n: int = 90, seed: int = 3) -> tuple[FloatArray, FloatArray, IntArray]:
+    rng = np.random.default_rng(seed)
+    ang = np.sort(rng.uniform(0.0, np.pi, n))
+    rad = rng.uniform(10.0, 100.0, n)
+    return ang, rad, rng.integers(1, 4, size=(n, 1)).astype(np.int64)
+
+
+def test_packed_sweep_reaches_the_bin_packing_bound_with_balanced_loops() -> None:
+    # 90 clients on a half ring around the depot, loads 1-3, capacity 40: the sweep cut
+    # makes ceil(total / 40) routes of about equal load, each a loop out and back.
+    ang, rad, loads = _half_ring()
+    n, total = len(ang), int(loads.sum())
+    sectors = packed_sweep_routes(ang, rad, loads, [40])
+    routes = [r for sec in sectors for r in sec]
+    assert all(len(sec) == 1 for sec in sectors)  # by default one route a sector
+    assert sorted(c for r in routes for c in r) == list(range(n))
+    assert len(routes) == math.ceil(total / 40)
+    route_loads = [int(loads[r].sum()) for r in routes]
+    assert max(route_loads) <= 40
+    assert max(route_loads) - min(route_loads) <= 3  # balanced: within one client's load
+    for r in routes:  # thin sectors: out by radius on one side, back on the other
+        half = [c for c in r if ang[c] <= np.median(ang[r])]
+        assert r[: len(half)] == sorted(half, key=lambda c: rad[c])
+        assert rad[r[len(half) :]].tolist() == sorted(rad[r[len(half) :]], reverse=True)
+    assert [max(ang[r]) for r in routes] == sorted(max(ang[r]) for r in routes)
+    assert packed_sweep_routes(np.zeros(0), np.zeros(0), np.zeros((0, 1), np.int64), [5]) == []
+    with pytest.raises(ValueError, match="sectors"):
+        packed_sweep_routes(ang, rad, loads, [40], -1)
+
+
+def test_packed_sweep_sectors_are_cut_into_bands_by_distance() -> None:
+    # Two sectors of whole routes: within each the routes are bands, the nearest first.
+    ang, rad, loads = _half_ring(200, seed=5)
+    total = int(loads.sum())
+    k = math.ceil(total / 40)
+    sectors = packed_sweep_routes(ang, rad, loads, [40], 2)
+    assert len(sectors) == 2
+    assert sum(len(sec) for sec in sectors) == k  # still the bound
+    assert max(ang[sectors[0][0]]) <= min(ang[sectors[1][0]])  # sectors follow the sweep
+    for sec in sectors:
+        assert all(int(loads[r].sum()) <= 40 for r in sec)
+        assert [max(rad[r]) for r in sec] == sorted(max(rad[r]) for r in sec)
+
+
+def test_long_routes_start_from_routes_packed_to_capacity() -> None:
+    # Capacity for 60 of the 120 clients: two long routes from the west edge. Sweep parts
+    # solved from scratch may round up part by part; the packed start keeps the bound.
+    p = _eccentric_problem(120)
+    p = RoutingProblem(p.depots, p.stops, (truck(count=120, cap=60),), name="long")
+    params = RoutingParams(direct_limit=10, part_size=40, rounds=1)
+    res = solve_routing(
+        p, iterations=50, seed=1, executor=SerialExecutor(), provider=planar(p), params=params
+    )
+    assert_clean(p, res)
+    assert res.stats["construction"] == "packed sweep"
+    assert res.stats["packed_cut"] in ("sectors", "bands", "savings")
+    assert res.stats["parts"] == 2  # never more parts than packed routes
+    assert len(res.routes) == 2
+    # Below the threshold (or with time windows, see above) the sweep parts start from scratch.
+    short = RoutingParams(direct_limit=10, part_size=40, rounds=1, long_route_clients=61)
+    res = solve_routing(
+        p, iterations=50, seed=1, executor=SerialExecutor(), provider=planar(p), params=short
+    )
+    assert_clean(p, res)
+    assert res.stats["construction"] == "sweep"
+
+
 @pytest.mark.parametrize(
     "kw",
-    [{"construction": "savings"}, {"neighbours": 0}, {"max_slice_growth": 0.5}],
+    [
+        {"construction": "savings"},
+        {"neighbours": 0},
+        {"max_slice_growth": 0.5},
+        {"long_route_clients": 0},
+    ],
 )
 def test_bad_params_are_refused(kw: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="must be"):
         RoutingParams(**kw)  # type: ignore[arg-type]
+
+
+def test_long_route_start_takes_the_fewest_routes_first() -> None:
+    # A savings plan with a route more than the bound loses to the packed sweep, however
+    # cheap: with long routes from the edge the route count decides.
+    from relieflink.optim.routing import solver
+
+    p = _eccentric_problem(120)
+    p = RoutingProblem(p.depots, p.stops, (truck(count=120, cap=60),), name="long")
+    prep = solver._prepare(p, planar(p))
+    params = RoutingParams(direct_limit=10, part_size=40)
+    nb = solver._piece_neighbours(prep, params.savings_neighbours)
+    sav = solver._savings_start(prep, nb)
+    assert sav is not None
+    split = [solver._schedule(prep, 0, r.pieces[:1]) for r in sav]
+    split += [solver._schedule(prep, 0, r.pieces[1:]) for r in sav]
+    stats: dict[str, float | int | str] = {}
+    packed = solver._packed_parts(prep, params, stats, split)
+    assert packed is not None
+    parts, seeds, budgets = packed
+    assert stats["packed_cut"] in ("sectors", "bands")
+    assert sum(len(s) for s in seeds) == 2  # the bound, not the split plan's routes
+    assert sorted(p for part in parts for p in part) == list(range(120))
+    assert [b[0] for b in budgets] == [len(s) + 59 for s in seeds]  # plus the spare share

@@ -9,6 +9,10 @@ Two ideas from the large-scale CVRP literature, re-implemented here (no code tak
   Vigo, 2023): two routes are neighbours when many clients of one have a near neighbour in the
   other. A route's centroid says little about which routes it can trade with when routes are
   long and leave from the edge of the area; shared client neighbourhoods do.
+- *Packed sweep* (the classic sweep of Gillett and Miller, cut by load): routes packed to
+  capacity in polar order keep the route count at the bin-packing bound, which matters most
+  when routes are long; with many routes, sectors are cut into bands by distance so that a
+  route serves one area instead of running the whole way out.
 """
 
 from __future__ import annotations
@@ -19,7 +23,12 @@ import numpy as np
 import numpy.typing as npt
 from scipy.spatial import cKDTree
 
-__all__ = ["nearest_neighbours", "pick_route_groups", "savings_routes"]
+__all__ = [
+    "nearest_neighbours",
+    "packed_sweep_routes",
+    "pick_route_groups",
+    "savings_routes",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -124,6 +133,114 @@ def savings_routes(
             route_of[c] = keep_r
         del routes[gone_r], load[gone_r]
     return [routes[r] for r in sorted(routes)]
+
+
+def _balanced_cut(
+    order: IntArray, loads: IntArray, cap: IntArray, sizes: Sequence[int]
+) -> list[IntArray]:
+    """Cut ``order`` into consecutive runs holding ``sizes[j]`` routes' shares of the load
+    each (a share: the total over ``sum(sizes)``); a run also closes before it would exceed
+    ``cap`` times its size, and whatever is left after the last target forms one more run."""
+    total_routes = max(1, sum(sizes))
+    share = loads[order].sum(axis=0) / total_routes
+    used = share > 0  # a dimension no client uses never closes a run
+    targets = np.cumsum(sizes)
+    runs: list[IntArray] = []
+    start = 0
+    load = np.zeros_like(cap)
+    swept = np.zeros(len(cap), dtype=np.float64)
+    for pos, c in enumerate(order.tolist()):
+        j = min(len(runs), len(sizes) - 1)
+        full = bool(np.any(load + loads[c] > cap * sizes[j]))
+        # Close before ``c`` where taking it would overshoot the target by more than half
+        # its load, so runs stay on target and the cut makes no run more than needed.
+        reached = len(runs) < len(sizes) and bool(
+            np.all((swept + loads[c] / 2 > share * targets[len(runs)])[used])
+        )
+        if pos > start and (full or reached):
+            runs.append(order[start:pos])
+            start, load = pos, np.zeros_like(cap)
+        load += loads[c]
+        swept += loads[c]
+    runs.append(order[start:])
+    return runs
+
+
+def packed_sweep_routes(
+    angle: FloatArray,
+    radius: FloatArray,
+    loads: IntArray,
+    capacity: Sequence[int],
+    sectors: int = 0,
+) -> list[list[list[int]]]:
+    """Routes cut from a polar sweep, packed to capacity and balanced, sector by sector.
+
+    Clients are taken in order of ``angle`` (the caller starts the sweep where it wants,
+    e.g. at the widest angular gap) and cut into ``sectors`` sectors of whole routes' worth
+    of load, the fewest routes that capacity allows in all, each about the same load. Inside
+    a sector the clients are cut by ``radius`` into its routes: bands, near ones first, so
+    that a route serves one area instead of running the whole way out as a thin sector
+    does when there are many routes. Inside a route the clients of its inner half go one
+    way round by angle and the outer half come back (a loop, which a local search then
+    tidies). Sector boundaries fall at multiples of a route's share of the load, which keeps
+    the number of routes at (or next to) the bin-packing bound: sweep *parts* each solved on
+    their own round their vehicle counts up part by part, and with long routes every extra
+    route pays the trip out from the depot.
+
+    Parameters
+    ----------
+    angle, radius
+        Polar coordinates of each client around the depot, shape ``(n,)``.
+    loads
+        Load of each client per capacity dimension, shape ``(n, m)``.
+    capacity
+        Vehicle capacity per dimension (``m`` values).
+    sectors
+        Number of sectors (capped at the number of routes; ``0``: one route a sector).
+
+    Returns
+    -------
+    list[list[list[int]]]
+        For each sector in sweep order, its routes; every client is on exactly one route
+        and no route exceeds ``capacity`` (a client heavier than the capacity on its own
+        stays alone in its route).
+    """
+    n = len(angle)
+    if n == 0:
+        return []
+    if sectors < 0:
+        raise ValueError("sectors must be >= 0")
+    cap = np.asarray(capacity, dtype=np.int64)
+    loads = np.asarray(loads, dtype=np.int64).reshape(n, -1)
+    usable = cap > 0
+    total = loads.sum(axis=0)
+    k = max(1, int(np.max(np.ceil(total[usable] / cap[usable]), initial=1)))
+    n_sec = k if sectors == 0 else min(k, sectors)
+    sizes = [len(a) for a in np.array_split(np.arange(k), n_sec)]
+    order = np.lexsort((np.arange(n), angle))
+    out: list[list[list[int]]] = []
+    for j, sector in enumerate(_balanced_cut(order, loads, cap, sizes)):
+        by_radius = sector[np.lexsort((sector, radius[sector]))]
+        k_s = sizes[j] if j < len(sizes) else 1
+        out.append(
+            [_loop(ra, angle, radius) for ra in _balanced_cut(by_radius, loads, cap, [1] * k_s)]
+        )
+    return out
+
+
+def _loop(ra: IntArray, angle: FloatArray, radius: FloatArray) -> list[int]:
+    """A loop through a polar cell: along its longer side out on one half, back on the other."""
+    depth = float(np.ptp(radius[ra]))
+    width = float(np.ptp(angle[ra]) * np.mean(radius[ra]))
+    if depth >= width:  # a thin sector: out by radius on one side, back on the other
+        split, along = angle, radius
+    else:  # a band: across by angle on the inner side, back on the outer
+        split, along = radius, angle
+    mid = np.median(split[ra])
+    one, two = ra[split[ra] <= mid], ra[split[ra] > mid]
+    return [int(x) for x in one[np.lexsort((one, along[one]))]] + [
+        int(x) for x in two[np.lexsort((two, -along[two]))]
+    ]
 
 
 def pick_route_groups(
