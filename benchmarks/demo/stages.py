@@ -2,14 +2,16 @@
 
     .venv/bin/py-spy record -r 40 -f raw --subprocesses -o demo.txt -- \\
         .venv/bin/relieflink demo --scale 0.0028 --days 2 --out /tmp/demo
-    .venv/bin/python benchmarks/demo/stages.py demo.txt [more.txt ...]
+    .venv/bin/python benchmarks/demo/stages.py [--only _simulate] demo.txt [more.txt ...]
 
 (py-spy is a measuring tool, not a dependency: install it into the venv to use this.) Each
 sample goes to the first stage, in the order below, whose marker is on its stack: the outer
 callers (a consultation, a courier's phone posting, the residents' batch) before what they
 call, so that a medical request written by a consultation counts as the consultation's. Shares
 of samples; on a busy machine a sample is a moment the process was running or waiting for a
-core, so compare shares, and CPU seconds from ``bench_demo.py``.
+core, so compare shares, and CPU seconds from ``bench_demo.py``. The main process waiting for
+the policies' workers shows as samples too (under "imports and start-up", its outermost
+frame): ``--only _simulate`` keeps the samples of the policies' workers.
 """
 
 from __future__ import annotations
@@ -36,13 +38,14 @@ STAGES = (
 )
 
 
-def shares(path: Path) -> tuple[Counter[str], int]:
-    """Samples by stage in one py-spy raw file (collapsed stacks, one ``stack count`` a line)."""
+def shares(path: Path, only: str = "") -> tuple[Counter[str], int]:
+    """Samples by stage in one py-spy raw file (collapsed stacks, one ``stack count`` a line),
+    of the stacks that contain ``only``."""
     out: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
+        if not stack or only not in stack:
             continue
         n = int(count)
         total += n
@@ -51,8 +54,12 @@ def shares(path: Path) -> tuple[Counter[str], int]:
 
 
 def main() -> None:
-    paths = [Path(p) for p in sys.argv[1:]]
-    tables = [shares(p) for p in paths]
+    args = sys.argv[1:]
+    only = ""
+    if args[:1] == ["--only"]:
+        only, args = args[1], args[2:]
+    paths = [Path(p) for p in args]
+    tables = [shares(p, only) for p in paths]
     names = [name for name, _ in STAGES] + ["other"]
     print(f"{'stage':<45}" + "".join(f"{str(p)[-24:]:>26}" for p in paths))
     for name in names:
