@@ -16,6 +16,7 @@ from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
     Allocation,
     AllocationState,
+    AuditEvent,
     NeedRequest,
     Parcel,
     ParcelLine,
@@ -137,6 +138,19 @@ def test_pledge_to_doorstep_and_the_ledger_reconciles(db: Session, client: TestC
         .where(RequestLine.request_id == failed.id)
     ).all()
     assert set(returned) == {AllocationState.returned}
+    # Each returned allocation is audited once, with the failure's reason.
+    returned_ids = db.scalars(
+        select(Allocation.id)
+        .join(RequestLine, RequestLine.id == Allocation.line_id)
+        .where(RequestLine.request_id == failed.id)
+    ).all()
+    audited = db.execute(
+        select(AuditEvent.entity_id, AuditEvent.detail).where(
+            AuditEvent.action == "return", AuditEvent.entity == "allocation"
+        )
+    ).all()
+    assert sorted(i for i, _ in audited) == sorted(returned_ids)
+    assert all(detail is not None and detail.get("reason") for _, detail in audited)
     others = [r for r in db.scalars(select(NeedRequest)) if r.household_id != unlucky]
     assert {r.status for r in others} == {RequestStatus.delivered}
 

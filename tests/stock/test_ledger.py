@@ -277,3 +277,36 @@ def test_a_batch_is_all_or_nothing(db: Session) -> None:
     with pytest.raises(Invalid):
         stock.reserve_many(db, [stock.Reservation(wh.id, item.id, None, 0, "c")], actor=None)
     assert stock.check_ledger(db) == []
+
+
+def test_release_many_without_returning_writes_the_same_movements(db: Session) -> None:
+    """A plan's left-outs are released without the movements given back: the same rows as
+    with them, and the balances follow (each reference keeps its earliest expiry)."""
+    wh, item = make_warehouse(db), make_item(db)
+    early = make_lot(db, wh, item, 4, expiry=TODAY + timedelta(days=5))
+    late = make_lot(db, wh, item, 10, expiry=TODAY + timedelta(days=50))
+    refs = ["with:1", "with:2", "without:1", "without:2"]
+    stock.reserve_many(db, [stock.Reservation(wh.id, item.id, None, 3, r) for r in refs],
+                       actor=None, as_of=TODAY)  # fmt: skip
+
+    def written(prefix: str) -> list[tuple[str, int]]:
+        rows = db.execute(
+            select(StockMovement.reference, StockMovement.d_reserved)
+            .where(StockMovement.kind == MovementKind.release)
+            .where(StockMovement.reference.like(f"{prefix}:%"))
+            .order_by(StockMovement.id)
+        ).all()
+        return [(str(r).split(":")[1], d) for r, d in rows]
+
+    given = stock.release_many(
+        db, [stock.Release("with:1"), stock.Release("with:2", 2)], actor=None
+    )
+    assert [(m.reference, m.d_reserved) for m in given] == [("with:1", -3), ("with:2", -2)]
+    none = stock.release_many(
+        db, [stock.Release("without:1"), stock.Release("without:2", 2)], actor=None,
+        returning=False,
+    )  # fmt: skip
+    assert none == []
+    assert written("without") == written("with") == [("1", -3), ("2", -2)]
+    assert _balance(db, wh.id, early.id).reserved + _balance(db, wh.id, late.id).reserved == 2
+    assert stock.check_ledger(db) == []

@@ -119,3 +119,50 @@ def test_a_person_reads_whole_units_or_a_share_of_them(
     value: Fraction | int, shown: tuple[int, bool]
 ) -> None:
     assert stock.whole_units(value) == shown
+
+
+def test_delivered_by_lot_counts_the_units_handed_over_at_the_door_per_lot(db: Session) -> None:
+    """Units issued and not returned under a (reference, delivery) with a handover, per lot:
+    reservations that span two lots, a delivery returned in part, one not handed over, one in
+    another warehouse; compared with the definition computed from the movements."""
+    from sqlalchemy import select
+
+    from relieflink.models import MovementKind, StockMovement
+    from relieflink.stock import repository
+
+    wh, other = make_warehouse(db), make_warehouse(db)
+    rice = make_item(db)
+    donor = make_org(db, OrgKind.donor)
+    early = make_lot(db, wh, rice, 5, donor=donor, expiry=TODAY + timedelta(days=10))
+    late = make_lot(db, wh, rice, 20, donor=donor, expiry=TODAY + timedelta(days=60))
+    far = make_lot(db, other, rice, 10, donor=donor, expiry=TODAY + timedelta(days=30))
+    for ref, wid, n in (("alloc:1", wh.id, 8), ("alloc:2", wh.id, 6), ("alloc:3", other.id, 4)):
+        stock.reserve(db, warehouse_id=wid, item_id=rice.id, quantity=n, reference=ref,
+                      actor=None, as_of=TODAY)  # fmt: skip
+    # alloc:1 takes the 5 early units and 3 late ones; hh:1 gets 3 (early), hh:2 5 (2 + 3).
+    stock.issue(db, reference="alloc:1", quantity=3, delivery_ref="hh:1", actor=None, as_of=TODAY)
+    stock.issue(db, reference="alloc:1", quantity=5, delivery_ref="hh:2", actor=None, as_of=TODAY)
+    stock.return_stock(db, reference="alloc:1", quantity=1, delivery_ref="hh:2", actor=None)
+    stock.issue(db, reference="alloc:2", quantity=4, delivery_ref="hh:3", actor=None, as_of=TODAY)
+    stock.issue(db, reference="alloc:2", quantity=2, delivery_ref="hh:4", actor=None, as_of=TODAY)
+    stock.issue(db, reference="alloc:3", quantity=4, delivery_ref="hh:5", actor=None, as_of=TODAY)
+    ledger.hand_over(db, ["hh:1", "hh:2", "hh:3", "hh:5"], actor=None)  # hh:4 still on the way
+
+    moves = db.execute(
+        select(StockMovement.kind, StockMovement.reference, StockMovement.delivery_ref,
+               StockMovement.warehouse_id, StockMovement.lot_id, StockMovement.d_on_hand)
+    ).all()  # fmt: skip
+    handed = {(r, d, w, lot) for k, r, d, w, lot, _ in moves if k == MovementKind.handover}
+    expected: dict[int, int] = {}
+    for k, r, d, w, lot, units in moves:
+        if k in (MovementKind.issue, MovementKind.return_) and (r, d, w, lot) in handed:
+            expected[lot] = expected.get(lot, 0) - units
+    # hh:1 3 early; hh:2 2 early + 3 late, 1 returned; hh:3 4 late; hh:5 4 far; hh:4 not.
+    assert sum(expected.values()) == 3 + 5 - 1 + 4 + 4
+    assert expected[early.id] + expected[late.id] == 3 + 5 - 1 + 4 and expected[far.id] == 4
+    assert repository.delivered_by_lot(db, None) == expected
+    assert repository.delivered_by_lot(db, [early.id, far.id]) == {
+        early.id: expected[early.id],
+        far.id: expected[far.id],
+    }
+    assert repository.delivered_by_lot(db, []) == {}

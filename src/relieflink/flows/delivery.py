@@ -234,7 +234,9 @@ def return_failed(
         for line in lines
         if line.state == AllocationState.reserved and line.reference in back.still_reserved
     }
-    ledger.release_many(session, [ledger.Release(r) for r in sorted(held)], actor=actor)
+    ledger.release_many(
+        session, [ledger.Release(r) for r in sorted(held)], actor=actor, returning=False
+    )
     requests = needs.return_allocations(
         session,
         [([line.allocation_id for line in lines], str(reason)) for _, reason, lines in failures],

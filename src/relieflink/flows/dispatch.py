@@ -43,6 +43,7 @@ def write_plan(
         session,
         [ledger.Release(reference) for _, references, _ in released for reference in references],
         actor=actor,
+        returning=False,
     )
     needs.return_allocations(
         session,

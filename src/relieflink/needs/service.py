@@ -751,15 +751,14 @@ def return_allocations(
         freed: Counter[int] = Counter()
         for allocation, _ in returning.values():
             freed[allocation.line_id] += allocation.quantity
-        for allocation_id, (_, reason) in returning.items():
-            audit.record(
-                session,
-                actor=actor,
-                action="return",
-                entity="allocation",
-                entity_id=allocation_id,
-                detail={"reason": reason},
-            )
+        audit.record_many(  # one statement, not an ORM object and an INSERT each
+            session,
+            actor=actor,
+            events=[
+                ("return", "allocation", allocation_id, {"reason": reason})
+                for allocation_id, (_, reason) in returning.items()
+            ],
+        )
         repository.return_allocations(session, sorted(returning), freed=freed, carried=carried)
     return requests_of
 

@@ -236,10 +236,16 @@ class Release:
 
 
 def release_many(
-    session: Session, releases: Sequence[Release], *, actor: User | None
+    session: Session,
+    releases: Sequence[Release],
+    *,
+    actor: User | None,
+    returning: bool = True,
 ) -> list[StockMovement]:
     """Release what each reference holds reserved (all of it, or ``quantity`` units; the latest
-    expiries first), all or none. A reference that holds nothing releases nothing."""
+    expiries first), all or none. A reference that holds nothing releases nothing. Without
+    ``returning`` the movements are inserted as fast as the database can and none is given
+    back (a plan's left-out parcels, a courier's failed doors: thousands a wave in a city)."""
     for r in releases:
         rules.reference(r.reference)
         if r.quantity is not None:
@@ -271,7 +277,7 @@ def release_many(
                     reference=r.reference,
                 )
             )
-    return repository.insert_movements(session, rows, returning=True)
+    return repository.insert_movements(session, rows, returning=returning)
 
 
 def release(

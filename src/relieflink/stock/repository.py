@@ -363,26 +363,39 @@ def insert_handovers(
 
 def delivered_by_lot(session: Session, lot_ids: Iterable[int] | None) -> dict[int, int]:
     """Per lot: units handed over at the door (issued, not returned, under a (reference,
-    delivery) that has a handover)."""
-    handed = (
-        select(StockMovement.reference, StockMovement.delivery_ref, StockMovement.lot_id)
-        .where(StockMovement.kind == MovementKind.handover)
-        .subquery()
-    )
-    stmt = (
-        select(StockMovement.lot_id, func.sum(-StockMovement.d_on_hand))
-        .join(
-            handed,
-            (handed.c.reference == StockMovement.reference)
-            & (handed.c.delivery_ref == StockMovement.delivery_ref)
-            & (handed.c.lot_id == StockMovement.lot_id),
+    delivery) that has a handover). One pass over the lots' movements, grouped by (reference,
+    delivery, warehouse, lot), the key a handover is written under (``insert_handovers``): a
+    self-join on (reference, delivery, lot) made SQLite walk every movement of the lot for each
+    handover, quadratic in the deliveries of a lot (the demo's reconciliation and donor trace,
+    two calls a policy: 3 CPU s a call at 10,000 households, about 13 s at 30,000; now 0.02 s)."""
+    moved = StockMovement.kind.in_([MovementKind.issue, MovementKind.return_])
+    handed = func.max(case((StockMovement.kind == MovementKind.handover, 1), else_=0))
+    per_delivery = (
+        select(
+            StockMovement.lot_id.label("lot_id"),
+            func.sum(case((moved, -StockMovement.d_on_hand), else_=0)).label("units"),
         )
-        .where(StockMovement.kind.in_([MovementKind.issue, MovementKind.return_]))
-        .group_by(StockMovement.lot_id)
+        .where(
+            StockMovement.kind.in_(
+                [MovementKind.issue, MovementKind.return_, MovementKind.handover]
+            ),
+            StockMovement.reference.is_not(None),
+            StockMovement.delivery_ref.is_not(None),
+        )
+        .group_by(
+            StockMovement.reference,
+            StockMovement.delivery_ref,
+            StockMovement.warehouse_id,
+            StockMovement.lot_id,
+        )
+        .having(handed == 1)
     )
     if lot_ids is not None:
         ids = list(set(lot_ids))
-        stmt = stmt.where(StockMovement.lot_id.in_(ids)) if ids else stmt.where(false())
+        of_lots = StockMovement.lot_id.in_(ids) if ids else false()
+        per_delivery = per_delivery.where(of_lots)
+    sub = per_delivery.subquery()
+    stmt = select(sub.c.lot_id, func.sum(sub.c.units)).group_by(sub.c.lot_id)
     return {int(lot): int(units or 0) for lot, units in session.execute(stmt)}
 
 
