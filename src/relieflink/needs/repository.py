@@ -12,7 +12,7 @@ from sqlalchemy.orm.util import identity_key
 
 from relieflink import clock
 from relieflink.common import repository as common
-from relieflink.db.bulk import add_to_column, insert_rows, insert_rows_with_ids
+from relieflink.db.bulk import add_to_column, copy_rows, copy_rows_with_ids, insert_rows
 from relieflink.models import (
     Allocation,
     AllocationRun,
@@ -67,16 +67,34 @@ def open_requests_in_period(
     return session.execute(stmt).all()
 
 
-def insert_requests(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert requests in bulk (COPY on PostgreSQL, so the columns' defaults are given here);
-    their ids, in order."""
+#: The values of a new request, in this order (:func:`insert_requests`).
+REQUEST_COLUMNS = (
+    "household_id",
+    "source",
+    "status",
+    "period_start",
+    "note",
+    "medical_urgency",
+    "consultation_id",
+    "created_by_id",
+)
+_REQUEST_DEFAULTS = ("carried_over", "created_at", "updated_at")
+#: The values of a new request line, in this order (:func:`insert_lines`).
+LINE_COLUMNS = ("request_id", "kit_id", "item_id", "quantity", "allocated")
+
+
+def insert_requests(session: Session, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    """Insert requests in bulk, each the values of ``REQUEST_COLUMNS`` (COPY on PostgreSQL, so
+    the columns' defaults are given here); their ids, in order."""
     now = clock.now()
-    defaults = {"carried_over": 0, "created_at": now, "updated_at": now}
-    return insert_rows_with_ids(session, _REQUESTS, [defaults | row for row in rows])
+    defaults = (0, now, now)
+    columns = [*REQUEST_COLUMNS, *_REQUEST_DEFAULTS]
+    return copy_rows_with_ids(session, _REQUESTS, columns, [(*row, *defaults) for row in rows])
 
 
-def insert_lines(session: Session, rows: list[dict[str, Any]]) -> None:
-    insert_rows(session, _LINES, rows)
+def insert_lines(session: Session, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Insert request lines in bulk, each the values of ``LINE_COLUMNS``."""
+    copy_rows(session, _LINES, LINE_COLUMNS, rows)
 
 
 def update_merged(session: Session, requests: list[dict[str, Any]], lines: dict[int, int]) -> None:
