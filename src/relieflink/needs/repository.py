@@ -12,7 +12,7 @@ from sqlalchemy.orm.util import identity_key
 
 from relieflink import clock
 from relieflink.common import repository as common
-from relieflink.db.bulk import add_to_column, copy_rows, copy_rows_with_ids, insert_rows
+from relieflink.db.bulk import add_to_column, copy_rows, copy_rows_with_ids
 from relieflink.models import (
     Allocation,
     AllocationRun,
@@ -249,7 +249,8 @@ def open_line_chunks(session: Session, size: int) -> Iterator[Sequence[Any]]:
         .order_by(NeedRequest.created_at, RequestLine.id)
         .execution_options(yield_per=size)
     )
-    yield from session.execute(stmt).partitions()
+    # Read as plain rows (Core): the ORM's loading costs a third more CPU a row.
+    yield from session.connection().execute(stmt).partitions()
 
 
 def all_kits(session: Session) -> Sequence[Kit]:
@@ -275,8 +276,27 @@ def delivered_since(
     ).all()
 
 
-def insert_allocations(session: Session, rows: list[dict[str, Any]]) -> None:
-    insert_rows(session, cast(Table, Allocation.__table__), rows)
+#: The values of a new allocation, in this order (:func:`insert_allocations`).
+ALLOCATION_COLUMNS = (
+    "run_id",
+    "line_id",
+    "household_id",
+    "warehouse_id",
+    "kit_id",
+    "item_id",
+    "quantity",
+    "priority_class",
+    "score",
+    "reference",
+    "state",
+    "closed_at",
+    "reasons",
+)
+
+
+def insert_allocations(session: Session, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Insert allocations in bulk, each the values of ``ALLOCATION_COLUMNS``."""
+    copy_rows(session, _ALLOCATIONS, ALLOCATION_COLUMNS, rows)
 
 
 def add_allocated(session: Session, added: dict[int, int]) -> None:
@@ -285,12 +305,17 @@ def add_allocated(session: Session, added: dict[int, int]) -> None:
 
 
 def mark_allocated(session: Session, request_ids: list[int]) -> None:
-    """These requests become ``allocated`` (in chunks: SQLite caps a statement's parameters)."""
-    for start in range(0, len(request_ids), 5000):
+    """These requests become ``allocated``: one statement with one array parameter on
+    PostgreSQL (no statement of thousands of placeholders to build and parse), chunks of
+    ``IN`` elsewhere (SQLite caps a statement's parameters)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    step = max(len(request_ids), 1) if postgres else 5000
+    for start in range(0, len(request_ids), step):
         session.execute(
             update(NeedRequest)
-            .where(NeedRequest.id.in_(request_ids[start : start + 5000]))
+            .where(common.one_of(session, NeedRequest.id, request_ids[start : start + step]))
             .values(status=RequestStatus.allocated)
+            .execution_options(synchronize_session=False)
         )
 
 
