@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
@@ -194,3 +194,20 @@ def test_the_plain_rows_read_without_the_model_are_what_the_model_reads() -> Non
         assert fast_rows == model_rows
         assert [(e.loc, e.msg) for e in fast_errors] == [(e.loc, e.msg) for e in model_errors]
         assert len(fast_rows) > 100 and len(fast_errors) > 1000
+
+
+def test_a_large_file_leaves_the_planner_statistics_of_what_it_wrote(
+    db: Session, city: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the import ends with ANALYZE of the requests and their lines, in its own
+    transaction (the allocation run that follows is planned on them)."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+    path = write(tmp_path / "requests.csv", good_rows(city))
+    monkeypatch.setattr(needs, "ANALYZE_FROM", 7)  # the file's rows
+    db.execute(text("ANALYZE need_requests, need_request_lines"))  # of the empty tables
+    needs.import_requests(db, path, actor=city["user"], today=MONDAY)
+    names = "('need_requests', 'need_request_lines')"
+    sql = f"SELECT relname, reltuples FROM pg_class WHERE relname IN {names}"
+    counted = dict(db.execute(text(sql)).tuples().all())
+    assert counted == {"need_requests": 3, "need_request_lines": 4}
