@@ -64,7 +64,7 @@ def _binary_types(session: Session, table: Table, columns: Sequence[str]) -> lis
         ),
         {"t": table.name},
     )
-    found: dict[str, str] = {name: kind for name, kind in result}
+    found: dict[str, str] = dict(result.tuples().all())
     types = [_BINARY.get(found.get(c, "")) for c in columns]
     return None if None in types else [t for t in types if t is not None]
 

@@ -32,8 +32,8 @@ from relieflink.models import (
 )
 from relieflink.needs import repository
 from relieflink.needs.policy import Policy, default_policy
+from relieflink.needs.schemas import BULK_COLUMNS as BULK_COLUMNS  # the file's columns, for the web
 from relieflink.needs.schemas import (
-    BULK_COLUMNS,
     MAX_BATCH,
     BulkRequestReport,
     BulkRowReader,
