@@ -161,6 +161,8 @@ def merge_lines(
 ) -> list[tuple[int | None, int | None, int]]:
     """One line per :func:`line_key`, in first-seen order; a repeated line keeps the larger
     quantity (asking twice is not asking for double)."""
+    if len(lines) == 1:  # most requests: nothing to merge
+        return list(lines)
     out: dict[tuple[int | None, int | None], int] = {}
     for kit_id, item_id, quantity in lines:
         key = line_key(kit_id, item_id)
