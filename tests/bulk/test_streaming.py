@@ -8,6 +8,7 @@ import gc
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -131,3 +132,22 @@ def test_chunks_keep_the_heap_out_of_the_collector_only_while_they_are_read() ->
     assert next(stopped) == [0, 1]
     stopped.close()  # a caller that stops early (an error) unfreezes too
     assert gc.get_freeze_count() == 0
+
+
+def test_integer_keys_a_chunk_at_a_time_find_what_one_at_a_time_would() -> None:
+    rng = np.random.default_rng(3)
+    seen = SeenKeys()
+    first: dict[int, int] = {}
+    line = 2
+    for size in (0, 1, 5, 300, 2000, 7):
+        keys = np.unique(rng.integers(0, 2**63, size=size, dtype=np.uint64) % 4000)
+        rng.shuffle(keys)
+        lines = np.arange(line, line + len(keys), dtype=np.int64)
+        line += len(keys)
+        expected = [first.get(int(k), -1) for k in keys]
+        assert seen.first_lines(keys).tolist() == expected
+        fresh = seen.first_lines(keys) < 0
+        seen.add_many(keys[fresh], lines[fresh])
+        first.update({int(k): int(n) for k, n in zip(keys[fresh], lines[fresh], strict=True)})
+    assert list(seen.hashes) == sorted(first) and len(first) > 1000
+    assert seen.first_lines(np.array([2**64 - 1], dtype=np.uint64)).tolist() == [-1]

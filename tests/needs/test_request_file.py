@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
@@ -17,6 +17,7 @@ from relieflink.config import get_settings
 from relieflink.errors import Invalid
 from relieflink.models import AuditEvent, Kit, NeedRequest, Role
 from relieflink.needs import service as needs
+from relieflink.needs.schemas import BULK_COLUMNS, BulkRowReader
 from tests.factories import headers_for, make_community, make_household, make_org, make_user
 from tests.needs.test_requests import MONDAY
 
@@ -158,3 +159,55 @@ def test_the_upload_streams_and_rolls_back_as_a_whole(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_the_plain_rows_read_without_the_model_are_what_the_model_reads() -> None:
+    """The reader takes plainly valid rows without a model: for every row, the same values or
+    the same errors (message, line, column) as through ``BulkRequestRow`` itself."""
+    codes = ["H1", "h-1.2:3_x", "A" * 40, "A" * 41, "", " H1 ", "H 1", "H1\n", "户1", "H\x001"]
+    quantities = ["0", "1", "05", "+5", "7", " 9 ", "99", "100", "101", "1.0", "-1", "x", "", "²"]
+    notes = ["", "door", " door ", "x" * 500, "x" * 501, "门" * 500, "a\tb", "a\x01b", "a\x7f"]
+    skus = [
+        ("KIT-A", ""),
+        ("", "RICE-5KG"),
+        ("", ""),
+        ("KIT-A", "RICE"),
+        ("KIT A", ""),
+        ("", "x" * 41),
+    ]
+    cells = [
+        [code, kit, item, quantity, note]
+        for code in codes
+        for kit, item in skus
+        for quantity in quantities[:: 1 if code == "H1" else 5]
+        for note in notes[:: 1 if code == "H1" else 4]
+    ]
+    cells += [["H1", "", "RICE"], ["H1", "", "RICE", "3", "", "extra"], ["H1"]]
+    chunk = [(line, row) for line, row in enumerate(cells, start=2)]
+    for header in (BULK_COLUMNS, ["household_code", "item_sku", "quantity", "kit_sku", "note"]):
+        order = [BULK_COLUMNS.index(h) for h in header]
+        rows = [(line, [row[i] for i in order if i < len(row)]) for line, row in chunk]
+        reader, model = BulkRowReader(header), BulkRowReader(header)
+        model.fast = False  # every row through BulkRequestRow
+        fast_rows, fast_errors = reader.read(rows)
+        model_rows, model_errors = model.read(rows)
+        assert fast_rows == model_rows
+        assert [(e.loc, e.msg) for e in fast_errors] == [(e.loc, e.msg) for e in model_errors]
+        assert len(fast_rows) > 100 and len(fast_errors) > 1000
+
+
+def test_a_large_file_leaves_the_planner_statistics_of_what_it_wrote(
+    db: Session, city: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the import ends with ANALYZE of the requests and their lines, in its own
+    transaction (the allocation run that follows is planned on them)."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+    path = write(tmp_path / "requests.csv", good_rows(city))
+    monkeypatch.setattr(needs, "ANALYZE_FROM", 7)  # the file's rows
+    db.execute(text("ANALYZE need_requests, need_request_lines"))  # of the empty tables
+    needs.import_requests(db, path, actor=city["user"], today=MONDAY)
+    names = "('need_requests', 'need_request_lines')"
+    sql = f"SELECT relname, reltuples FROM pg_class WHERE relname IN {names}"
+    counted = dict(db.execute(text(sql)).tuples().all())
+    assert counted == {"need_requests": 3, "need_request_lines": 4}

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from json import dumps
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from relieflink.db.bulk import insert_rows
+from relieflink.db.bulk import copy_rows
 from relieflink.models import AuditEvent
 
+_COLUMNS = ("at", "actor_id", "action", "entity", "entity_id", "detail")
 COPY_FROM = 1000  # events; fewer go in one INSERT (one round trip where a COPY takes two)
 
 
@@ -32,6 +33,11 @@ def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     becomes JSON ``null``)."""
     if len(rows) >= COPY_FROM and session.get_bind().dialect.name == "postgresql":
         table = cast(Table, AuditEvent.__table__)
-        insert_rows(session, table, [row | {"detail": json.dumps(row["detail"])} for row in rows])
+        copy_rows(
+            session,
+            table,
+            _COLUMNS,
+            [(*(r[c] for c in _COLUMNS[:-1]), dumps(r["detail"])) for r in rows],
+        )
     elif rows:
         session.execute(insert(AuditEvent), list(rows))

@@ -10,6 +10,7 @@ from itertools import islice
 from typing import TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 T = TypeVar("T")
 BUFFER = 20_000
@@ -39,7 +40,11 @@ class SeenKeys:
     """The keys of the rows read so far, as 64-bit hashes with their lines: a sorted array and a
     buffer merged into it when it grows, so memory stays at ~12 bytes a row and each lookup is a
     binary search (10 million households: ~120 MB). ``buffer``: the fewest keys the buffer holds
-    before it is merged."""
+    before it is merged.
+
+    Keys are text (hashed, :meth:`first_line` and :meth:`add`, a row at a time) or the caller's
+    own exact 64-bit integers (:meth:`first_lines` and :meth:`add_many`, a chunk at a time,
+    without a Python call a key); one set holds one kind."""
 
     def __init__(self, buffer: int = BUFFER) -> None:
         self.least = buffer
@@ -69,3 +74,38 @@ class SeenKeys:
             lines = np.concatenate([self.lines, np.fromiter(self.buffer.values(), np.int64)])
             order = np.argsort(hashes, kind="stable")
             self.hashes, self.lines, self.buffer = hashes[order], lines[order], {}
+
+    def _flush(self) -> None:
+        if self.buffer:
+            self.hashes, self.lines = _insert(
+                self.hashes,
+                self.lines,
+                np.fromiter(self.buffer, np.uint64),
+                np.fromiter(self.buffer.values(), np.int64),
+            )
+            self.buffer = {}
+
+    def first_lines(self, keys: NDArray[np.uint64]) -> NDArray[np.int64]:
+        """The line each of ``keys`` was first seen on (-1: not seen yet)."""
+        self._flush()
+        if not len(self.hashes):
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.hashes, keys), len(self.hashes) - 1)
+        return np.where(self.hashes[at] == keys, self.lines[at], -1)
+
+    def add_many(self, keys: NDArray[np.uint64], lines: NDArray[np.int64]) -> None:
+        """Remember ``keys`` (distinct, none seen yet) as first seen on ``lines``."""
+        self._flush()
+        self.hashes, self.lines = _insert(self.hashes, self.lines, keys, lines)
+
+
+def _insert(
+    hashes: NDArray[np.uint64],
+    lines: NDArray[np.int64],
+    keys: NDArray[np.uint64],
+    at: NDArray[np.int64],
+) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
+    """The sorted ``hashes`` (and their ``lines``) with ``keys`` (and ``at``) put in place."""
+    order = np.argsort(keys, kind="stable")
+    where = np.searchsorted(hashes, keys[order])
+    return np.insert(hashes, where, keys[order]), np.insert(lines, where, at[order])

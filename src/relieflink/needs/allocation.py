@@ -661,28 +661,21 @@ def finish_run(session: Session, run_id: int, runtime_s: float) -> None:
     repo.set_run_runtime(session, run_id, runtime_s)
 
 
-def _reasons(
-    policy: Policy, lines: Lines, i: int, cache: dict[tuple[Any, ...], list[str]]
-) -> list[str]:
-    """The words behind line ``i``'s score; households share a few hundred combinations of
-    facts, so each combination is put into words once per run."""
-    f = lines.facts
-    key = tuple(f[name][i] for name in _FACT_NAMES)
-    if key not in cache:
-        size, infants, pregnant, chronic, elderly, disabled = (int(v) for v in key[:6])
-        facts = HouseholdFacts(
-            size, infants, pregnant, chronic, elderly, disabled, LockdownStatus(key[6])
-        )
-        cache[key] = priority_score(
-            policy,
-            facts,
-            medical_urgency=int(key[7]),
-            carried_over=int(key[8]),
-            days_waiting=int(key[9]),
-            days_since_delivery=None if key[10] < 0 else int(key[10]),
-            supply_days_left=int(key[11]),
-        )[1]
-    return cache[key]
+def _reasons(policy: Policy, key: tuple[Any, ...]) -> list[str]:
+    """The words behind a score, for one combination of facts (``_FACT_NAMES``' values)."""
+    size, infants, pregnant, chronic, elderly, disabled = (int(v) for v in key[:6])
+    facts = HouseholdFacts(
+        size, infants, pregnant, chronic, elderly, disabled, LockdownStatus(key[6])
+    )
+    return priority_score(
+        policy,
+        facts,
+        medical_urgency=int(key[7]),
+        carried_over=int(key[8]),
+        days_waiting=int(key[9]),
+        days_since_delivery=None if key[10] < 0 else int(key[10]),
+        supply_days_left=int(key[11]),
+    )[1]
 
 
 _FACT_NAMES = (
@@ -720,51 +713,69 @@ def decided(
     warehouses: list[Warehouse],
 ) -> Decided:
     """Each (line, warehouse) piece of ``result`` with its reasons and its stock reference."""
-    columns = np.asarray(problem.demands.item)
     line_idx, w_idx, units = result.shipments()
-    level = result.group_level
+    # The shipped lines' values as Python lists, read once (not a NumPy scalar a field a row).
+    shipped: dict[str, NDArray[Any]] = {
+        "line": lines.line_id[line_idx],
+        "sku": lines.sku[line_idx],
+        "household": lines.household_id[line_idx],
+        "klass": lines.klass[line_idx],
+        "score": lines.score[line_idx],
+        "got": result.allocated[line_idx],
+        "wanted": lines.demand[line_idx],
+        "limit": result.limit[line_idx],
+        "level": result.group_level[
+            lines.klass[line_idx].astype(np.intp), np.asarray(problem.demands.item)[line_idx]
+        ],
+    }
+    values = {name: column.tolist() for name, column in shipped.items()}
+    facts = zip(*(lines.facts[name][line_idx].tolist() for name in _FACT_NAMES), strict=True)
     rows: list[dict[str, Any]] = []
     reservations: list[Reservation] = []
     added: dict[int, int] = defaultdict(int)
+    # Households share a few hundred combinations of facts (and of shares): each is put into
+    # words once per run.
     words: dict[tuple[Any, ...], list[str]] = {}
-    for i, w, n in zip(line_idx.tolist(), w_idx.tolist(), units.tolist(), strict=True):
-        key = int(lines.sku[i])
+    texts: dict[tuple[Any, ...], str] = {}
+    for n, w, line_id, key, household_id, klass, score, got, wanted, limit, level, fact in zip(
+        units.tolist(),
+        w_idx.tolist(),
+        values["line"],
+        values["sku"],
+        values["household"],
+        values["klass"],
+        values["score"],
+        values["got"],
+        values["wanted"],
+        values["limit"],
+        values["level"],
+        facts,
+        strict=True,
+    ):
         kit_id, item_id = (key, None) if key > 0 else (None, -key)
-        line_id = int(lines.line_id[i])
-        reference = f"alloc:{run_id}:{line_id}:{warehouses[w].id}"
-        reservations.append(
-            Reservation(
-                warehouse_id=warehouses[w].id,
-                item_id=item_id,
-                kit_id=kit_id,
-                quantity=n,
-                reference=reference,
-            )
-        )
-        klass = int(lines.klass[i])
-        group_level = float(level[klass, int(columns[i])])
+        warehouse_id = warehouses[w].id
+        reference = f"alloc:{run_id}:{line_id}:{warehouse_id}"
+        reservations.append(Reservation(warehouse_id, item_id, kit_id, n, reference))
+        said = (klass, fact, got, wanted, level, limit)
+        if said not in texts:
+            if fact not in words:
+                words[fact] = _reasons(policy, fact)
+            texts[said] = _reason_text(klass, words[fact], got, wanted, level, limit)
         rows.append(
             {
                 "run_id": run_id,
                 "line_id": line_id,
-                "household_id": int(lines.household_id[i]),
-                "warehouse_id": warehouses[w].id,
+                "household_id": household_id,
+                "warehouse_id": warehouse_id,
                 "kit_id": kit_id,
                 "item_id": item_id,
                 "quantity": n,
                 "priority_class": klass,
-                "score": int(lines.score[i]),
+                "score": score,
                 "reference": reference,
                 "state": AllocationState.reserved,
                 "closed_at": None,
-                "reasons": _reason_text(
-                    klass,
-                    _reasons(policy, lines, i, words),
-                    int(result.allocated[i]),
-                    int(lines.demand[i]),
-                    group_level,
-                    int(result.limit[i]),
-                ),
+                "reasons": texts[said],
             }
         )
         added[line_id] += n
@@ -796,7 +807,9 @@ def described(
 
 def store_allocations(session: Session, lines: Lines, decision: Decided) -> None:
     """Store the run's allocation rows (their stock reserved already) and add to the lines."""
-    repo.insert_allocations(session, decision.rows)
+    repo.insert_allocations(
+        session, (tuple(row[c] for c in repo.ALLOCATION_COLUMNS) for row in decision.rows)
+    )
     apply_to_lines(session, lines, decision.added)
 
 

@@ -9,13 +9,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, cast
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.catalog import service as catalog
 from relieflink.common import crud, files
-from relieflink.common.schemas import validate_as
 from relieflink.common.streaming import MAX_REPORTED_ERRORS, SeenKeys, chunks
 from relieflink.config import get_settings
 from relieflink.errors import Conflict, FieldError, Forbidden, Invalid, RelieflinkError
@@ -31,10 +32,12 @@ from relieflink.models import (
 )
 from relieflink.needs import repository
 from relieflink.needs.policy import Policy, default_policy
+from relieflink.needs.schemas import BULK_COLUMNS as BULK_COLUMNS  # the file's columns, for the web
 from relieflink.needs.schemas import (
     MAX_BATCH,
     BulkRequestReport,
-    BulkRequestRow,
+    BulkRowReader,
+    FileRow,
     MergedRow,
     RequestCreate,
     RequestFilters,
@@ -90,7 +93,7 @@ class _FileAsk:
     """A household's rows in one chunk of a request file (already valid rows)."""
 
     household_id: int
-    lines: Sequence[BulkRequestRow]
+    lines: Sequence[FileRow]
     note: str | None
 
 
@@ -158,6 +161,8 @@ def merge_lines(
 ) -> list[tuple[int | None, int | None, int]]:
     """One line per :func:`line_key`, in first-seen order; a repeated line keeps the larger
     quantity (asking twice is not asking for double)."""
+    if len(lines) == 1:  # most requests: nothing to merge
+        return list(lines)
     out: dict[tuple[int | None, int | None], int] = {}
     for kit_id, item_id, quantity in lines:
         key = line_key(kit_id, item_id)
@@ -286,19 +291,20 @@ def _store(
     actor: User | None,
     start: date,
 ) -> None:
+    created_by = actor.id if actor else None
     ids = repository.insert_requests(
         session,
         [
-            {
-                "household_id": d.household_id,
-                "source": d.source,
-                "status": r.status,
-                "period_start": start,
-                "note": r.note,
-                "medical_urgency": r.medical_urgency,
-                "consultation_id": d.consultation_id,
-                "created_by_id": actor.id if actor else None,
-            }
+            (
+                d.household_id,
+                d.source,
+                r.status,
+                start,
+                r.note,
+                r.medical_urgency,
+                d.consultation_id,
+                created_by,
+            )
             for d, r in made
         ],
     )
@@ -307,13 +313,7 @@ def _store(
     repository.insert_lines(
         session,
         [
-            {
-                "request_id": r.id,
-                "kit_id": line.kit_id,
-                "item_id": line.item_id,
-                "quantity": line.quantity,
-                "allocated": 0,
-            }
+            (r.id, line.kit_id, line.item_id, line.quantity, 0)
             for r in [r for _, r in made] + merged
             for line in r.lines
             if line.id is None
@@ -545,7 +545,9 @@ def cancel_request(session: Session, request_id: int, *, actor: User) -> NeedReq
     return request
 
 
-BULK_COLUMNS = list(BulkRequestRow.model_fields)
+#: A request file of this many rows or more has the database's planner statistics of requests
+#: refreshed after it (:func:`repository.refresh_statistics`).
+ANALYZE_FROM = 10_000
 
 
 @dataclass
@@ -598,13 +600,16 @@ def import_requests(
             [FieldError(("line", 1), f"unknown columns {unknown}, missing columns {missing}")],
         )
     state = _FileImport(actor, today)
+    reader = BulkRowReader(header)
     for chunk in chunks(rows, chunk_rows or get_settings().import_chunk_rows):
-        _import_chunk(session, header, chunk, state)
+        _import_chunk(session, reader, chunk, state)
     if state.refused:
         raise Invalid(
             f"{path.name}: {state.refused} errors in the rows; no request was created",
             state.errors,
         )
+    if state.rows >= ANALYZE_FROM:
+        repository.refresh_statistics(session)
     state.merged_rows.sort(key=lambda m: m.line)
     return BulkRequestReport(
         rows=state.rows,
@@ -615,20 +620,16 @@ def import_requests(
 
 
 def _import_chunk(
-    session: Session, header: list[str], chunk: list[tuple[int, list[str]]], state: _FileImport
+    session: Session,
+    reader: BulkRowReader,
+    chunk: list[tuple[int, list[str]]],
+    state: _FileImport,
 ) -> None:
     """Check one chunk of a request file and, if the file has no error so far, store it."""
-    errors: list[FieldError] = []
-    parsed: list[tuple[int, BulkRequestRow]] = []
-    for line, cells in chunk:
-        values = {h: c.strip() for h, c in zip(header, cells, strict=False) if c.strip()}
-        try:
-            parsed.append((line, validate_as(BulkRequestRow, values)))
-        except Invalid as exc:
-            errors += [FieldError(("line", line, *e.loc), e.msg) for e in exc.errors]
+    parsed, errors = reader.read(chunk)
     state.rows += len(chunk)
     found = households.ids_by_code(session, {row.household_code for _, row in parsed})
-    by_household: dict[int, list[tuple[int, BulkRequestRow]]] = {}
+    by_household: dict[int, list[tuple[int, FileRow]]] = {}
     for line, row in parsed:
         if row.household_code not in found:
             message = f"no household with code {row.household_code!r}"
@@ -658,24 +659,49 @@ def _import_chunk(
     state.refuse(errors)
     if state.refused:
         return  # the file is refused: check on, write nothing more
-    first: list[bool] = []
-    for index, draft in drafts:
-        for (line, _), (kit_id, item_id, _) in zip(entries_of[index], draft.lines, strict=True):
-            key = f"{draft.household_id}:{line_key(kit_id, item_id)}"
-            into = state.asked.first_line(key)
-            if into is None:
-                state.asked.add(key, line)
-            else:
-                state.merged_rows.append(MergedRow(line=line, into_line=into))
-        new = state.households.first_line(str(draft.household_id)) is None
-        if new:
-            state.households.add(str(draft.household_id), entries_of[index][0][0])
-        first.append(new)
+    first = _first_seen(state, [(entries_of[index], draft) for index, draft in drafts])
     stored = add_requests(session, [d for _, d in drafts], actor=state.actor, today=state.today)
-    for new, (_, was_merged) in zip(first, stored, strict=True):
+    for new, (_, was_merged) in zip(first.tolist(), stored, strict=True):
         if new:  # a household's later chunks merge into the request its first one made
             state.merged += was_merged
             state.created += not was_merged
+
+
+def _line_code(household_id: int, kit_id: int | None, item_id: int | None) -> int:
+    """A household's :func:`line_key` as one exact 64-bit integer (ids are 32-bit: the
+    household above, the kit's or item's id with a bit that says which below)."""
+    return household_id << 32 | (kit_id << 1 if kit_id is not None else (item_id or 0) << 1 | 1)
+
+
+def _first_seen(
+    state: _FileImport, drafts: Sequence[tuple[Sequence[tuple[int, FileRow]], Draft]]
+) -> NDArray[np.bool_]:
+    """Record which rows of a chunk ask again for a line an earlier row of their household
+    asked for (in this chunk or an earlier one: ``merged_rows``), and return, per draft (its
+    rows and itself), whether its household is met here first."""
+    codes: list[int] = []
+    lines: list[int] = []
+    for entries, draft in drafts:
+        for (line, _), (kit_id, item_id, _) in zip(entries, draft.lines, strict=True):
+            codes.append(_line_code(draft.household_id, kit_id, item_id))
+            lines.append(line)
+    keys, at = np.array(codes, dtype=np.uint64), np.array(lines, dtype=np.int64)
+    before = state.asked.first_lines(keys)
+    # A key's rows all belong to one household, in line order: its first row is its first.
+    unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    into = np.where(before >= 0, before, at[first][inverse])
+    again = np.flatnonzero(into != at)
+    state.merged_rows += [
+        MergedRow(line=line, into_line=other)
+        for line, other in zip(at[again].tolist(), into[again].tolist(), strict=True)
+    ]
+    fresh = before[first] < 0
+    state.asked.add_many(unique[fresh], at[first][fresh])
+    households = np.array([draft.household_id for _, draft in drafts], dtype=np.uint64)
+    new = state.households.first_lines(households) < 0
+    starts = np.array([entries[0][0] for entries, _ in drafts], dtype=np.int64)
+    state.households.add_many(households[new], starts[new])
+    return new
 
 
 def mark_dispatched(session: Session, *, line_ids: Iterable[int]) -> int:

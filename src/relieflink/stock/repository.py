@@ -31,7 +31,7 @@ from sqlalchemy.orm.util import identity_key
 
 from relieflink import clock, db
 from relieflink.common import repository as common
-from relieflink.db.bulk import insert_rows
+from relieflink.db.bulk import copy_rows
 from relieflink.models import (
     Item,
     Kit,
@@ -223,7 +223,8 @@ def insert_movements(
     if not returning:
         # As given: one COPY (or executemany) needs rows with the same keys, which the
         # ledger's row builders give (every delta and ``created_at`` included).
-        insert_rows(session, _MOV, rows)
+        columns = list(rows[0])
+        copy_rows(session, _MOV, columns, (tuple(row[c] for c in columns) for row in rows))
         return []
     now = clock.now()
     full = [_BLANK_MOVEMENT | {"created_at": now} | row for row in rows]
