@@ -103,16 +103,18 @@ def test_the_first_trip_starts_after_the_drive_from_home_and_the_next_one_at_the
     (first,) = _plan(db)
     assert first.depot_id == city.warehouse.id and first.start_s >= group.shift_start_s + drive
 
-    # Back at B (its route ended where it started): the next plan today starts it there.
+    # Its last doors posted, the route is completed: the truck is at B (its route ends where
+    # it started) from the route's planned return; the next plan today starts it there.
     _complete(db, city, [first])
     _more_requests(db, city)
     inp, types = _types_at(db, city.warehouse)
     (group,) = inp.fleet
     assert (group.depot_id, group.home_id, group.count) == (city.warehouse.id, home.id, 1)
+    assert group.shift_start_s == first.end_s > fleet.shift_from_s(clock.today())
     (vt,) = types
-    assert vt.shift_start == group.shift_start_s
+    assert vt.shift_start == first.end_s  # no drive
     (second,) = _plan(db)
-    assert second.start_s < group.shift_start_s + drive
+    assert first.end_s <= second.start_s < first.end_s + drive
 
     # Another day starts at home again (the driver went home for the night).
     tomorrow = fleet.groups_of_day(db, clock.today() + timedelta(days=1))
@@ -130,16 +132,15 @@ def test_a_group_counts_at_the_stock_only_the_vehicles_that_drove_from_it_at_onc
     inp, types = _types_at(db, city.warehouse)
     at = {g.depot_id: g for g in inp.fleet}
     assert {w: g.count for w, g in at.items()} == {city.warehouse.id: 1, home.id: 2}
-    start = at[home.id].shift_start_s
+    start = at[home.id].shift_start_s  # now: the two that stayed home
     assert sorted((t.count, t.shift_start) for t in types) == [
-        (1, start),  # at B: no drive
+        (1, first.end_s),  # at B from its return: no drive
         (2, start + drive),  # at home: the drive from A first
     ]
 
     # A second trip from B by one truck, completed: still one truck at B, not two.
-    routes = _plan(db)
-    assert [r.start_s < start + drive for r in routes] == [True], "the truck at B went"
-    _complete(db, city, routes)
+    (second,) = _plan(db)
+    _complete(db, city, [second])
     free = fleet.groups_of_day(db, clock.today())
     assert sorted((g.depot_id, g.count) for g in free) == sorted(
         [(city.warehouse.id, 1), (home.id, 2)]
