@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from relieflink.config import PLACEHOLDER_SECRET, Settings
+from relieflink.scenario.figures import VEHICLE_SPECS
 
 
 def test_default_database_is_a_sqlite_file_in_the_working_directory(
@@ -35,12 +36,17 @@ def test_env_example_documents_every_setting() -> None:
         assert f"RELIEFLINK_{name.upper()}" in example, name
 
 
-def test_dispatch_waves_default_to_three_with_an_evening_one(
+def test_dispatch_waves_default_to_three_inside_the_fleets_shifts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The first wave when the first shifts start, the last before any shift ends: a wave when
+    no vehicle is on shift sends nothing (the scenario's fleet, as the demo runs it)."""
     monkeypatch.delenv("RELIEFLINK_DISPATCH_WAVES", raising=False)
     waves = Settings(_env_file=None).dispatch_waves  # type: ignore[call-arg]
-    assert len(waves) == 3 and waves[-1] >= 18
+    starts = [int(spec[4][:2]) for spec in VEHICLE_SPECS.values()]
+    ends = [int(spec[5][:2]) for spec in VEHICLE_SPECS.values()]
+    assert len(waves) == 3
+    assert waves[0] == min(starts) and waves[-1] < min(ends)
 
 
 def test_dispatch_waves_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,8 +64,16 @@ class Settings(BaseSettings):
     redis_prefix: str = "relieflink"  # channel names start with it: deployments may share a Redis
     # Addresses of the TLS proxy whose X-Forwarded-Proto/-For `relieflink serve` believes.
     forwarded_allow_ips: str = "127.0.0.1"
-    # Hours of the day (local) at which allocation runs and dispatch is planned: "9,15,20".
-    dispatch_waves: Annotated[tuple[int, ...], NoDecode] = (9, 15, 20)
+    # Hours of the day (local) at which allocation runs and dispatch is planned: "6,12,17".
+    # The default lies inside the carriers' shifts (the scenario's fleet: trucks and robots from
+    # 06:00, vans 07:00-19:00, trucks until 18:00, e-bikes 08:00-20:00): a wave planned when no
+    # vehicle is on shift sends nothing (a plan uses no shift time before its hour), so the
+    # former 20:00 wave had only robots and its requests waited for the next morning anyway,
+    # and a 09:00 first wave left the trucks' first three hours idle. The first at the earliest
+    # shift start (the night's requests leave after an hour's loading), the last an hour before
+    # the first shift ends (a van or e-bike still makes a trip); vehicles back early take more
+    # trips between the waves (the simulation's trip waves).
+    dispatch_waves: Annotated[tuple[int, ...], NoDecode] = (6, 12, 17)
 
     @field_validator("dispatch_waves", mode="before")
     @classmethod

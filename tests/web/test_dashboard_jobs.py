@@ -236,7 +236,7 @@ def test_the_dashboard_shows_the_dispatch_waves_and_the_next_one(
     afternoon = datetime.combine(today(), time(16, 30), clock.zone())
     with clock.frozen(afternoon):  # signed in on the frozen clock: the session is fresh
         page = signed_in(client, coordinator).get("/dashboard").text
-    assert "Dispatch waves: 09:00 · 15:00 · 20:00." in page
-    assert "Next today at 20:00." in page
+    assert "Dispatch waves: 06:00 · 12:00 · 17:00." in page
+    assert "Next today at 17:00." in page
     with clock.frozen(afternoon.replace(hour=21)):
         assert "No wave left today." in signed_in(client, coordinator).get("/dashboard").text

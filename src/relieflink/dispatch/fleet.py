@@ -248,25 +248,76 @@ def _hhmm(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}"
 
 
+def vehicles_at(
+    session: Session, day: date, free: Mapping[int, int], homes: Mapping[int, int]
+) -> dict[int, dict[int, tuple[int, int]]]:
+    """Where and from when the ``free`` vehicles of each group wait when a plan for ``day`` is
+    made: group → {warehouse: (vehicles, back at, seconds into the day)}. A route ends where it
+    started (the routing's end depot is its start depot, the stock warehouse), so a vehicle
+    whose route of the day from warehouse w is completed is at w, not at its home depot
+    (``homes``), from the route's planned return on (a route is completed when its last doors
+    are posted, before the drive back): the next plan must not add the drive from home to w
+    again (it cost the truck based at W01, stocked at W05, 1.4 h on every trip: two trips a
+    day instead of three). Routes record the group, not which of its vehicles drove, so the
+    count is bounded: at w wait at most as many as the group's completed routes from w in one
+    plan (those ran at once: different vehicles), warehouses taken latest plan first (a
+    vehicle is where its last route ended) and never more than the group's free vehicles; the
+    rest are at home, from the shift's start. A new day starts at home (the driver goes home
+    for the night)."""
+    seen: dict[int, dict[int, tuple[int, int]]] = {}
+    for vehicle_id, _plan, w, n, end_s in repo.completed_trips(session, day):  # latest first
+        at = seen.setdefault(vehicle_id, {})
+        most, back = at.get(w, (0, 0))
+        at[w] = (max(most, n), max(back, end_s))
+    out: dict[int, dict[int, tuple[int, int]]] = {}
+    for vehicle_id, n in free.items():
+        home = homes[vehicle_id]
+        where: dict[int, tuple[int, int]] = {}
+        left = n
+        for w, (k, back) in seen.get(vehicle_id, {}).items():
+            take = min(k, left)
+            if take > 0:
+                where[w] = (take, back)
+                left -= take
+        if left > 0:
+            # The rest never left home today: free from the shift's start (with any back from a
+            # route from home, one vehicle type: the one that stayed takes the first trip).
+            where[home] = (where.get(home, (0, 0))[0] + left, 0)
+        out[vehicle_id] = where
+    return out
+
+
 def groups_of_day(session: Session, day: date) -> list[FleetGroup]:
     """The vehicle groups free to plan on ``day``: active groups × the day's availability
     (breakdowns lowered it when they were recorded: :func:`record_breakdowns`), minus vehicles
     out on a loaded or departed route; on today, each from now on (:func:`shift_from_s`), and
-    none whose shift is over (:func:`shifts_over` says which)."""
+    none whose shift is over (:func:`shifts_over` says which). A group whose vehicles wait at
+    more than one warehouse (:func:`vehicles_at`) is one entry per warehouse, each from when
+    its vehicles are back there."""
     counts = available_counts(session, day)
     busy = repo.busy_vehicles(session, day)
     from_s = shift_from_s(day)
+    vehicles = repo.active_vehicles(session)
+    free = {
+        v.id: n
+        for v in vehicles
+        if (n := counts.get(v.id, 0) - busy.get(v.id, 0)) > 0
+        and max(v.shift_start_s, from_s) < v.shift_end_s
+    }
+    where = vehicles_at(session, day, free, {v.id: v.depot_id for v in vehicles})
     groups = []
-    for v in repo.active_vehicles(session):
-        n = counts.get(v.id, 0) - busy.get(v.id, 0)
-        start = max(v.shift_start_s, from_s)
-        if n > 0 and start < v.shift_end_s:
+    for v in vehicles:
+        at_home_first = sorted(where.get(v.id, {}).items(), key=lambda x: x[0] != v.depot_id)
+        for at, (n, back) in at_home_first:
+            start = max(v.shift_start_s, from_s, back)
+            if start >= v.shift_end_s:
+                continue
             groups.append(
                 FleetGroup(
                     v.id,
                     v.carrier_id,
                     FleetKind(v.kind),
-                    v.depot_id,
+                    at,
                     n,
                     v.capacity_g,
                     v.capacity_ml,
@@ -276,6 +327,7 @@ def groups_of_day(session: Session, day: date) -> list[FleetGroup]:
                     v.shift_end_s,
                     v.fixed_cost_fen,
                     v.cost_per_km_fen,
+                    v.depot_id,
                 )
             )
     return groups

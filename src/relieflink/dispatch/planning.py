@@ -198,10 +198,20 @@ def _rank(klass: int | None, score: int | None) -> tuple[int, int]:
 # --- phase 2: solve (pure) --------------------------------------------------------------------
 
 
+def _type_id(g: FleetGroup) -> str:
+    """The routing's vehicle type of a group's vehicles waiting at one warehouse (a group
+    whose vehicles wait at several is several types)."""
+    if g.home_id is None or g.home_id == g.depot_id:
+        return f"g{g.vehicle_id}"
+    return f"g{g.vehicle_id}@w{g.depot_id}"
+
+
 def _assign_groups(
     inp: PlanInput, load_g: dict[int, int]
 ) -> dict[int, list[tuple[FleetGroup, int, int, int]]]:
-    """Vehicle groups per stock warehouse: (group, count, shift delay, deadhead metres). A
+    """Vehicle groups per stock warehouse: (group, count, shift delay, deadhead metres). The
+    deadhead is from where the group's vehicles wait (``depot_id``: home, or the warehouse
+    their last route of the day ended at, :func:`relieflink.dispatch.fleet.vehicles_at`). A
     group with a range (robots: short loops from nearby depots) only goes where the deadhead
     there and back leaves range for a loop (:func:`relieflink.dispatch.reach.reachable`'s
     rule). A group whose depot
@@ -362,7 +372,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
                 continue
             types.append(
                 VehicleType(
-                    id=f"g{g.vehicle_id}",
+                    id=_type_id(g),
                     kind=VehicleKind(g.kind.value),
                     count=n,
                     start_depot=f"w{w}",
@@ -572,7 +582,7 @@ def solve_plan(
     violations: list[str] = []
     total_stops = sum(len(p.problem.stops) for p in problems)
     budget = time_limit if time_limit is not None else min(30.0, 1.0 + 0.02 * total_stops)
-    group_by_id = {f"g{g.vehicle_id}": g for g in inp.fleet}
+    group_by_id = {_type_id(g): g for g in inp.fleet}
     stats: dict[str, Any] = {
         "warehouses": len(problems),
         "gate_loads": total_stops,

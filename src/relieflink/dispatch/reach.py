@@ -64,7 +64,11 @@ class GateTeam(Protocol):
 
 @dataclass
 class FleetGroup:
-    """A vehicle group of the day: its vehicles still free to plan."""
+    """A vehicle group of the day: its vehicles still free to plan, at one warehouse.
+    ``depot_id`` is where they wait when the plan is made: the group's home depot, or the
+    warehouse their last route of the day ended at (:func:`relieflink.dispatch.fleet.vehicles_at`;
+    a group is then split into one entry per warehouse). ``home_id`` is the home depot (None:
+    the same as ``depot_id``)."""
 
     vehicle_id: int
     carrier_id: int
@@ -79,6 +83,7 @@ class FleetGroup:
     shift_end_s: int
     fixed_cost_fen: int
     cost_per_km_fen: int
+    home_id: int | None = None
 
 
 def two_legs(status: str, vehicles_allowed: bool) -> bool:

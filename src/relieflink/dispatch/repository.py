@@ -85,6 +85,20 @@ def busy_vehicles(session: Session, day: date) -> dict[int, int]:
     return {v: int(n) for v, n in rows}
 
 
+def completed_trips(session: Session, day: date) -> list[tuple[int, int, int, int, int]]:
+    """Routes of ``day`` completed, by vehicle group, plan and the warehouse each started (and
+    ended) at: (vehicle group, plan, warehouse, routes, the latest planned return in seconds
+    into the day), the latest plans first."""
+    rows = session.execute(
+        select(Route.vehicle_id, Route.plan_id, Route.depot_id, func.count(), func.max(Route.end_s))
+        .join(DispatchPlan, DispatchPlan.id == Route.plan_id)
+        .where(DispatchPlan.day == day, Route.status == RouteStatus.completed)
+        .group_by(Route.vehicle_id, Route.plan_id, Route.depot_id)
+        .order_by(Route.plan_id.desc(), Route.depot_id)
+    )
+    return [(v, p, w, int(n), int(end)) for v, p, w, n, end in rows]
+
+
 def vehicles_of_routes(session: Session, route_ids: Iterable[int]) -> list[int]:
     ids = list(route_ids)
     if not ids:
