@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from relieflink.db import bulk
 from relieflink.dispatch import fleet, manifests, planning
 from relieflink.dispatch.schemas import EventIn
 from relieflink.errors import Invalid
@@ -381,3 +382,24 @@ def test_a_breakdown_reported_through_the_api_lowers_the_days_count(
     assert fleet.available_counts(db, TODAY)[city.vans.id] == 2
     replanned = db.scalars(select(Route).where(Route.plan_id == answer.json()["id"])).all()
     assert sum(r.vehicle_id == city.vans.id for r in replanned) <= 2
+
+
+def test_a_large_plan_leaves_the_planner_statistics_of_what_it_wrote(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a plan of many parcels ends with ANALYZE of its routes, stops, parcels and
+    lines, in its own transaction: each route's manifest that follows is planned on them (an
+    index lookup, not a scan of every parcel of the city)."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's")
+    make_city(db)
+    monkeypatch.setattr(bulk, "ANALYZE_FROM", 1)
+    db.execute(text("ANALYZE dispatch_parcels, dispatch_parcel_lines"))  # of the empty tables
+    dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5, seed=1)
+    names = "('dispatch_parcels', 'dispatch_parcel_lines')"
+    sql = f"SELECT relname, reltuples FROM pg_class WHERE relname IN {names}"
+    counted = dict(db.execute(text(sql)).tuples().all())
+    parcels = db.scalar(select(func.count()).select_from(Parcel))
+    lines = db.scalar(select(func.count()).select_from(ParcelLine))
+    assert parcels and lines
+    assert counted == {"dispatch_parcels": parcels, "dispatch_parcel_lines": lines}

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from relieflink.catalog import service as catalog
 from relieflink.config import get_settings
+from relieflink.db import bulk
 from relieflink.errors import Invalid
 from relieflink.models import AuditEvent, Kit, NeedRequest, Role
 from relieflink.needs import service as needs
@@ -204,7 +205,7 @@ def test_a_large_file_leaves_the_planner_statistics_of_what_it_wrote(
     if db.get_bind().dialect.name != "postgresql":
         pytest.skip("planner statistics are PostgreSQL's")
     path = write(tmp_path / "requests.csv", good_rows(city))
-    monkeypatch.setattr(needs, "ANALYZE_FROM", 7)  # the file's rows
+    monkeypatch.setattr(bulk, "ANALYZE_FROM", 7)  # the file's rows
     db.execute(text("ANALYZE need_requests, need_request_lines"))  # of the empty tables
     needs.import_requests(db, path, actor=city["user"], today=MONDAY)
     names = "('need_requests', 'need_request_lines')"

@@ -19,6 +19,22 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+#: A bulk write of this many rows or more refreshes the planner statistics of what it wrote
+#: (:func:`refresh_statistics`).
+ANALYZE_FROM = 10_000
+
+
+def refresh_statistics(session: Session, tables: Sequence[Table], rows: int) -> None:
+    """Have PostgreSQL read ``tables`` afresh for its planner after a bulk write of ``rows`` rows
+    (from :data:`ANALYZE_FROM`; in the writing transaction, whose own rows count). Autovacuum
+    comes to a table a minute or more after a load, so a query just after it is planned for
+    the table as it was: the allocation's read after a request file, or each route's manifest
+    after a city's plan (a parallel scan of 600,000 parcels, 200 ms a route, instead of an
+    index lookup, 1 ms)."""
+    if rows >= ANALYZE_FROM and _is_postgres(session):
+        session.execute(text("ANALYZE " + ", ".join(t.name for t in tables)))
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys) into ``table``, as fast as the database can."""
     if not rows:

@@ -122,6 +122,7 @@ def store_plan(
         raise Conflict(
             "another plan took some of these allocations meanwhile; plan again"
         ) from None
+    repo.refresh_statistics(session, len(rows))
     new_set = set(new)
     moves = [
         {"pid": inp.parcels[i].parcel_id, "r": r, "s": st, "p": plan.id}

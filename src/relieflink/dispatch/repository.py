@@ -16,6 +16,7 @@ from sqlalchemy.orm.util import identity_key
 from relieflink import db
 from relieflink.catalog import service as catalog
 from relieflink.common import repository as common
+from relieflink.db import bulk
 from relieflink.db.bulk import insert_rows, insert_rows_with_ids
 from relieflink.models import (
     Allocation,
@@ -280,6 +281,14 @@ def insert_parcels(session: Session, rows: Sequence[dict[str, Any]]) -> list[int
 def insert_parcel_lines(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Store parcel lines; an allocation already in a parcel raises ``IntegrityError``."""
     insert_rows(session, cast(Table, ParcelLine.__table__), rows)
+
+
+def refresh_statistics(session: Session, rows: int) -> None:
+    """The planner statistics of routes, stops, parcels and their lines after a plan wrote
+    ``rows`` parcels (:func:`relieflink.db.bulk.refresh_statistics`): the manifests, the
+    couriers' pages and the tracking events that follow look them up by route and stop."""
+    tables = [Route.__table__, RouteStop.__table__, _PARCELS, ParcelLine.__table__]
+    bulk.refresh_statistics(session, [cast(Table, t) for t in tables], rows)
 
 
 def place_parcels(session: Session, moves: Sequence[dict[str, Any]]) -> None:

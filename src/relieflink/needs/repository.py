@@ -6,12 +6,13 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, bindparam, func, select, text, update
+from sqlalchemy import Row, Select, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from relieflink import clock
 from relieflink.common import repository as common
+from relieflink.db import bulk
 from relieflink.db.bulk import add_to_column, copy_rows, copy_rows_with_ids
 from relieflink.models import (
     Allocation,
@@ -97,13 +98,11 @@ def insert_lines(session: Session, rows: Iterable[tuple[Any, ...]]) -> None:
     copy_rows(session, _LINES, LINE_COLUMNS, rows)
 
 
-def refresh_statistics(session: Session) -> None:
-    """Have PostgreSQL read the requests and lines afresh for its planner after a bulk load
-    (in the loading transaction: its own rows count). The allocation's read of every open line
-    is planned on these figures, and autovacuum comes to them only a minute or more later: a
-    run just after an import would be planned for the tables as they were before it."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"ANALYZE {_REQUESTS.name}, {_LINES.name}"))
+def refresh_statistics(session: Session, rows: int) -> None:
+    """The planner statistics of requests and lines after a bulk load of ``rows``
+    (:func:`relieflink.db.bulk.refresh_statistics`): the allocation's read of every open line
+    is planned on them."""
+    bulk.refresh_statistics(session, [_REQUESTS, _LINES], rows)
 
 
 def update_merged(session: Session, requests: list[dict[str, Any]], lines: dict[int, int]) -> None:

@@ -545,11 +545,6 @@ def cancel_request(session: Session, request_id: int, *, actor: User) -> NeedReq
     return request
 
 
-#: A request file of this many rows or more has the database's planner statistics of requests
-#: refreshed after it (:func:`repository.refresh_statistics`).
-ANALYZE_FROM = 10_000
-
-
 @dataclass
 class _FileImport:
     """What an import carries from one chunk of the file to the next."""
@@ -608,8 +603,7 @@ def import_requests(
             f"{path.name}: {state.refused} errors in the rows; no request was created",
             state.errors,
         )
-    if state.rows >= ANALYZE_FROM:
-        repository.refresh_statistics(session)
+    repository.refresh_statistics(session, state.rows)
     state.merged_rows.sort(key=lambda m: m.line)
     return BulkRequestReport(
         rows=state.rows,
