@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy.orm import Session
 
 from tests.factories import PASSWORD
 from tests.teams.test_gate_page import _at_the_gates
 from tests.web.browser_kit import BROWSER_MARKS, PHONE, WIDE, fits, new_context, shot
 
-pytestmark = BROWSER_MARKS
+# Its parcels are planned today: the clock at a morning hour, whatever the hour the suite runs at.
+pytestmark = [*BROWSER_MARKS, pytest.mark.usefixtures("morning")]
 
 
 def test_the_leader_sees_the_gates_parcels_on_a_phone_and_a_wide_screen(
