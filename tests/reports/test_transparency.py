@@ -8,7 +8,7 @@ import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -89,9 +89,10 @@ def _history(db: Session, city: City, weeks: dict[int, int]) -> str:
 
 
 @pytest.fixture
-def world(db: Session, client: TestClient) -> World:
+def world(db: Session, client: TestClient, morning: datetime) -> World:
     """The dispatch tests' city: planned, driven and its door parcels delivered through the API
-    (the ledger's handovers are real); and a past of another district."""
+    (the ledger's handovers are real); and a past of another district. Planned today at a
+    morning hour (``morning``), also for the tests of other modules that use this fixture."""
     city = make_city(db, per_community=6)
     courier = make_user(db, Role.courier, organization_id=city.carrier.id)
     db.commit()
