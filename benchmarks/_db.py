@@ -11,8 +11,11 @@ from sqlalchemy import create_engine, text
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-def fresh_database(kind: str, name: str, workdir: Path | None = None) -> str:
-    """The URL of an empty database called ``name`` (``kind``: sqlite, postgres or postgresql)."""
+def fresh_database(
+    kind: str, name: str, workdir: Path | None = None, template: str | None = None
+) -> str:
+    """The URL of an empty database called ``name`` (``kind``: sqlite, postgres or postgresql),
+    or on PostgreSQL a copy of ``template``."""
     if kind == "sqlite":
         if workdir is None:
             raise ValueError("a SQLite benchmark database needs a working directory")
@@ -21,6 +24,7 @@ def fresh_database(kind: str, name: str, workdir: Path | None = None) -> str:
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
+        copy = f" TEMPLATE {template}" if template else ""
+        conn.execute(text(f"CREATE DATABASE {name}{copy}"))
     engine.dispose()
     return admin.rsplit("/", 1)[0] + f"/{name}"

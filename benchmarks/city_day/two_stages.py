@@ -20,9 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks._db import ADMIN_URL, fresh_database
+from benchmarks._db import fresh_database
 from benchmarks.city_day import run
-from sqlalchemy import create_engine, text
 
 
 def _build(scale: float, seed: int, database: str, workdir: Path, env: dict[str, str]) -> None:
@@ -46,16 +45,6 @@ def _build(scale: float, seed: int, database: str, workdir: Path, env: dict[str,
     print(f"template {database}: {stage.wall_s:.0f} s, {n:,} requests", flush=True)
 
 
-def _copy(template: str, name: str) -> str:
-    admin = os.environ.get("BENCH_POSTGRES_ADMIN_URL", ADMIN_URL)
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
-    engine.dispose()
-    return admin.rsplit("/", 1)[0] + f"/{name}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=0.05)
@@ -75,7 +64,7 @@ def main() -> None:
         subprocess.run(compile_all, env=base_env, stdout=subprocess.DEVNULL, check=False)
     for k, code in enumerate(args.code):
         src = str(Path(code).resolve())
-        url = _copy(args.template, f"{args.template}_{k}")
+        url = fresh_database("postgres", f"{args.template}_{k}", template=args.template)
         env = {**base_env, "RELIEFLINK_DATABASE_URL": url, "PYTHONPATH": src}
         stages = []
         for name, command in [

@@ -5,25 +5,18 @@ practice); where no team works, the courier still walks each parcel to its build
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relieflink.dispatch import planning, reach
 from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import (
-    NeedRequest,
-    Parcel,
-    ParcelStatus,
-    RequestStatus,
     Role,
 )
-from relieflink.stock import service as stock
 from relieflink.teams import service as teams
 from relieflink.teams.schemas import AvailabilitySet
 from tests.dispatch.factories import TODAY, make_city
-from tests.dispatch.test_end_to_end import run_routes
-from tests.dispatch.test_two_legs import sealed_stops
-from tests.factories import make_user, sign_in
+from tests.dispatch.test_two_legs import deliver_everything, sealed_stops
+from tests.factories import make_user
 from tests.teams.factories import make_team
 
 
@@ -59,14 +52,7 @@ def test_an_open_compound_whose_team_works_gets_the_load_at_the_gate(
     assert stops and {mode for _, mode, *_ in stops} == {"volunteer"}, stops
 
     # The team's leader delivers them with the residents' codes; the ledger reconciles.
-    courier_user = make_user(db, Role.courier, organization_id=city.carrier.id)
-    db.commit()
-    courier, volunteer = sign_in(client, courier_user), sign_in(client, leader)
-    run_routes(db, client, city, courier, volunteer, plan.id)
-    db.rollback()
-    assert {p.status for p in db.scalars(select(Parcel))} == {ParcelStatus.delivered}
-    assert {r.status for r in db.scalars(select(NeedRequest))} == {RequestStatus.delivered}
-    assert stock.check_ledger(db) == []
+    deliver_everything(db, client, city, leader, plan.id)
 
 
 def test_an_open_compound_without_a_team_at_work_keeps_the_courier_at_the_doors(

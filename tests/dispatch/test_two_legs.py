@@ -22,11 +22,12 @@ from relieflink.models import (
     Role,
     Route,
     RouteStop,
+    User,
 )
 from relieflink.stock import service as stock
 from relieflink.teams import service as teams
 from relieflink.teams.schemas import AvailabilitySet
-from tests.dispatch.factories import TODAY, make_city, receive_pledged
+from tests.dispatch.factories import TODAY, City, make_city, receive_pledged
 from tests.dispatch.test_end_to_end import run_routes
 from tests.factories import make_user, sign_in
 from tests.stock.factories import make_warehouse
@@ -73,14 +74,7 @@ def test_van_to_the_gate_then_the_team_with_codes_and_the_ledger_reconciles(
     (leg,) = plan.summary["inner_legs"].values()
     assert leg["volunteers"] == 4 and leg["done_s"] >= leg["first_s"] + reach.INNER_TRIP_S
 
-    courier_user = make_user(db, Role.courier, organization_id=city.carrier.id)
-    db.commit()
-    courier, volunteer = sign_in(client, courier_user), sign_in(client, leader)
-    run_routes(db, client, city, courier, volunteer, plan.id)
-    db.rollback()
-    assert {p.status for p in db.scalars(select(Parcel))} == {ParcelStatus.delivered}
-    assert {r.status for r in db.scalars(select(NeedRequest))} == {RequestStatus.delivered}
-    assert stock.check_ledger(db) == []
+    deliver_everything(db, client, city, leader, plan.id)
     assert all(row.balanced for row in stock.donor_report(db))
 
 
@@ -231,3 +225,19 @@ def test_a_robot_based_far_away_does_not_reach_by_its_range_alone() -> None:
         3, 1, reach.FleetKind.robot, 10, 1, 200_000, 2_000_000, 15, 8_000, 0, 86_000, 0, 0
     )
     assert reach.reachable(gates, [None], [place[10]], place, [at_home]).all()
+
+
+def deliver_everything(
+    db: Session, client: TestClient, city: City, leader: User, plan_id: int
+) -> None:
+    """A courier drives every route of the plan and the team's ``leader`` hands out at its
+    gates, with the residents' codes, through the API: every parcel and request is delivered
+    and the ledger reconciles."""
+    courier_user = make_user(db, Role.courier, organization_id=city.carrier.id)
+    db.commit()
+    courier, volunteer = sign_in(client, courier_user), sign_in(client, leader)
+    run_routes(db, client, city, courier, volunteer, plan_id)
+    db.rollback()
+    assert {p.status for p in db.scalars(select(Parcel))} == {ParcelStatus.delivered}
+    assert {r.status for r in db.scalars(select(NeedRequest))} == {RequestStatus.delivered}
+    assert stock.check_ledger(db) == []
