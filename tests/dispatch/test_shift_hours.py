@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 
 from relieflink import clock
 from relieflink.dispatch import fleet
+from relieflink.flows import allocation as allocation_flow
 from relieflink.flows import dispatch as dispatch_flow
 from relieflink.models import FleetKind, Route
-from tests.dispatch.factories import TODAY, make_city, make_vehicle
+from tests.dispatch.factories import TODAY, ask, make_city, make_vehicle
+from tests.factories import make_household
 
 
 def _at(hour: int) -> datetime:
@@ -75,3 +77,22 @@ def test_a_morning_plan_starts_at_its_hour_and_another_day_has_the_whole_shift(
     routes = _routes(db, plan.id)
     assert routes and min(r.start_s for r in routes) >= 9 * 3600
     assert plan.summary["shifts_over"] == {} and plan.summary["released"] == {}
+
+
+def test_an_allocation_run_after_the_last_shift_still_reserves_what_the_fleet_reaches(
+    db: Session,
+) -> None:
+    # Reach is where the day's fleet can go at all, not the hours left: a coordinator who runs
+    # the allocation at 20:00, after every shift, reserves stock for the next wave (before,
+    # nothing was reachable after 18:00 and the run reserved nothing, without a reason).
+    city = make_city(db)
+    for group in (city.vans, city.robots):
+        group.shift_start_s, group.shift_end_s = 6 * 3600, 18 * 3600
+    home = make_household(db, city.communities["open"], actor=city.admin, size=3)
+    request = ask(db, city, home, (city.rice, 1))
+    db.commit()
+    with clock.frozen(_at(20)):
+        report = allocation_flow.run_allocation(db, actor=None, today=TODAY)
+        db.commit()
+    assert report.units_allocated == 1, report
+    assert [line.allocated for line in request.lines] == [1]

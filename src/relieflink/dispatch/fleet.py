@@ -287,16 +287,18 @@ def vehicles_at(
     return out
 
 
-def groups_of_day(session: Session, day: date) -> list[FleetGroup]:
+def groups_of_day(session: Session, day: date, *, from_now: bool = True) -> list[FleetGroup]:
     """The vehicle groups free to plan on ``day``: active groups × the day's availability
     (breakdowns lowered it when they were recorded: :func:`record_breakdowns`), minus vehicles
     out on a loaded or departed route; on today, each from now on (:func:`shift_from_s`), and
     none whose shift is over (:func:`shifts_over` says which). A group whose vehicles wait at
     more than one warehouse (:func:`vehicles_at`) is one entry per warehouse, each from when
-    its vehicles are back there."""
+    its vehicles are back there. ``from_now=False`` gives the day's whole shifts: what the
+    fleet can reach at all, whatever the hour (stock reserved tonight goes out on the next
+    wave)."""
     counts = available_counts(session, day)
     busy = repo.busy_vehicles(session, day)
-    from_s = shift_from_s(day)
+    from_s = shift_from_s(day) if from_now else 0
     vehicles = repo.active_vehicles(session)
     free = {
         v.id: n
@@ -371,7 +373,9 @@ def reach_matrix(
     """``out[c, w]``: the day's fleet (and the compound's team inside) can bring stock from
     warehouse ``warehouse_ids[w]`` to the door of compound ``community_ids[c]`` (the rule is
     :func:`relieflink.dispatch.reach.reachable`). None when no fleet is registered at all
-    (allocation without dispatch: nothing to restrict by)."""
+    (allocation without dispatch: nothing to restrict by). The fleet's whole shifts count,
+    not the hours left: an allocation run after the last shift still reserves what the next
+    wave can bring."""
     if not repo.active_vehicles(session):
         return None
     places = repo.warehouse_places(session)
@@ -383,5 +387,5 @@ def reach_matrix(
         [teams.get(c) for c in community_ids],
         [places[w] for w in warehouse_ids],
         places,
-        groups_of_day(session, day),
+        groups_of_day(session, day, from_now=False),
     )
