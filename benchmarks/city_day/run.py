@@ -28,12 +28,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import psycopg
-from benchmarks._db import fresh_database
+from benchmarks._db import ADMIN_URL, fresh_database
 
 from relieflink import clock
 
@@ -46,6 +48,8 @@ class Stage:
     name: str
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    pool_cpu_s: float = 0.0
+    server_cpu_s: float | None = None
     peak_mb: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)
     copy_s: float | None = None
@@ -61,8 +65,47 @@ def _inserted(url: str) -> dict[str, int]:
     return {name: int(n) for name, n in rows}
 
 
+class _Unwaited:
+    """CPU of the processes a ``relieflink`` process starts but never waits for.
+
+    The routing pool's workers are children of a ``multiprocessing`` forkserver that the CLI
+    does not wait for, so their CPU never reaches ``RUSAGE_CHILDREN``. This samples the
+    process tree twice a second and keeps each forkserver-subtree process's own CPU as last
+    seen (a process that ends loses at most half a second)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                tree = psutil.Process(self.pid).children(recursive=True)
+            except psutil.Error:
+                return
+            servers = set()
+            for proc in tree:
+                try:
+                    if "forkserver" in " ".join(proc.cmdline()):
+                        servers.add(proc.pid)
+                    if proc.pid in servers or proc.ppid() in servers:
+                        t = proc.cpu_times()
+                        self.seen[proc.pid] = t.user + t.system
+                except psutil.Error:
+                    continue
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return sum(self.seen.values())
+
+
 def _run(stage: Stage, env: dict[str, str], *args: str) -> str:
-    """One ``relieflink`` process, its rusage (children included) added to ``stage``."""
+    """One ``relieflink`` process, its rusage (children included) and the CPU of its routing
+    pool (``_Unwaited``) added to ``stage``."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         [str(BIN / "relieflink"), *args],
@@ -71,11 +114,13 @@ def _run(stage: Stage, env: dict[str, str], *args: str) -> str:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    pool = _Unwaited(proc.pid)
     assert proc.stdout is not None
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     stage.wall_s += time.perf_counter() - started
+    stage.pool_cpu_s += pool.stop()
     stage.cpu_s += usage.ru_utime + usage.ru_stime
     stage.peak_mb = max(stage.peak_mb, usage.ru_maxrss / 1024)
     if proc.returncode != 0:
@@ -105,6 +150,42 @@ def _bytecode_env() -> dict[str, str]:
     )
     print(f"bytecode in {prefix}: {time.perf_counter() - started:.1f} s", flush=True)
     return env
+
+
+def _server_cpu(url: str) -> float | None:
+    """CPU seconds PostgreSQL's processes have used so far (the postmaster, the backends it
+    has reaped and those alive), or None where the server is not on this machine."""
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        try:
+            postmaster = psutil.Process(int(row[0]) if row else 0).parent()
+            if postmaster is None:
+                return None
+            t = postmaster.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for child in postmaster.children():
+                c = child.cpu_times()
+                total += c.user + c.system
+        except psutil.Error:
+            return None
+    return float(total)
+
+
+def _statements(admin: str, top: int) -> list[str] | None:
+    """The ``top`` statements by total execution time since the last reset
+    (``pg_stat_statements``), then a reset; None where the server does not have it."""
+    try:
+        with psycopg.connect(_libpq(admin), autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT total_exec_time / 1000, calls, rows, left(regexp_replace(query, "
+                "'\\s+', ' ', 'g'), 110) FROM pg_stat_statements "
+                "ORDER BY total_exec_time DESC LIMIT %s",
+                (top,),
+            ).fetchall()
+            conn.execute("SELECT pg_stat_statements_reset()")
+    except psycopg.Error:
+        return None
+    return [f"{sec:8.1f} s {calls:>9,} calls {n:>11,} rows  {q}" for sec, calls, n, q in rows]
 
 
 def _copy_limit(url: str, rows: dict[str, int], workdir: Path) -> float:
@@ -177,6 +258,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _tree_cpu(procs: list[subprocess.Popen[bytes]]) -> float:
+    """CPU seconds used so far by ``procs`` and every process under them (the Dask scheduler,
+    its workers' nannies and the workers)."""
+    total = 0.0
+    for proc in procs:
+        try:
+            root = psutil.Process(proc.pid)
+            for each in (root, *root.children(recursive=True)):
+                t = each.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def _dask_plan(env: dict[str, str], url: str, plan_id: int, iterations: int) -> list[Stage]:
     """The day re-planned on the local pool, then again on one scheduler and two workers
     started here (a re-plan releases every route not loaded: both plan the same parcels)."""
@@ -202,10 +298,16 @@ def _dask_plan(env: dict[str, str], url: str, plan_id: int, iterations: int) -> 
         time.sleep(5)
         pool, dask = Stage("plan, local pool"), Stage("plan, Dask (1+2)")
         common = ["--iterations", str(iterations)]
+        server = _server_cpu(url)
         first = _plan_id(_run(pool, env, "dispatch", "replan", str(plan_id), *common))
+        middle, cluster = _server_cpu(url), _tree_cpu(procs)
         second = _plan_id(
             _run(dask, env, "dispatch", "replan", str(first), *common, "--scheduler", address)
         )
+        dask.pool_cpu_s = _tree_cpu(procs) - cluster
+        end = _server_cpu(url)
+        if server is not None and middle is not None and end is not None:
+            pool.server_cpu_s, dask.server_cpu_s = middle - server, end - middle
         same = _routes(url, first) == _routes(url, second)
         print(f"plans {first} (pool) and {second} (Dask): routes identical: {same}")
         return [pool, dask]
@@ -222,9 +324,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200, help="routing work per problem")
     parser.add_argument("--dask", action="store_true", help="also plan on a Dask cluster")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--statements", type=int, default=0, help="print each stage's N longest statements"
+    )
     parser.add_argument("--database", default="relieflink_city_day", help="dropped and made again")
     args = parser.parse_args()
     url = fresh_database("postgres", args.database)
+    admin = os.environ.get("BENCH_POSTGRES_ADMIN_URL", ADMIN_URL)
     env = {**_bytecode_env(), "RELIEFLINK_DATABASE_URL": url}
     day = clock.today().isoformat()
     stages: list[Stage] = []
@@ -235,8 +341,16 @@ def main() -> None:
         def stage(name: str, *commands: list[str]) -> Stage:
             st = Stage(name)
             before = _inserted(url)
+            _statements(admin, 0)
+            server = _server_cpu(url)
             for command in commands:
                 _run(st, env, *command)
+            server_after = _server_cpu(url)
+            if server is not None and server_after is not None:
+                st.server_cpu_s = server_after - server
+            if args.statements and (top := _statements(admin, args.statements)):
+                print(f"  {name}: the server's {len(top)} longest statements", flush=True)
+                print("\n".join(f"    {line}" for line in top), flush=True)
             after = _inserted(url)
             st.rows = {t: n - before.get(t, 0) for t, n in after.items() if n > before.get(t, 0)}
             if st.rows:
@@ -304,16 +418,17 @@ def main() -> None:
         f"{os.getloadavg()[2]:.1f} (machine shared); harness CPU {self_usage.ru_utime:.1f} s"
     )
     print(
-        f"{'stage':32} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'rows':>10} "
-        f"{'COPY s':>8} {'ratio':>7}"
+        f"{'stage':32} {'wall s':>8} {'CPU s':>8} {'pool s':>8} {'server s':>8} "
+        f"{'peak MB':>8} {'rows':>10} {'COPY s':>8} {'ratio':>7}"
     )
     for st in stages:
         rows = sum(st.rows.values())
         copy = f"{st.copy_s:8.2f}" if st.copy_s is not None else f"{'':8}"
         ratio = f"{st.wall_s / st.copy_s:7.0f}" if st.copy_s else f"{'':7}"
+        server = f"{st.server_cpu_s:8.1f}" if st.server_cpu_s is not None else f"{'':8}"
         print(
-            f"{st.name:32} {st.wall_s:8.1f} {st.cpu_s:8.1f} {st.peak_mb:8.0f} {rows:10,} "
-            f"{copy} {ratio}"
+            f"{st.name:32} {st.wall_s:8.1f} {st.cpu_s:8.1f} {st.pool_cpu_s:8.1f} {server} "
+            f"{st.peak_mb:8.0f} {rows:10,} {copy} {ratio}"
         )
     print(f"{'whole day (without --dask)':32} {day_s:8.1f}")
 
