@@ -9,7 +9,7 @@ import pytest
 
 from relieflink.sim import demo
 from relieflink.sim.demo import run_demo
-from relieflink.sim.metrics import median_over, spread_over
+from relieflink.sim.metrics import median_over, spread_over, wait_ratio_to_fcfs
 from relieflink.sim.world import MINUTES_PER_DAY
 
 GROUP_KEYS = {
@@ -18,6 +18,8 @@ GROUP_KEYS = {
     "served_within_24h",
     "median_hours_to_delivery",
     "p95_hours_to_delivery",
+    "had_stock",
+    "served_within_24h_of_stocked",
 }
 FLEET_KEYS = {"robots", "volunteers", "vans", "trucks", "ebikes"}
 
@@ -92,3 +94,22 @@ def test_figures_over_seeds_are_medians_with_their_range() -> None:
         "hours": [3.0, None],
         "pending": {"out of range": [0, 2]},
     }
+
+
+def test_the_wait_ratio_to_fcfs_is_exact_where_both_are_known_else_a_lower_bound() -> None:
+    mine = {
+        "infant": {"median_hours_to_delivery": 6.0, "eligible_24h": 10},
+        "pregnant": {"median_hours_to_delivery": 4.0, "eligible_24h": 10},
+        "other": {"median_hours_to_delivery": None, "eligible_24h": 10},
+    }
+    fcfs = {
+        "infant": {"median_hours_to_delivery": 30.0, "eligible_24h": 10},
+        # Fewer than half delivered by the end: FCFS's median is beyond 24 h (each eligible
+        # request had 24 h), so 24 h gives a lower bound, not a figure.
+        "pregnant": {"median_hours_to_delivery": None, "eligible_24h": 10},
+        "other": {"median_hours_to_delivery": 20.0, "eligible_24h": 10},
+    }
+    wait_ratio_to_fcfs(mine, fcfs)
+    assert mine["infant"]["fcfs_median_wait_ratio_at_least"] == 5.0
+    assert mine["pregnant"]["fcfs_median_wait_ratio_at_least"] == 6.0
+    assert mine["other"]["fcfs_median_wait_ratio_at_least"] is None  # ours not reached

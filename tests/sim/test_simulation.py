@@ -128,6 +128,21 @@ def test_a_simulated_day_reconciles_with_the_ledger(small_city: Session, policy:
     # A day of deliveries followed the day of requests: every request had 24 hours.
     for group in figures["groups"].values():
         assert group["eligible_24h"] == group["requests"]
+    # "Had stock" is every line allocated up to what was asked, read from the database; a
+    # request delivered in full had its stock, so no group is served beyond its stock.
+    short = set(
+        db.scalars(
+            select(RequestLine.request_id).where(RequestLine.allocated < RequestLine.quantity)
+        )
+    )
+    assert log.stocked == set(log.requests) - short
+    assert {r.request_id for r in log.requests.values() if r.t_delivered is not None} <= (
+        log.stocked
+    )
+    assert 0 < len(log.stocked) < len(log.requests)  # the supply ratio: not everyone had stock
+    for group in figures["groups"].values():
+        if group["eligible_24h"]:
+            assert group["served_within_24h"] <= group["had_stock"]
     # Pending parcels are counted once each: at most the distinct parcels neither delivered
     # nor on board, whatever the number of plans that left them out.
     still = ParcelStatus.released, ParcelStatus.pending, ParcelStatus.planned, ParcelStatus.failed

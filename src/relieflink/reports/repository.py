@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from relieflink.models import (
@@ -366,6 +366,17 @@ def packs_by_parcel_status(session: Session) -> dict[ParcelStatus, int]:
 def parcel_ids_in_status(session: Session, statuses: Sequence[ParcelStatus]) -> list[int]:
     """The ids of all parcels in one of ``statuses``."""
     return list(session.scalars(select(Parcel.id).where(Parcel.status.in_(statuses))))
+
+
+def requests_with_stock(session: Session) -> set[int]:
+    """The requests every line of which has had its stock allocated (``allocated`` up to the
+    quantity asked): what was left undelivered of them was the fleet's or the clock's, not
+    the stock's."""
+    short = func.sum(case((RequestLine.allocated < RequestLine.quantity, 1), else_=0))
+    rows = session.scalars(
+        select(RequestLine.request_id).group_by(RequestLine.request_id).having(short == 0)
+    )
+    return set(rows)
 
 
 def fleet_mix(session: Session) -> dict[str, int]:

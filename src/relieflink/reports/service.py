@@ -73,6 +73,7 @@ parcel_ids_in_status = repo.parcel_ids_in_status
 parcel_request_lines = repo.parcel_request_lines
 parcels_in_status = repo.parcels_in_status
 planned_routes = repo.planned_routes
+requests_with_stock = repo.requests_with_stock
 route_stops = repo.route_stops
 warehouse_rows = repo.warehouse_rows
 

@@ -22,7 +22,14 @@ from relieflink.dispatch import fleet
 from relieflink.reports import service as reads
 from relieflink.scenario import generate_city
 from relieflink.sim.assumptions import ASSUMPTIONS, SimAssumptions
-from relieflink.sim.metrics import donor_trace, median_over, outcome, reconcile, spread_over
+from relieflink.sim.metrics import (
+    donor_trace,
+    median_over,
+    outcome,
+    reconcile,
+    spread_over,
+    wait_ratio_to_fcfs,
+)
 from relieflink.sim.report import write_report
 from relieflink.sim.simulation import Policy, SimLog, Simulation
 from relieflink.users import security
@@ -108,6 +115,7 @@ def _one_seed(
         summary[policy] = figures
         reconciled = reconciled and ok
     summary["ledger_reconciled"] = reconciled
+    wait_ratio_to_fcfs(summary["priority"]["groups"], summary["fifo"]["groups"])
     return summary, logs
 
 

@@ -233,6 +233,12 @@ def figure_rows(summary: dict[str, Any]) -> list[Row]:
         rows += [
             row(f"{group}: requests with 24 h to be served", ("groups", group, "eligible_24h")),
             row(f"{group}: served within 24 h", ("groups", group, "served_within_24h"), _pct),
+            row(f"{group}: had their stock by the end", ("groups", group, "had_stock"), _pct),
+            row(
+                f"{group}: served within 24 h, of those with stock",
+                ("groups", group, "served_within_24h_of_stocked"),
+                _pct,
+            ),
             row(f"{group}: median wait", ("groups", group, "median_hours_to_delivery"), _hours),
             row(
                 f"{group}: 95th percentile wait", ("groups", group, "p95_hours_to_delivery"), _hours

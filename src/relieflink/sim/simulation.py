@@ -15,6 +15,7 @@ live.
 from __future__ import annotations
 
 from relieflink.db import Session
+from relieflink.reports import service as reads
 from relieflink.sim.assumptions import ASSUMPTIONS, SimAssumptions
 from relieflink.sim.couriers import Couriers
 from relieflink.sim.dispatching import Dispatch
@@ -69,6 +70,7 @@ class Simulation:
             w.env.run(until=w.end)
             w.log.on_board_packs = sum(self.couriers.on_board.values())
             w.log.pending_at_end = self.dispatch.pending_at_end()
+            w.log.stocked = reads.requests_with_stock(w.session) & set(w.log.requests)
             w.record_stock()
             w.commit()
         return w.log

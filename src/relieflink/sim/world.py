@@ -99,6 +99,8 @@ class SimLog:
     held_back: Counter[str] = field(default_factory=Counter)
     # Distinct parcels neither delivered nor on board at the end, by reason.
     pending_at_end: Counter[str] = field(default_factory=Counter)
+    # Requests every line of which had its stock allocated by the end (the rest: no stock).
+    stocked: set[int] = field(default_factory=set)
     delivered_parcels: list[int] = field(default_factory=list)
     failed_parcels: list[int] = field(default_factory=list)
     on_board_packs: int = 0  # loaded and not yet delivered when the simulation stopped
