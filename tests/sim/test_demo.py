@@ -18,8 +18,8 @@ GROUP_KEYS = {
     "served_within_24h",
     "median_hours_to_delivery",
     "p95_hours_to_delivery",
-    "had_stock",
-    "served_within_24h_of_stocked",
+    "allocated_in_full",
+    "served_within_24h_of_allocated",
 }
 FLEET_KEYS = {"robots", "volunteers", "vans", "trucks", "ebikes"}
 

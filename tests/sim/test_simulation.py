@@ -3,6 +3,7 @@ must reconcile with the ledger, the dispatch tables and the tracking events."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from relieflink.models import (
     Allocation,
     DispatchPlan,
     EventKind,
+    FleetKind,
     InnerMode,
     Kit,
     MovementKind,
@@ -128,21 +130,25 @@ def test_a_simulated_day_reconciles_with_the_ledger(small_city: Session, policy:
     # A day of deliveries followed the day of requests: every request had 24 hours.
     for group in figures["groups"].values():
         assert group["eligible_24h"] == group["requests"]
-    # "Had stock" is every line allocated up to what was asked, read from the database; a
-    # request delivered in full had its stock, so no group is served beyond its stock.
+    # "Allocated in full" is every line allocated up to what was asked, read from the
+    # database; a request delivered in full had its stock, so no group is served beyond it.
     short = set(
         db.scalars(
             select(RequestLine.request_id).where(RequestLine.allocated < RequestLine.quantity)
         )
     )
-    assert log.stocked == set(log.requests) - short
+    assert log.allocated_in_full == set(log.requests) - short
     assert {r.request_id for r in log.requests.values() if r.t_delivered is not None} <= (
-        log.stocked
+        log.allocated_in_full
     )
-    assert 0 < len(log.stocked) < len(log.requests)  # the supply ratio: not everyone had stock
+    assert 0 < len(log.allocated_in_full) < len(log.requests)  # stock is scarce
+    # Per kit, nothing is allocated beyond what was asked or what was received.
+    assert figures["kits"]["KIT-FAMILY-FOOD"]["asked"] > 0
+    for sku, kit in figures["kits"].items():
+        assert kit["allocated"] <= min(kit["asked"], kit["received"]), sku
     for group in figures["groups"].values():
         if group["eligible_24h"]:
-            assert group["served_within_24h"] <= group["had_stock"]
+            assert group["served_within_24h"] <= group["allocated_in_full"]
     # Pending parcels are counted once each: at most the distinct parcels neither delivered
     # nor on board, whatever the number of plans that left them out.
     still = ParcelStatus.released, ParcelStatus.pending, ParcelStatus.planned, ParcelStatus.failed
@@ -391,3 +397,43 @@ def test_a_vehicle_back_before_the_next_wave_takes_another_trip(
         if p in trips:
             at = clock.local(plans[p])
             assert at.hour * 3600 + at.minute * 60 < ends[v]
+
+
+def test_the_couriers_who_came_drive_the_biggest_vehicles_they_may(
+    small_city: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The truck's driver is locked in today; the van's driver came. The coordinator puts the
+    # van's driver on the depot's truck (3 t, not 0.8 t) and the van stays: a driver may drive
+    # either, a rider only the e-bikes, so the e-bike riders stay on theirs.
+    db = small_city
+    groups = {v.kind: v for v in fleet.list_vehicles(db)}
+    truck, van = groups[FleetKind.truck], groups[FleetKind.van]
+    assert (truck.carrier_id, truck.depot_id) == (van.carrier_id, van.depot_id)
+    assert truck.count == van.count == 1
+    sim = Simulation(db, policy="priority", days=1, seed=3)
+
+    def stream(kind: str, *key: int) -> random.Random:
+        locked_in = kind == "absence" and key[0] == truck.id
+        return _Fixed(0.0 if locked_in else 0.99)
+
+    monkeypatch.setattr(sim.world, "stream", stream)
+    with sim.world.clock():
+        sim.dispatch._roll_call()
+        counts = fleet.available_counts(db, clock.today())
+    assert counts[truck.id] == 1 and counts[van.id] == 0
+    assert [code for _, code in sim.log.absences] == [f"{truck.code} #0"]
+    others = {
+        v.id: v.count for v in groups.values() if v.kind not in (FleetKind.truck, FleetKind.van)
+    }
+    assert all(counts[vid] == n for vid, n in others.items())
+
+
+class _Fixed(random.Random):
+    """A stream whose every draw is ``value``."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value

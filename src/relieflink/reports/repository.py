@@ -16,6 +16,7 @@ from relieflink.models import (
     DispatchPlan,
     EventKind,
     Household,
+    Kit,
     NeedRequest,
     Organization,
     Parcel,
@@ -28,6 +29,7 @@ from relieflink.models import (
     Route,
     RouteStatus,
     RouteStop,
+    StockLot,
     StockMovement,
     TrackingEvent,
     User,
@@ -368,15 +370,37 @@ def parcel_ids_in_status(session: Session, statuses: Sequence[ParcelStatus]) -> 
     return list(session.scalars(select(Parcel.id).where(Parcel.status.in_(statuses))))
 
 
-def requests_with_stock(session: Session) -> set[int]:
+def requests_allocated_in_full(session: Session) -> set[int]:
     """The requests every line of which has had its stock allocated (``allocated`` up to the
-    quantity asked): what was left undelivered of them was the fleet's or the clock's, not
-    the stock's."""
+    quantity asked)."""
     short = func.sum(case((RequestLine.allocated < RequestLine.quantity, 1), else_=0))
     rows = session.scalars(
         select(RequestLine.request_id).group_by(RequestLine.request_id).having(short == 0)
     )
     return set(rows)
+
+
+def kit_totals(session: Session) -> dict[str, dict[str, int]]:
+    """Per kit (SKU): the units asked on request lines, allocated to them, and received into
+    the warehouses (receipt lots): where received is below asked, no policy serves every
+    request that asks for that kit."""
+    out: dict[str, dict[str, int]] = {}
+    asked = session.execute(
+        select(Kit.sku, func.sum(RequestLine.quantity), func.sum(RequestLine.allocated))
+        .join(Kit, Kit.id == RequestLine.kit_id)
+        .group_by(Kit.sku)
+    )
+    for sku, quantity, allocated in asked:
+        out[sku] = {"asked": int(quantity), "allocated": int(allocated), "received": 0}
+    received = session.execute(
+        select(Kit.sku, func.sum(StockLot.quantity))
+        .join(Kit, Kit.id == StockLot.kit_id)
+        .where(StockLot.origin == "receipt")
+        .group_by(Kit.sku)
+    )
+    for sku, quantity in received:
+        out.setdefault(sku, {"asked": 0, "allocated": 0, "received": 0})["received"] = int(quantity)
+    return dict(sorted(out.items()))
 
 
 def fleet_mix(session: Session) -> dict[str, int]:

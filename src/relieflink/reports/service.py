@@ -73,7 +73,8 @@ parcel_ids_in_status = repo.parcel_ids_in_status
 parcel_request_lines = repo.parcel_request_lines
 parcels_in_status = repo.parcels_in_status
 planned_routes = repo.planned_routes
-requests_with_stock = repo.requests_with_stock
+requests_allocated_in_full = repo.requests_allocated_in_full
+kit_totals = repo.kit_totals
 route_stops = repo.route_stops
 warehouse_rows = repo.warehouse_rows
 

@@ -161,7 +161,10 @@ def run_demo(
     summary["spread"] = {policy: spread_over([r[policy] for r in runs]) for policy in POLICIES}
     summary["per_seed"] = [
         {"seed": r["seed"], "households": r["city"]["households"]}
-        | {policy: {"groups": r[policy]["groups"]} for policy in POLICIES}
+        | {
+            policy: {"groups": r[policy]["groups"], "kits": r[policy]["kits"]}
+            for policy in POLICIES
+        }
         for r in runs
     ]
     summary["ledger_reconciled"] = all(r["ledger_reconciled"] for r in runs)

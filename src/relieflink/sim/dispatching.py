@@ -1,14 +1,15 @@
 """Dispatch: at each wave the coordinator runs allocation and the dispatch service plans the
 day's parcels onto the carriers' fleet (multi-depot, robots for sealed compounds). Each morning
-some couriers are locked in (fewer vehicles of a group work); a vehicle that will not start at
-loading time is out for the rest of the day and its parcels are re-planned at once onto
-whatever is still free."""
+some couriers are locked in (those who came drive the biggest vehicles they may); a vehicle
+that will not start at loading time is out for the rest of the day and its parcels are
+re-planned at once onto whatever is still free."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,26 @@ from relieflink.sim.couriers import Couriers
 from relieflink.sim.residents import Residents
 from relieflink.sim.world import MINUTES_PER_DAY, World
 from relieflink.stock import service as stock
+
+# Who may drive what (assumed, no published figure): a depot's drivers drive its trucks and
+# vans alike, riders ride the e-bikes, operators run the robots.
+LICENCE = {"truck": "driver", "van": "driver"}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One vehicle of a group: its payload (grams), the group, and its number in the group."""
+
+    capacity_g: int
+    vehicle_id: int
+    unit: int
+
+
+def drivers_take_the_biggest(units: Sequence[Unit], came: int) -> list[Unit]:
+    """The vehicles driven when ``came`` couriers of a pool came: the biggest payloads first
+    (ties: the group, then the unit, in order)."""
+    ranked = sorted(units, key=lambda u: (-u.capacity_g, u.vehicle_id, u.unit))
+    return ranked[:came]
 
 
 class Dispatch:
@@ -134,30 +155,47 @@ class Dispatch:
         w.commit()
 
     def _roll_call(self) -> None:
-        """Each morning some couriers are locked in or ill: fewer vehicles of a group work. Of
-        those that work, some will not start today (at their first loading). Each vehicle of a
-        group (its unit number) draws both from its own stream for the day, so both policies
-        lose the same vehicles."""
+        """Each morning some couriers are locked in or ill, and some vehicles will not start
+        today (at their first loading). Each vehicle unit draws both from its own stream for
+        the day (its courier's absence, its own breakdown), so both policies lose the same
+        couriers and vehicles. The couriers who came drive the biggest vehicles of their
+        carrier at their depot that their licence allows (:func:`drivers_take_the_biggest`):
+        a coordinator does not leave the depot's one 3 t truck idle because its driver is
+        locked in while the van's driver came (the van stays instead)."""
         w = self.w
         day = clock.today()
         n = int(w.env.now // MINUTES_PER_DAY)
-        self.breaking = {}
-        for vehicle_id, count in sorted(fleet.available_counts(w.session, day).items()):
+        vehicles = {v.id: v for v in fleet.list_vehicles(w.session)}
+        counts = dict(sorted(fleet.available_counts(w.session, day).items()))
+        pools: dict[tuple[int, int, str], list[Unit]] = {}
+        came: Counter[tuple[int, int, str]] = Counter()
+        broken: set[tuple[int, int]] = set()
+        for vehicle_id, count in counts.items():
+            v = vehicles[vehicle_id]
+            pool = (v.carrier_id, v.depot_id, LICENCE.get(str(v.kind), str(v.kind)))
             code = w.vehicle_codes.get(vehicle_id, str(vehicle_id))
-            off, breaking = 0, []
             for unit in range(count):
+                pools.setdefault(pool, []).append(Unit(v.capacity_g, vehicle_id, unit))
                 if w.stream("absence", vehicle_id, unit, n).random() < w.a.courier_absence_share:
-                    off += 1
                     w.log.absences.append((n, f"{code} #{unit}"))
-                elif w.stream("breakdown", vehicle_id, unit, n).random() < w.a.breakdown_share:
-                    breaking.append(unit)
-            self.breaking[vehicle_id] = breaking
-            if off:
+                else:
+                    came[pool] += 1
+                if w.stream("breakdown", vehicle_id, unit, n).random() < w.a.breakdown_share:
+                    broken.add((vehicle_id, unit))
+        driven: Counter[int] = Counter()
+        self.breaking = {}
+        for pool, units in pools.items():
+            for u in drivers_take_the_biggest(units, came[pool]):
+                driven[u.vehicle_id] += 1
+                if (u.vehicle_id, u.unit) in broken:
+                    self.breaking.setdefault(u.vehicle_id, []).append(u.unit)
+        for vehicle_id, count in counts.items():
+            if driven[vehicle_id] < count:
                 fleet.set_availability(
                     w.session,
                     vehicle_id=vehicle_id,
                     day=day,
-                    available=count - off,
+                    available=driven[vehicle_id],
                     note="couriers locked in (simulated)",
                     actor=w.coordinator,
                 )

@@ -229,14 +229,22 @@ def figure_rows(summary: dict[str, Any]) -> list[Row]:
             for kind in keys("vehicle_hours_by_kind")
         ),
     ]
+    for sku in keys("kits"):
+        rows.append(
+            row(f"{sku}: received per unit asked", ("kits", sku, "received_per_asked"), _pct)
+        )
     for group in GROUPS:
         rows += [
             row(f"{group}: requests with 24 h to be served", ("groups", group, "eligible_24h")),
             row(f"{group}: served within 24 h", ("groups", group, "served_within_24h"), _pct),
-            row(f"{group}: had their stock by the end", ("groups", group, "had_stock"), _pct),
             row(
-                f"{group}: served within 24 h, of those with stock",
-                ("groups", group, "served_within_24h_of_stocked"),
+                f"{group}: stock reserved in full by the end",
+                ("groups", group, "allocated_in_full"),
+                _pct,
+            ),
+            row(
+                f"{group}: served within 24 h, of those reserved in full",
+                ("groups", group, "served_within_24h_of_allocated"),
                 _pct,
             ),
             row(f"{group}: median wait", ("groups", group, "median_hours_to_delivery"), _hours),

@@ -70,7 +70,10 @@ class Simulation:
             w.env.run(until=w.end)
             w.log.on_board_packs = sum(self.couriers.on_board.values())
             w.log.pending_at_end = self.dispatch.pending_at_end()
-            w.log.stocked = reads.requests_with_stock(w.session) & set(w.log.requests)
+            w.log.allocated_in_full = reads.requests_allocated_in_full(w.session) & set(
+                w.log.requests
+            )
+            w.log.kits = reads.kit_totals(w.session)
             w.record_stock()
             w.commit()
         return w.log

@@ -99,8 +99,10 @@ class SimLog:
     held_back: Counter[str] = field(default_factory=Counter)
     # Distinct parcels neither delivered nor on board at the end, by reason.
     pending_at_end: Counter[str] = field(default_factory=Counter)
-    # Requests every line of which had its stock allocated by the end (the rest: no stock).
-    stocked: set[int] = field(default_factory=set)
+    # Requests every line of which had its stock allocated by the end, and per kit the units
+    # asked, allocated and received (read from the database when the simulation stops).
+    allocated_in_full: set[int] = field(default_factory=set)
+    kits: dict[str, dict[str, int]] = field(default_factory=dict)
     delivered_parcels: list[int] = field(default_factory=list)
     failed_parcels: list[int] = field(default_factory=list)
     on_board_packs: int = 0  # loaded and not yet delivered when the simulation stopped
