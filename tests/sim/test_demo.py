@@ -19,6 +19,7 @@ GROUP_KEYS = {
     "median_hours_to_delivery",
     "p95_hours_to_delivery",
     "allocated_in_full",
+    "median_hours_at_least",
     "served_within_24h_of_allocated",
 }
 FLEET_KEYS = {"robots", "volunteers", "vans", "trucks", "ebikes"}
@@ -98,18 +99,18 @@ def test_figures_over_seeds_are_medians_with_their_range() -> None:
 
 def test_the_wait_ratio_to_fcfs_is_exact_where_both_are_known_else_a_lower_bound() -> None:
     mine = {
-        "infant": {"median_hours_to_delivery": 6.0, "eligible_24h": 10},
-        "pregnant": {"median_hours_to_delivery": 4.0, "eligible_24h": 10},
-        "other": {"median_hours_to_delivery": None, "eligible_24h": 10},
+        "infant": {"median_hours_to_delivery": 6.0},
+        "pregnant": {"median_hours_to_delivery": 4.0},
+        "other": {"median_hours_to_delivery": None, "median_hours_at_least": 30.0},
     }
     fcfs = {
-        "infant": {"median_hours_to_delivery": 30.0, "eligible_24h": 10},
-        # Fewer than half delivered by the end: FCFS's median is beyond 24 h (each eligible
-        # request had 24 h), so 24 h gives a lower bound, not a figure.
-        "pregnant": {"median_hours_to_delivery": None, "eligible_24h": 10},
-        "other": {"median_hours_to_delivery": 20.0, "eligible_24h": 10},
+        "infant": {"median_hours_to_delivery": 30.0, "median_hours_at_least": 30.0},
+        # Fewer than half delivered by the end: FCFS's median is beyond its floor (each
+        # undelivered request waited at least until the end), a lower bound, not a figure.
+        "pregnant": {"median_hours_to_delivery": None, "median_hours_at_least": 36.0},
+        "other": {"median_hours_to_delivery": 20.0, "median_hours_at_least": 20.0},
     }
     wait_ratio_to_fcfs(mine, fcfs)
     assert mine["infant"]["fcfs_median_wait_ratio_at_least"] == 5.0
-    assert mine["pregnant"]["fcfs_median_wait_ratio_at_least"] == 6.0
+    assert mine["pregnant"]["fcfs_median_wait_ratio_at_least"] == 9.0
     assert mine["other"]["fcfs_median_wait_ratio_at_least"] is None  # ours not reached

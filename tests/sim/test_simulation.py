@@ -149,6 +149,10 @@ def test_a_simulated_day_reconciles_with_the_ledger(small_city: Session, policy:
     for group in figures["groups"].values():
         if group["eligible_24h"]:
             assert group["served_within_24h"] <= group["allocated_in_full"]
+            # The median's floor (the undelivered counted as waiting until the end) is never
+            # above the median where it was reached.
+            if group["median_hours_to_delivery"] is not None:
+                assert group["median_hours_at_least"] <= group["median_hours_to_delivery"]
     # Pending parcels are counted once each: at most the distinct parcels neither delivered
     # nor on board, whatever the number of plans that left them out.
     still = ParcelStatus.released, ParcelStatus.pending, ParcelStatus.planned, ParcelStatus.failed
