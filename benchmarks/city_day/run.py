@@ -274,9 +274,14 @@ def _tree_cpu(procs: list[subprocess.Popen[bytes]]) -> float:
     return total
 
 
-def _dask_plan(env: dict[str, str], url: str, plan_id: int, iterations: int) -> list[Stage]:
-    """The day re-planned on the local pool, then again on one scheduler and two workers
-    started here (a re-plan releases every route not loaded: both plan the same parcels)."""
+def _dask_plan(
+    env: dict[str, str], database: str, url: str, plan_id: int, iterations: int
+) -> list[Stage]:
+    """The day's plan re-planned on the local pool, and on one scheduler and two workers
+    started here, each from the same state: the Dask re-plan runs on a copy of the database
+    made first (a re-plan releases what it cannot route, so re-planning the pool's re-plan
+    would plan other parcels)."""
+    copy_url = fresh_database("postgres", f"{database}_dask", template=database)
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [
@@ -302,20 +307,48 @@ def _dask_plan(env: dict[str, str], url: str, plan_id: int, iterations: int) -> 
         server = _server_cpu(url)
         first = _plan_id(_run(pool, env, "dispatch", "replan", str(plan_id), *common))
         middle, cluster = _server_cpu(url), _tree_cpu(procs)
-        second = _plan_id(
-            _run(dask, env, "dispatch", "replan", str(first), *common, "--scheduler", address)
-        )
+        on_copy = {**env, "RELIEFLINK_DATABASE_URL": copy_url}
+        replan = ["dispatch", "replan", str(plan_id), *common, "--scheduler", address]
+        second = _plan_id(_run(dask, on_copy, *replan))
         dask.pool_cpu_s = _tree_cpu(procs) - cluster
         end = _server_cpu(url)
         if server is not None and middle is not None and end is not None:
             pool.server_cpu_s, dask.server_cpu_s = middle - server, end - middle
-        same = _routes(url, first) == _routes(url, second)
+        same = _routes(url, first) == _routes(copy_url, second)
         print(f"plans {first} (pool) and {second} (Dask): routes identical: {same}")
         return [pool, dask]
     finally:
         for proc in reversed(procs):
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def _latest_plan(url: str) -> int:
+    with psycopg.connect(_libpq(url)) as conn:
+        row = conn.execute("SELECT max(id) FROM dispatch_plans").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _table(scale: float, stages: list[Stage]) -> None:
+    self_usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        f"\ncity day at scale {scale} on PostgreSQL, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
+        f"{os.getloadavg()[2]:.1f} (machine shared); harness CPU {self_usage.ru_utime:.1f} s"
+    )
+    print(
+        f"{'stage':32} {'wall s':>8} {'CPU s':>8} {'pool s':>8} {'server s':>8} "
+        f"{'peak MB':>8} {'rows':>10} {'COPY s':>8} {'ratio':>7}"
+    )
+    for st in stages:
+        rows = sum(st.rows.values())
+        copy = f"{st.copy_s:8.2f}" if st.copy_s is not None else f"{'':8}"
+        ratio = f"{st.wall_s / st.copy_s:7.0f}" if st.copy_s else f"{'':7}"
+        server = f"{st.server_cpu_s:8.1f}" if st.server_cpu_s is not None else f"{'':8}"
+        print(
+            f"{st.name:32} {st.wall_s:8.1f} {st.cpu_s:8.1f} {st.pool_cpu_s:8.1f} {server} "
+            f"{st.peak_mb:8.0f} {rows:10,} {copy} {ratio}"
+        )
 
 
 def main() -> None:
@@ -329,9 +362,19 @@ def main() -> None:
         "--statements", type=int, default=0, help="print each stage's N longest statements"
     )
     parser.add_argument("--database", default="relieflink_city_day", help="dropped and made again")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="only the pool-and-Dask re-plans, of the latest plan of the day in --database",
+    )
     args = parser.parse_args()
-    url = fresh_database("postgres", args.database)
     admin = os.environ.get("BENCH_POSTGRES_ADMIN_URL", ADMIN_URL)
+    if args.reuse:
+        url = admin.rsplit("/", 1)[0] + f"/{args.database}"
+        env = {**_bytecode_env(), "RELIEFLINK_DATABASE_URL": url}
+        _table(args.scale, _dask_plan(env, args.database, url, _latest_plan(url), args.iterations))
+        return
+    url = fresh_database("postgres", args.database)
     env = {**_bytecode_env(), "RELIEFLINK_DATABASE_URL": url}
     # Tomorrow's plan, as a coordinator makes it the evening before: today's shifts may be
     # over at the hour the benchmark runs (a plan uses no shift time already past).
@@ -407,32 +450,12 @@ def main() -> None:
             "dispatch plan",
             ["dispatch", "plan", "--date", day, "--iterations", str(args.iterations)],
         )
-        with psycopg.connect(_libpq(url)) as conn:
-            row = conn.execute("SELECT max(id) FROM dispatch_plans").fetchone()
-        plan_id = int(row[0]) if row and row[0] is not None else 0
+        plan_id = _latest_plan(url)
         stage("manifests", ["dispatch", "manifests", str(plan_id), "--out", str(work / "m")])
         day_s = sum(st.wall_s for st in stages)
         if args.dask:
-            stages.extend(_dask_plan(env, url, plan_id, args.iterations))
-    self_usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(
-        f"\ncity day at scale {args.scale} on PostgreSQL, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
-        f"{os.getloadavg()[2]:.1f} (machine shared); harness CPU {self_usage.ru_utime:.1f} s"
-    )
-    print(
-        f"{'stage':32} {'wall s':>8} {'CPU s':>8} {'pool s':>8} {'server s':>8} "
-        f"{'peak MB':>8} {'rows':>10} {'COPY s':>8} {'ratio':>7}"
-    )
-    for st in stages:
-        rows = sum(st.rows.values())
-        copy = f"{st.copy_s:8.2f}" if st.copy_s is not None else f"{'':8}"
-        ratio = f"{st.wall_s / st.copy_s:7.0f}" if st.copy_s else f"{'':7}"
-        server = f"{st.server_cpu_s:8.1f}" if st.server_cpu_s is not None else f"{'':8}"
-        print(
-            f"{st.name:32} {st.wall_s:8.1f} {st.cpu_s:8.1f} {st.pool_cpu_s:8.1f} {server} "
-            f"{st.peak_mb:8.0f} {rows:10,} {copy} {ratio}"
-        )
+            stages.extend(_dask_plan(env, args.database, url, plan_id, args.iterations))
+    _table(args.scale, stages)
     print(f"{'whole day (without --dask)':32} {day_s:8.1f}")
 
 
