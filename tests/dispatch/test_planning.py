@@ -398,7 +398,7 @@ def test_a_large_plan_leaves_the_planner_statistics_of_what_it_wrote(
     dispatch_flow.plan_dispatch(db, day=TODAY, actor=None, time_limit=0.5, seed=1)
     names = "('dispatch_parcels', 'dispatch_parcel_lines')"
     sql = f"SELECT relname, reltuples FROM pg_class WHERE relname IN {names}"
-    counted = dict(db.execute(text(sql)).tuples().all())
+    counted = dict(db.execute(text(sql)).all())
     parcels = db.scalar(select(func.count()).select_from(Parcel))
     lines = db.scalar(select(func.count()).select_from(ParcelLine))
     assert parcels and lines

@@ -26,9 +26,8 @@ def test_the_vulnerable_households_parcels_are_loaded_before_the_others(db: Sess
     city.vans.count, city.vans.capacity_g = 1, 45_000
     city.robots.active = False
     db.commit()
-    klass = dict(
-        db.execute(select(Allocation.household_id, Allocation.priority_class)).tuples().all()
-    )
+    rows = db.execute(select(Allocation.household_id, Allocation.priority_class))
+    klass = dict(rows.all())
     assert {klass[h.id] for h in infants} == {PriorityClass.vulnerable}
     assert {klass[h.id] for h in city.homes["open"]} == {PriorityClass.everyone}
 

@@ -210,5 +210,5 @@ def test_a_large_file_leaves_the_planner_statistics_of_what_it_wrote(
     needs.import_requests(db, path, actor=city["user"], today=MONDAY)
     names = "('need_requests', 'need_request_lines')"
     sql = f"SELECT relname, reltuples FROM pg_class WHERE relname IN {names}"
-    counted = dict(db.execute(text(sql)).tuples().all())
+    counted = dict(db.execute(text(sql)).all())
     assert counted == {"need_requests": 3, "need_request_lines": 4}

@@ -80,7 +80,7 @@ def _binary_types(session: Session, table: Table, columns: Sequence[str]) -> lis
         ),
         {"t": table.name},
     )
-    found: dict[str, str] = dict(result.tuples().all())
+    found: dict[str, str] = dict(result.all())
     types = [_BINARY.get(found.get(c, "")) for c in columns]
     return None if None in types else [t for t in types if t is not None]
 
