@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import random
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from relieflink.bulk import service as bulk
-from relieflink.common.streaming import SeenKeys, chunks, read_ahead
+from relieflink.common.streaming import SeenKeys, chunks
 from relieflink.config import get_settings
 from relieflink.errors import Invalid
 from relieflink.models import Household, Role
@@ -152,26 +151,3 @@ def test_integer_keys_a_chunk_at_a_time_find_what_one_at_a_time_would() -> None:
         first.update({int(k): int(n) for k, n in zip(keys[fresh], lines[fresh], strict=True)})
     assert list(seen.hashes) == sorted(first) and len(first) > 1000
     assert seen.first_lines(np.array([2**64 - 1], dtype=np.uint64)).tolist() == [-1]
-
-
-def test_read_ahead_gives_every_item_in_order_raises_the_threads_error_and_stops_early() -> None:
-    seen: list[int] = []
-
-    def work(n: int) -> int:
-        seen.append(n)
-        if n == 7:
-            raise ValueError("row 7 is bad")
-        return n * n
-
-    assert list(read_ahead(range(5), work)) == [(n, n * n) for n in range(5)]
-    with pytest.raises(ValueError, match="row 7 is bad"):
-        for _ in read_ahead(range(10), work):
-            pass
-    # A caller that stops after the first item: the thread stops too, having read at most
-    # the items it could hold (one handed over, one waiting, one in the making).
-    seen.clear()
-    for n, _ in read_ahead(iter(range(1000)), work):
-        assert n == 0
-        break
-    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
-    assert len(seen) <= 3

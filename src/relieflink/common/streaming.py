@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from itertools import islice
 from typing import TypeVar
 
@@ -15,54 +13,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 T = TypeVar("T")
-U = TypeVar("U")
 BUFFER = 20_000
 #: At most this many row errors are reported for one refused file (every import: the registry
 #: files and the requests file); the count of bad rows is still exact.
 MAX_REPORTED_ERRORS = 1000
-
-
-def read_ahead(items: Iterable[T], work: Callable[[T], U]) -> Iterator[tuple[T, U]]:
-    """``(item, work(item))`` for each of ``items`` in order, the next one read and worked on in
-    a thread while the caller handles the one it was given.
-
-    An import takes turns with its database: it parses a chunk, then waits while the server
-    writes it. A thread that reads and parses the next chunk meanwhile (the wait on the server
-    releases the GIL) overlaps the two; on two cores the requests file's 174 s of client CPU
-    and 129 s of server CPU took 305 s of wall at scale 1.0, one after the other. At most one
-    result waits and one is in the making, so memory stays bounded. An error in the thread is
-    raised in the caller; a caller that stops early stops the thread."""
-    out: queue.Queue[tuple[T, U] | BaseException | None] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(value: tuple[T, U] | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(value, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, work(item))):
-                    return
-            put(None)
-        except BaseException as exc:  # handed to the caller, raised there
-            put(exc)
-
-    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    thread.start()
-    try:
-        while (got := out.get()) is not None:
-            if isinstance(got, BaseException):
-                raise got
-            yield got
-    finally:
-        stop.set()
-        thread.join()
 
 
 def chunks(rows: Iterator[T], size: int) -> Iterator[list[T]]:

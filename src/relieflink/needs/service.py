@@ -17,7 +17,7 @@ from relieflink import clock
 from relieflink.audit import service as audit
 from relieflink.catalog import service as catalog
 from relieflink.common import crud, files
-from relieflink.common.streaming import MAX_REPORTED_ERRORS, SeenKeys, chunks, read_ahead
+from relieflink.common.streaming import MAX_REPORTED_ERRORS, SeenKeys, chunks
 from relieflink.config import get_settings
 from relieflink.errors import Conflict, FieldError, Forbidden, Invalid, RelieflinkError
 from relieflink.households import service as households
@@ -596,9 +596,8 @@ def import_requests(
         )
     state = _FileImport(actor, today)
     reader = BulkRowReader(header)
-    size = chunk_rows or get_settings().import_chunk_rows
-    for chunk, read in read_ahead(chunks(rows, size), reader.read):
-        _import_chunk(session, read, chunk, state)
+    for chunk in chunks(rows, chunk_rows or get_settings().import_chunk_rows):
+        _import_chunk(session, reader, chunk, state)
     if state.refused:
         raise Invalid(
             f"{path.name}: {state.refused} errors in the rows; no request was created",
@@ -616,13 +615,12 @@ def import_requests(
 
 def _import_chunk(
     session: Session,
-    read: tuple[list[tuple[int, FileRow]], list[FieldError]],
+    reader: BulkRowReader,
     chunk: list[tuple[int, list[str]]],
     state: _FileImport,
 ) -> None:
-    """Check one chunk of a request file (``read``: its rows as :class:`BulkRowReader` read
-    them, and their errors) and, if the file has no error so far, store it."""
-    parsed, errors = read
+    """Check one chunk of a request file and, if the file has no error so far, store it."""
+    parsed, errors = reader.read(chunk)
     state.rows += len(chunk)
     found = households.ids_by_code(session, {row.household_code for _, row in parsed})
     by_household: dict[int, list[tuple[int, FileRow]]] = {}
