@@ -22,8 +22,11 @@ from typing import Any
 GROUPS = ("infant", "pregnant", "chronic", "elderly", "other")
 
 
-def _share(values: list[float]) -> str:
-    return f"{median(values) * 100:.1f}% ({min(values) * 100:.1f}%–{max(values) * 100:.1f}%)"
+def _share(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]  # None: no request of the group counted
+    if not known:
+        return "—"
+    return f"{median(known) * 100:.1f}% ({min(known) * 100:.1f}%–{max(known) * 100:.1f}%)"
 
 
 def _kit(seed: dict[str, Any], sku: str) -> float:
