@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from time import perf_counter
@@ -307,6 +307,20 @@ def _unreachable_reason(
     return why
 
 
+def _gate_team(
+    team: GateTeam | None, two_legs: bool, fit: Sequence[VehicleType]
+) -> GateTeam | None:
+    """The compound's team (``team``: at work today, with capacity, else None) if it takes the
+    loads at the gate: always where vehicles may not enter; in an open compound only if its
+    shift meets the hours the vehicles ``fit`` can come (else the couriers walk to the doors)."""
+    if team is None or two_legs:
+        return team
+    meets = team.shift_start_s < max(t.shift_end for t in fit) and team.shift_end_s > min(
+        t.shift_start for t in fit
+    )
+    return team if meets else None
+
+
 def _beyond_carriage(
     inp: PlanInput,
     gates: dict[int, list[int]],
@@ -430,21 +444,7 @@ def build_problems(inp: PlanInput) -> tuple[list[WarehouseProblem], dict[int, st
             )
             indices = [i for i in indices if inp.parcels[i].weight_g <= cap_g]
             two = reach.two_legs(status, vehicles_ok)
-            # An open compound's team takes the loads at the gate if its shift meets the hours
-            # the vehicles can come; otherwise the couriers go to the doors all the same.
-            gate_team = (
-                team
-                if c in team_left
-                and team is not None
-                and (
-                    two
-                    or (
-                        team.shift_start_s < max(t.shift_end for t in fit)
-                        and team.shift_end_s > min(t.shift_start for t in fit)
-                    )
-                )
-                else None
-            )
+            gate_team = _gate_team(team if c in team_left else None, two, fit)
             # Gate loads no larger than the smallest allowed vehicle, so that every vehicle
             # (e-bikes too) can take one; a big vehicle simply makes several stops there.
             heaviest = max((inp.parcels[i].weight_g for i in indices), default=0)
