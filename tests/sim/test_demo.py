@@ -26,11 +26,20 @@ FLEET_KEYS = {"robots", "volunteers", "vans", "trucks", "ebikes"}
 
 
 def test_the_demo_writes_the_summary_and_an_offline_report(tmp_path: Path) -> None:
-    result = run_demo(out=tmp_path, seed=5, scale=0.0001, days=1, supply=0.9)
+    result = run_demo(
+        out=tmp_path,
+        seed=5,
+        scale=0.0001,
+        days=1,
+        supply=0.9,
+        assume={"group_kit_supply_ratio": "1", "breakdown_share": "0.1"},
+    )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary))
     assert summary["seed"] == 5 and summary["seeds"] == [5]
     assert summary["supply_ratio"] == 0.9
+    # A what-if lists what it changed (breakdown_share=0.1 is the default: not a change).
+    assert summary["assumptions_changed"] == {"group_kit_supply_ratio": 1.0, "supply_ratio": 0.9}
     assert summary["households"] == summary["city"]["households"] > 0
     for policy in ("priority", "fifo"):
         figures = summary[policy]
@@ -49,6 +58,7 @@ def test_the_demo_writes_the_summary_and_an_offline_report(tmp_path: Path) -> No
     assert summary["ledger_reconciled"] is True
     page = (tmp_path / "index.html").read_text()
     assert "<svg" in page
+    assert "What-if:</b> this run changed <code>group_kit_supply_ratio = 1.0</code>" in page
     assert re.search(r'(src|href)="https?://', page) is None  # nothing fetched from a network
 
 
@@ -114,3 +124,26 @@ def test_the_wait_ratio_to_fcfs_is_exact_where_both_are_known_else_a_lower_bound
     assert mine["infant"]["fcfs_median_wait_ratio_at_least"] == 5.0
     assert mine["pregnant"]["fcfs_median_wait_ratio_at_least"] == 9.0
     assert mine["other"]["fcfs_median_wait_ratio_at_least"] is None  # ours not reached
+
+
+def test_a_vehicle_that_will_not_start_is_replaced_from_the_reserve_and_drives_that_day(
+    tmp_path: Path,
+) -> None:
+    """With ``replacement_hours``, the carrier's reserve gives the group its vehicle back later
+    the same day, and the coordinator plans for it: more routes are driven than without."""
+    often = {"breakdown_share": "0.5"}
+    runs = {
+        hours: run_demo(
+            out=tmp_path / str(hours),
+            seed=11,
+            scale=0.0001,
+            days=1,
+            assume=often | ({} if hours is None else {"replacement_hours": str(hours)}),
+        ).summary["priority"]
+        for hours in (None, 1)
+    }
+    assert runs[None]["vehicles_replaced_same_day"] == 0
+    broke = sum(runs[1]["breakdowns_by_kind"].values())
+    assert 0 < runs[1]["vehicles_replaced_same_day"] <= broke
+    assert runs[1]["routes_driven"] > runs[None]["routes_driven"]
+    assert runs[1]["reconciliation"]["ok"] is True

@@ -47,3 +47,11 @@ def test_the_figures_give_each_simulated_kit_to_donors_whose_shares_add_up() -> 
         shares = fg.donor_shares(sku)
         assert shares and abs(sum(shares.values()) - 1) < 1e-9, sku
     assert set(fg.donor_shares("KIT-FAMILY-FOOD")) == set(fg.GRAIN_COMPANIES)
+
+
+def test_a_kit_given_its_own_ratio_is_donated_at_it_and_the_others_at_the_supply_ratio() -> None:
+    need = {"north": {"KIT-FAMILY-FOOD": 300.0, "KIT-INFANT": 50.0, REFILL_SKU: 1.0}}
+    placed = _placed(place_by_need(need, DONORS, 0.7, {"KIT-INFANT": 1.0}))
+    assert sum(placed["KIT-FAMILY-FOOD"].values()) == round(300 * 0.7)
+    assert sum(placed["KIT-INFANT"].values()) == 50
+    assert sum(placed[REFILL_SKU].values()) == 1

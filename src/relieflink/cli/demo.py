@@ -26,6 +26,13 @@ def demo(
         float | None,
         typer.Option(help="donated packs per entitled pack (default 0.7: scarce)", min=0.01),
     ] = None,
+    assume: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="what-if: change an assumption of sim/assumptions.py, NAME=VALUE "
+            "(repeatable), e.g. breakdown_share=0.02"
+        ),
+    ] = None,
     out: Annotated[
         Path, typer.Option(help="folder for the database, the city and the report")
     ] = Path("relieflink-report"),
@@ -35,12 +42,25 @@ def demo(
     Writes an offline HTML report and summary.json.
     """
     # Imported here: the simulation and its charts cost every other command a second.
+    from relieflink.sim.assumptions import ASSUMPTIONS, with_changes
     from relieflink.sim.demo import run_demo
     from relieflink.sim.report import figure_rows
 
     if not 0 < scale <= 1:
         console.print("[bold red]error:[/] --scale must be in (0, 1]")
         raise typer.Exit(code=2)
+    changes = {}
+    for k, text in enumerate(assume or [], 1):
+        name, eq, raw = text.partition("=")
+        if not eq or not name.strip():
+            console.print(f"[bold red]error:[/] --assume #{k} {text!r}: expected NAME=VALUE")
+            raise typer.Exit(code=2)
+        changes[name.strip()] = raw.strip()
+    try:
+        with_changes(ASSUMPTIONS, changes)
+    except ValueError as exc:
+        console.print(f"[bold red]error:[/] --assume {exc}")
+        raise typer.Exit(code=2) from None
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
@@ -51,6 +71,7 @@ def demo(
             days=days,
             seeds=seeds,
             supply=supply,
+            assume=changes,
             progress=lambda m: bar.update(task, description=m),
         )
     summary = result.summary
@@ -66,5 +87,8 @@ def demo(
     for label, value in figure_rows(summary):
         table.add_row(label, value("priority"), value("fifo"))
     console.print(table)
+    if summary["assumptions_changed"]:
+        what_if = ", ".join(f"{k} = {v}" for k, v in summary["assumptions_changed"].items())
+        console.print(f"what-if: {what_if} (sim/assumptions.py otherwise)")
     console.print(f"ledger reconciled: {summary['ledger_reconciled']}")
     console.print(f"report: {result.report}\nsummary: {out / 'summary.json'}")

@@ -6,7 +6,9 @@ These shape the *operation*: how much arrives, who asks when, how deliveries go.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,6 +16,11 @@ class SimAssumptions:
     # Donated kits arriving each morning, as a share of the packs households are entitled to
     # per day. Below 1 on purpose: stock is scarce, so the allocation policy matters.
     supply_ratio: float = 0.7
+    # The kits only one group is entitled to (infant formula, the maternity kit, the chronic
+    # patients' medicine kit), donated at this share of that group's expected need; None: at
+    # the supply ratio, like every kit. A what-if: a coordinator who asks these kits' donors
+    # for the whole need of their group (``relieflink demo --assume group_kit_supply_ratio=1``).
+    group_kit_supply_ratio: float | None = None
     # Warehouses' daily outbound capacity: what arrives in a day can leave in a day (see
     # ``World.staff_the_docks``: the coordinator staffs the loading, no multiplying factor).
     # Share of households that ask for help on a given day, and the hours they ask in.
@@ -48,6 +55,10 @@ class SimAssumptions:
     # Chance that a route's vehicle will not start at loading time: it is out for the rest of
     # the day and the route's parcels are re-planned onto what is still free.
     breakdown_share: float = 0.1
+    # Hours until the carrier brings a vehicle from its reserve to replace one that would not
+    # start (its city hub's spare, as JD's and SF's hubs kept); None: no reserve, the group is
+    # a vehicle short for the rest of the day. A what-if (``--assume replacement_hours=2``).
+    replacement_hours: float | None = None
     # Each morning each vehicle's courier is locked in or ill with this chance (the published
     # bottleneck of April 2022: couriers locked in); the group's availability for the day drops.
     courier_absence_share: float = 0.1
@@ -86,3 +97,36 @@ class SimAssumptions:
 
 
 ASSUMPTIONS = SimAssumptions()
+
+_TYPES = {"float": float, "int": int, "bool": bool, "float | None": float}
+
+
+def with_changes(base: SimAssumptions, changes: Mapping[str, str]) -> SimAssumptions:
+    """``base`` with some numbers changed, each given as text (``--assume name=value``): a
+    what-if. Raises ValueError naming the assumption and what it takes."""
+    known = {f.name: str(f.type) for f in fields(SimAssumptions)}
+    values: dict[str, Any] = {}
+    for name, text in changes.items():
+        kind = known.get(name)
+        if kind not in _TYPES:
+            settable = ", ".join(n for n, k in known.items() if k in _TYPES)
+            why = "is a table, not a number" if kind else "is not an assumption"
+            raise ValueError(f"{name} {why}; one of: {settable}")
+        if kind == "float | None" and text.strip().lower() == "none":
+            values[name] = None
+            continue
+        try:
+            if kind == "bool":
+                if text.strip().lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                value: Any = text.strip().lower() in ("true", "1")
+            else:
+                value = _TYPES[kind](text)
+        except ValueError:
+            raise ValueError(f"{name}={text!r}: expected {kind}") from None
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ValueError(f"{name}={text!r}: must not be negative")
+        if name.endswith("_share") and isinstance(value, float) and value > 1:
+            raise ValueError(f"{name}={text!r}: a share, from 0 to 1")
+        values[name] = value
+    return replace(base, **values)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -21,7 +21,7 @@ from relieflink.db.migrations import upgrade
 from relieflink.dispatch import fleet
 from relieflink.reports import service as reads
 from relieflink.scenario import generate_city
-from relieflink.sim.assumptions import ASSUMPTIONS, SimAssumptions
+from relieflink.sim.assumptions import ASSUMPTIONS, SimAssumptions, with_changes
 from relieflink.sim.metrics import (
     donor_trace,
     median_over,
@@ -127,14 +127,25 @@ def run_demo(
     days: int,
     seeds: int = 1,
     supply: float | None = None,
+    assume: Mapping[str, str] | None = None,
     progress: Progress | None = None,
 ) -> DemoResult:
     """Generate, load and simulate both policies for seeds ``seed … seed+seeds-1``; write
     ``summary.json`` (each figure the median over the seeds, its range under ``spread``) and
-    ``index.html`` (the maps and curves of the first seed)."""
+    ``index.html`` (the maps and curves of the first seed). ``assume`` changes assumptions by
+    name (a what-if; :func:`relieflink.sim.assumptions.with_changes`): it is checked before
+    anything is written, and the summary lists what it changed."""
     step = progress or (lambda _msg: None)
     started = perf_counter()
-    assumptions = ASSUMPTIONS if supply is None else replace(ASSUMPTIONS, supply_ratio=supply)
+    changes = dict(assume or {})
+    if supply is not None:
+        changes["supply_ratio"] = str(supply)
+    assumptions = with_changes(ASSUMPTIONS, changes)
+    changed = {
+        name: getattr(assumptions, name)
+        for name in sorted(changes)
+        if getattr(assumptions, name) != getattr(ASSUMPTIONS, name)
+    }
     out.mkdir(parents=True, exist_ok=True)
     runs = []
     first_logs: dict[str, SimLog] = {}
@@ -153,6 +164,8 @@ def run_demo(
         "days": days,
         "delivery_days_after_last_request": assumptions.delivery_days_after_last_request,
         "supply_ratio": assumptions.supply_ratio,
+        # What this run assumed differently from ``sim/assumptions.py`` (``--assume``).
+        "assumptions_changed": changed,
         "households": first["city"]["households"],
         "city": first["city"],
     }

@@ -243,8 +243,42 @@ class Dispatch:
         if not broken:
             return
         # The re-plan records each broken vehicle in the day's availability (the dispatch
-        # flow does, as for a breakdown reported through the API): out for the rest of the day.
+        # flow does, as for a breakdown reported through the API): out for the rest of the day,
+        # unless the carrier's reserve replaces it.
         self._plan(replan_of=plan_id, broken=[r.id for r in broken])
+        if w.a.replacement_hours is not None:
+            at = w.env.now + w.a.replacement_hours * 60
+            w.env.process(self._replace([r.vehicle_id for r in broken], at))
+
+    def _replace(self, vehicle_ids: list[int], at: float) -> Generator[simpy.Event, Any, None]:
+        """The carrier's reserve vehicles arrive at ``at`` (the same day only): each gives its
+        group back one vehicle for the day, and the coordinator plans for them once no plan
+        is being loaded (as for a vehicle back from its route)."""
+        w = self.w
+        if at // MINUTES_PER_DAY != w.env.now // MINUTES_PER_DAY:
+            return
+        yield w.at(at)
+        day = clock.today()
+        counts = fleet.available_counts(w.session, day)
+        for vehicle_id, n in sorted(Counter(vehicle_ids).items()):
+            fleet.set_availability(
+                w.session,
+                vehicle_id=vehicle_id,
+                day=day,
+                available=min(
+                    counts.get(vehicle_id, 0) + n,
+                    fleet.require_vehicle(w.session, vehicle_id).count,
+                ),
+                note=f"{n} replaced from the carrier's reserve (simulated)",
+                actor=w.coordinator,
+            )
+            w.log.replacements += n
+        w.commit()
+        while w.env.now - self.last_plan_at < w.a.loading_minutes:
+            yield w.env.timeout(w.a.phone_sync_minutes)
+        ready = (w.env.now % MINUTES_PER_DAY + w.a.loading_minutes) * 60
+        if any(g.shift_end_s > ready for g in fleet.groups_of_day(w.session, day)):
+            self._wave()
 
     def pending_at_end(self) -> Counter[str]:
         """Distinct parcels neither delivered nor on board at the end, by reason: those the last

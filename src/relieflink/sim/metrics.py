@@ -157,6 +157,7 @@ def outcome(log: SimLog, *, days: int, fleet: dict[str, int] | None = None) -> d
         "failed_deliveries": len(log.failures),
         "van_breakdowns": breakdowns["van"],
         "breakdowns_by_kind": dict(sorted(breakdowns.items())),
+        "vehicles_replaced_same_day": log.replacements,
         "robot_share_of_last_metre": round(robot / delivered_packs, 4) if delivered_packs else None,
         # The routing cost as the dispatch plans priced the driven routes (the fleet's fixed
         # and per-km costs, no labour); the yuan figure below is the full one.

@@ -202,6 +202,7 @@ def figure_rows(summary: dict[str, Any]) -> list[Row]:
             row(f"{kind} breakdowns (re-planned)", ("breakdowns_by_kind", kind))
             for kind in keys("breakdowns_by_kind")
         ),
+        row("broken vehicles replaced the same day", ("vehicles_replaced_same_day",)),
         row("vehicle-days lost to couriers locked in", ("vehicle_days_off",)),
         row("waves (scheduled, and trips of vehicles back early)", ("waves",)),
         row("re-plans after a breakdown", ("replans",)),
@@ -264,6 +265,16 @@ def _figures_table(summary: dict[str, Any]) -> str:
     return (
         f"<table><tr><th></th><th>priority</th><th>first come, first served</th></tr>{body}</table>"
     )
+
+
+def _what_if(summary: dict[str, Any]) -> str:
+    changed = summary.get("assumptions_changed") or {}
+    if not changed:
+        return ""
+    items = ", ".join(
+        f"<code>{html.escape(k)} = {html.escape(str(v))}</code>" for k, v in changed.items()
+    )
+    return f" <b>What-if:</b> this run changed {items} from <code>sim/assumptions.py</code>."
 
 
 def _fleet(summary: dict[str, Any]) -> str:
@@ -334,7 +345,7 @@ Fleet: {_fleet(summary)}.
 {summary["days"]} days of requests and donations, then {after} of deliveries with no new
 requests, so that every request had 24 hours to be served: shares within 24 hours are over the
 requests asked at least 24 hours before the end. The same city, stock and events (each
-household's, each vehicle's own random draws) under two policies. {seeds_note}
+household's, each vehicle's own random draws) under two policies. {seeds_note}{_what_if(summary)}
 Ledger reconciled (every balance, every donor): <b>{reconciled}</b>.</p>
 <h2>Key figures</h2>
 {_figures_table(summary)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ from relieflink.flows import receipts
 from relieflink.reports import service as reads
 from relieflink.scenario import figures as fg
 from relieflink.scenario.generator import apportion
-from relieflink.sim.world import MINUTES_PER_DAY, REFILL_SKU, Depot, World
+from relieflink.sim.world import GROUP_KITS, MINUTES_PER_DAY, REFILL_SKU, Depot, World
 from relieflink.stock.schemas import LotIn, ReceiveIn
 
 D = TypeVar("D")  # a depot, as the caller knows it
@@ -33,11 +33,16 @@ MEDICINE_SHELF_DAYS = 365
 
 
 def place_by_need(
-    need: dict[D, dict[str, float]], donors: dict[str, dict[int, float]], supply_ratio: float
+    need: dict[D, dict[str, float]],
+    donors: dict[str, dict[int, float]],
+    supply_ratio: float,
+    ratio_of: Mapping[str, float] | None = None,
 ) -> dict[tuple[int, D], list[tuple[str, int]]]:
-    """A day's supply by donor and depot: each kit's need × ``supply_ratio`` (medicine refills
-    in full) split over its donors by their shares (``donors[sku]``: donor id → share), and each
-    donor's part over the depots in proportion to their need of that kit."""
+    """A day's supply by donor and depot: each kit's need × ``supply_ratio`` (or its own ratio
+    in ``ratio_of``; medicine refills in full) split over its donors by their shares
+    (``donors[sku]``: donor id → share), and each donor's part over the depots in proportion to
+    their need of that kit."""
+    ratio_of = ratio_of or {}
     depots = list(need)
     total_need: defaultdict[str, float] = defaultdict(float)
     for packs in need.values():
@@ -45,7 +50,8 @@ def place_by_need(
             total_need[sku] += n
     lines: dict[tuple[int, D], list[tuple[str, int]]] = {}
     for sku, expected in sorted(total_need.items()):
-        total = math.ceil(expected) if sku == REFILL_SKU else round(expected * supply_ratio)
+        ratio = ratio_of.get(sku, supply_ratio)
+        total = math.ceil(expected) if sku == REFILL_SKU else round(expected * ratio)
         shares = donors[sku]
         for donor_id, part in zip(shares, apportion(total, list(shares.values())), strict=True):
             weights = [need[d].get(sku, 0.0) for d in depots]
@@ -93,9 +99,16 @@ class Supply:
         grams = {sku: catalog.kit_size(kit)[0] for sku, kit in w.kits.items()}
         grams[REFILL_SKU] = w.medicine.grams_per_unit
         out: defaultdict[int, float] = defaultdict(float)
-        for (_, depot), items in place_by_need(self.need, self.donors, w.a.supply_ratio).items():
+        for (_, depot), items in self._lines().items():
             out[depot.id] += sum(q * grams[sku] for sku, q in items) / 1000
         return dict(out)
+
+    def _lines(self) -> dict[tuple[int, Depot], list[tuple[str, int]]]:
+        """The day's pledges' lines, by donor and depot."""
+        a = self.w.a
+        group = a.group_kit_supply_ratio
+        ratio_of = {} if group is None else dict.fromkeys(GROUP_KITS, group)
+        return place_by_need(self.need, self.donors, a.supply_ratio, ratio_of)
 
     def run(self) -> Generator[simpy.Event, Any, None]:
         """Each morning at 06:00, the donors' pledges arrive and are received."""
@@ -108,8 +121,7 @@ class Supply:
 
     def _receive_the_day(self) -> None:
         """The day's pledges, one per donor and depot, each received at its depot."""
-        lines = place_by_need(self.need, self.donors, self.w.a.supply_ratio)
-        for (donor_id, depot), items in lines.items():
+        for (donor_id, depot), items in self._lines().items():
             self._pledge(donor_id, depot, items)
 
     def _pledge(self, donor_id: int, depot: Depot, items: list[tuple[str, int]]) -> None:

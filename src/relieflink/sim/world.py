@@ -45,6 +45,8 @@ KITS = {  # household member count → kit it is entitled to
     "pregnant": "KIT-MATERNITY",
     "chronic": "KIT-CHRONIC-MED",
 }
+# The kits only one group is entitled to (not the family food kit every household gets).
+GROUP_KITS = frozenset(sku for attr, sku in KITS.items() if attr != "size")
 REFILL_SKU = "MED-AMLODIPINE-30"
 _PER = {"size": "person", "infants": "infant", "pregnant": "pregnant", "chronic": "chronic"}
 
@@ -77,6 +79,7 @@ class SimLog:
     # Every attempt at a door: household, its attempt number, "delivered" or the failure reason.
     doors: list[tuple[int, int, str]] = field(default_factory=list)
     breakdowns: list[tuple[float, str, str]] = field(default_factory=list)  # t, kind, vehicle
+    replacements: int = 0  # broken vehicles the carriers' reserve replaced the same day
     absences: list[tuple[int, str]] = field(default_factory=list)  # day, vehicle off (roll call)
     # Per stop, minutes from the vehicle at the gate to the last door (one parcel after another).
     gate_minutes: list[float] = field(default_factory=list)
