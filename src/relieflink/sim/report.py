@@ -279,8 +279,8 @@ def _what_if(summary: dict[str, Any]) -> str:
 
 def _fleet(summary: dict[str, Any]) -> str:
     mix = summary["priority"]["fleet"]
-    names = (("trucks", "trucks"), ("vans", "vans"), ("ebikes", "e-bikes"), ("robots", "robots"))
-    parts = [f"{mix[key]:,} {name}" for key, name in names]
+    names = (("trucks", "truck"), ("vans", "van"), ("ebikes", "e-bike"), ("robots", "robot"))
+    parts = [f"{mix[key]:,} {name}{'' if mix[key] == 1 else 's'}" for key, name in names]
     return ", ".join(parts) + f" and {mix['volunteers']:,} volunteers in compound teams"
 
 
