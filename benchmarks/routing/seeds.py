@@ -6,7 +6,8 @@ Each file is one `run.py` run (its seed is read from the command it records). A 
 mean gap over the seeds whose plan was feasible, the seeds' gaps, the mean CPU seconds and the
 load at each run's start. "Engine not worse than PyVRP" is the issue's rule: the engine's mean
 over seeds is not higher than plain PyVRP's, or within 0.1 percentage point of it. Gaps are to
-the BKS, or to the reference where the run marked it so.
+the BKS, or to the reference where the run marked it so; with neither (a variant with no
+reference yet), the mean cost is shown, and the engine's mean cost over PyVRP's.
 """
 
 from __future__ import annotations
@@ -64,8 +65,13 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
             "gap_to": rs[0].get("gap_to", "BKS"),
             "seeds": [r["seed"] for r in rs],
             "gaps": gaps,
+            "costs": [r.get("cost") for r in rs],
             "failed": failed,
             "mean_gap": mean(known) if len(known) == len(gaps) and known else None,
+            # Without a BKS or reference there is no gap: the feasible plans' mean cost instead.
+            "mean_cost": mean(r["cost"] for r in rs)
+            if all(r.get("feasible") == "ok" for r in rs)
+            else None,
             "cpu_s": mean(r.get("cpu_s", 0.0) for r in rs),
             "peak_mb": max(r.get("peak_mem_mb", 0) for r in rs),
         }
@@ -91,12 +97,18 @@ def markdown(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
                 for g, bad in zip(c["gaps"], c["failed"], strict=True)
             )
             m = "—" if c["mean_gap"] is None else f"**{c['mean_gap']:.2f}**"
+            if c["mean_gap"] is None and c["mean_cost"] is not None:
+                per = " / ".join(f"{r:,.0f}" for r in c["costs"])
+                m = f"cost **{c['mean_cost']:,.0f}**"
             texts.append(f"{m} ({per}; {c['cpu_s']:.0f} CPU s, {c['peak_mb']} MB)")
         eng, pyv = cells.get((inst, "engine")), cells.get((inst, "pyvrp"))
         verdict = "—"
         if eng and pyv and eng["mean_gap"] is not None and pyv["mean_gap"] is not None:
             d = eng["mean_gap"] - pyv["mean_gap"]
             verdict = f"{d:+.2f} pp: " + ("not worse" if d <= NOT_WORSE_PP else "worse")
+        elif eng and pyv and eng["mean_cost"] and pyv["mean_cost"]:
+            ratio = eng["mean_cost"] / pyv["mean_cost"]
+            verdict = f"cost ratio {ratio:.4f}: " + ("better" if ratio < 1 else "not better")
         lines.append(
             f"| {inst} | {any_cell['n']} | {any_cell['regime']} | "
             + " | ".join(texts)
