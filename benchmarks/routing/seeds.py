@@ -43,7 +43,7 @@ def load(files: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
 def aggregate(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (instance, solver): seeds, per-seed gaps (None where infeasible), mean gap, CPU."""
+    """Per (instance, solver): per-seed gaps (None where infeasible) and costs, mean gap, CPU."""
     # A seed run twice for a solver (e.g. again after it failed to start): its feasible row.
     best: dict[tuple[str, str, int], dict[str, Any]] = {}
     for r in rows:
@@ -62,8 +62,6 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
         out[key] = {
             "n": rs[0].get("n"),
             "regime": rs[0].get("regime", "-"),
-            "gap_to": rs[0].get("gap_to", "BKS"),
-            "seeds": [r["seed"] for r in rs],
             "gaps": gaps,
             "costs": [r.get("cost") for r in rs],
             "failed": failed,

@@ -102,10 +102,7 @@ class Dispatch:
             if back <= self.back:
                 continue
             self.back = back
-            ready = (minute + w.a.loading_minutes) * 60
-            groups = fleet.groups_of_day(w.session, clock.today())
-            if any(g.shift_end_s > ready for g in groups):
-                self._wave()
+            self._wave_if_shift_left()
 
     def _wave(self) -> None:
         """Allocate what the free vehicles can carry, then plan it with what waits."""
@@ -276,8 +273,13 @@ class Dispatch:
         w.commit()
         while w.env.now - self.last_plan_at < w.a.loading_minutes:
             yield w.env.timeout(w.a.phone_sync_minutes)
+        self._wave_if_shift_left()
+
+    def _wave_if_shift_left(self) -> None:
+        """A wave for the free vehicles, if some group's shift outlasts the loading."""
+        w = self.w
         ready = (w.env.now % MINUTES_PER_DAY + w.a.loading_minutes) * 60
-        if any(g.shift_end_s > ready for g in fleet.groups_of_day(w.session, day)):
+        if any(g.shift_end_s > ready for g in fleet.groups_of_day(w.session, clock.today())):
             self._wave()
 
     def pending_at_end(self) -> Counter[str]:
