@@ -97,6 +97,29 @@ def test_route_groups_follow_shared_neighbours_not_centroids() -> None:
     assert seen_a_first
 
 
+def test_route_groups_start_from_the_routes_solved_longest_ago() -> None:
+    # Six routes of two clients on a line. Routes 1 and 4 were re-optimised longest ago
+    # (round 0), so every group starts from one of them, the first group's seed
+    # leaving the other for the second group; with no stamps any route may seed.
+    xy = np.column_stack([np.arange(12, dtype=np.float64), np.zeros(12)])
+    route_of = np.repeat(np.arange(6), 2).astype(np.int64)
+    cents = np.column_stack([np.arange(6) * 2 + 0.5, np.zeros(6)])
+    nb = nearest_neighbours(xy, 2)
+    solved = [3, 0, 2, 5, 0, 4]
+    seeds = set()
+    for s in range(30):
+        rng = np.random.default_rng(s)
+        groups = pick_route_groups(route_of, [2] * 6, nb, cents, 2, 4, rng, solved)
+        assert {groups[0][0], groups[1][0]} == {1, 4}
+        seeds.add(groups[0][0])
+    assert seeds == {1, 4}  # ties are drawn at random
+    any_seed = {
+        pick_route_groups(route_of, [2] * 6, nb, cents, 1, 2, np.random.default_rng(s))[0][0]
+        for s in range(30)
+    }
+    assert len(any_seed) > 2
+
+
 def _eccentric_problem(n: int = 60) -> RoutingProblem:
     """Depot at the west edge of a 100 x 40 field; capacity for about 15 clients a route."""
     rng = np.random.default_rng(7)
@@ -214,6 +237,7 @@ def test_long_routes_start_from_routes_packed_to_capacity() -> None:
         {"neighbours": 0},
         {"max_slice_growth": 0.5},
         {"long_route_clients": 0},
+        {"covers": 0},
     ],
 )
 def test_bad_params_are_refused(kw: dict[str, object]) -> None:

@@ -251,10 +251,12 @@ def pick_route_groups(
     width: int,
     size: int,
     rng: np.random.Generator,
+    solved: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Pick up to ``width`` disjoint groups of routes that trade clients with each other.
 
-    A group grows from a random seed route by adding, each time, the free route nearest the
+    A group grows from a seed route, drawn at random among the free routes re-optimised
+    longest ago (``solved``), by adding, each time, the free route nearest the
     seed (by centroid) among those with a client that is a near neighbour of a client in the
     group (when none is linked: the nearest free route), until it holds at least ``size``
     clients. A route that shares no neighbourhood with the group, however close its centroid,
@@ -276,6 +278,10 @@ def pick_route_groups(
         Target number of clients per group.
     rng
         Chooses the seed routes.
+    solved
+        The last round that re-optimised each route (lower: longer ago). Seeds come from the
+        free routes with the lowest value, so successive rounds cover the whole plan before
+        they return to a region; ``None``: any free route.
 
     Returns
     -------
@@ -290,11 +296,14 @@ def pick_route_groups(
         if r >= 0:
             members[r].append(c)
     free = np.ones(n_routes, dtype=bool)
+    stamp = None if solved is None else np.asarray(solved, dtype=np.int64)
     groups: list[list[int]] = []
     for _ in range(width):
         cand = np.flatnonzero(free)
         if len(cand) == 0:
             break
+        if stamp is not None:
+            cand = cand[stamp[cand] == stamp[cand].min()]
         cur = int(rng.choice(cand))
         grp = [cur]
         free[cur] = False

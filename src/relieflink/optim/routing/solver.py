@@ -67,7 +67,16 @@ class RoutingParams:
     init_share
         Share of the time limit for the first, parallel pass over all parts.
     sub_time
-        Seconds per sub-problem in improvement rounds (``None``: derived from the time limit).
+        Base seconds per sub-problem in improvement rounds (``None``: derived from
+        ``covers``).
+    covers
+        With ``sub_time`` left ``None``, the base slice is set so that the rounds could
+        re-optimise every route about this many times in the time left after the sweep pass
+        (the time left times the workers, over the number of parts times ``covers``; between
+        1 and 30 s). Rounds seed their parts from the routes re-optimised longest ago, so
+        the whole plan is covered before a region is taken again. A slice fixed at a twelfth
+        of the budget covered Brussels1 (15,000 clients, 30 parts) about half a time in
+        300 s: 2.92 % above the best known, against 1.41 % with 3 s slices.
     construction
         ``"auto"``: where every depot has one plain capacitated fleet (no time windows,
         shift or range limits, site rules or duration costs), a granular savings plan first (a
@@ -115,6 +124,7 @@ class RoutingParams:
     rounds: int = 6
     init_share: float = 0.15
     sub_time: float | None = None
+    covers: float = 20.0
     construction: str = "auto"
     neighbours: int = 8
     savings_neighbours: int = 32
@@ -135,6 +145,8 @@ class RoutingParams:
             raise ValueError(f"construction must be 'auto' or 'sweep', got {self.construction!r}")
         if min(self.neighbours, self.savings_neighbours, self.group_routes) < 1:
             raise ValueError("neighbours, savings_neighbours and group_routes must be >= 1")
+        if self.covers <= 0:
+            raise ValueError("covers must be > 0")
         if self.max_slice_growth < 1:
             raise ValueError("max_slice_growth must be >= 1")
         if self.portfolio_memory_mb < 0:
@@ -171,6 +183,7 @@ class _Route:
     cost: int = 0
     centroid: tuple[float, float] = (0.0, 0.0)
     gain: float = 0.0  # relative improvement of the solve that made this route
+    solved: int = -1  # last round whose sub-problems held this route (-1: none yet)
 
 
 @dataclass(slots=True)
@@ -1085,7 +1098,10 @@ def _solve_decomposed(
     size = max(params.part_size, round(params.group_routes * mean_len))
     stats["part_size"] = size
     if time_limit is not None:
-        base_time = params.sub_time or min(30.0, max(2.0, time_limit / 12))
+        n_parts = max(1.0, len(prep.piece_stop) / size)
+        share = (time_limit - elapsed()) * workers / (n_parts * params.covers)
+        base_time = params.sub_time or min(30.0, max(0.5, share))
+        stats["base_slice_s"] = round(base_time, 2)
     rnd = 0
     while True:
         if iterations is not None and rnd >= params.rounds:
@@ -1259,12 +1275,14 @@ def _improve_round(
             gain = (old_cost - new_cost) / old_cost if old_cost > 0 else 0.0
             for r in rs:
                 r.gain = max(0.0, gain)
+                r.solved = rnd
             remove.update(grp)
             new_routes.extend(rs)
             newly_served.update(p for r in rs for p in r.pieces)
         else:
             for ri in grp:  # no gain here: the next slice on these routes shrinks back
                 routes[ri].gain = 0.0
+                routes[ri].solved = rnd
     if remove:
         routes = [r for i, r in enumerate(routes) if i not in remove] + new_routes
         dropped = [p for p in dropped if p not in newly_served]
@@ -1285,7 +1303,8 @@ def _pick_groups(
         route_of[r.pieces] = ri
     cents = np.array([r.centroid for r in routes], dtype=np.float64).reshape(-1, 2)
     sizes = [len(r.pieces) for r in routes]
-    return pick_route_groups(route_of, sizes, nbrs, cents, width, size, rng)
+    solved = [r.solved for r in routes]
+    return pick_route_groups(route_of, sizes, nbrs, cents, width, size, rng, solved)
 
 
 def _result(
