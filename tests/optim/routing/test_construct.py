@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -212,7 +213,8 @@ def test_long_routes_start_from_routes_packed_to_capacity() -> None:
     # solved from scratch may round up part by part; the packed start keeps the bound.
     p = _eccentric_problem(120)
     p = RoutingProblem(p.depots, p.stops, (truck(count=120, cap=60),), name="long")
-    params = RoutingParams(direct_limit=10, part_size=40, rounds=1)
+    # No memory for whole-instance solves: long routes above direct_limit are decomposed.
+    params = RoutingParams(direct_limit=10, part_size=40, rounds=1, direct_memory_mb=0)
     res = solve_routing(
         p, iterations=50, seed=1, executor=SerialExecutor(), provider=planar(p), params=params
     )
@@ -230,6 +232,31 @@ def test_long_routes_start_from_routes_packed_to_capacity() -> None:
     assert res.stats["construction"] == "sweep"
 
 
+def test_long_routes_go_to_pyvrp_whole_where_its_matrices_fit() -> None:
+    p = _eccentric_problem(120)
+    long = RoutingProblem(p.depots, p.stops, (truck(count=120, cap=60),), name="long")
+    fits = RoutingParams(direct_limit=10, part_size=40, rounds=1)  # 1 GB: 121 locations fit
+    tight = dataclasses.replace(fits, direct_memory_mb=0)
+    short = dataclasses.replace(fits, long_route_clients=61)  # 60 clients a route: short
+    for prob, params, mode in [
+        (long, fits, "direct"),
+        (long, tight, "decomposed"),
+        (long, short, "decomposed"),
+        (p, fits, "decomposed"),  # capacity for 15 clients a route
+    ]:
+        res = solve_routing(
+            prob,
+            iterations=50,
+            seed=1,
+            executor=SerialExecutor(),
+            provider=planar(prob),
+            params=params,
+        )
+        assert_clean(prob, res)
+        assert res.stats["mode"] == mode, (prob.name, params)
+    assert len(res.routes) >= 4
+
+
 @pytest.mark.parametrize(
     "kw",
     [
@@ -238,6 +265,7 @@ def test_long_routes_start_from_routes_packed_to_capacity() -> None:
         {"max_slice_growth": 0.5},
         {"long_route_clients": 0},
         {"covers": 0},
+        {"direct_memory_mb": -1},
     ],
 )
 def test_bad_params_are_refused(kw: dict[str, object]) -> None:
