@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import re
 from dataclasses import replace
@@ -32,14 +33,25 @@ def test_the_demo_writes_the_summary_and_an_offline_report(tmp_path: Path) -> No
         scale=0.0001,
         days=1,
         supply=0.9,
-        assume={"group_kit_supply_ratio": "1", "breakdown_share": "0.1"},
+        assume={"group_kit_supply_ratio": "1", "breakdown_share": "0.1", "extra_trucks": "2"},
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary))
     assert summary["seed"] == 5 and summary["seeds"] == [5]
     assert summary["supply_ratio"] == 0.9
     # A what-if lists what it changed (breakdown_share=0.1 is the default: not a change).
-    assert summary["assumptions_changed"] == {"group_kit_supply_ratio": 1.0, "supply_ratio": 0.9}
+    assert summary["assumptions_changed"] == {
+        "extra_trucks": 2,
+        "group_kit_supply_ratio": 1.0,
+        "supply_ratio": 0.9,
+    }
+    # Two more trucks in each of the scenario's truck groups, and nothing else changed.
+    with (tmp_path / "city" / "vehicles.csv").open() as handle:
+        scenario = list(csv.DictReader(handle))
+    groups = [int(r["count"]) for r in scenario if r["kind"] == "truck"]
+    assert groups and summary["priority"]["fleet"]["trucks"] == sum(groups) + 2 * len(groups)
+    vans = sum(int(r["count"]) for r in scenario if r["kind"] == "van")
+    assert summary["priority"]["fleet"]["vans"] == vans
     assert summary["households"] == summary["city"]["households"] > 0
     for policy in ("priority", "fifo"):
         figures = summary[policy]
@@ -58,7 +70,8 @@ def test_the_demo_writes_the_summary_and_an_offline_report(tmp_path: Path) -> No
     assert summary["ledger_reconciled"] is True
     page = (tmp_path / "index.html").read_text()
     assert "<svg" in page
-    assert "What-if:</b> this run changed <code>group_kit_supply_ratio = 1.0</code>" in page
+    assert "What-if:</b> this run changed <code>extra_trucks = 2</code>, " in page
+    assert "<code>group_kit_supply_ratio = 1.0</code>" in page
     assert re.search(r'(src|href)="https?://', page) is None  # nothing fetched from a network
 
 

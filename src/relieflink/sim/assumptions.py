@@ -59,6 +59,11 @@ class SimAssumptions:
     # start (its city hub's spare, as JD's and SF's hubs kept); None: no reserve, the group is
     # a vehicle short for the rest of the day. A what-if (``--assume replacement_hours=2``).
     replacement_hours: float | None = None
+    # More trucks in each carrier's truck group at a depot, each with its driver: a carrier's
+    # standby or a requisitioned truck. The scenario's fleet is the published couriers' share
+    # of the city (no factor); this is the coordinator's lever, a what-if
+    # (``--assume extra_trucks=1``), 0 by default.
+    extra_trucks: int = 0
     # Each morning each vehicle's courier is locked in or ill with this chance (the published
     # bottleneck of April 2022: couriers locked in); the group's availability for the day drops.
     courier_absence_share: float = 0.1

@@ -4,6 +4,7 @@ HTML report that shows the difference."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -53,6 +54,25 @@ def _fresh(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def _fleet_file(path: Path, extra_trucks: int, out: Path) -> Path:
+    """The scenario's ``vehicles.csv``, or a copy of it in ``out`` with ``extra_trucks`` more
+    trucks in each truck group."""
+    if not extra_trucks:
+        return path
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns, rows = reader.fieldnames or [], list(reader)
+    for row in rows:
+        if row["kind"] == "truck":
+            row["count"] = str(int(row["count"]) + extra_trucks)
+    what_if = out / "vehicles-what-if.csv"
+    with what_if.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return what_if
+
+
 def _simulate(
     db_path: Path, policy: Policy, days: int, seed: int, assumptions: SimAssumptions
 ) -> tuple[dict[str, Any], SimLog, bool]:
@@ -91,8 +111,10 @@ def _one_seed(
             kind: bulk.import_file(session, kind, manifest.files[kind], actor=None).created
             for kind in IMPORT_ORDER
         }
-        # The carriers' fleets as the scenario sized them (no factor), through the fleet service.
-        fleet.import_fleet(session, manifest.files["vehicles"], actor=None)
+        # The carriers' fleets as the scenario sized them (no factor), through the fleet service;
+        # a what-if's extra trucks as a fleet file a coordinator would import.
+        vehicles = _fleet_file(manifest.files["vehicles"], assumptions.extra_trucks, out)
+        fleet.import_fleet(session, vehicles, actor=None)
         counts["vehicles"] = sum(v.count for v in fleet.list_vehicles(session))
         session.commit()
     engine.dispose()
