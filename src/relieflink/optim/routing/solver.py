@@ -63,9 +63,11 @@ class RoutingParams:
         worker, each with its own seed, the cheapest plan kept.
     direct_memory_mb
         Larger problems also go to PyVRP whole where every depot's problem is plain CVRP
-        with long routes (``long_route_clients``) and one whole-instance solve per worker
-        fits in this many megabytes (:func:`whole_instance_bytes`; 1024 with two workers
-        takes one-profile problems up to about 4,000 locations). On long routes PyVRP's
+        with long routes (``long_route_clients``) and the matrices of one whole-instance
+        solve per worker fit in this many megabytes (:func:`whole_instance_bytes`; 1024 with
+        two workers takes one-profile problems up to about 4,000 locations; PyVRP's own
+        structures add about half again: 966-975 MB for the whole run, main process and two
+        workers, at 3,000 clients). On long routes PyVRP's
         search makes about as many iterations a second on the whole instance as on a part
         of it, so parts gain nothing per iteration and lose the moves between parts: on
         Leuven1-west-L115 (3,000 clients, 27 routes of about 110) at 300 s the rounds ended
