@@ -67,11 +67,11 @@ class RoutingParams:
         solve per worker fit in this many megabytes (:func:`whole_instance_bytes`; 1024 with
         two workers takes one-profile problems up to about 4,000 locations; PyVRP's own
         structures add about half again: 966-975 MB for the whole run, main process and two
-        workers, at 3,000 clients). On long routes PyVRP's
-        search makes about as many iterations a second on the whole instance as on a part
-        of it, so parts gain nothing per iteration and lose the moves between parts: on
-        Leuven1-west-L115 (3,000 clients, 27 routes of about 110) at 300 s the rounds ended
-        0.15 % above plain PyVRP's three-seed mean. ``0`` turns this off.
+        workers, at 3,000 clients). On long routes PyVRP's search makes about as many
+        iterations a second on the whole instance as on a part of it, so parts gain nothing
+        per iteration and lose the moves between parts: on Leuven1-west-L115 (3,000 clients,
+        27 routes of about 110) at 300 s the rounds ended 0.15 % above plain PyVRP's
+        three-seed mean, the two searches 0.23 % below it. ``0`` turns this off.
     part_size
         Target number of pieces per sub-problem when decomposing.
     rounds
@@ -428,7 +428,7 @@ def _sub_task(
             dtype=np.int64,
         ).reshape(-1, 2),
         client_locs=(stops + n_dep).astype(np.int64),
-        delivery=np.column_stack([prep.piece_g[pieces], prep.piece_ml[pieces]]).astype(np.int64),
+        delivery=_loads(prep, np.asarray(pieces, dtype=np.int64)).astype(np.int64),
         service=np.array([problem.stops[s].service_s for s in stops], dtype=np.int64),
         tw=np.array(
             [[problem.stops[s].tw_start, problem.stops[s].tw_end] for s in stops], dtype=np.int64
@@ -542,7 +542,7 @@ def _packed_parts(
     for d, t in plain.items():
         vt = prep.problem.vehicle_types[t]
         idx, ang, rad = _sweep_angles(prep, d)
-        loads = np.column_stack([prep.piece_g[idx], prep.piece_ml[idx]])
+        loads = _loads(prep, idx)
         cap = np.array([vt.capacity_g, vt.capacity_ml], dtype=np.float64)
         used = loads.sum(axis=0) > 0
         if _capacity_in_means(vt, loads) < params.long_route_clients:
@@ -595,6 +595,11 @@ def _packed_parts(
     return parts, seeds, budgets
 
 
+def _loads(prep: _Prepared, idx: IntArray) -> IntArray:
+    """The pieces' demands as rows of (grams, millilitres)."""
+    return np.column_stack([prep.piece_g[idx], prep.piece_ml[idx]])
+
+
 def _capacity_in_means(vt: VehicleType, loads: FloatArray | IntArray) -> float:
     """How many mean demands (rows of ``loads``: grams, millilitres) one vehicle holds, by
     its tighter dimension; 0 where nothing is loaded."""
@@ -615,12 +620,12 @@ def _long_direct(prep: _Prepared, workers: int, params: RoutingParams) -> bool:
     plain = _plain_types(prep)
     if plain is None:
         return False
-    for d, t in plain.items():
-        idx = np.flatnonzero(prep.home_depot == d)
-        loads = np.column_stack([prep.piece_g[idx], prep.piece_ml[idx]])
-        if _capacity_in_means(prep.problem.vehicle_types[t], loads) < params.long_route_clients:
-            return False
-    return True
+    vts = prep.problem.vehicle_types
+    return all(
+        _capacity_in_means(vts[t], _loads(prep, np.flatnonzero(prep.home_depot == d)))
+        >= params.long_route_clients
+        for d, t in plain.items()
+    )
 
 
 def _allocate(counts: dict[int, int], weights: list[float]) -> list[dict[int, int]]:
@@ -772,7 +777,7 @@ def _savings_start(prep: _Prepared, nbrs: IntArray) -> list[_Route] | None:
         nb_dist = _pair_distances(prep.provider, locs, locs[nb])
         d_out = prep.provider.distances(np.array([d]), locs).astype(np.int64)[0]
         d_in = prep.provider.distances(locs, np.array([ed])).astype(np.int64)[:, 0]
-        loads = np.column_stack([prep.piece_g[idx], prep.piece_ml[idx]])
+        loads = _loads(prep, idx)
         seqs = savings_routes(d_out, d_in, nb, nb_dist, loads, (vt.capacity_g, vt.capacity_ml))
         if len(seqs) > vt.count:
             return None
